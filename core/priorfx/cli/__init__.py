@@ -1,0 +1,65 @@
+"""The `priorfx` command.
+
+Each subcommand lives in its own module in this package with a
+`register(subparsers)` function; main() maps the PriorfxError family to exit
+codes and prints one line (plus a hint) instead of a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import priorfx
+from priorfx.errors import PriorfxError
+
+# Order here is the order in `priorfx --help`.
+COMMANDS = ["demo", "deshutter", "undistort", "matte", "models", "samples",
+            "serve", "bench", "install", "publish"]
+
+EPILOG = """exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 model missing,
+5 model checksum mismatch, 6 no face found, 7 engine/index unreachable, 8 auth,
+9 over a limit, 10 version mismatch, 11 output not writable, 12 not found,
+130 cancelled"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="priorfx", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Fix what the camera got wrong: rolling shutter, selfie perspective, "
+                    "background (matting).")
+    parser.add_argument("--version", action="version", version=f"priorfx {priorfx.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"priorfx.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"priorfx.cli.{name}":
+                continue  # command not built yet in this tree
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except PriorfxError as err:
+        print(f"priorfx: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"priorfx: hint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("priorfx: cancelled (no partial output was kept)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""`priorfx bench NAME`: speed and quality benchmarks with peers, as JSON."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from priorfx.atomic import write_bytes_atomic
+from priorfx.bench.common import environment
+
+BENCHES = {
+    "shutter": "rolling-shutter correction vs. input and a global-motion peer",
+    "portrait": "selfie undistortion vs. input and a 2D peer",
+    "matting": "matting vs. raw RVM, closed-form and KNN",
+    "server": "HTTP server load test on loopback",
+    "scale": "cluster scale-out: 1 vs 2 local workers",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark and print JSON",
+                       description="Each benchmark measures priorfx and its peers in the same run "
+                                   "and prints JSON with a `summary` object.")
+    bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name, text in BENCHES.items():
+        try:
+            module = importlib.import_module(f"priorfx.bench.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"priorfx.bench.{name}":
+                continue
+            raise
+        b = bsub.add_parser(name, help=text)
+        b.add_argument("--quick", action="store_true", help="small data, few repeats (minutes -> seconds)")
+        b.add_argument("--json", metavar="OUT", help="also write the JSON to this file")
+        module.add_arguments(b)
+        b.set_defaults(func=_run, bench_module=module)
+
+
+def _run(args: argparse.Namespace) -> int:
+    result = args.bench_module.run(args)
+    result = {"benchmark": args.bench, "quick": bool(args.quick), "environment": environment(), **result}
+    text = json.dumps(result, indent=2, default=float)
+    if args.json:
+        write_bytes_atomic(args.json, text.encode())
+    print(text)
+    sys.stdout.flush()
+    return 0

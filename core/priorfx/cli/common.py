@@ -1,0 +1,63 @@
+"""Helpers shared by the subcommands: engine options, progress bars, frame ranges."""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from priorfx.config import load_settings
+from priorfx.engine import Engine, get_engine
+from priorfx.errors import UsageError
+from priorfx.progress import Progress
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--remote", metavar="URL",
+                   help="run on a `priorfx serve` at URL (default: $PRIORFX_REMOTE, the config file, or local)")
+    g.add_argument("--token", help="token for the remote server (default: $PRIORFX_TOKEN)")
+    g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    return get_engine(load_settings(remote=args.remote, token=args.token, threads=args.threads))
+
+
+@contextmanager
+def progress_bar(desc: str, unit: str = "frame", quiet: bool = False) -> Iterator[Progress]:
+    """A Progress that draws a tqdm bar on stderr (nothing when quiet or not a TTY)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=quiet or None, leave=False)
+
+    def update(done: int, total: int, message: str) -> None:
+        if total and bar.total != total:
+            bar.total = total
+        bar.n = done
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    try:
+        yield Progress(update)
+    finally:
+        bar.close()
+
+
+def parse_frame_range(text: str | None) -> tuple[int, int] | None:
+    """'A-B' (inclusive) or 'N' -> (A, B); None -> None."""
+    if text is None:
+        return None
+    try:
+        if "-" in text.strip("-"):
+            a, b = text.split("-", 1)
+            first, last = int(a), int(b)
+        else:
+            first = last = int(text)
+    except ValueError:
+        raise UsageError(f"frame range {text!r} is not A-B", "e.g. --frames 1001-1100") from None
+    if last < first:
+        raise UsageError(f"frame range {text!r} is empty (last frame before first)",
+                         "give the first frame, then the last, e.g. 1001-1100")
+    return first, last

@@ -1,0 +1,64 @@
+"""Settings: where models and samples live, and which engine to use.
+
+Precedence (highest first): explicit argument (CLI flag), environment
+variable, config file, default. The config file is TOML at
+`$PRIORFX_CONFIG` or `<user config dir>/priorfx/config.toml`, e.g.::
+
+    remote = "http://gpu-box:8765"
+    token = "..."
+    threads = 2
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from priorfx.errors import UsageError
+
+
+def home() -> Path:
+    """The cache folder for models and samples (`PRIORFX_HOME`)."""
+    env = os.environ.get("PRIORFX_HOME")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("priorfx"))
+
+
+def config_file() -> Path:
+    env = os.environ.get("PRIORFX_CONFIG")
+    return Path(env) if env else Path(platformdirs.user_config_dir("priorfx")) / "config.toml"
+
+
+def _read_config_file() -> dict:
+    path = config_file()
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"config file {path} is not valid TOML: {exc}",
+                         "fix or delete the file") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    remote: str | None = None   # URL of a `priorfx serve`; None = run locally
+    token: str | None = None    # bearer token for that server
+    threads: int = 0            # inference threads; 0 = runtime default
+
+
+def load_settings(remote: str | None = None, token: str | None = None,
+                  threads: int | None = None) -> Settings:
+    """Resolve settings from arguments, environment and the config file."""
+    cfg = _read_config_file()
+    remote = remote or os.environ.get("PRIORFX_REMOTE") or cfg.get("remote") or None
+    token = token or os.environ.get("PRIORFX_TOKEN") or cfg.get("token") or None
+    if threads is None:
+        env_threads = os.environ.get("PRIORFX_THREADS")
+        threads = int(env_threads) if env_threads else int(cfg.get("threads", 0))
+    if remote is not None and not remote.startswith(("http://", "https://")):
+        raise UsageError(f"remote engine URL {remote!r} must start with http:// or https://",
+                         "e.g. --remote http://127.0.0.1:8765")
+    return Settings(remote=remote, token=token, threads=threads)
