@@ -15,7 +15,7 @@ from priorfx.errors import PriorfxError
 
 # Order here is the order in `priorfx --help`.
 COMMANDS = ["demo", "deshutter", "undistort", "matte", "models", "samples",
-            "serve", "bench", "install", "publish"]
+            "serve", "worker", "bench", "install", "publish"]
 
 EPILOG = """exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 model missing,
 5 model checksum mismatch, 6 no face found, 7 engine/index unreachable, 8 auth,
