@@ -1,0 +1,269 @@
+"""Selfie perspective undistortion: re-render a close-up face from farther away.
+
+A selfie taken at 20-60 cm enlarges the nose and narrows the face, because of
+perspective. `undistort` fits a metric 3D face to each detected face under
+full perspective (focal length from EXIF, the user, or a phone-front-camera
+default), estimates the camera-to-face distance, and moves the camera back to
+`distance_m` while lengthening the focal length so that the face keeps its
+size (a dolly zoom). The landmark motion becomes a smooth warp over the head
+that fades out over the background, applied with one full-resolution remap.
+
+Example
+-------
+>>> from priorfx.portrait import PortraitParams, undistort
+>>> res = undistort(rgb, PortraitParams(distance_m=1.5))      # doctest: +SKIP
+>>> res.faces[0]["distance_m"], res.image.shape                # doctest: +SKIP
+
+The focal length matters: without EXIF we assume a phone front camera
+(26 mm, 35 mm-equivalent, on the image as given; a crop of a photo has a
+longer equivalent focal length). Give `focal_mm` for other photos.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from priorfx.errors import InputError, LimitError, NoFaceError, UsageError
+from priorfx.progress import Progress, tick
+from priorfx.provenance import provenance
+
+MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
+ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
+DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera
+MODELS = ["blazeface-short-range", "face-landmark", "selfie-segmentation"]
+
+__all__ = ["PortraitParams", "PortraitResult", "undistort", "DEFAULT_FOCAL_MM", "MAX_PIXELS"]
+
+
+@dataclass
+class PortraitParams:
+    """Parameters of the portrait undistortion (JSON scalars only).
+
+    Attributes
+    ----------
+    distance_m : target camera-to-face distance in metres (default 1.5). Any
+        value > 0; values beyond the estimated distance flatten the
+        perspective, values closer exaggerate it; the change is continuous.
+    focal_mm : 35 mm-equivalent focal length of the camera. None: the caller's
+        EXIF value if it filled this in, else DEFAULT_FOCAL_MM (26 mm, a phone
+        front camera).
+    strength : 0..1, blends between no change (0) and the full correction (1),
+        linearly in inverse distance.
+    face : index of the one face to correct (faces sorted largest first), or
+        None for all faces.
+    max_faces : at most this many faces are corrected.
+    debug_overlay : also return a picture with landmarks, head proxy and
+        estimated distances.
+    """
+
+    distance_m: float = 1.5
+    focal_mm: float | None = None
+    strength: float = 1.0
+    face: int | None = None
+    max_faces: int = 8
+    debug_overlay: bool = False
+
+    def __post_init__(self) -> None:
+        def number(name, value, lo, hi, hint):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UsageError(f"{name} must be a number, got {value!r}", hint)
+            if not lo <= value <= hi:
+                raise UsageError(f"{name}={value} is outside {lo}..{hi}", hint)
+
+        number("distance_m", self.distance_m, 0.05, 100.0,
+               "give the target camera distance in metres, e.g. --distance 1.5")
+        if self.focal_mm is not None:
+            number("focal_mm", self.focal_mm, 5.0, 1200.0,
+                   "give the 35 mm-equivalent focal length, e.g. --focal-mm 26 for a phone front camera")
+        number("strength", self.strength, 0.0, 1.0, "strength is a fraction: 0 = unchanged, 1 = full correction")
+        if self.face is not None and (isinstance(self.face, bool) or not isinstance(self.face, int)
+                                      or self.face < 0):
+            raise UsageError(f"face must be a face index >= 0 or None, got {self.face!r}",
+                             "faces are numbered from 0, largest first; omit it to correct all faces")
+        if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
+            raise UsageError(f"max_faces must be a positive integer, got {self.max_faces!r}", "e.g. 8")
+        if not isinstance(self.debug_overlay, bool):
+            raise UsageError(f"debug_overlay must be true or false, got {self.debug_overlay!r}")
+
+
+@dataclass
+class PortraitResult:
+    """The corrected image and what was found.
+
+    image : same shape and dtype as the input (alpha warped with the colour).
+    faces : one dict per corrected face: box (x0, y0, x1, y1 pixels), score,
+        distance_m (estimated), target_m, focal_mm and focal_px used,
+        fit_rms_px, warp_scale (1 = full warp; < 1 when scaled down to avoid
+        tearing).
+    provenance : models, parameters, priorfx version.
+    debug : optional RGB overlay (landmarks, head proxy, distances).
+    """
+
+    image: np.ndarray
+    faces: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    debug: np.ndarray | None = None
+    field: Any = field(default=None, repr=False)   # the warp (for benchmarks): see Plan
+
+
+@dataclass
+class Plan:
+    """The warp for a full-resolution image: backward displacement on a coarse grid."""
+
+    box: tuple[int, int, int, int]     # full-res x0, y0, x1, y1 the warp touches
+    grid: np.ndarray                   # ny x nx x 2, full-res pixels
+    faces: list[dict[str, Any]]
+    overlay: np.ndarray | None = None
+
+    def backward(self, xy: np.ndarray) -> np.ndarray:
+        """Backward displacement at full-res points (N x 2), bilinear on the grid."""
+        x0, y0, x1, y1 = self.box
+        ny, nx = self.grid.shape[:2]
+        gx = (xy[:, 0] - x0 + 0.5) * nx / max(1, x1 - x0) - 0.5
+        gy = (xy[:, 1] - y0 + 0.5) * ny / max(1, y1 - y0) - 0.5
+        inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        out = np.zeros((len(xy), 2), np.float64)
+        if self.grid.size and inside.any():
+            for c in range(2):
+                out[:, c] = cv2.remap(self.grid[..., c].astype(np.float32),
+                                      gx.astype(np.float32).reshape(1, -1), gy.astype(np.float32).reshape(1, -1),
+                                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+        return out * inside[:, None]
+
+    def forward(self, xy: np.ndarray, iterations: int = 20) -> np.ndarray:
+        """Where input points land in the output (inverts the backward map)."""
+        q = xy.astype(np.float64).copy()
+        for _ in range(iterations):
+            q = xy - self.backward(q)
+        return q
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] not in (3, 4):
+        shape = getattr(image, "shape", None)
+        raise InputError(f"expected an H x W x 3 (RGB) or H x W x 4 (RGBA) image, got shape {shape}",
+                         "convert greyscale images to RGB first")
+    h, w = image.shape[:2]
+    if h * w > MAX_PIXELS:
+        raise LimitError(f"image is {w}x{h} = {h * w / 1e6:.0f} MP, over the {MAX_PIXELS / 1e6:.0f} MP limit",
+                         "downscale it first, or crop around the face")
+    if min(h, w) < 32:
+        raise InputError(f"image is {w}x{h}, too small to find a face", "use a larger image")
+
+
+def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = None) -> Plan:
+    """Find the faces, fit them and compute the warp (no full-res pixels touched)."""
+    from priorfx.portrait import geometry, warp
+    from priorfx.priors import face as face_prior
+    from priorfx.priors import segmentation
+
+    _check_image(image)
+    h, w = image.shape[:2]
+    scale = min(1.0, ANALYSIS_MAX_SIDE / max(h, w))
+    aw, ah = max(1, round(w * scale)), max(1, round(h * scale))
+    rgb = image[..., :3]
+    small = (cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA) if scale < 1.0
+             else np.ascontiguousarray(rgb))
+    small = np.clip(small.astype(np.float32), 0.0, 1.0)
+    sx, sy = aw / w, ah / h
+    tick(progress, 1, 5, "finding faces")
+    meshes = face_prior.find_faces(small, max_faces=params.max_faces)
+    if not meshes:
+        raise NoFaceError("no face found in the image",
+                          "the portrait filter needs a visible face; try a larger or less rotated face")
+    if params.face is not None:
+        if params.face >= len(meshes):
+            raise UsageError(f"face index {params.face} does not exist: {len(meshes)} face(s) found",
+                             f"use 0..{len(meshes) - 1}, or omit it to correct all faces")
+        meshes = [meshes[params.face]]
+    tick(progress, 2, 5, "fitting the 3D face")
+    focal_mm = DEFAULT_FOCAL_MM if params.focal_mm is None else float(params.focal_mm)
+    f_small = geometry.focal_px(focal_mm, aw, ah)
+    fits = [geometry.fit_face(m.points, (aw, ah), f_small) for m in meshes]
+    person = segmentation.person_probability(small)
+    tick(progress, 3, 5, "building the warp")
+    warps, faces = [], []
+    for m, fit in zip(meshes, fits):
+        d = fit.distance_m
+        # Strength blends linearly in inverse distance (perspective strength).
+        inv = (1.0 - params.strength) / d + params.strength / params.distance_m
+        target = 1.0 / inv
+        warps.append(warp.face_warp(fit, m.points, target))
+        b = m.box
+        faces.append({"box": [float(b[0] / sx), float(b[1] / sy), float(b[2] / sx), float(b[3] / sy)],
+                      "score": round(m.score, 4), "distance_m": round(d, 4), "target_m": round(target, 4),
+                      "focal_mm": focal_mm, "focal_px": round(geometry.focal_px(focal_mm, w, h), 2),
+                      "fit_rms_px": round(fit.rms_px / sx, 3)})
+    weight = warp.head_weight((ah, aw), warps, person)
+    ys, xs = np.nonzero(weight > 1e-3)
+    if len(xs) == 0:
+        return Plan((0, 0, 0, 0), np.zeros((0, 0, 2)), faces, None)
+    # Bounding box of the warp in full-res pixels, and a coarse grid over it.
+    x0, x1 = int(max(0, np.floor(xs.min() / sx) - 2)), int(min(w, np.ceil((xs.max() + 1) / sx) + 2))
+    y0, y1 = int(max(0, np.floor(ys.min() / sy) - 2)), int(min(h, np.ceil((ys.max() + 1) / sy) + 2))
+    bw, bh = x1 - x0, y1 - y0
+    step = max(2.0, max(bw, bh) / 96.0)
+    nx, ny = max(2, int(np.ceil(bw / step))), max(2, int(np.ceil(bh / step)))
+    gx_full = x0 + (np.arange(nx) + 0.5) * bw / nx - 0.5
+    gy_full = y0 + (np.arange(ny) + 0.5) * bh / ny - 0.5
+    grid = warp.coarse_field(warps, weight, (gx_full + 0.5) * sx - 0.5, (gy_full + 0.5) * sy - 0.5)
+    grid[..., 0] /= sx
+    grid[..., 1] /= sy
+    grid, factor = warp.safe_field(grid, bw / nx, bh / ny)
+    for f in faces:
+        f["warp_scale"] = round(factor, 3)
+    overlay = _overlay(small, meshes, warps, faces, weight) if params.debug_overlay else None
+    tick(progress, 4, 5, "warping")
+    return Plan((x0, y0, x1, y1), grid.astype(np.float32), faces, overlay)
+
+
+def undistort(image: np.ndarray, params: PortraitParams | None = None,
+              progress: Progress | None = None) -> PortraitResult:
+    """Re-render a close-up portrait as if shot from `params.distance_m`.
+
+    Parameters
+    ----------
+    image : float32 H x W x 3 (RGB) or H x W x 4 (RGBA, alpha warped with the
+        colour), values in [0, 1] (other float ranges pass through unchanged).
+    params : PortraitParams (default: 1.5 m, all faces, full strength)
+    progress : optional Progress for reporting and cancelling
+
+    Raises
+    ------
+    NoFaceError when no face is found; LimitError above MAX_PIXELS;
+    InputError for a wrong array shape.
+    """
+    params = params or PortraitParams()
+    _check_image(image)
+    p = plan(image, params, progress)
+    src = np.ascontiguousarray(image, dtype=np.float32)
+    out = src.copy()
+    if p.grid.size:
+        from priorfx.portrait.warp import remap_region
+        remap_region(src, p.grid, p.box, out, progress=None)
+    tick(progress, 5, 5, "done")
+    prov = provenance("undistort", params=asdict(params), models=MODELS,
+                      faces=[{k: v for k, v in f.items() if k != "box"} for f in p.faces])
+    return PortraitResult(out, p.faces, prov, p.overlay, p)
+
+
+def _overlay(small, meshes, warps, faces, weight) -> np.ndarray:
+    """Landmarks (green), head proxy (yellow), warp weight (red tint), distances."""
+    img = np.clip(small[..., :3], 0, 1).copy()
+    img[..., 0] = np.clip(img[..., 0] + 0.35 * weight, 0, 1)
+    canvas = np.ascontiguousarray((img * 255).astype(np.uint8))
+    s = max(1, round(max(canvas.shape[:2]) / 500))
+    for m, fw, f in zip(meshes, warps, faces):
+        for x, y in m.points[:, :2]:
+            cv2.circle(canvas, (int(x), int(y)), s, (0, 255, 0), -1)
+        cv2.polylines(canvas, [np.round(fw.silhouette).astype(np.int32)], True, (255, 255, 0), s)
+        for (x, y), (dx, dy) in zip(fw.at[::7], fw.disp[::7]):
+            cv2.arrowedLine(canvas, (int(x), int(y)), (int(x + 3 * dx), int(y + 3 * dy)), (255, 0, 255), 1)
+        x0, y0 = m.box[:2]
+        cv2.putText(canvas, f"{f['distance_m'] * 100:.0f} cm -> {f['target_m'] * 100:.0f} cm",
+                    (int(x0), max(12 * s, int(y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s, (255, 255, 255), s)
+    return canvas.astype(np.float32) / 255.0

@@ -1,0 +1,201 @@
+"""Camera, distance and face-shape fit under full perspective; dolly-zoom re-projection.
+
+Camera model: pinhole, principal point at the image centre, focal length
+`f` in pixels, no lens distortion. The face is the metric mean face
+(`mean_face.json`, see build_mean_face.py) deformed by three axis scales and
+a few shape modes, rotated by R and placed at T = (tx, ty, d): d is the
+camera-to-face distance (to the centroid of the 468 mesh points).
+
+Focal length and distance are ambiguous together: a face far away with a
+long lens and one close with a short lens have the same size in the image.
+As in the thesis (DisCO), the fit does not move f and d independently; it is
+parameterised by the face's image position (u0, v0) and its scale
+k = f / d (pixels per metre at the face), which the image pins down well,
+plus the perspective strength p = 1 / d = k / f, with f known (EXIF, the
+user's value, or the documented default). We tried to free p (estimate the
+focal length from the landmarks): the mesh model's landmarks follow a
+weak-perspective face, so the fit always drifts to a far camera with a very
+long lens; focal length therefore comes from metadata or the user. Metric
+scale comes from the mean face (IPD 63 mm), so the shape's global size is held
+by a prior, not fitted.
+
+Fit in two stages (also the thesis' lesson): the camera first, with the mean
+face; then camera and shape jointly, the shape regularised towards the mean.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+SENSOR_DIAGONAL_MM = 43.2666   # 36 x 24 mm: 35 mm-equivalent focal lengths refer to it
+
+# Weights of the residual terms (pixels of landmark error vs. prior sigmas).
+_SHAPE_SCALE_SIGMA = 0.06      # axis scales ~ N(1, 6%)
+_DEPTH_WEIGHT = 0.3            # the mesh's own relative depth, a weak cue for pose
+
+
+@dataclass(frozen=True)
+class FaceModel:
+    mean: np.ndarray      # 468 x 3 metres
+    modes: np.ndarray     # m x 468 x 3 metres (1 sigma each)
+    mirror: np.ndarray    # 468 ints
+
+
+@lru_cache(maxsize=1)
+def face_model() -> FaceModel:
+    """The shipped metric mean face and its shape modes."""
+    d = json.loads(resources.files("priorfx.portrait").joinpath("mean_face.json").read_text())
+    return FaceModel(np.array(d["points"], np.float64), np.array(d["modes"], np.float64),
+                     np.array(d["mirror"], np.int64))
+
+
+def focal_px(focal_mm_35: float, width: int, height: int) -> float:
+    """35 mm-equivalent focal length -> pixels (by the image diagonal)."""
+    return float(focal_mm_35) * float(np.hypot(width, height)) / SENSOR_DIAGONAL_MM
+
+
+def rodrigues(r: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a rotation vector."""
+    theta = float(np.linalg.norm(r))
+    if theta < 1e-12:
+        return np.eye(3)
+    k = r / theta
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * (kx @ kx)
+
+
+@dataclass
+class FaceFit:
+    """A fitted face: camera, pose and metric shape."""
+
+    f: float                  # focal length, pixels (of the analysed image)
+    center: np.ndarray        # principal point (cx, cy), pixels
+    rotation: np.ndarray      # 3 x 3
+    translation: np.ndarray   # (tx, ty, d), metres; d = distance to the face centroid
+    shape: np.ndarray         # 468 x 3 metres, face frame
+    rms_px: float             # landmark residual after the fit
+
+    @property
+    def distance_m(self) -> float:
+        return float(self.translation[2])
+
+    def camera_points(self, pts: np.ndarray | None = None) -> np.ndarray:
+        """Face-frame points (default: the fitted shape) in camera coordinates."""
+        pts = self.shape if pts is None else pts
+        return pts @ self.rotation.T + self.translation
+
+    def project(self, pts_cam: np.ndarray, f: float | None = None) -> np.ndarray:
+        f = self.f if f is None else f
+        z = np.maximum(pts_cam[:, 2:3], 1e-6)
+        return f * pts_cam[:, :2] / z + self.center
+
+    def reproject(self, pts: np.ndarray, target_m: float) -> tuple[np.ndarray, np.ndarray]:
+        """Image positions now and after the dolly zoom to `target_m`.
+
+        The camera moves back along its optical axis until the face centroid
+        is `target_m` away and the focal length grows by target/d, so the face
+        keeps its size and place; only the perspective changes.
+        """
+        cam = self.camera_points(pts)
+        d = self.distance_m
+        before = self.project(cam)
+        moved = cam + np.array([0.0, 0.0, target_m - d])
+        after = self.project(moved, f=self.f * target_m / d)
+        return before, after
+
+
+def _unpack(x: np.ndarray, model: FaceModel, n_modes: int, with_shape: bool):
+    r, u0, v0, logk = x[0:3], x[3], x[4], x[5]
+    i = 6
+    shape = model.mean
+    scales = np.ones(3)
+    coeffs = np.zeros(n_modes)
+    if with_shape:
+        scales = 1.0 + x[i:i + 3]
+        coeffs = x[i + 3:i + 3 + n_modes]
+        i += 3 + n_modes
+        shape = model.mean * scales + np.tensordot(coeffs, model.modes[:n_modes], 1)
+    return r, u0, v0, np.exp(logk), shape, scales, coeffs, i
+
+
+def _camera(u0: float, v0: float, k: float, f: float, center: np.ndarray):
+    """Translation (tx, ty, d) from the (u0, v0, k) parameterisation and f."""
+    d = f / k
+    return np.array([(u0 - center[0]) / k, (v0 - center[1]) / k, d])
+
+
+def fit_face(landmarks: np.ndarray, image_size: tuple[int, int], focal: float,
+             n_modes: int = 4) -> FaceFit:
+    """Fit camera, pose and shape to 468 landmarks (x, y pixels, z relative depth).
+
+    Parameters
+    ----------
+    landmarks : 468 x 3, pixels of the analysed image (z in the same scale)
+    image_size : (width, height) of the analysed image
+    focal : focal length in pixels
+    n_modes : shape modes used in the second stage
+    """
+    from scipy.optimize import least_squares
+
+    model = face_model()
+    w, h = image_size
+    center = np.array([w / 2.0, h / 2.0])
+    obs = landmarks[:, :2].astype(np.float64)
+    zobs = landmarks[:, 2].astype(np.float64)
+    zobs = zobs - zobs.mean()
+    # Initial guess: scale from the spread of the points (k ~ px per metre), pose from
+    # the mesh's own 3D points aligned to the mean face.
+    spread_px = np.sqrt(((obs - obs.mean(0)) ** 2).sum(1).mean())
+    spread_m = np.sqrt((model.mean[:, :2] ** 2).sum(1).mean())
+    k0 = spread_px / spread_m
+    r0 = _initial_rotation(np.column_stack([obs, zobs]), model.mean)
+    x0 = np.concatenate([r0, obs.mean(0), [np.log(k0)]])
+    # Landmark pixel errors are relative to the face size: normalise by it so
+    # that the prior weights mean the same for a small and a large face.
+    norm = 100.0 / max(spread_px, 1.0)
+
+    def residuals(x, with_shape):
+        r, u0, v0, k, shape, scales, coeffs, _ = _unpack(x, model, n_modes, with_shape)
+        t = _camera(u0, v0, k, focal, center)
+        cam = shape @ rodrigues(r).T + t
+        proj = focal * cam[:, :2] / np.maximum(cam[:, 2:3], 1e-6) + center
+        res = [((proj - obs) * norm).ravel()]
+        # The mesh's relative depth is weak-perspective depth in image pixels.
+        zc = (cam[:, 2] - cam[:, 2].mean()) * k
+        res.append((zc - zobs) * norm * _DEPTH_WEIGHT)
+        if with_shape:
+            res.append((scales - 1.0) / _SHAPE_SCALE_SIGMA)
+            res.append(coeffs)
+        return np.concatenate(res)
+
+    # Stage 1: camera only, mean face.
+    s1 = least_squares(residuals, x0, args=(False,), method="lm", x_scale="jac", max_nfev=200)
+    # Stage 2: camera and shape jointly, starting from stage 1.
+    x1 = np.concatenate([s1.x, np.zeros(3 + n_modes)])
+    s2 = least_squares(residuals, x1, args=(True,), method="lm", x_scale="jac", max_nfev=300)
+    r, u0, v0, k, shape, _, _, _ = _unpack(s2.x, model, n_modes, True)
+    t = _camera(u0, v0, k, focal, center)
+    rot = rodrigues(r)
+    cam = shape @ rot.T + t
+    proj = focal * cam[:, :2] / cam[:, 2:3] + center
+    rms = float(np.sqrt(((proj - obs) ** 2).sum(1).mean()))
+    return FaceFit(float(focal), center, rot, t, shape, rms)
+
+
+def _initial_rotation(mesh3d: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Rotation vector aligning the mean face to the mesh's own 3D points (Kabsch)."""
+    a = mean - mean.mean(0)
+    b = mesh3d - mesh3d.mean(0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    rot = (u @ np.diag([1.0, 1.0, d]) @ vt).T
+    # Rotation matrix -> vector.
+    angle = np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))
+    if angle < 1e-9:
+        return np.zeros(3)
+    v = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]])
+    return v / (2 * np.sin(angle)) * angle

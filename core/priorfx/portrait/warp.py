@@ -1,0 +1,185 @@
+"""Dense, smooth re-projection warp over the head, and the full-resolution remap.
+
+The fitted face moves under the dolly zoom (geometry.FaceFit.reproject). Its
+468 landmark displacements, plus those of a head proxy (an ellipsoid behind
+the face standing in for forehead, hair and ears), are interpolated by a thin
+plate spline into a backward displacement field. The field is multiplied by a
+weight that is 1 over the head and fades to 0 over the background: a feather
+around the projected head ellipsoid times the (slightly dilated) person mask,
+so background lines stay straight. The field is computed on a coarse grid,
+checked for fold-over (scaled down if the warp would tear), and upsampled
+strip by strip into one full-resolution cv2.remap of the head's bounding box.
+
+Honest limits: a warp can only move pixels the near camera saw. Ears and the
+sides of the head hidden at 25 cm cannot appear; the face widens by
+stretching the visible cheek/hair band next to the silhouette instead. The
+body below the neck is left almost unchanged (a true dolly zoom would enlarge
+it, and the background even more), so the result is a corrected head on the
+original body and background.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from priorfx.portrait.geometry import FaceFit
+
+HEAD_VERTEX_ABOVE_FOREHEAD_M = 0.085   # mid-forehead landmark -> top of the skull
+HEAD_LENGTH_M = 0.19                   # glabella -> back of the head (adult mean ~19 cm)
+HEAD_WIDER_THAN_FACE = 1.12            # head breadth / face-outline width
+MIN_JACOBIAN = 0.3                     # below this the warp is scaled down (no tearing)
+
+
+@dataclass
+class FaceWarp:
+    """Backward displacement samples of one face (analysis-image pixels)."""
+
+    at: np.ndarray            # N x 2 output positions
+    disp: np.ndarray          # N x 2 backward displacement (output -> input)
+    silhouette: np.ndarray    # M x 2 polygon of the projected head proxy (input)
+    head_width_px: float
+
+
+def head_proxy(shape: np.ndarray, n_lat: int = 24, n_lon: int = 48) -> np.ndarray:
+    """Points of an ellipsoid head behind the fitted face (face frame, metres)."""
+    top = shape[10, 1] - HEAD_VERTEX_ABOVE_FOREHEAD_M
+    bottom = shape[152, 1]
+    a = 0.5 * abs(shape[454, 0] - shape[234, 0]) * HEAD_WIDER_THAN_FACE
+    b = 0.5 * (bottom - top)
+    c = 0.5 * HEAD_LENGTH_M
+    center = np.array([0.5 * (shape[454, 0] + shape[234, 0]), 0.5 * (bottom + top), shape[10, 2] + c])
+    th, ph = np.meshgrid(np.linspace(0.02, np.pi - 0.02, n_lat), np.linspace(0, 2 * np.pi, n_lon, endpoint=False),
+                         indexing="ij")
+    unit = np.stack([np.sin(th) * np.cos(ph), -np.cos(th), np.sin(th) * np.sin(ph)], -1).reshape(-1, 3)
+    return center + unit * np.array([a, b, c])
+
+
+def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
+    """Displacement samples for one face: mesh landmarks plus the visible head proxy."""
+    before, after = fit.reproject(fit.shape, target_m)
+    obs = landmarks[:, :2].astype(np.float64)
+    disp_face = after - before
+    head = head_proxy(fit.shape)
+    cam = fit.camera_points(head)
+    hb, ha = fit.reproject(head, target_m)
+    # Visible half of the ellipsoid: its outward normal faces the camera.
+    centre_cam = fit.camera_points(head.mean(0, keepdims=True))[0]
+    visible = ((cam - centre_cam) * cam).sum(1) < 0
+    hull = cv2.convexHull(obs.astype(np.float32)).reshape(-1, 2)
+    # Proxy points over the face itself are left to the mesh (which is exact there).
+    centroid = obs.mean(0)
+    grown = centroid + (hull - centroid) * 1.08
+    outside = np.array([cv2.pointPolygonTest(grown.astype(np.float32), (float(x), float(y)), False) < 0
+                        for x, y in hb])
+    keep = visible & outside
+    src = np.concatenate([obs, hb[keep]])
+    disp = np.concatenate([disp_face, (ha - hb)[keep]])
+    sil = cv2.convexHull(hb[visible | ~visible].astype(np.float32)).reshape(-1, 2)
+    width = float(np.ptp(sil[:, 0]))
+    return FaceWarp(src + disp, -disp, sil.astype(np.float64), width)
+
+
+def head_weight(shape_hw: tuple[int, int], warps: list[FaceWarp], person: np.ndarray | None,
+                feather: float = 0.3) -> np.ndarray:
+    """Weight in [0, 1]: 1 over the head(s), 0 over the background.
+
+    The projected head proxy, grown by `feather` x head width and blurred,
+    times the person probability dilated by a few percent of the head width
+    (so the silhouette may move a little into the background next to it).
+    """
+    h, w = shape_hw
+    out = np.zeros((h, w), np.float32)
+    for fw in warps:
+        m = np.zeros((h, w), np.uint8)
+        c = fw.silhouette.mean(0)
+        cv2.fillPoly(m, [np.round(c + (fw.silhouette - c) * 1.1).astype(np.int32)], 255)
+        r = max(1, int(feather * fw.head_width_px))
+        d = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r)))
+        soft = cv2.GaussianBlur(d.astype(np.float32) / 255.0, (0, 0), r / 3)
+        np.maximum(out, soft, out=out)
+        if person is not None:
+            k = max(1, int(0.06 * fw.head_width_px)) | 1
+            p = cv2.dilate(person.astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+            p = cv2.GaussianBlur(np.clip((p - 0.2) / 0.6, 0, 1), (0, 0), k / 2)
+            out = np.minimum(out, np.maximum(p, 0))
+    return out
+
+
+def coarse_field(warps: list[FaceWarp], weight: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Backward field (ny x nx x 2, analysis px) at grid positions gx (nx), gy (ny)."""
+    from scipy.interpolate import RBFInterpolator
+
+    pts = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    field = np.zeros((len(gy), len(gx), 2))
+    h, w = weight.shape
+    wts = cv2.remap(weight, pts[:, 0].astype(np.float32).reshape(1, -1),
+                    pts[:, 1].astype(np.float32).reshape(1, -1), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(len(gy), len(gx))
+    for fw in warps:
+        # Zero-displacement anchors on a ring well outside the head keep the
+        # spline from extrapolating (its linear part) across the image.
+        c = fw.silhouette.mean(0)
+        ang = np.linspace(0, 2 * np.pi, 36, endpoint=False)
+        ring = c + 1.6 * np.stack([np.cos(ang), np.sin(ang)], 1) * np.ptp(fw.silhouette, 0) / 2
+        at = np.concatenate([fw.at, ring])
+        val = np.concatenate([fw.disp, np.zeros_like(ring)])
+        rbf = RBFInterpolator(at, val, kernel="thin_plate_spline", smoothing=1.0, degree=1)
+        near = wts.reshape(-1) > 1e-4
+        part = np.zeros((len(pts), 2))
+        if near.any():
+            part[near] = rbf(pts[near])
+        field += part.reshape(field.shape)
+    return field * wts[..., None]
+
+
+def min_jacobian(field: np.ndarray, step_x: float, step_y: float) -> float:
+    """Smallest determinant of d(x + field)/dx over the grid (1 = no change)."""
+    dfx_dx = np.gradient(field[..., 0], step_x, axis=1)
+    dfx_dy = np.gradient(field[..., 0], step_y, axis=0)
+    dfy_dx = np.gradient(field[..., 1], step_x, axis=1)
+    dfy_dy = np.gradient(field[..., 1], step_y, axis=0)
+    det = (1 + dfx_dx) * (1 + dfy_dy) - dfx_dy * dfy_dx
+    return float(det.min()) if det.size else 1.0
+
+
+def safe_field(field: np.ndarray, step_x: float, step_y: float) -> tuple[np.ndarray, float]:
+    """Scale the field down until the warp has no fold-over; returns it and the factor."""
+    factor = 1.0
+    while factor > 0.05 and min_jacobian(field * factor, step_x, step_y) < MIN_JACOBIAN:
+        factor *= 0.8
+    return field * factor, factor
+
+
+def remap_region(image: np.ndarray, field: np.ndarray, box: tuple[int, int, int, int],
+                 out: np.ndarray, rows_per_strip: int = 512, progress=None) -> None:
+    """Warp `image` inside `box` (x0, y0, x1, y1, full px) into `out` (a copy of image).
+
+    `field` is the backward displacement (full-res pixels) on a coarse grid
+    whose samples sit where cv2.resize puts pixel centres, so a linear
+    upsampling of it to the box is exact. The upsampling is done per strip of
+    rows (vertical interpolation in numpy, horizontal by cv2.resize), so
+    memory stays bounded by the strip size whatever the image size.
+    """
+    from priorfx.progress import tick
+
+    x0, y0, x1, y1 = box
+    bw, bh = x1 - x0, y1 - y0
+    ny, nx = field.shape[:2]
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    for s0 in range(0, bh, rows_per_strip):
+        s1 = min(bh, s0 + rows_per_strip)
+        rows = np.arange(s0, s1)
+        cy = np.clip((rows + 0.5) * ny / bh - 0.5, 0, ny - 1)
+        i0 = np.floor(cy).astype(int)
+        i1 = np.minimum(i0 + 1, ny - 1)
+        t = (cy - i0)[:, None, None]
+        band = (field[i0] * (1 - t) + field[i1] * t).astype(np.float32)
+        up = cv2.resize(band, (bw, s1 - s0), interpolation=cv2.INTER_LINEAR)
+        map_x = up[..., 0] + xs
+        map_y = up[..., 1] + (rows + y0).astype(np.float32)[:, None]
+        out[y0 + s0:y0 + s1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
+                                                borderMode=cv2.BORDER_REPLICATE).reshape(
+            s1 - s0, bw, *image.shape[2:])
+        tick(progress, s1, bh, "remap")
