@@ -1,0 +1,55 @@
+"""`priorfx serve`: the inference server for remote engines."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from priorfx.errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="run the inference server (RemoteEngine, other machines)",
+        description="Serve the three manipulations over HTTP and live shutter streams over a "
+                    "WebSocket. Listens on 127.0.0.1 unless told otherwise, and refuses any other "
+                    "address without a token. Stop with Ctrl-C or SIGTERM.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
+    p.add_argument("--token", help="clients must send this token (default: $PRIORFX_TOKEN)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="jobs computed at the same time, each on its own thread (default: 1)")
+    lim = p.add_argument_group("limits")
+    lim.add_argument("--max-body-mb", type=float, default=512.0, help="largest request (default: 512)")
+    lim.add_argument("--max-side", type=int, default=16384, help="largest image side in pixels")
+    lim.add_argument("--max-pixels", type=float, default=50e6, help="largest image in pixels")
+    lim.add_argument("--max-frames", type=int, default=2000, help="most frames in one job")
+    lim.add_argument("--max-jobs", type=int, default=32, help="most jobs queued or running")
+    lim.add_argument("--max-streams", type=int, default=8, help="most live shutter sessions")
+    p.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from priorfx.server.app import ServerConfig, serve
+
+    token = args.token or os.environ.get("PRIORFX_TOKEN") or None
+    for name in ("workers", "max_side", "max_frames", "max_jobs", "max_streams"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.max_body_mb <= 0 or args.max_pixels < 1:
+        raise UsageError("--max-body-mb and --max-pixels must be positive")
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
+    cfg = ServerConfig(token=token, workers=args.workers, max_body_mb=args.max_body_mb,
+                       max_side=args.max_side, max_pixels=int(args.max_pixels),
+                       max_frames=args.max_frames, max_jobs=args.max_jobs,
+                       max_streams=args.max_streams)
+
+    def announce(line: str) -> None:
+        print(line, flush=True)
+
+    serve(args.host, args.port, cfg, log_level=args.log_level, announce=announce)
+    sys.stdout.flush()
+    return 0

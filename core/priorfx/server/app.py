@@ -1,0 +1,531 @@
+"""The priorfx HTTP service: a Starlette app run by uvicorn (`priorfx serve`).
+
+Endpoints (all JSON unless marked *bundle*, see protocol.py)::
+
+    GET    /v1/health                 no auth: status, protocol, priorfx version
+    GET    /v1/info                   limits, workers, operations, jobs, memory
+    GET    /v1/models                 the models in the server's own store
+    POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: deshutter|undistort|matte
+    GET    /v1/jobs/{id}?since=V&wait=S   status, long-polled until it changes
+    GET    /v1/jobs/{id}/parts/{i}    bundle: result i (releases results before i)
+    DELETE /v1/jobs/{id}              cancel if running, release results
+    WS     /v1/shutter/stream         live shutter correction session
+
+Every request except health needs `Authorization: Bearer TOKEN` when the
+server has a token. Errors are `PriorfxError.to_json()` with the class's HTTP
+status. Requests carry pixels only: the server never opens a path it is sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Iterable
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+import priorfx
+from priorfx.engine import LocalEngine
+from priorfx.errors import (AuthError, InputError, LimitError, NotFoundError, PriorfxError,
+                            UsageError, VersionMismatchError)
+from priorfx.progress import Progress
+from priorfx.server import protocol
+from priorfx.server.jobs import JobManager
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What `priorfx serve` was started with (limits apply to every request)."""
+
+    token: str | None = None
+    workers: int = 1                  # jobs computed at the same time
+    max_body_mb: float = 512.0        # one request body / one WebSocket message
+    max_side: int = 16384             # pixels along either image side
+    max_pixels: int = 50_000_000      # pixels in one image (a 12 MP still fits 4x)
+    max_frames: int = 2000            # frames in one job
+    max_jobs: int = 32                # jobs queued or running
+    max_streams: int = 8              # live shutter sessions open at once
+    job_ttl_s: float = 600.0          # results nobody fetches are dropped after this
+
+    @property
+    def max_body(self) -> int:
+        return int(self.max_body_mb * MB)
+
+    def limits(self) -> dict[str, Any]:
+        return {"max_body_bytes": self.max_body, "max_side": self.max_side,
+                "max_pixels": self.max_pixels, "max_frames": self.max_frames,
+                "max_jobs": self.max_jobs, "max_streams": self.max_streams}
+
+
+# ---------------------------------------------------------------- operations
+
+@dataclass(frozen=True)
+class Op:
+    module: str
+    params: str
+
+
+OPS = {
+    "deshutter": Op("priorfx.shutter", "ShutterParams"),
+    "undistort": Op("priorfx.portrait", "PortraitParams"),
+    "matte": Op("priorfx.matting", "MattingParams"),
+}
+
+
+def params_class(op: str) -> type:
+    """The parameters dataclass of an operation, or NotFoundError if not installed."""
+    import importlib
+
+    spec = OPS.get(op)
+    if spec is None:
+        raise NotFoundError(f"unknown operation {op!r}", f"use one of: {', '.join(OPS)}")
+    try:
+        cls = getattr(importlib.import_module(spec.module), spec.params)
+    except (ImportError, AttributeError):
+        raise NotFoundError(f"this server cannot run {op}: {spec.module} is not available in its priorfx",
+                            "upgrade priorfx on the server") from None
+    return cls
+
+
+def available_ops() -> list[str]:
+    out = []
+    for op in OPS:
+        with contextlib.suppress(NotFoundError):
+            params_class(op)
+            out.append(op)
+    return out
+
+
+class Limits:
+    """Checks decoded request content against the server's limits."""
+
+    def __init__(self, cfg: ServerConfig):
+        self.cfg = cfg
+
+    def image(self, what: str, a: Any, float_only: bool = True):
+        import numpy as np
+
+        if not isinstance(a, np.ndarray):
+            hint = ("send pixels in the request; the server never opens paths"
+                    if isinstance(a, str) else "send a float32 H x W x C array")
+            raise InputError(f"{what} must be an image array, got {type(a).__name__}", hint)
+        if a.ndim not in (2, 3):
+            raise InputError(f"{what} has shape {a.shape}; an image is H x W or H x W x C")
+        h, w = a.shape[:2]
+        if max(h, w) > self.cfg.max_side or h * w > self.cfg.max_pixels:
+            raise LimitError(f"{what} is {w}x{h}; this server accepts at most {self.cfg.max_side} "
+                             f"pixels a side and {self.cfg.max_pixels / 1e6:g} MP",
+                             "scale the image down or raise the server's --max-side/--max-pixels")
+        if float_only and a.dtype != np.float32:
+            raise InputError(f"{what} has dtype {a.dtype}; send float32 in [0, 1]")
+        return a
+
+    def frames(self, what: str, frames: Any) -> list:
+        if not isinstance(frames, list) or not frames:
+            raise InputError(f"{what} must be a non-empty list of images")
+        if len(frames) > self.cfg.max_frames:
+            raise LimitError(f"{len(frames)} {what} in one job; this server accepts at most "
+                             f"{self.cfg.max_frames}", "split the sequence into shorter jobs")
+        return [self.image(f"{what}[{i}]", f) for i, f in enumerate(frames)]
+
+    def guides(self, guides: Any) -> dict | None:
+        if guides is None:
+            return None
+        if not isinstance(guides, dict):
+            raise InputError("guides must be a mapping of name -> image array")
+        out = {}
+        for name, g in guides.items():
+            if g is None:
+                out[name] = None
+            elif isinstance(g, list):
+                out[name] = [None if x is None else self.image(f"guides[{name!r}][{i}]", x, False)
+                             for i, x in enumerate(g)]
+            else:
+                out[name] = self.image(f"guides[{name!r}]", g, float_only=False)
+        return out
+
+
+def _field(req: Any, name: str) -> Any:
+    if not isinstance(req, dict) or name not in req:
+        raise InputError(f"request has no {name!r} field")
+    return req[name]
+
+
+def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine) -> Callable[[Progress], Iterable]:
+    """Validate a decoded request and return the job's work function."""
+    params = protocol.params_from_json(params_class(op), _field(req, "params"))
+    extra = sorted(set(req) - {"params", "frames", "image", "guides"})
+    if extra:
+        raise UsageError(f"unknown request field(s) for {op}: {', '.join(extra)}")
+    if op == "deshutter":
+        frames = limits.frames("frames", _field(req, "frames"))
+        return lambda progress: [engine.deshutter(frames, params, progress)]
+    if op == "undistort":
+        image = limits.image("image", _field(req, "image"))
+        return lambda progress: [engine.undistort(image, params, progress)]
+    frames = limits.frames("frames", _field(req, "frames"))
+    guides = limits.guides(req.get("guides"))
+    return lambda progress: engine.matte(frames, params, guides=guides, progress=progress)
+
+
+# ---------------------------------------------------------------- HTTP plumbing
+
+def error_response(err: PriorfxError, status: int | None = None) -> JSONResponse:
+    return JSONResponse(err.to_json(), status_code=status or err.http_status)
+
+
+def check_request_headers(headers, cfg: ServerConfig) -> None:
+    """Token and protocol version of an HTTP request or WebSocket handshake."""
+    proto = headers.get(protocol.PROTOCOL_HEADER.lower())
+    if proto is not None and proto != str(protocol.PROTOCOL_VERSION):
+        raise VersionMismatchError(
+            f"client speaks priorfx protocol {proto}, this server (priorfx {priorfx.__version__}) "
+            f"speaks {protocol.PROTOCOL_VERSION}",
+            "install the same priorfx version on the client and the server")
+    if cfg.token:
+        auth = headers.get("authorization", "")
+        scheme, _, given = auth.partition(" ")
+        if not auth:
+            raise AuthError("this priorfx server needs a token",
+                            "pass --token or set PRIORFX_TOKEN on the client")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), cfg.token.encode()):
+            raise AuthError("the token was refused by the priorfx server",
+                            "use the token the server was started with (--token / PRIORFX_TOKEN)")
+
+
+class Guard:
+    """ASGI middleware: auth + protocol version for HTTP; JSON errors for everything."""
+
+    def __init__(self, app, cfg: ServerConfig):
+        self.app = app
+        self.cfg = cfg
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] != "/v1/health":
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                check_request_headers(headers, self.cfg)
+            except PriorfxError as err:
+                await error_response(err)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The request body as a writeable buffer, refused early when over `limit`."""
+    over = LimitError(f"request body is over this server's limit of {limit / MB:g} MB",
+                      "send fewer frames per job or smaller images, or raise --max-body-mb")
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise InputError("Content-Length is not a number")
+        if int(length) > limit:
+            raise over
+        buf = bytearray(int(length))
+        pos = 0
+        async for chunk in request.stream():
+            if pos + len(chunk) > len(buf):
+                raise InputError("request body is longer than its Content-Length")
+            buf[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        if pos != len(buf):
+            raise InputError(f"request body ended after {pos} of {len(buf)} bytes")
+        return buf
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise over
+    return buf
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process in MB (Linux), else None."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MB
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------- the app
+
+def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = None) -> Starlette:
+    cfg = cfg or ServerConfig()
+    engine = engine or LocalEngine()
+    limits = Limits(cfg)
+    jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s)
+    stream_slots = anyio.CapacityLimiter(cfg.max_streams)
+    open_streams = [0]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        async def reaper():
+            while True:
+                await asyncio.sleep(min(30.0, cfg.job_ttl_s / 4))
+                jobs.reap()
+        task = asyncio.create_task(reaper())
+        try:
+            yield
+        finally:
+            task.cancel()
+            jobs.shutdown()
+
+    async def health(request: Request):
+        return JSONResponse({"status": "ok", "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
+                             "priorfx_version": priorfx.__version__, "auth": bool(cfg.token)})
+
+    async def info(request: Request):
+        return JSONResponse({
+            "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
+            "priorfx_version": priorfx.__version__, "python": sys.version.split()[0],
+            "workers": cfg.workers, "limits": cfg.limits(), "operations": available_ops(),
+            "jobs": jobs.counts(), "streams": open_streams[0], "rss_mb": rss_mb()})
+
+    async def models(request: Request):
+        rows = await anyio.to_thread.run_sync(engine.models)
+        return JSONResponse(rows)
+
+    async def submit(request: Request):
+        op = request.path_params["op"]
+        params_class(op)  # unknown or missing operation: fail before reading pixels
+        body = await read_body(request, cfg.max_body)
+        req = protocol.unpack(body)
+        work = build_work(op, req, limits, engine)
+        job = jobs.submit(op, work)
+        return JSONResponse(job.status(), status_code=202)
+
+    async def job_status(request: Request):
+        job = jobs.get(request.path_params["id"])
+        since = _int_query(request, "since", -1)
+        wait = min(max(_float_query(request, "wait", 0.0), 0.0), 30.0)
+        if job.state in ("queued", "running"):
+            await job.wait_change(since, wait)
+        return JSONResponse(job.status())
+
+    async def job_part(request: Request):
+        job = jobs.get(request.path_params["id"])
+        index = request.path_params["index"]
+        data = job.take_part(index)
+        if data is None:
+            if job.error:
+                raise PriorfxError.from_json(job.error)
+            raise NotFoundError(f"result {index} of job {job.id} is not available",
+                                f"the job has {job.parts_ready} result(s) ready; earlier ones are "
+                                "released once a later one is fetched")
+        return Response(data, media_type=protocol.CONTENT_TYPE)
+
+    async def job_delete(request: Request):
+        return JSONResponse(jobs.release(request.path_params["id"]))
+
+    async def shutter_stream(ws: WebSocket):
+        await ws.accept()
+
+        async def send_error(err: PriorfxError) -> None:
+            await ws.send_bytes(protocol.pack({"error": err.to_json()}))
+
+        try:
+            check_request_headers(ws.headers, cfg)
+        except PriorfxError as err:
+            await send_error(err)
+            await ws.close(4000 + err.http_status)
+            return
+        if open_streams[0] >= cfg.max_streams:
+            await send_error(LimitError(f"this server already has {cfg.max_streams} live sessions",
+                                        "close another session or raise --max-streams"))
+            await ws.close(4413)
+            return
+        open_streams[0] += 1
+        session = None
+        try:
+            try:
+                hello = protocol.unpack(await ws.receive_bytes())
+                params = protocol.params_from_json(params_class("deshutter"), _field(hello, "params"))
+                session = await anyio.to_thread.run_sync(engine.shutter_stream, params)
+            except PriorfxError as err:
+                await send_error(err)
+                await ws.close(4000 + err.http_status)
+                return
+            methods = [m for m in STREAM_METHODS if callable(getattr(session, m, None))]
+            await ws.send_bytes(protocol.pack({"ok": True, "priorfx_version": priorfx.__version__,
+                                               "methods": methods}))
+            while True:
+                message = await ws.receive_bytes()
+                try:
+                    call = _stream_call(protocol.unpack(bytearray(message)), session, methods, limits)
+                    reply = await anyio.to_thread.run_sync(call, limiter=stream_slots)
+                except PriorfxError as err:
+                    reply = protocol.pack({"error": err.to_json()})
+                except Exception as exc:  # a bug in the session: report it, keep serving
+                    import traceback
+                    traceback.print_exc(file=sys.stderr)
+                    reply = protocol.pack({"error": PriorfxError(
+                        f"internal error in the shutter session: {type(exc).__name__}: {exc}",
+                        "this is a bug in priorfx; report it with the server log").to_json()})
+                await ws.send_bytes(reply)
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # the client went away (RuntimeError: receive after disconnect)
+        finally:
+            open_streams[0] -= 1
+            close = getattr(session, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+
+    app = Starlette(
+        routes=[Route("/v1/health", health), Route("/v1/info", info), Route("/v1/models", models),
+                Route("/v1/jobs/{op:str}", submit, methods=["POST"]),
+                Route("/v1/jobs/{id:str}", job_status, methods=["GET"]),
+                Route("/v1/jobs/{id:str}", job_delete, methods=["DELETE"]),
+                Route("/v1/jobs/{id:str}/parts/{index:int}", job_part, methods=["GET"]),
+                WebSocketRoute("/v1/shutter/stream", shutter_stream)],
+        exception_handlers={PriorfxError: _priorfx_error, 404: _not_found, 405: _not_allowed,
+                            Exception: _internal_error},
+        lifespan=lifespan)
+    app.state.config = cfg
+    app.state.jobs = jobs
+    app.add_middleware(Guard, cfg=cfg)
+    return app
+
+
+# Methods of the core's ShutterSession a client may call over the stream.
+STREAM_METHODS = ("push", "push_buffer", "flush", "reset")
+
+
+def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> Callable[[], bytes]:
+    method = _field(msg, "method")
+    if method not in methods:
+        raise NotFoundError(f"a shutter session has no method {method!r}",
+                            f"use one of: {', '.join(methods)}")
+    args, kwargs = msg.get("args", []), msg.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise InputError("stream call needs 'args' as a list and 'kwargs' as a mapping")
+    import numpy as np
+
+    for i, a in enumerate([*args, *kwargs.values()]):
+        if isinstance(a, np.ndarray) and a.ndim >= 2:
+            limits.image(f"argument {i}", a, float_only=False)
+        elif isinstance(a, (dict, list)):
+            raise InputError("stream call arguments must be arrays, buffers, numbers or strings")
+    fn = getattr(session, method)
+    return lambda: protocol.pack({"result": fn(*args, **kwargs)})
+
+
+def _int_query(request: Request, name: str, default: int) -> int:
+    try:
+        return int(request.query_params.get(name, default))
+    except ValueError:
+        raise UsageError(f"query parameter {name} must be an integer") from None
+
+
+def _float_query(request: Request, name: str, default: float) -> float:
+    try:
+        return float(request.query_params.get(name, default))
+    except ValueError:
+        raise UsageError(f"query parameter {name} must be a number") from None
+
+
+async def _priorfx_error(request: Request, err: PriorfxError):
+    return error_response(err)
+
+
+async def _not_found(request: Request, exc):
+    return error_response(NotFoundError(f"no endpoint {request.method} {request.url.path}",
+                                        "see `priorfx serve --help` for the API"))
+
+
+async def _not_allowed(request: Request, exc):
+    return error_response(UsageError(f"{request.method} is not allowed on {request.url.path}"), 405)
+
+
+async def _internal_error(request: Request, exc: Exception):
+    import traceback
+    traceback.print_exception(exc, file=sys.stderr)
+    return error_response(PriorfxError(f"internal server error: {type(exc).__name__}: {exc}",
+                                       "this is a bug in priorfx; report it with the server log"))
+
+
+def config_json(cfg: ServerConfig) -> str:
+    safe = {k: v for k, v in asdict(cfg).items() if k != "token"}
+    return json.dumps(safe)
+
+
+# ---------------------------------------------------------------- running it
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` resolves to is a loopback address."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        raise UsageError(f"cannot resolve host {host!r}", "use an IP address such as 127.0.0.1") from None
+    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+
+
+def bind(host: str, port: int, cfg: ServerConfig):
+    """A listening socket, after the security checks on where it listens."""
+    import socket
+
+    if not cfg.token and not is_loopback(host):
+        raise UsageError(f"refusing to listen on {host} without a token: anyone on the network "
+                         "could use this machine's inference",
+                         "pass --token T (or set PRIORFX_TOKEN), or listen on 127.0.0.1")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                         "choose another --port (0 picks a free one) or stop the other server") from None
+    # Listen now so clients that read the "listening" line can connect at once;
+    # uvicorn accepts from this backlog when its loop starts.
+    sock.listen(2048)
+    return sock
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, cfg: ServerConfig | None = None,
+          log_level: str = "warning", announce: Callable[[str], None] = print) -> None:
+    """Run the server until SIGINT/SIGTERM; returns after a clean shutdown."""
+    import uvicorn
+
+    cfg = cfg or ServerConfig()
+    sock = bind(host, port, cfg)
+    real_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises the signal after shutting down; a clean stop is the
+        # whole point of handling it, so the command exits 0 instead.
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            getattr(self, "_captured_signals", []).clear()
+
+    config = uvicorn.Config(
+        create_app(cfg), log_level=log_level, access_log=False, lifespan="on",
+        ws_max_size=cfg.max_body + (1 << 16), ws_per_message_deflate=False,
+        ws_ping_interval=20.0, ws_ping_timeout=60.0, timeout_graceful_shutdown=3,
+        timeout_keep_alive=30)
+    server = _Server(config)
+    announce(f"priorfx serve: listening on http://{shown}:{real_port} "
+             f"(priorfx {priorfx.__version__}, protocol {protocol.PROTOCOL_VERSION}, "
+             f"{cfg.workers} worker(s), token {'required' if cfg.token else 'not required'})")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    announce("priorfx serve: stopped")

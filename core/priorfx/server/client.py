@@ -1,0 +1,426 @@
+"""RemoteEngine: the Engine interface over HTTP to a `priorfx serve`.
+
+Same calls and types as `priorfx.engine.LocalEngine`; the work runs as a job
+on the server (submit, long-poll the status while mirroring progress, fetch
+each result, release). Live shutter correction uses a WebSocket session with
+the same push / push_buffer / flush calls as `priorfx.shutter.ShutterSession`.
+
+Failure modes a user sees (all PriorfxError subclasses, as locally):
+- server down, connection refused or lost mid-job -> EngineUnreachableError
+- missing or wrong token -> AuthError
+- client and server priorfx differ -> VersionMismatchError
+- job cancelled here (Progress.cancel) or on the server -> CancelledError
+- anything the server reports -> the same class the server raised
+
+Only idempotent calls (GET, DELETE) are retried, with exponential backoff; a
+job submission is retried only when the connection was never made, so the
+server can never run the same job twice because of a retry.
+"""
+from __future__ import annotations
+
+import time
+import urllib.parse
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import requests
+
+import priorfx
+from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, LimitError,
+                            PriorfxError, UsageError, VersionMismatchError)
+from priorfx.progress import Progress
+from priorfx.server import protocol
+
+_IDEMPOTENT = ("GET", "HEAD", "DELETE", "OPTIONS")
+
+
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server (safe to resend)."""
+    import urllib3
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+class RemoteEngine:
+    """Runs the manipulations on a `priorfx serve` at `url`.
+
+    Parameters
+    ----------
+    url : str
+        e.g. ``http://gpu-box:8765``.
+    token : str, optional
+        The server's token (``--token`` / ``PRIORFX_TOKEN`` there).
+    timeout : float
+        Seconds to wait for a server reply (uploads and downloads get more,
+        in proportion to their size).
+    connect_timeout : float
+        Seconds to wait for a connection.
+    retries : int
+        Retries of idempotent calls on connection errors, time-outs and
+        502/503/504, waiting ``backoff * 2**n`` seconds between them.
+    allow_version_skew : bool
+        Accept a server running another priorfx version with the same wire
+        protocol (its results may then differ from this machine's).
+    pack_u8 : bool
+        Send float32 images whose values are all exactly k/255 (8-bit
+        sources) as uint8: 4x fewer bytes, bit-identical on arrival.
+    """
+
+    name = "remote"
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
+                 connect_timeout: float = 5.0, retries: int = 4, backoff: float = 0.1,
+                 poll_s: float = 0.5, allow_version_skew: bool = False, pack_u8: bool = True):
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise UsageError(f"remote engine URL {url!r} is not an http(s) URL",
+                             "e.g. --remote http://127.0.0.1:8765")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.poll_s = poll_s
+        self.allow_version_skew = allow_version_skew
+        self.pack_u8 = pack_u8
+        self._http = requests.Session()
+        self._http.headers.update({
+            "User-Agent": f"priorfx/{priorfx.__version__}",
+            protocol.PROTOCOL_HEADER: str(protocol.PROTOCOL_VERSION)})
+        if token:
+            self._http.headers["Authorization"] = f"Bearer {token}"
+        self._server: dict | None = None
+
+    def __repr__(self) -> str:
+        return f"RemoteEngine({self.url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "RemoteEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ transport
+
+    def _unreachable(self, what: str, exc: BaseException | None) -> EngineUnreachableError:
+        detail = "connection refused" if "refused" in str(exc).lower() else type(exc).__name__
+        return EngineUnreachableError(
+            f"priorfx server at {self.url} {what} ({detail})",
+            "check that `priorfx serve` runs there and the URL and port are right")
+
+    def _request(self, method: str, path: str, *, data: bytes | None = None,
+                 params: dict | None = None, read_timeout: float | None = None,
+                 stream: bool = False, what: str = "cannot be reached") -> requests.Response:
+        idempotent = method in _IDEMPOTENT
+        timeout = (self.connect_timeout, read_timeout or self.timeout)
+        last: BaseException | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                resp = self._http.request(method, self.url + path, data=data, params=params,
+                                          timeout=timeout, stream=stream)
+            except requests.ConnectionError as exc:
+                if not (idempotent or _never_connected(exc)):
+                    raise self._unreachable(f"dropped the connection during {method} {path}", exc) from None
+                last = exc
+                continue
+            except requests.Timeout as exc:
+                if not idempotent:
+                    raise EngineUnreachableError(
+                        f"priorfx server at {self.url} did not answer {method} {path} "
+                        f"within {timeout[1]:g} s", "the server may be overloaded; try again later") from None
+                last = exc
+                continue
+            if resp.status_code in (502, 503, 504) and idempotent and attempt < self.retries \
+                    and not _is_priorfx_error(resp):
+                last = requests.HTTPError(f"HTTP {resp.status_code}")
+                resp.close()
+                continue
+            if resp.status_code >= 400:
+                raise _error_from(resp, self.url)
+            return resp
+        raise self._unreachable(what, last)
+
+    def _json(self, method: str, path: str, **kw) -> Any:
+        resp = self._request(method, path, **kw)
+        try:
+            return resp.json()
+        except ValueError:
+            raise EngineUnreachableError(f"{self.url} answered {path} with something that is not JSON",
+                                         "is this URL a priorfx server?") from None
+
+    def _bundle(self, path: str, what: str) -> Any:
+        resp = self._request("GET", path, stream=True, what=what,
+                             read_timeout=self.timeout + 1.0)
+        try:
+            buf = _read_into_bytearray(resp)
+        except (requests.RequestException, OSError) as exc:
+            raise self._unreachable(f"dropped the connection while sending {path}", exc) from None
+        finally:
+            resp.close()
+        return protocol.unpack(buf, allow_dataclasses=True)
+
+    # ------------------------------------------------------------ handshake
+
+    def _handshake(self) -> dict:
+        """Check the server's identity, protocol, version and our token (once)."""
+        if self._server is not None:
+            return self._server
+        health = self._json("GET", "/v1/health")
+        if not isinstance(health, dict) or health.get("service") != "priorfx":
+            raise EngineUnreachableError(f"{self.url} is not a priorfx server",
+                                         "check the URL and port")
+        theirs = health.get("priorfx_version")
+        if health.get("protocol") != protocol.PROTOCOL_VERSION or (
+                theirs != priorfx.__version__ and not self.allow_version_skew):
+            raise VersionMismatchError(
+                f"the server at {self.url} runs priorfx {theirs} (protocol {health.get('protocol')}), "
+                f"this client priorfx {priorfx.__version__} (protocol {protocol.PROTOCOL_VERSION})",
+                "install the same priorfx version on both machines" + (
+                    "" if health.get("protocol") != protocol.PROTOCOL_VERSION else
+                    " (or allow_version_skew=True to accept results that may differ)"))
+        self._server = self._json("GET", "/v1/info")  # also checks the token
+        return self._server
+
+    # ------------------------------------------------------------ Engine API
+
+    def info(self) -> dict[str, Any]:
+        server = self._handshake()
+        return {"engine": self.name, "priorfx_version": priorfx.__version__, "url": self.url,
+                "server": server}
+
+    def models(self) -> list[dict[str, Any]]:
+        self._handshake()
+        return self._json("GET", "/v1/models")
+
+    def deshutter(self, frames: Sequence[np.ndarray], params, progress: Progress | None = None):
+        """Correct a clip on the server; returns the same ShutterResult as locally."""
+        tree = {"params": protocol.params_to_json(params), "frames": list(frames)}
+        return self._one("deshutter", tree, tree["frames"], progress)
+
+    def undistort(self, image: np.ndarray, params, progress: Progress | None = None):
+        """Undistort a portrait on the server; returns the same PortraitResult as locally."""
+        tree = {"params": protocol.params_to_json(params), "image": image}
+        return self._one("undistort", tree, [image], progress)
+
+    def matte(self, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None = None,
+              progress: Progress | None = None) -> Iterator:
+        """Matte a shot on the server; yields one MatteResult per frame as they are ready.
+
+        The job is submitted now (so a bad request fails here); results stream
+        back while the server works on later frames.
+        """
+        frames = list(frames)
+        tree = {"params": protocol.params_to_json(params), "frames": frames, "guides": guides}
+        parts = self._run("matte", tree, frames, progress)
+        return parts
+
+    def shutter_stream(self, params) -> "RemoteShutterSession":
+        """A live shutter session on the server (a WebSocket), with ShutterSession's calls."""
+        self._handshake()
+        return RemoteShutterSession(self, params)
+
+    # ------------------------------------------------------------ jobs
+
+    def _check_limits(self, images: list) -> None:
+        limits = self._handshake().get("limits", {})
+        max_side, max_pixels = limits.get("max_side"), limits.get("max_pixels")
+        max_frames = limits.get("max_frames")
+        if max_frames and len(images) > max_frames:
+            raise LimitError(f"{len(images)} frames in one job; the server at {self.url} accepts "
+                             f"at most {max_frames}", "split the sequence into shorter jobs")
+        for img in images:
+            shape = getattr(img, "shape", ())
+            if len(shape) >= 2 and max_side and max_pixels and (
+                    max(shape[:2]) > max_side or shape[0] * shape[1] > max_pixels):
+                raise LimitError(
+                    f"a {shape[1]}x{shape[0]} image is over the limits of the server at {self.url} "
+                    f"({max_side} pixels a side, {max_pixels / 1e6:g} MP)",
+                    "scale it down, or start the server with higher --max-side/--max-pixels")
+
+    def _one(self, op: str, tree: dict, images: list, progress: Progress | None) -> Any:
+        parts = self._run(op, tree, images, progress)
+        try:
+            return next(parts)
+        finally:
+            parts.close()
+
+    def _run(self, op: str, tree: dict, images: list, progress: Progress | None) -> Iterator:
+        self._check_limits(images)
+        if progress is not None:
+            progress.check()
+        body = protocol.pack(tree, pack_u8=self.pack_u8)
+        max_body = self._handshake().get("limits", {}).get("max_body_bytes")
+        if max_body and len(body) > max_body:
+            raise LimitError(f"this request is {len(body) / 2**20:.0f} MB; the server at {self.url} "
+                             f"accepts at most {max_body / 2**20:g} MB",
+                             "send fewer frames per call or smaller images")
+        # Big bodies get time in proportion (at a pessimistic 20 MB/s).
+        job = self._request("POST", f"/v1/jobs/{op}", data=body,
+                            read_timeout=self.timeout + len(body) / 20e6).json()
+        del body
+        gen = self._follow(job["id"], progress)
+        first = next(gen)  # errors in the job surface at the call, as locally
+        return _chain(first, gen)
+
+    def _follow(self, job_id: str, progress: Progress | None) -> Iterator:
+        path = f"/v1/jobs/{job_id}"
+        since, fetched, last_tick = -1, 0, None
+        try:
+            while True:
+                if progress is not None and progress.cancelled:
+                    raise CancelledError("cancelled by the user")
+                status = self._json("GET", path, params={"since": since, "wait": self.poll_s},
+                                    read_timeout=self.poll_s + self.timeout,
+                                    what=f"went away while job {job_id[:8]} was running")
+                since = status["version"]
+                tick = (status["done"], status["total"], status["message"])
+                if progress is not None and tick != last_tick:
+                    progress.update(*tick)  # raises CancelledError once cancelled here
+                    last_tick = tick
+                while fetched < status["parts_ready"]:
+                    part = self._bundle(f"{path}/parts/{fetched}",
+                                        what=f"went away while sending results of job {job_id[:8]}")
+                    fetched += 1
+                    yield part
+                state = status["state"]
+                if state == "done" and fetched >= status["parts_ready"]:
+                    return
+                if state in ("failed", "cancelled"):
+                    err = PriorfxError.from_json(status.get("error") or {})
+                    if state == "cancelled":
+                        raise CancelledError(f"job {job_id[:8]} was cancelled on the server "
+                                             f"({err.message})" if err.message else "job was cancelled")
+                    raise err
+        finally:
+            self._release(path)
+
+    def _release(self, path: str) -> None:
+        """DELETE the job: cancels it if still running, frees its results. Best effort."""
+        try:
+            self._http.delete(self.url + path, timeout=(self.connect_timeout, 5.0))
+        except requests.RequestException:
+            pass
+
+
+def _chain(first: Any, rest: Iterator) -> Iterator:
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()  # releases the job on the server when the caller stops early
+
+
+def _is_priorfx_error(resp: requests.Response) -> bool:
+    return resp.headers.get("content-type", "").startswith("application/json")
+
+
+def _error_from(resp: requests.Response, url: str) -> PriorfxError:
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "error" in body and "message" in body:
+        return PriorfxError.from_json(body)
+    if resp.status_code == 401:
+        return AuthError(f"{url} refused the request (HTTP 401)", "check the token")
+    return EngineUnreachableError(f"{url} answered HTTP {resp.status_code} without a priorfx error",
+                                  "is a proxy in the way, or is this URL not a priorfx server?")
+
+
+def _read_into_bytearray(resp: requests.Response) -> bytearray:
+    """Read a streamed body into a writeable buffer (arrays decoded from it are writeable)."""
+    length = resp.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return bytearray(resp.content)
+    buf = bytearray(int(length))
+    view = memoryview(buf)
+    pos = 0
+    while pos < len(buf):
+        n = resp.raw.readinto(view[pos:])
+        if not n:
+            raise OSError(f"connection closed after {pos} of {len(buf)} bytes")
+        pos += n
+    return buf
+
+
+class RemoteShutterSession:
+    """ShutterSession's calls, run by a session on the server over a WebSocket.
+
+    Each call is one binary message each way (a small bundle header plus the
+    raw pixels); the session keeps its state on the server between calls.
+    """
+
+    def __init__(self, engine: RemoteEngine, params):
+        from websockets.exceptions import InvalidStatus, WebSocketException
+        from websockets.sync.client import connect
+
+        self._engine = engine
+        scheme = "wss" if engine.url.startswith("https") else "ws"
+        url = scheme + engine.url[engine.url.index(":"):] + "/v1/shutter/stream"
+        headers = {protocol.PROTOCOL_HEADER: str(protocol.PROTOCOL_VERSION),
+                   "User-Agent": f"priorfx/{priorfx.__version__}"}
+        if engine.token:
+            headers["Authorization"] = f"Bearer {engine.token}"
+        limit = engine._handshake().get("limits", {}).get("max_body_bytes")
+        try:
+            self._ws = connect(url, additional_headers=headers, compression=None,
+                               open_timeout=engine.connect_timeout, close_timeout=2,
+                               max_size=None if limit is None else limit + (1 << 16))
+        except (OSError, InvalidStatus, WebSocketException, TimeoutError) as exc:
+            raise engine._unreachable("refused the stream connection", exc) from None
+        self.methods = self._exchange({"op": "open", "params": protocol.params_to_json(params)}).get(
+            "methods", [])
+
+    def _exchange(self, message: dict) -> dict:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self._ws.send(protocol.pack(message))
+            reply = self._ws.recv(timeout=self._engine.timeout)
+        except (ConnectionClosed, OSError) as exc:
+            raise self._engine._unreachable("closed the stream", exc) from None
+        except TimeoutError:
+            raise EngineUnreachableError(f"priorfx server at {self._engine.url} did not answer a "
+                                         f"stream call within {self._engine.timeout:g} s") from None
+        if isinstance(reply, str):
+            raise EngineUnreachableError("the stream answered with text, not a priorfx bundle")
+        out = protocol.unpack(bytearray(reply), allow_dataclasses=True)
+        if isinstance(out, dict) and isinstance(out.get("error"), dict):
+            raise PriorfxError.from_json(out["error"])
+        return out
+
+    def _call(self, method: str, *args, **kwargs) -> Any:
+        return self._exchange({"method": method, "args": list(args), "kwargs": kwargs})["result"]
+
+    def push(self, *args, **kwargs):
+        """Same as ShutterSession.push (a float32 RGB frame in, a corrected frame or None out)."""
+        return self._call("push", *args, **kwargs)
+
+    def push_buffer(self, *args, **kwargs):
+        """Same as ShutterSession.push_buffer (a raw camera buffer: NV12, I420, YUY2, BGRA ...)."""
+        return self._call("push_buffer", *args, **kwargs)
+
+    def flush(self, *args, **kwargs):
+        """Same as ShutterSession.flush (frames held back for lookahead)."""
+        return self._call("flush", *args, **kwargs)
+
+    def reset(self, *args, **kwargs):
+        return self._call("reset", *args, **kwargs)
+
+    def close(self) -> None:
+        self._ws.close()
+
+    def __enter__(self) -> "RemoteShutterSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
