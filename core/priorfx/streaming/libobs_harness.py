@@ -1,0 +1,334 @@
+"""Drive the OBS filter script inside real libobs (tests and `priorfx bench obs`).
+
+Run with the Python OBS embeds (Debian: /usr/bin/python3.11) under `xvfb-run -a`
+(libobs needs an X display); standard library only, like the script::
+
+    xvfb-run -a /usr/bin/python3.11 libobs_harness.py PLAN.json OUT_DIR
+
+It boots libobs with the OpenGL renderer, registers the filter by loading the
+real OBS script and calling its `script_load`, registers a feed source (an
+async video source fed with `obs_source_output_video`) and a probe filter
+placed after the priorfx filter that copies every filtered frame out, then
+runs the plan's steps and writes OUT_DIR/result.json (+ raw output frames).
+
+Plan (JSON)::
+
+    {"script": ".../priorfx_rolling_shutter.py", "fps": 30, "canvas": [1280, 720],
+     "settings": {...filter settings...},
+     "steps": [{"op": "wait_live"},
+               {"op": "feed", "tag": "nv12", "dir": "...", "wait_result": true},
+               {"op": "kill"}, {"op": "feed", "tag": "dead", "dir": "...", "count": 3},
+               {"op": "stream", "tag": "720p30", "dir": "...", "seconds": 10}]}
+
+A frames `dir` holds meta.json ({"format", "width", "height", "count"}) and
+0000.raw ... (tightly packed planes, one after another).
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+
+def _load_script(path: str):
+    spec = importlib.util.spec_from_file_location("priorfx_rolling_shutter", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class VideoInfo(ctypes.Structure):
+    """`struct obs_video_info` including `graphics_module` (hidden from SWIG)."""
+
+    _fields_ = [("graphics_module", ctypes.c_char_p), ("fps_num", ctypes.c_uint32),
+                ("fps_den", ctypes.c_uint32), ("base_width", ctypes.c_uint32),
+                ("base_height", ctypes.c_uint32), ("output_width", ctypes.c_uint32),
+                ("output_height", ctypes.c_uint32), ("output_format", ctypes.c_int),
+                ("adapter", ctypes.c_uint32), ("gpu_conversion", ctypes.c_bool),
+                ("colorspace", ctypes.c_int), ("range", ctypes.c_int), ("scale_type", ctypes.c_int)]
+
+
+class AudioInfo(ctypes.Structure):
+    _fields_ = [("samples_per_sec", ctypes.c_uint32), ("speakers", ctypes.c_int)]
+
+
+def row_bytes(fmt: str, width: int) -> list[int]:
+    """Bytes of pixels in one row of each plane (no padding)."""
+    half = (width + 1) // 2
+    return {"NV12": [width, 2 * half], "I420": [width, half, half], "I422": [width, half, half],
+            "I444": [width, width, width], "YUY2": [2 * width], "RGBA": [4 * width],
+            "BGRA": [4 * width], "BGRX": [4 * width]}[fmt]
+
+
+class Harness:
+    def __init__(self, plan: dict, out_dir: str):
+        self.plan, self.out = plan, out_dir
+        self.obs = ctypes.CDLL("libobs.so.0", mode=ctypes.RTLD_GLOBAL)
+        self.script = _load_script(plan["script"])
+        self.shm = self.script.shm
+        self.SourceFrame, self.SourceInfo = self.script.SourceFrame, self.script.SourceInfo
+        self.outputs: dict = {}            # timestamp -> (fmt, w, h, tight bytes)
+        self.cv = threading.Condition()
+        self.result: dict = {"steps": [], "log": []}
+        self._bind()
+
+    def _bind(self) -> None:
+        o, vp, cp = self.obs, ctypes.c_void_p, ctypes.c_char_p
+        for name, res, args in [
+            ("obs_startup", ctypes.c_bool, [cp, cp, vp]), ("obs_reset_video", ctypes.c_int, [vp]),
+            ("obs_reset_audio", ctypes.c_bool, [vp]), ("obs_shutdown", None, []),
+            ("obs_source_create", vp, [cp, cp, vp, vp]), ("obs_source_release", None, [vp]),
+            ("obs_source_filter_add", None, [vp, vp]), ("obs_source_filter_remove", None, [vp, vp]),
+            ("obs_set_output_source", None, [ctypes.c_uint32, vp]),
+            ("obs_source_output_video", None, [vp, vp]),
+            ("obs_source_set_async_unbuffered", None, [vp, ctypes.c_bool]),
+            ("obs_source_set_enabled", None, [vp, ctypes.c_bool]),
+            ("obs_data_create_from_json", vp, [cp]), ("obs_data_release", None, [vp]),
+            ("obs_source_update", None, [vp, vp]),
+            ("obs_get_lagged_frames", ctypes.c_uint32, []), ("obs_get_total_frames", ctypes.c_uint32, []),
+            ("os_gettime_ns", ctypes.c_uint64, []),
+            ("video_format_get_parameters", ctypes.c_bool, [ctypes.c_int, ctypes.c_int, vp, vp, vp]),
+            ("obs_register_source_s", None, [vp, ctypes.c_size_t])]:
+            fn = getattr(o, name)
+            fn.restype, fn.argtypes = res, args
+
+    # -- libobs ---------------------------------------------------------------
+    def boot(self) -> None:
+        o = self.obs
+        if not o.obs_startup(b"en-US", None, None):
+            raise SystemExit("obs_startup failed (is there an X display? run under xvfb-run -a)")
+        w, h = self.plan.get("canvas", [1280, 720])
+        ovi = VideoInfo(b"libobs-opengl.so.1", int(self.plan.get("fps", 30)), 1, w, h, w, h,
+                        2, 0, True, 2, 1, 2)   # NV12 output, Rec.709 partial, bicubic
+        rc = o.obs_reset_video(ctypes.byref(ovi))
+        if rc != 0:
+            raise SystemExit(f"obs_reset_video failed: {rc}")
+        o.obs_reset_audio(ctypes.byref(AudioInfo(48000, 2)))
+        self._register_test_types()
+        self.script.script_load(None)      # the real script registers the real filter
+        settings = o.obs_data_create_from_json(json.dumps(self.plan.get("settings", {})).encode())
+        self.feed = o.obs_source_create(b"priorfx_test_feed", b"feed", None, None)
+        o.obs_source_set_async_unbuffered(self.feed, True)
+        self.filter = o.obs_source_create(self.script.FILTER_ID.encode(), b"rs", settings, None)
+        o.obs_data_release(settings)
+        if not self.filter:
+            raise SystemExit("could not create the priorfx filter (not registered?)")
+        self.probe = o.obs_source_create(b"priorfx_test_probe", b"probe", None, None)
+        o.obs_source_filter_add(self.feed, self.filter)   # applied first
+        o.obs_source_filter_add(self.feed, self.probe)    # then the probe sees the result
+        o.obs_set_output_source(0, self.feed)
+        reg = self.script._registry()
+        self.inst = reg.instances[max(reg.instances)]
+
+    def _register_test_types(self) -> None:
+        S = self.script
+        self._keep = []
+
+        def info(id_, type_, **cbs):
+            i = S.SourceInfo()
+            idb = ctypes.create_string_buffer(id_)
+            name = ctypes.create_string_buffer(id_)
+            i.id = ctypes.cast(idb, ctypes.c_char_p)
+            i.type, i.output_flags = type_, S.OBS_SOURCE_ASYNC_VIDEO
+            i.get_name = S.GET_NAME(lambda _t: ctypes.addressof(name))
+            i.create = S.CREATE(lambda _s, _src: 1)
+            i.destroy = S.DESTROY(lambda _d: None)
+            for k, v in cbs.items():
+                setattr(i, k, v)
+            self._keep.append((i, idb, name))
+            self.obs.obs_register_source_s(ctypes.byref(i), ctypes.sizeof(i))
+
+        info(b"priorfx_test_feed", 0)
+        info(b"priorfx_test_probe", 1, filter_video=S.FILTER_VIDEO(self._probe))
+
+    def _probe(self, _data, frame_addr):
+        try:
+            f = self.SourceFrame.from_address(frame_addr)
+            fmt = self.shm.OBS_FORMATS.get(f.format, "?")
+            rows = self.shm.plane_rows(fmt, f.height)
+            parts = []
+            for i, (r, rb) in enumerate(zip(rows, row_bytes(fmt, f.width))):
+                ls = f.linesize[i]
+                raw = ctypes.string_at(f.data[i], ls * r)
+                parts.append(raw if ls == rb else b"".join(raw[y * ls:y * ls + rb] for y in range(r)))
+            inst = self.inst
+            with self.cv:
+                self.outputs[f.timestamp] = {"data": b"".join(parts), "seq": inst.seq,
+                                             "written": inst.last_written,
+                                             "corrected": inst.stats.corrected}
+                self.cv.notify_all()
+        except Exception as exc:   # never raise into libobs
+            self.result["log"].append(f"probe: {type(exc).__name__}: {exc}")
+        return frame_addr
+
+    # -- feeding ----------------------------------------------------------------
+    def load_frames(self, d: str) -> tuple[dict, list[bytes]]:
+        with open(os.path.join(d, "meta.json")) as fh:
+            meta = json.load(fh)
+        frames = []
+        for p in sorted(glob.glob(os.path.join(d, "*.raw")))[:meta.get("count", 10 ** 9)]:
+            with open(p, "rb") as fh:
+                frames.append(fh.read())
+        return meta, frames
+
+    def push(self, meta: dict, data: bytes, ts: int) -> None:
+        fmt, w, h = meta["format"], meta["width"], meta["height"]
+        f = self.SourceFrame()
+        pos = 0
+        buf = ctypes.create_string_buffer(data, len(data))
+        for i, (r, rb) in enumerate(zip(self.shm.plane_rows(fmt, h), row_bytes(fmt, w))):
+            f.data[i] = ctypes.addressof(buf) + pos
+            f.linesize[i] = rb
+            pos += r * rb
+        f.width, f.height, f.timestamp = w, h, ts
+        f.format = self.shm.FORMAT_IDS[fmt]
+        f.full_range = False
+        self.obs.video_format_get_parameters(2, 1, ctypes.addressof(f) + SourceFrame_offset(f, "color_matrix"),
+                                             ctypes.addressof(f) + SourceFrame_offset(f, "color_range_min"),
+                                             ctypes.addressof(f) + SourceFrame_offset(f, "color_range_max"))
+        self.obs.obs_source_output_video(self.feed, ctypes.byref(f))
+
+    def wait_output(self, ts: int, timeout: float = 10.0) -> dict:
+        with self.cv:
+            if not self.cv.wait_for(lambda: ts in self.outputs, timeout):
+                raise RuntimeError(f"no filtered frame came out for timestamp {ts} in {timeout} s")
+            return self.outputs.pop(ts)
+
+    def wait_until(self, pred, timeout: float, what: str) -> float:
+        t0 = time.monotonic()
+        while not pred():
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.01)
+        return time.monotonic() - t0
+
+    # -- steps --------------------------------------------------------------------
+    def step_wait_live(self, step: dict) -> dict:
+        waited = self.wait_until(lambda: self.inst.live, step.get("timeout", 120), "the worker to be ready")
+        return {"waited_s": waited, "pid": self.inst.proc.pid if self.inst.proc else None}
+
+    def step_kill(self, step: dict) -> dict:
+        pid = self.inst.proc.pid
+        os.kill(pid, signal.SIGKILL)
+        self.wait_until(lambda: not self.inst.live and self.inst.proc is None, 5, "the filter to notice")
+        return {"killed_pid": pid}
+
+    def step_settings(self, step: dict) -> dict:
+        data = self.obs.obs_data_create_from_json(json.dumps(step["settings"]).encode())
+        self.obs.obs_source_update(self.filter, data)
+        self.obs.obs_data_release(data)
+        return {}
+
+    def step_enable(self, step: dict) -> dict:
+        self.obs.obs_source_set_enabled(self.filter, bool(step["enabled"]))
+        return {}
+
+    def step_feed(self, step: dict) -> dict:
+        """Frames one at a time; each output is saved with what the filter did."""
+        meta, frames = self.load_frames(step["dir"])
+        tag, rows = step["tag"], []
+        os.makedirs(os.path.join(self.out, tag), exist_ok=True)
+        for k, data in enumerate(frames):
+            ts = self.obs.os_gettime_ns()
+            self.push(meta, data, ts)
+            got = self.wait_output(ts)
+            with open(os.path.join(self.out, tag, f"{k:04d}.raw"), "wb") as fh:
+                fh.write(got["data"])
+            rows.append({"k": k, "seq": got["seq"], "written": got["written"],
+                         "corrected": got["corrected"]})
+            if step.get("wait_result") and self.inst.channel is not None:
+                seq, ch = self.inst.seq, self.inst.channel
+                lookahead = 1 if self.plan.get("settings", {}).get("lookahead") else 0
+                self.wait_until(lambda: ch.out_latest >= seq - lookahead or self.inst.channel is not ch,
+                                step.get("timeout", 30), f"the worker to finish frame {k}")
+        return {"meta": meta, "frames": rows}
+
+    def step_stream(self, step: dict) -> dict:
+        """Real time: one frame per 1/fps for `seconds`, as a camera does."""
+        meta, frames = self.load_frames(step["dir"])
+        fps = float(step.get("fps", 30))
+        st = self.inst.stats
+        before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated")}
+        n_cb, n_lat = len(st.callback_s), len(st.latency)
+        lagged0, total0 = self.obs.obs_get_lagged_frames(), self.obs.obs_get_total_frames()
+        n = int(step["seconds"] * fps)
+        t0 = time.perf_counter()
+        for i in range(n):
+            delay = t0 + i / fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.push(meta, frames[i % len(frames)], self.obs.os_gettime_ns())
+        time.sleep(0.2)
+        cb = list(st.callback_s)[n_cb:]
+        lat = list(st.latency)[n_lat:]
+        return {"meta": meta, "pushed": n, "seconds": time.perf_counter() - t0,
+                "lagged": self.obs.obs_get_lagged_frames() - lagged0,
+                "rendered": self.obs.obs_get_total_frames() - total0,
+                **{k: getattr(st, k) - v for k, v in before.items()},
+                "callback_ms": [c * 1000.0 for c in cb], "latency_frames": lat}
+
+    def run(self) -> dict:
+        self.boot()
+        for step in self.plan["steps"]:
+            t0 = time.monotonic()
+            res = getattr(self, "step_" + step["op"])(step)
+            self.result["steps"].append({"op": step["op"], "tag": step.get("tag"),
+                                         "elapsed_s": time.monotonic() - t0, **res})
+        self.shutdown()
+        return self.result
+
+    def shutdown(self) -> None:
+        o = self.obs
+        pids = [self.inst.proc.pid] if self.inst.proc else []
+        shm_path = self.inst.channel.path if self.inst.channel else None
+        self.result["stats"] = {k: v for k, v in self.inst.stats.as_dict().items()
+                                if k not in ("callback_s", "latency")}
+        o.obs_set_output_source(0, None)
+        o.obs_source_filter_remove(self.feed, self.probe)
+        o.obs_source_filter_remove(self.feed, self.filter)
+        for s in (self.probe, self.filter, self.feed):
+            o.obs_source_release(s)
+        self.script.script_unload()
+        self.result["lagged_total"] = o.obs_get_lagged_frames()
+        self.result["frames_total"] = o.obs_get_total_frames()
+        t0 = time.monotonic()
+        o.obs_shutdown()          # through ctypes: releases the GIL while libobs joins its threads
+        self.result["shutdown_s"] = time.monotonic() - t0
+        self.result["worker_pids"] = pids
+        self.result["shm_path"] = shm_path
+        self.result["instances_left"] = len(self.script._registry().instances)
+
+
+def SourceFrame_offset(frame, field: str) -> int:
+    return getattr(type(frame), field).offset
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1]) as fh:
+        plan = json.load(fh)
+    os.makedirs(argv[2], exist_ok=True)
+    h = Harness(plan, argv[2])
+    try:
+        result = h.run()
+        code = 0
+    except Exception as exc:
+        import traceback
+        traceback.print_exc()
+        result = {**h.result, "error": f"{type(exc).__name__}: {exc}"}
+        code = 1
+    with open(os.path.join(argv[2], "result.json"), "w") as fh:
+        json.dump(result, fh)
+    sys.stdout.flush()
+    os._exit(code) if code else None
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

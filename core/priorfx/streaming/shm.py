@@ -1,0 +1,327 @@
+"""Shared-memory frame slots between a host (OBS) and a `priorfx worker`.
+
+Standard library only: the OBS script loads this very file by path inside
+OBS's own Python (`priorfx install obs` copies it beside the script as
+`priorfx_shm.py`), and the worker imports it from the core. One file, one
+protocol, both sides.
+
+Layout of the mapped file (little endian)::
+
+    [control 512 B][in slot 0]...[in slot N-1][out slot 0]...[out slot M-1]
+    slot = [slot header 128 B][plane bytes, capacity rounded up to 64]
+
+The host writes frames into the input slots round-robin and wakes the worker
+with one byte on the worker's stdin; the worker writes results into the output
+slots round-robin. Each slot is guarded by a sequence lock: the writer stores
+`seq_begin`, then the planes, then `seq_end`; a reader copies the planes and
+accepts them only when `seq_begin == seq_end` afterwards, so a slot rewritten
+during the copy is dropped instead of tearing a frame. Neither side ever waits
+for the other.
+
+Planes are kept exactly as the host delivered them (same line size, rows per
+plane from `plane_rows`), concatenated, so the worker sees one buffer plus
+strides and the host can copy a result back with one memmove per plane.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+
+MAGIC = b"PFXSHM01"
+VERSION = 1
+CONTROL_SIZE = 512
+SLOT_HEADER_SIZE = 128
+ALIGN = 64
+MAX_PLANES = 4
+
+# libobs `enum video_format` values (stable since OBS 26) -> name.
+OBS_FORMATS = {1: "I420", 2: "NV12", 3: "YVYU", 4: "YUY2", 5: "UYVY", 6: "RGBA",
+               7: "BGRA", 8: "BGRX", 9: "Y800", 10: "I444", 11: "BGR3", 12: "I422"}
+FORMAT_IDS = {name: num for num, name in OBS_FORMATS.items()}
+# What the correction accepts (priorfx.io.camera converts these to RGB and back).
+SUPPORTED = ("NV12", "I420", "I422", "YUY2", "BGRA", "RGBA")
+
+# Worker states (control block).
+STARTING, READY, FAILED, EXITED = 0, 1, 2, 3
+STATE_NAMES = {STARTING: "starting", READY: "ready", FAILED: "failed", EXITED: "exited"}
+
+MODES = ("rolling", "global_reset")
+
+# The control block: (name, struct code) in order.
+_CONTROL_FIELDS = [("magic", "8s"), ("version", "I"), ("n_in", "I"), ("n_out", "I"),
+                   ("capacity", "Q"), ("state", "I"), ("worker_pid", "I"), ("heartbeat", "Q"),
+                   ("params_seq", "I"), ("readout_ms", "f"), ("auto_readout", "I"), ("mode", "I"),
+                   ("strength", "f"), ("lookahead", "I"), ("in_latest", "Q"), ("out_latest", "Q")]
+_CONTROL = struct.Struct("<" + "".join(code for _, code in _CONTROL_FIELDS))
+_FIELD = {name: (struct.calcsize("<" + "".join(c for _, c in _CONTROL_FIELDS[:i])), "<" + code)
+          for i, (name, code) in enumerate(_CONTROL_FIELDS)}
+_ERROR_OFFSET = 256          # worker error text, utf-8, NUL padded
+_ERROR_SIZE = CONTROL_SIZE - _ERROR_OFFSET
+# slot: seq_begin, seq_end, source_seq, timestamp, format, width, height, n_planes,
+# linesize[4], size ... (seq_end is rewritten last; see module doc)
+_SLOT = struct.Struct("<QQQQIIII4II")
+_SEQ_END_OFFSET = 8
+
+
+def plane_rows(fmt: str, height: int) -> list[int]:
+    """Rows in each plane of a frame of `fmt` (OBS layout; chroma rounds up)."""
+    half = (height + 1) // 2
+    if fmt == "I420":
+        return [height, half, half]
+    if fmt == "NV12":
+        return [height, half]
+    if fmt in ("I422", "I444"):
+        return [height, height, height]
+    if fmt in ("YUY2", "YVYU", "UYVY", "RGBA", "BGRA", "BGRX", "Y800", "BGR3"):
+        return [height]
+    raise ValueError(f"unknown frame format {fmt!r}")
+
+
+def frame_size(fmt: str, height: int, linesizes) -> int:
+    """Bytes the planes of a frame take when concatenated."""
+    return sum(r * ls for r, ls in zip(plane_rows(fmt, height), linesizes))
+
+
+def _round_up(n: int, to: int = ALIGN) -> int:
+    return (n + to - 1) // to * to
+
+
+def default_dir() -> str:
+    """Where slot files live: /dev/shm (RAM) when there is one, else the temp dir."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+@dataclass
+class SlotHeader:
+    """What a slot holds. `source_seq` is the input frame a result belongs to."""
+
+    seq: int
+    source_seq: int
+    timestamp: int
+    fmt: str
+    width: int
+    height: int
+    linesizes: tuple
+    size: int
+
+    def plane_offsets(self) -> list[int]:
+        offs, pos = [], 0
+        for rows, ls in zip(plane_rows(self.fmt, self.height), self.linesizes):
+            offs.append(pos)
+            pos += rows * ls
+        return offs
+
+
+@dataclass
+class Params:
+    """Filter settings as the worker sees them (mirrors the OBS properties)."""
+
+    readout_ms: float = 20.0
+    auto_readout: bool = True
+    mode: str = "rolling"
+    strength: float = 1.0
+    lookahead: bool = False
+
+
+class Channel:
+    """A mapped slot file. `Channel.create` on the host, `Channel.attach` in the worker."""
+
+    def __init__(self, path: str, mm: mmap.mmap, n_in: int, n_out: int, capacity: int, owner: bool):
+        self.path = path
+        self.mm = mm
+        self.n_in, self.n_out, self.capacity = n_in, n_out, capacity
+        self.slot_stride = SLOT_HEADER_SIZE + _round_up(capacity)
+        self.owner = owner
+        self._closed = False
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    def create(cls, capacity: int, n_in: int = 3, n_out: int = 3, directory: str | None = None,
+               prefix: str = "priorfx-obs-") -> "Channel":
+        """Make a new slot file big enough for frames of `capacity` bytes."""
+        capacity = _round_up(max(int(capacity), ALIGN))
+        total = CONTROL_SIZE + (n_in + n_out) * (SLOT_HEADER_SIZE + capacity)
+        fd, path = tempfile.mkstemp(prefix=prefix, suffix=".shm", dir=directory or default_dir())
+        try:
+            os.ftruncate(fd, total)
+            mm = mmap.mmap(fd, total)
+        finally:
+            os.close(fd)
+        ch = cls(path, mm, n_in, n_out, capacity, owner=True)
+        _CONTROL.pack_into(mm, 0, MAGIC, VERSION, n_in, n_out, capacity, STARTING, 0, 0,
+                           0, 20.0, 1, 0, 1.0, 0, 0, 0)
+        return ch
+
+    @classmethod
+    def attach(cls, path: str) -> "Channel":
+        """Map an existing slot file (the worker side)."""
+        fd = os.open(path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            if size < CONTROL_SIZE:
+                raise ValueError(f"{path} is too small to be a priorfx slot file")
+            mm = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        magic, version, n_in, n_out, capacity = _CONTROL.unpack_from(mm, 0)[:5]
+        if magic != MAGIC or version != VERSION:
+            mm.close()
+            raise ValueError(f"{path} is not a priorfx slot file of version {VERSION}")
+        return cls(path, mm, n_in, n_out, capacity, owner=False)
+
+    def close(self, unlink: bool | None = None) -> None:
+        """Unmap; the creator also removes the file (unless already unlinked)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.mm.close()
+        except BufferError:
+            pass  # a ctypes view is still alive; the mapping goes with the process
+        if self.owner if unlink is None else unlink:
+            self.unlink()
+
+    def unlink(self) -> None:
+        """Remove the file name; the mapping stays valid in both processes."""
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    # -- control block ----------------------------------------------------
+    def _control(self) -> list:
+        return list(_CONTROL.unpack_from(self.mm, 0))
+
+    def _get(self, name: str):
+        offset, code = _FIELD[name]
+        return struct.unpack_from(code, self.mm, offset)[0]
+
+    def _set(self, name: str, value) -> None:
+        offset, code = _FIELD[name]
+        struct.pack_into(code, self.mm, offset, value)
+
+    @property
+    def state(self) -> int:
+        return self._get("state")
+
+    @property
+    def worker_pid(self) -> int:
+        return self._get("worker_pid")
+
+    @property
+    def heartbeat(self) -> int:
+        return self._get("heartbeat")
+
+    @property
+    def in_latest(self) -> int:
+        return self._get("in_latest")
+
+    @property
+    def out_latest(self) -> int:
+        """seq of the newest input frame that has a finished result (0 = none)."""
+        return self._get("out_latest")
+
+    def set_state(self, state: int, pid: int | None = None, error: str | None = None) -> None:
+        if error is not None:
+            data = error.encode("utf-8", "replace")[:_ERROR_SIZE - 1]
+            self.mm[_ERROR_OFFSET:_ERROR_OFFSET + _ERROR_SIZE] = data.ljust(_ERROR_SIZE, b"\0")
+        if pid is not None:
+            self._set("worker_pid", pid)
+        self._set("state", state)
+
+    @property
+    def error(self) -> str:
+        raw = bytes(self.mm[_ERROR_OFFSET:_ERROR_OFFSET + _ERROR_SIZE])
+        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    def beat(self) -> None:
+        self._set("heartbeat", (self.heartbeat + 1) & 0xFFFFFFFFFFFFFFFF)
+
+    def set_params(self, p: Params) -> None:
+        """Host side: publish new settings; the worker rebuilds its session."""
+        self._set("readout_ms", float(p.readout_ms))
+        self._set("auto_readout", int(bool(p.auto_readout)))
+        self._set("mode", MODES.index(p.mode) if p.mode in MODES else 0)
+        self._set("strength", float(p.strength))
+        self._set("lookahead", int(bool(p.lookahead)))
+        # bumped last: the worker rereads the values when it sees a new seq
+        self._set("params_seq", (self._get("params_seq") + 1) & 0xFFFFFFFF)
+
+    def params(self) -> tuple[int, Params]:
+        seq = self._get("params_seq")
+        mode = self._get("mode")
+        return seq, Params(readout_ms=self._get("readout_ms"), auto_readout=bool(self._get("auto_readout")),
+                           mode=MODES[mode] if mode < len(MODES) else MODES[0],
+                           strength=self._get("strength"), lookahead=bool(self._get("lookahead")))
+
+    # -- slots ------------------------------------------------------------
+    def slot_offset(self, kind: str, index: int) -> int:
+        """Byte offset of slot `index` of kind 'in' or 'out' (its header)."""
+        base = index if kind == "in" else self.n_in + index
+        return CONTROL_SIZE + base * self.slot_stride
+
+    def data_offset(self, kind: str, index: int) -> int:
+        return self.slot_offset(kind, index) + SLOT_HEADER_SIZE
+
+    def begin_write(self, kind: str, index: int, h: SlotHeader) -> int:
+        """Mark a slot as being written; returns the offset where planes go."""
+        if h.size > self.capacity:
+            raise ValueError(f"frame of {h.size} bytes does not fit slots of {self.capacity}")
+        off = self.slot_offset(kind, index)
+        ls = (tuple(h.linesizes) + (0,) * MAX_PLANES)[:MAX_PLANES]
+        # seq_end = 0 while writing, so a reader never accepts a half-written slot
+        _SLOT.pack_into(self.mm, off, h.seq, 0, h.source_seq, h.timestamp, FORMAT_IDS[h.fmt],
+                        h.width, h.height, len(plane_rows(h.fmt, h.height)), *ls, h.size)
+        return off + SLOT_HEADER_SIZE
+
+    def end_write(self, kind: str, index: int, seq: int) -> None:
+        struct.pack_into("<Q", self.mm, self.slot_offset(kind, index) + _SEQ_END_OFFSET, seq)
+
+    def read_header(self, kind: str, index: int) -> SlotHeader | None:
+        """The slot's header when it holds a complete frame, else None."""
+        v = _SLOT.unpack_from(self.mm, self.slot_offset(kind, index))
+        seq_begin, seq_end = v[0], v[1]
+        if seq_begin == 0 or seq_begin != seq_end:
+            return None
+        return SlotHeader(seq=seq_begin, source_seq=v[2], timestamp=v[3],
+                          fmt=OBS_FORMATS.get(v[4], "?"), width=v[5], height=v[6],
+                          linesizes=tuple(v[8:8 + v[7]]), size=v[12])
+
+    def still_valid(self, kind: str, index: int, seq: int) -> bool:
+        """After copying a slot: True when nobody started rewriting it meanwhile."""
+        b, e = struct.unpack_from("<QQ", self.mm, self.slot_offset(kind, index))
+        return b == e == seq
+
+    def write(self, kind: str, index: int, h: SlotHeader, data) -> None:
+        """Copy a whole buffer (bytes-like, planes concatenated) into a slot."""
+        off = self.begin_write(kind, index, h)
+        self.mm[off:off + h.size] = memoryview(data).cast("B")[:h.size]
+        self.end_write(kind, index, h.seq)
+
+    def read(self, kind: str, index: int) -> tuple[SlotHeader, bytes] | None:
+        """(header, a copy of the planes) or None when empty or torn."""
+        h = self.read_header(kind, index)
+        if h is None:
+            return None
+        off = self.data_offset(kind, index)
+        data = bytes(self.mm[off:off + h.size])
+        return (h, data) if self.still_valid(kind, index, h.seq) else None
+
+    def newest(self, kind: str) -> tuple[int, SlotHeader] | None:
+        """(slot index, header) of the complete slot with the highest seq."""
+        best = None
+        for i in range(self.n_in if kind == "in" else self.n_out):
+            h = self.read_header(kind, i)
+            if h is not None and (best is None or h.seq > best[1].seq):
+                best = (i, h)
+        return best
+
+    def publish_input(self, seq: int) -> None:
+        self._set("in_latest", seq)
+
+    def publish_output(self, source_seq: int) -> None:
+        self._set("out_latest", source_seq)
+

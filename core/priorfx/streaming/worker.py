@@ -1,0 +1,154 @@
+"""The long-lived worker behind the OBS filter (`priorfx worker shutter`).
+
+It maps the slot file the OBS script made (priorfx.streaming.shm), runs the
+core's streaming session on the newest input frame each time the host wakes it
+(one byte on stdin), and writes the result to an output slot. It never makes
+the host wait: when it is slower than the camera it skips to the newest frame.
+
+It exits when stdin closes (OBS quit, crashed, or removed the filter) or when
+its parent process is gone, so it cannot outlive OBS.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Callable, Protocol
+
+import numpy as np
+
+from priorfx.streaming import shm
+
+
+class Session(Protocol):
+    def push_buffer(self, buf: np.ndarray, fmt: str, width: int, height: int,
+                    strides) -> np.ndarray | None: ...
+
+
+class StdinWaker:
+    """Wakes the loop on each byte the host writes; notices when stdin closes.
+
+    A thread does the blocking read, so this works with pipes on every
+    platform (select() does not on Windows).
+    """
+
+    def __init__(self, stream=None):
+        self._stream = stream if stream is not None else sys.stdin.buffer
+        self._event = threading.Event()
+        self.closed = False
+        threading.Thread(target=self._read, name="priorfx-waker", daemon=True).start()
+
+    def _read(self) -> None:
+        reader = getattr(self._stream, "read1", self._stream.read)
+        try:
+            while reader(4096):
+                self._event.set()
+        except (OSError, ValueError):
+            pass
+        self.closed = True
+        self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
+
+
+class InvertSession:
+    """Diagnostic session: 255 - every byte. Checks the frame path without models."""
+
+    def __init__(self, delay_ms: float = 0.0):
+        self.delay = delay_ms / 1000.0
+
+    def push_buffer(self, buf, fmt, width, height, strides):
+        if self.delay:
+            time.sleep(self.delay)
+        return 255 - buf
+
+
+def shutter_session_factory(remote: str | None = None, token: str | None = None,
+                            threads: int | None = None) -> Callable[[shm.Params], Session]:
+    """Sessions from the engine (local, or RemoteEngine when `remote` is set)."""
+    from priorfx.config import load_settings
+    from priorfx.engine import get_engine
+
+    engine = get_engine(load_settings(remote=remote, token=token, threads=threads))
+
+    def make(p: shm.Params) -> Session:
+        return engine.shutter_stream(shutter_params(p))
+    return make
+
+
+def shutter_params(p: shm.Params):
+    """The core's ShutterParams for the filter's settings."""
+    from priorfx.shutter import ShutterParams
+    return ShutterParams(readout_ms=None if p.auto_readout else float(p.readout_ms),
+                         mode=p.mode, strength=float(p.strength), lookahead=bool(p.lookahead))
+
+
+def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
+          waker: StdinWaker, parent_pid: int | None = None, log=None) -> int:
+    """Process frames until the host goes away. Returns the exit code."""
+    log = log or (lambda msg: print(f"priorfx worker: {msg}", file=sys.stderr, flush=True))
+    channel.set_state(shm.STARTING, pid=os.getpid())
+    params_seq, params = channel.params()
+    session = make_session(params)
+    channel.set_state(shm.READY)
+    log(f"ready on {channel.path} (pid {os.getpid()})")
+    key = None
+    last_seq = 0
+    out_index = 0
+    pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
+    while not waker.closed:
+        waker.wait(0.25)
+        channel.beat()
+        if parent_pid and not _alive(parent_pid):
+            log(f"host process {parent_pid} is gone; exiting")
+            break
+        newest = channel.newest("in")
+        if newest is None or newest[1].seq <= last_seq:
+            continue
+        index, h = newest
+        offset = channel.data_offset("in", index)
+        # Copy out first: the host may reuse the slot while we compute.
+        buf = np.frombuffer(channel.mm, np.uint8, h.size, offset).copy()
+        if not channel.still_valid("in", index, h.seq):
+            continue
+        last_seq = h.seq
+        seq_now, p = channel.params()
+        frame_key = (h.fmt, h.width, h.height, h.linesizes)
+        if seq_now != params_seq or frame_key != key:
+            if key is not None:
+                log(f"new {'settings' if frame_key == key else 'frame format'}: "
+                    f"{h.fmt} {h.width}x{h.height}; restarting the session")
+            session = make_session(p) if seq_now != params_seq or key is not None else session
+            params_seq, key = seq_now, frame_key
+            pending.clear()
+        result = session.push_buffer(buf, h.fmt, h.width, h.height, list(h.linesizes))
+        pending.append((h.seq, h.timestamp))
+        if result is None:
+            continue   # a lookahead session holds one frame back
+        source_seq, ts = pending.popleft()
+        out = np.ascontiguousarray(result, dtype=np.uint8).reshape(-1)
+        if out.size != h.size:
+            raise ValueError(f"session returned {out.size} bytes for a {h.size}-byte {h.fmt} frame")
+        channel.write("out", out_index, shm.SlotHeader(
+            seq=source_seq, source_seq=source_seq, timestamp=ts, fmt=h.fmt, width=h.width,
+            height=h.height, linesizes=h.linesizes, size=h.size), out)
+        channel.publish_output(source_seq)
+        out_index = (out_index + 1) % channel.n_out
+    channel.set_state(shm.EXITED)
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True   # stdin closing is the signal there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

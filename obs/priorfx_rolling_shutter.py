@@ -1,0 +1,694 @@
+"""Rolling Shutter Correction: an OBS Studio video filter (priorfx).
+
+Add this script in OBS (Tools > Scripts > +), or let `priorfx install obs` do
+it. It registers the async video filter "Rolling Shutter Correction"; add it
+to a webcam (or any async video source) in the source's Filters dialog.
+
+How it works
+------------
+OBS's Python binding cannot register a filter, so this script calls libobs
+through ctypes (`obs_register_source_s` with the leading part of
+`struct obs_source_info`). The filter callback runs on OBS's video thread and
+does only copies: it puts the frame's planes, as the camera delivered them
+(NV12, I420, I422, YUY2, BGRA, RGBA), into a shared-memory slot, wakes a
+`priorfx worker shutter` process with one byte on its stdin, and writes the
+newest corrected frame back into the frame (one frame of latency; two with
+lookahead). When the worker is starting, late, or gone, frames pass through
+unchanged and a manager thread restarts the worker.
+
+Standard library only: it runs in OBS's own Python. The slot protocol is
+priorfx's `streaming/shm.py`, loaded by path (copied beside this file as
+`priorfx_shm.py` by the installer).
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+
+FILTER_ID = "priorfx_rolling_shutter"
+FILTER_NAME = "Rolling Shutter Correction"
+SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
+CONFIG_NAME = "priorfx_obs.json"     # written by `priorfx install obs`: how to start the worker
+
+# Bounds that keep OBS smooth and recover from trouble.
+LOCK_WAIT_S = 0.002        # the video thread never waits longer than this for the manager
+READY_TIMEOUT_S = 120.0    # a worker that has not become ready by then is killed
+HANG_TIMEOUT_S = 10.0      # a ready worker whose heartbeat stops this long is killed
+BACKOFF_S = (0.5, 30.0)    # restart delay after a crash: first, largest (doubles between)
+MAX_LAG_FRAMES = 2         # older results are stale: pass the frame through instead
+
+
+def _log(msg: str) -> None:
+    # In OBS, print() goes to the script log and OBS's log file.
+    print(f"[priorfx] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------------
+# The shared-memory protocol (one file, shared with the worker)
+# ---------------------------------------------------------------------------
+def _find_protocol() -> str:
+    here = os.path.join(SCRIPT_DIR, "priorfx_shm.py")
+    if os.path.isfile(here):
+        return here
+    repo = os.path.join(os.path.dirname(SCRIPT_DIR), "core", "priorfx", "streaming", "shm.py")
+    if os.path.isfile(repo):
+        return repo
+    raise ImportError(f"priorfx_shm.py is missing next to {__file__}; run `priorfx install obs` again")
+
+
+def _load_protocol() -> types.ModuleType:
+    name = "priorfx_shm"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _find_protocol())
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod   # dataclasses look the module up while the class is made
+    spec.loader.exec_module(mod)
+    return mod
+
+
+shm = _load_protocol()
+
+
+# ---------------------------------------------------------------------------
+# libobs through ctypes
+# ---------------------------------------------------------------------------
+def _open_libobs() -> ctypes.CDLL:
+    for name in ("libobs.so.0", "libobs.so", "obs.dll", "libobs.dylib",
+                 "@rpath/libobs.framework/Versions/A/libobs"):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return ctypes.CDLL(None)   # symbols already loaded into this process
+
+
+MAX_AV_PLANES = 8
+OBS_SOURCE_TYPE_FILTER = 1
+OBS_SOURCE_ASYNC_VIDEO = (1 << 2) | (1 << 0)
+OBS_COMBO_TYPE_LIST = 2
+OBS_COMBO_FORMAT_STRING = 3
+OBS_TEXT_DEFAULT = 0
+
+
+class SourceFrame(ctypes.Structure):
+    """`struct obs_source_frame` (unchanged from OBS 29 to 32)."""
+
+    _fields_ = [("data", ctypes.c_void_p * MAX_AV_PLANES),
+                ("linesize", ctypes.c_uint32 * MAX_AV_PLANES),
+                ("width", ctypes.c_uint32), ("height", ctypes.c_uint32),
+                ("timestamp", ctypes.c_uint64), ("format", ctypes.c_int),
+                ("color_matrix", ctypes.c_float * 16), ("full_range", ctypes.c_bool),
+                ("max_luminance", ctypes.c_uint16),
+                ("color_range_min", ctypes.c_float * 3), ("color_range_max", ctypes.c_float * 3),
+                ("flip", ctypes.c_bool), ("flags", ctypes.c_uint8), ("trc", ctypes.c_uint8),
+                ("refs", ctypes.c_long), ("prev_frame", ctypes.c_bool)]
+
+
+GET_NAME = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+CREATE = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+DESTROY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+GET_U32 = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p)
+GET_DEFAULTS = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+GET_PROPERTIES = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+UPDATE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+DATA_ONLY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+VIDEO_TICK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_float)
+VIDEO_RENDER = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+FILTER_VIDEO = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+class SourceInfo(ctypes.Structure):
+    """The first 18 fields of `struct obs_source_info`, up to `filter_video`.
+
+    libobs takes the size we pass and zero-fills the rest, so newer OBS
+    versions (which only append fields) accept it.
+    """
+
+    _fields_ = [("id", ctypes.c_char_p), ("type", ctypes.c_int), ("output_flags", ctypes.c_uint32),
+                ("get_name", GET_NAME), ("create", CREATE), ("destroy", DESTROY),
+                ("get_width", GET_U32), ("get_height", GET_U32), ("get_defaults", GET_DEFAULTS),
+                ("get_properties", GET_PROPERTIES), ("update", UPDATE), ("activate", DATA_ONLY),
+                ("deactivate", DATA_ONLY), ("show", DATA_ONLY), ("hide", DATA_ONLY),
+                ("video_tick", VIDEO_TICK), ("video_render", VIDEO_RENDER),
+                ("filter_video", FILTER_VIDEO)]
+
+
+def _bind(lib: ctypes.CDLL) -> types.SimpleNamespace:
+    """Typed handles to the libobs functions the filter uses."""
+    vp, cp, d, b = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_double, ctypes.c_bool
+
+    def f(name, restype, *argtypes):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, list(argtypes)
+        return fn
+    return types.SimpleNamespace(
+        register=f("obs_register_source_s", None, ctypes.POINTER(SourceInfo), ctypes.c_size_t),
+        props_create=f("obs_properties_create", vp),
+        add_float_slider=f("obs_properties_add_float_slider", vp, vp, cp, cp, d, d, d),
+        add_bool=f("obs_properties_add_bool", vp, vp, cp, cp),
+        add_list=f("obs_properties_add_list", vp, vp, cp, cp, ctypes.c_int, ctypes.c_int),
+        list_add_string=f("obs_property_list_add_string", ctypes.c_size_t, vp, cp, cp),
+        add_text=f("obs_properties_add_text", vp, vp, cp, cp, ctypes.c_int),
+        set_long_description=f("obs_property_set_long_description", None, vp, cp),
+        default_double=f("obs_data_set_default_double", None, vp, cp, d),
+        default_bool=f("obs_data_set_default_bool", None, vp, cp, b),
+        default_string=f("obs_data_set_default_string", None, vp, cp, cp),
+        get_double=f("obs_data_get_double", d, vp, cp),
+        get_bool=f("obs_data_get_bool", b, vp, cp),
+        get_string=f("obs_data_get_string", cp, vp, cp),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+DEFAULTS = {"readout_ms": 20.0, "auto_readout": True, "mode": "rolling", "strength": 1.0,
+            "lookahead": False, "engine": "local", "remote_url": ""}
+
+
+def _read_settings(api, settings) -> dict:
+    if not settings:
+        return dict(DEFAULTS)
+    s = lambda k: (api.get_string(settings, k.encode()) or b"").decode("utf-8", "replace")  # noqa: E731
+    return {"readout_ms": api.get_double(settings, b"readout_ms"),
+            "auto_readout": bool(api.get_bool(settings, b"auto_readout")),
+            "mode": s("mode") or "rolling", "strength": api.get_double(settings, b"strength"),
+            "lookahead": bool(api.get_bool(settings, b"lookahead")),
+            "engine": s("engine") or "local", "remote_url": s("remote_url").strip()}
+
+
+def _get_defaults(api, settings) -> None:
+    api.default_double(settings, b"readout_ms", DEFAULTS["readout_ms"])
+    api.default_bool(settings, b"auto_readout", DEFAULTS["auto_readout"])
+    api.default_string(settings, b"mode", DEFAULTS["mode"].encode())
+    api.default_double(settings, b"strength", DEFAULTS["strength"])
+    api.default_bool(settings, b"lookahead", DEFAULTS["lookahead"])
+    api.default_string(settings, b"engine", DEFAULTS["engine"].encode())
+    api.default_string(settings, b"remote_url", b"")
+
+
+def _get_properties(api) -> int:
+    props = api.props_create()
+
+    def tip(prop, text):
+        api.set_long_description(prop, text.encode())
+    tip(api.add_bool(props, b"auto_readout", b"Estimate readout time automatically"),
+        "Measure the sensor's readout time from the motion in the video.")
+    tip(api.add_float_slider(props, b"readout_ms", b"Readout time (ms)", 0.0, 60.0, 0.5),
+        "Time the sensor takes to read out one frame, top row to bottom row (used when "
+        "automatic estimation is off). Typical webcams: 10-35 ms.")
+    mode = api.add_list(props, b"mode", b"Sensor", OBS_COMBO_TYPE_LIST, OBS_COMBO_FORMAT_STRING)
+    api.list_add_string(mode, b"Rolling shutter", b"rolling")
+    api.list_add_string(mode, b"Global reset (RSGR)", b"global_reset")
+    tip(mode, "Rolling shutter: rows are exposed one after another (most webcams). Global reset: "
+              "all rows start together and are read out in turn, which smears instead of skews.")
+    tip(api.add_float_slider(props, b"strength", b"Strength", 0.0, 1.0, 0.05),
+        "How much of the estimated correction to apply (1 = all of it).")
+    tip(api.add_bool(props, b"lookahead", b"Lookahead (one more frame of latency, steadier)"),
+        "Use the next frame too when estimating motion.")
+    engine = api.add_list(props, b"engine", b"Engine", OBS_COMBO_TYPE_LIST, OBS_COMBO_FORMAT_STRING)
+    api.list_add_string(engine, b"This computer", b"local")
+    api.list_add_string(engine, b"Remote priorfx server", b"remote")
+    tip(api.add_text(props, b"remote_url", b"Remote server URL", OBS_TEXT_DEFAULT),
+        "URL of a `priorfx serve`, e.g. http://192.168.1.20:8765 (used when Engine is remote).")
+    return props
+
+
+# ---------------------------------------------------------------------------
+# Starting the worker
+# ---------------------------------------------------------------------------
+def worker_command() -> list[str]:
+    """How to run `priorfx`: $PRIORFX_WORKER, the installer's record, PATH, or this checkout."""
+    env = os.environ.get("PRIORFX_WORKER")
+    if env:
+        return json.loads(env) if env.lstrip().startswith("[") else shlex.split(env)
+    cfg = os.path.join(SCRIPT_DIR, CONFIG_NAME)
+    if os.path.isfile(cfg):
+        with open(cfg, encoding="utf-8") as fh:
+            return list(json.load(fh)["worker"])
+    exe = shutil.which("priorfx")
+    if exe:
+        return [exe]
+    for venv_exe in ("bin/priorfx", "Scripts/priorfx.exe"):
+        path = os.path.join(os.path.dirname(SCRIPT_DIR), ".venv", venv_exe)
+        if os.path.isfile(path):
+            return [path]
+    raise FileNotFoundError("cannot find the `priorfx` command; run `priorfx install obs` "
+                            "or set PRIORFX_WORKER")
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    # OBS's embedded Python may set these; they would break the worker's own Python.
+    for k in ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE"):
+        env.pop(k, None)
+    return env
+
+
+class Stats:
+    """Counters the benchmark and tests read; callback times in seconds."""
+
+    def __init__(self):
+        self.frames = 0
+        self.corrected = 0
+        self.passthrough = 0
+        self.repeated = 0
+        self.unsupported = 0
+        self.torn = 0
+        self.restarts = 0
+        self.callback_s = collections.deque(maxlen=20000)
+        self.latency = collections.deque(maxlen=20000)
+
+    def as_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, collections.deque) else v) for k, v in vars(self).items()}
+
+
+class FilterInstance:
+    """One "Rolling Shutter Correction" filter on one source, and its worker."""
+
+    def __init__(self, key: int, settings: dict):
+        self.key = key
+        self.settings = dict(settings)
+        self.stats = Stats()
+        self.lock = threading.Lock()      # guards channel/address/live against the manager
+        self.channel = None
+        self._addr_obj = None
+        self.base = 0                     # address of the mapping, for memmove
+        self.live = False
+        self.proc = None
+        self.seq = 0
+        self.last_written = 0
+        self.want_capacity = 0
+        self.params_dirty = True
+        self.restart_requested = False
+        self.started_at = 0.0
+        self.restart_at = 0.0
+        self.backoff = BACKOFF_S[0]
+        self.last_beat = (0, 0.0)
+        self.log_path = os.path.join(tempfile.gettempdir(),
+                                     f"priorfx-obs-worker-{os.getpid()}-{key}.log")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._manage, name=f"priorfx-filter-{key}", daemon=True)
+        self._thread.start()
+
+    # -- called from OBS ----------------------------------------------------
+    def update(self, settings: dict) -> None:
+        old = self.settings
+        self.settings = dict(settings)
+        if (old.get("engine"), old.get("remote_url")) != (settings.get("engine"), settings.get("remote_url")):
+            self.restart_requested = True
+        self.params_dirty = True
+
+    def filter_video(self, frame_addr: int) -> None:
+        """Copy in, wake the worker, copy the newest result out. Never waits long."""
+        self.stats.frames += 1
+        f = SourceFrame.from_address(frame_addr)
+        fmt = shm.OBS_FORMATS.get(f.format)
+        if fmt not in shm.SUPPORTED:
+            self.stats.unsupported += 1
+            self.stats.passthrough += 1
+            return
+        rows = shm.plane_rows(fmt, f.height)
+        linesizes = tuple(int(f.linesize[i]) for i in range(len(rows)))
+        size = sum(r * ls for r, ls in zip(rows, linesizes))
+        if not self.lock.acquire(timeout=LOCK_WAIT_S):
+            self.stats.passthrough += 1
+            return
+        try:
+            ch = self.channel
+            if ch is None or not self.live or size > ch.capacity:
+                self.want_capacity = max(self.want_capacity, size)
+                self.stats.passthrough += 1
+                return
+            self.seq += 1
+            seq = self.seq
+            slot = seq % ch.n_in
+            off = self.base + ch.begin_write("in", slot, shm.SlotHeader(
+                seq=seq, source_seq=seq, timestamp=f.timestamp, fmt=fmt, width=f.width,
+                height=f.height, linesizes=linesizes, size=size))
+            pos = 0
+            for i, (r, ls) in enumerate(zip(rows, linesizes)):
+                ctypes.memmove(off + pos, f.data[i], r * ls)
+                pos += r * ls
+            ch.end_write("in", slot, seq)
+            ch.publish_input(seq)
+            self._wake()
+            self._write_back(ch, f, fmt, rows, linesizes, seq)
+        finally:
+            self.lock.release()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self.proc.stdin.fileno(), b"\x01")
+        except (BlockingIOError, BrokenPipeError, OSError, AttributeError, ValueError):
+            pass   # a full pipe means the worker is already awake; a broken one, that it is gone
+
+    def _write_back(self, ch, f, fmt, rows, linesizes, seq) -> None:
+        newest = ch.newest("out")
+        if newest is None:
+            self.stats.passthrough += 1
+            return
+        index, h = newest
+        lag = seq - h.source_seq
+        max_lag = MAX_LAG_FRAMES + (1 if self.settings.get("lookahead") else 0)
+        if (h.fmt, h.width, h.height, h.linesizes) != (fmt, f.width, f.height, linesizes) or lag > max_lag:
+            self.stats.passthrough += 1
+            return
+        src = self.base + ch.data_offset("out", index)
+        pos = 0
+        for i, (r, ls) in enumerate(zip(rows, linesizes)):
+            ctypes.memmove(f.data[i], src + pos, r * ls)
+            pos += r * ls
+        if not ch.still_valid("out", index, h.seq):
+            self.stats.torn += 1
+        if h.source_seq == self.last_written:
+            self.stats.repeated += 1
+        self.last_written = h.source_seq
+        self.stats.corrected += 1
+        self.stats.latency.append(lag)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the worker and free the slot file (destroy, script unload)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        self._stop_worker()
+
+    # -- the manager thread ---------------------------------------------------
+    def _manage(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                self._manage_once()
+            except Exception as exc:   # never let the manager die silently
+                _log(f"filter {self.key}: manager error: {type(exc).__name__}: {exc}")
+                self._stop_worker()
+                self.restart_at = time.monotonic() + self.backoff
+        self._stop_worker()
+
+    def _manage_once(self) -> None:
+        now = time.monotonic()
+        proc, ch = self.proc, self.channel
+        if proc is not None and proc.poll() is not None:
+            error = ch.error if ch is not None else ""
+            _log(f"filter {self.key}: worker exited with code {proc.returncode}"
+                 f"{': ' + error if error else ''}; passing frames through, restart in {self.backoff:.1f} s"
+                 f"{self._log_tail()}")
+            failed = ch is not None and ch.state == shm.FAILED
+            self._stop_worker()
+            self.restart_at = now + (BACKOFF_S[1] if failed and error else self.backoff)
+            self.backoff = min(self.backoff * 2, BACKOFF_S[1])
+            return
+        if proc is None:
+            if now >= self.restart_at and (self.want_capacity or self.channel is None):
+                self._start_worker()
+            return
+        # running
+        if self.restart_requested or self.want_capacity > ch.capacity:
+            _log(f"filter {self.key}: restarting the worker ("
+                 f"{'new engine' if self.restart_requested else 'bigger frames'})")
+            self.restart_requested = False
+            self._stop_worker()
+            self._start_worker()
+            return
+        if self.params_dirty:
+            self.params_dirty = False
+            ch.set_params(self._params())
+        state = ch.state
+        if state == shm.READY and not self.live:
+            if os.name != "nt":
+                ch.unlink()   # both sides have it mapped: nothing can leak from now on
+            self.live = True
+            self.last_beat = (ch.heartbeat, now)
+            _log(f"filter {self.key}: worker ready (pid {proc.pid})")
+        elif state == shm.STARTING and now - self.started_at > READY_TIMEOUT_S:
+            _log(f"filter {self.key}: worker not ready after {READY_TIMEOUT_S:.0f} s; killing it")
+            proc.kill()
+        elif self.live:
+            beat = ch.heartbeat
+            if beat != self.last_beat[0]:
+                self.last_beat = (beat, now)
+                if now - self.started_at > 30.0:
+                    self.backoff = BACKOFF_S[0]   # ran fine for a while: forgive old crashes
+            elif now - self.last_beat[1] > HANG_TIMEOUT_S:
+                _log(f"filter {self.key}: worker hung (no heartbeat for {HANG_TIMEOUT_S:.0f} s); killing it")
+                proc.kill()
+
+    def _params(self):
+        s = self.settings
+        return shm.Params(readout_ms=float(s.get("readout_ms", 20.0)),
+                          auto_readout=bool(s.get("auto_readout", True)),
+                          mode=s.get("mode", "rolling"), strength=float(s.get("strength", 1.0)),
+                          lookahead=bool(s.get("lookahead", False)))
+
+    def _start_worker(self) -> None:
+        capacity = max(self.want_capacity, 1280 * 720 * 4)
+        ch = shm.Channel.create(capacity)
+        ch.set_params(self._params())
+        self.params_dirty = False
+        cmd = worker_command() + ["worker", "shutter", "--shm", ch.path, "--parent", str(os.getpid())]
+        url = self.settings.get("remote_url", "")
+        if self.settings.get("engine") == "remote" and url:
+            cmd += ["--remote", url]
+        extra = os.environ.get("PRIORFX_WORKER_ARGS")   # diagnostics, e.g. --selftest-invert
+        if extra:
+            cmd += shlex.split(extra)
+        try:
+            log = open(self.log_path, "wb")
+        except OSError:
+            log = subprocess.DEVNULL
+        kw = {"creationflags": 0x08000000} if os.name == "nt" else {}   # CREATE_NO_WINDOW
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=log,
+                                    env=_child_env(), **kw)
+        except OSError as exc:
+            ch.close()
+            _log(f"filter {self.key}: cannot start the worker ({' '.join(cmd)}): {exc}")
+            self.restart_at = time.monotonic() + BACKOFF_S[1]
+            return
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        if os.name != "nt":
+            os.set_blocking(proc.stdin.fileno(), False)
+        addr_obj = ctypes.c_char.from_buffer(ch.mm)
+        with self.lock:
+            self.channel, self._addr_obj, self.base = ch, addr_obj, ctypes.addressof(addr_obj)
+            self.proc, self.live = proc, False
+        self.started_at = time.monotonic()
+        self.stats.restarts += 1
+        _log(f"filter {self.key}: started worker pid {proc.pid}: {' '.join(cmd)}")
+
+    def _stop_worker(self) -> None:
+        with self.lock:   # after this, the video thread no longer touches the mapping
+            proc, ch = self.proc, self.channel
+            self.proc, self.channel, self.live = None, None, False
+            self._addr_obj, self.base = None, 0
+        if proc is not None:
+            try:
+                proc.stdin.close()   # the worker exits when its stdin closes
+            except OSError:
+                pass
+            try:
+                proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(2.0)
+        if ch is not None:
+            ch.close(unlink=True)
+
+    def _log_tail(self, n: int = 6) -> str:
+        try:
+            with open(self.log_path, "rb") as fh:
+                lines = fh.read()[-4000:].decode("utf-8", "replace").strip().splitlines()[-n:]
+        except OSError:
+            return ""
+        return ("\n  worker log: " + "\n  worker log: ".join(lines)) if lines else ""
+
+
+# ---------------------------------------------------------------------------
+# Registration that survives script reloads
+# ---------------------------------------------------------------------------
+# libobs cannot unregister a source type, so the ctypes callbacks must live as
+# long as the process. They sit in a registry on the `sys` module and forward to
+# whichever copy of this script is loaded now (`impl`); with no script loaded,
+# frames pass through.
+def _registry() -> types.SimpleNamespace:
+    reg = getattr(sys, "_priorfx_obs_registry", None)
+    if reg is None:
+        reg = types.SimpleNamespace(registered=False, callbacks=None, info=None, impl=None,
+                                    instances={}, settings={}, next_key=1, name=None)
+        sys._priorfx_obs_registry = reg
+    return reg
+
+
+class _Impl:
+    """What the permanent callbacks forward to, for this copy of the script."""
+
+    def __init__(self, api):
+        self.api = api
+        self.reg = _registry()
+
+    def create(self, settings_ptr, source_ptr) -> int:
+        reg = self.reg
+        key = reg.next_key
+        reg.next_key += 1
+        settings = _read_settings(self.api, settings_ptr)
+        reg.settings[key] = settings
+        reg.instances[key] = FilterInstance(key, settings)
+        _log(f"filter {key} created")
+        return key
+
+    def destroy(self, key) -> None:
+        inst = self.reg.instances.pop(key, None)
+        self.reg.settings.pop(key, None)
+        if inst is not None:
+            inst.shutdown()
+            _log(f"filter {key} destroyed")
+
+    def update(self, key, settings_ptr) -> None:
+        settings = _read_settings(self.api, settings_ptr)
+        self.reg.settings[key] = settings
+        inst = self.reg.instances.get(key)
+        if inst is not None:
+            inst.update(settings)
+
+    def filter_video(self, key, frame_addr) -> None:
+        inst = self.reg.instances.get(key)
+        if inst is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            inst.filter_video(frame_addr)
+        finally:
+            inst.stats.callback_s.append(time.perf_counter() - t0)
+
+
+def _make_callbacks(reg) -> dict:
+    """The permanent trampolines. They never raise into C."""
+    name_buf = ctypes.create_string_buffer(FILTER_NAME.encode())
+    reg.name = name_buf
+
+    def get_name(_type_data):
+        return ctypes.addressof(name_buf)
+
+    def create(settings, source):
+        impl = reg.impl
+        if impl is None:
+            return None
+        try:
+            return impl.create(settings, source)
+        except Exception as exc:
+            _log(f"create failed: {type(exc).__name__}: {exc}")
+            return None
+
+    def destroy(data):
+        impl = reg.impl
+        try:
+            if impl is not None:
+                impl.destroy(data)
+            else:
+                reg.instances.pop(data, None)
+                reg.settings.pop(data, None)
+        except Exception as exc:
+            _log(f"destroy failed: {type(exc).__name__}: {exc}")
+
+    def get_defaults(settings):
+        impl = reg.impl
+        try:
+            if impl is not None:
+                _get_defaults(impl.api, settings)
+        except Exception as exc:
+            _log(f"defaults failed: {type(exc).__name__}: {exc}")
+
+    def get_properties(_data):
+        impl = reg.impl
+        try:
+            return _get_properties(impl.api) if impl is not None else None
+        except Exception as exc:
+            _log(f"properties failed: {type(exc).__name__}: {exc}")
+            return None
+
+    def update(data, settings):
+        impl = reg.impl
+        try:
+            if impl is not None:
+                impl.update(data, settings)
+        except Exception as exc:
+            _log(f"update failed: {type(exc).__name__}: {exc}")
+
+    def filter_video(data, frame):
+        impl = reg.impl
+        if impl is not None:
+            try:
+                impl.filter_video(data, frame)
+            except Exception as exc:   # a frame passes through rather than OBS losing it
+                _log(f"filter_video failed: {type(exc).__name__}: {exc}")
+        return frame
+
+    return {"get_name": GET_NAME(get_name), "create": CREATE(create), "destroy": DESTROY(destroy),
+            "get_defaults": GET_DEFAULTS(get_defaults), "get_properties": GET_PROPERTIES(get_properties),
+            "update": UPDATE(update), "filter_video": FILTER_VIDEO(filter_video)}
+
+
+def register(lib: ctypes.CDLL | None = None) -> types.SimpleNamespace:
+    """Register the filter type once per process and point it at this script."""
+    reg = _registry()
+    api = _bind(lib or _open_libobs())
+    reg.impl = _Impl(api)
+    if not reg.registered:
+        reg.callbacks = _make_callbacks(reg)
+        info = SourceInfo()
+        reg.id_buf = ctypes.create_string_buffer(FILTER_ID.encode())
+        info.id = ctypes.cast(reg.id_buf, ctypes.c_char_p)
+        info.type = OBS_SOURCE_TYPE_FILTER
+        info.output_flags = OBS_SOURCE_ASYNC_VIDEO
+        for name, cb in reg.callbacks.items():
+            setattr(info, name, cb)
+        reg.info = info
+        api.register(ctypes.byref(info), ctypes.sizeof(SourceInfo))
+        reg.registered = True
+        _log(f"registered filter '{FILTER_NAME}' ({FILTER_ID})")
+    else:
+        _log(f"filter '{FILTER_NAME}' already registered; using the reloaded script")
+    # Filters that lived through a reload get fresh instances of this copy's code.
+    for key, settings in list(reg.settings.items()):
+        if key not in reg.instances:
+            reg.instances[key] = FilterInstance(key, settings)
+    return reg
+
+
+def unload() -> None:
+    """Stop every worker and free every slot file; the filters pass frames through."""
+    reg = _registry()
+    reg.impl = None
+    for key in list(reg.instances):
+        reg.instances.pop(key).shutdown()
+
+
+# ---------------------------------------------------------------------------
+# The OBS script interface
+# ---------------------------------------------------------------------------
+def script_description():
+    return (f"<b>{FILTER_NAME}</b> (priorfx)<br>Adds the video filter \"{FILTER_NAME}\": "
+            "right-click a webcam source &gt; Filters &gt; + under Audio/Video Filters.<br>"
+            "Runs the correction in a separate <code>priorfx worker</code> process; frames pass "
+            "through unchanged while it starts.")
+
+
+def script_load(settings):
+    register()
+
+
+def script_unload():
+    unload()
