@@ -1,0 +1,43 @@
+"""mypy with Foundry's API stubs (types-nuke) over the adapter: catches misuse of the nuke API."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PLUGIN = Path(__file__).resolve().parents[2] / "nuke"
+# mypy no longer targets 3.7-3.9; 3.7 syntax is checked in test_logic.py.
+FLAGS = ["--python-version", "3.10", "--check-untyped-defs", "--no-incremental",
+         "--cache-dir", "/dev/null" if sys.platform != "win32" else "nul"]
+
+
+def _mypy(cwd: Path, *targets: str) -> subprocess.CompletedProcess:
+    import importlib.util
+    assert importlib.util.find_spec("mypy"), "mypy is not installed (test dependency: pip install mypy types-nuke)"
+    stubs = Path(sys.prefix)
+    assert any(stubs.rglob("nuke-stubs/__init__.pyi")), "types-nuke is not installed (pip install types-nuke)"
+    # Run inside the plug-in folder so `nuke` resolves to the stubs, not to the repo's nuke/ folder.
+    return subprocess.run([sys.executable, "-m", "mypy", *FLAGS, *targets], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_adapter_type_checks_against_the_nuke_stubs():
+    proc = _mypy(PLUGIN, "priorfx_nuke", "menu.py", "init.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no issues found in 7 source files" in proc.stdout
+
+
+def test_the_stubs_catch_a_wrong_nuke_call(tmp_path):
+    """Proof the check has teeth: a wrong `nuke.execute` call must fail."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import nuke\n"
+                   "w = nuke.toNode('Write1')\n"
+                   "nuke.execute(w, '1001', 1100)\n"
+                   "nuke.root().setProxy(True, 'x', 1, 2, 3, 4, 5)\n"
+                   "nuke.ProgressTask('x').setProgress(50)\n"
+                   "nuke.createNode('Group', inpanel='no')\n")
+    proc = _mypy(tmp_path, "bad.py")
+    assert proc.returncode == 1
+    assert 'bad.py:3: error: No overload variant of "execute"' in proc.stdout
+    assert "bad.py:6: error" in proc.stdout and 'inpanel' in proc.stdout
