@@ -1,0 +1,372 @@
+"""`priorfx bench matting`: priorfx matting vs. raw RVM, closed-form and KNN.
+
+Data (built in memory, deterministic):
+- composites of the RGBA cut-outs in DATA/fg/*.png over DATA/bg/*.jpg
+  (I = a F + (1 - a) B; ground-truth alpha by construction);
+- the same with procedural hair-like strands (thin, anti-aliased curves with
+  fractional coverage) growing from the top of the cut-out;
+- short sequences: a cut-out moving over a background (temporal metrics).
+Without a trimap only the person cut-outs (--people glob) are used: the
+prior is a person prior. With a user trimap (made from the ground truth by
+widening its edge) every cut-out is used, people or not.
+
+Peers, in the same run: raw RVM alpha; pymatting closed-form from the same
+automatic trimap (our band); with a user trimap, pymatting closed-form and
+KNN. OpenCV alphamat (information-flow matting) lives in opencv-contrib-python,
+which cannot be installed beside opencv-python-headless (both provide `cv2`),
+so it is not run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from priorfx.errors import InputError
+from priorfx.matting import metrics
+
+DEFAULT_DATA = Path(os.environ.get("PRIORFX_MATTING_DATA", "/work/shared/data/matting"))
+WORK_SIZE = (960, 540)  # (width, height) of the quality composites
+TRIMAP_PX = 8  # half-width of the unknown region of the user trimap at WORK_SIZE
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help="folder with fg/*.png (RGBA cut-outs) and bg/*.jpg (default: %(default)s)")
+    p.add_argument("--people", default="fireman*",
+                   help="glob of the cut-outs that show people (used without a trimap; default: %(default)s)")
+    p.add_argument("--no-speed", action="store_true", help="skip the 1080p / 4K speed runs")
+
+
+# ---------------------------------------------------------------- data
+
+def load_cutouts(data: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, straight-alpha RGB float32, alpha float32) for each fg/*.png."""
+    out = []
+    for f in sorted((data / "fg").glob("*.png")):
+        img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+        if img is None or img.ndim != 3 or img.shape[2] != 4:
+            raise InputError(f"{f} is not an RGBA PNG", "the benchmark's fg/ folder holds RGBA cut-outs")
+        scale = 255.0 if img.dtype == np.uint8 else 65535.0
+        rgba = img.astype(np.float32) / scale
+        out.append((f.stem, rgba[..., 2::-1].copy(), rgba[..., 3].copy()))
+    if not out:
+        raise InputError(f"no fg/*.png in {data}", "pass --data DIR with fg/*.png and bg/*.jpg")
+    return out
+
+
+def load_backgrounds(data: Path) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for f in sorted((data / "bg").glob("*.jpg")):
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"{f} cannot be read as an image")
+        out.append((f.stem, img[..., ::-1].astype(np.float32) / 255.0))
+    if not out:
+        raise InputError(f"no bg/*.jpg in {data}", "pass --data DIR with fg/*.png and bg/*.jpg")
+    return out
+
+
+def place(fg: np.ndarray, alpha: np.ndarray, size: tuple[int, int], height_frac: float = 0.85,
+          x_frac: float = 0.5, y_off: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Scale a cut-out to `height_frac` of the frame height and place it
+    (bottom-aligned, centred at x_frac) on an empty W x H canvas."""
+    w, h = size
+    s = height_frac * h / fg.shape[0]
+    fw, fh = max(1, int(round(fg.shape[1] * s))), max(1, int(round(fg.shape[0] * s)))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    # Resize the premultiplied colours so that edges do not pick up the
+    # cut-out's undefined colours where alpha is 0.
+    a = np.clip(cv2.resize(alpha, (fw, fh), interpolation=interp), 0, 1)
+    pm = np.clip(cv2.resize(fg * alpha[..., None], (fw, fh), interpolation=interp), 0, 1)
+    f = np.where(a[..., None] > 1e-4, np.clip(pm / np.maximum(a[..., None], 1e-4), 0, 1), 0)
+    F = np.zeros((h, w, 3), np.float32)
+    A = np.zeros((h, w), np.float32)
+    x0 = int(round(x_frac * w - fw / 2))
+    y0 = h - fh - int(round(0.02 * h)) + y_off
+    ys, xs = slice(max(0, y0), min(h, y0 + fh)), slice(max(0, x0), min(w, x0 + fw))
+    cy, cx = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
+    F[ys, xs] = f[cy, cx]
+    A[ys, xs] = a[cy, cx]
+    return F, A
+
+
+def add_strands(F: np.ndarray, A: np.ndarray, rng: np.random.Generator, count: int = 160,
+                supersample: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Grow thin hair-like strands from the top edge of the cut-out.
+
+    Strands are curved polylines drawn anti-aliased at `supersample` x the
+    resolution and averaged down, so their coverage (alpha) is fractional,
+    like real hair at plate resolution.
+    """
+    h, w = A.shape
+    cols = np.nonzero((A > 0.5).any(axis=0))[0]
+    if cols.size == 0:
+        return F, A
+    tops = np.array([np.argmax(A[:, c] > 0.5) for c in cols])
+    # roots: the upper 15 % of the silhouette's top outline
+    cut = np.percentile(tops, 15)
+    roots = [(c, t) for c, t in zip(cols, tops) if t <= cut]
+    s = supersample
+    cover = np.zeros((h * s, w * s), np.uint8)
+    colour = np.array([0.25, 0.17, 0.1], np.float32) if rng.random() < 0.5 else np.array([0.85, 0.7, 0.45], np.float32)
+    for _ in range(count):
+        x, y = roots[int(rng.integers(len(roots)))]
+        y = y + 2
+        length = rng.uniform(0.04, 0.12) * h
+        angle = rng.uniform(-np.pi * 0.85, -np.pi * 0.15)  # upwards, fanning out
+        bend = rng.uniform(-0.02, 0.02)
+        pts = []
+        for t in np.linspace(0, 1, 12):
+            a = angle + bend * t * 40
+            pts.append((x + np.cos(a) * length * t, y + np.sin(a) * length * t))
+        pts = (np.array(pts) * s * 16).astype(np.int32)  # 4 fractional bits
+        cv2.polylines(cover, [pts], False, 255, thickness=int(rng.integers(1, 3)), lineType=cv2.LINE_AA, shift=4)
+    cov = cv2.resize(cover.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
+    cov = np.clip(cov * 0.9, 0, 1)
+    A2 = cov + (1 - cov) * A
+    F2 = (cov[..., None] * colour + ((1 - cov) * A)[..., None] * F) / np.maximum(A2[..., None], 1e-6)
+    return np.clip(F2, 0, 1).astype(np.float32), A2.astype(np.float32)
+
+
+def crop_bg(bg: np.ndarray, size: tuple[int, int], dx: int = 0) -> np.ndarray:
+    """A W x H view of a background scaled to cover the frame (dx pans it)."""
+    w, h = size
+    s = max(w / bg.shape[1], h / bg.shape[0]) * 1.05
+    big = cv2.resize(bg, (int(np.ceil(bg.shape[1] * s)), int(np.ceil(bg.shape[0] * s))),
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    x0 = min(max(0, (big.shape[1] - w) // 2 + dx), big.shape[1] - w)
+    y0 = (big.shape[0] - h) // 2
+    return big[y0:y0 + h, x0:x0 + w]
+
+
+def compose(F: np.ndarray, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return (A[..., None] * F + (1 - A[..., None]) * B).astype(np.float32)
+
+
+def user_trimap(gt: np.ndarray, px: int = TRIMAP_PX) -> np.ndarray:
+    """A trimap a user would draw: 0 / 1 where the ground truth is 0 / 1 away
+    from its edge, 0.5 in a band of +-px around every fractional or edge pixel."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    unknown = cv2.dilate(((gt > 0.01) & (gt < 0.99)).astype(np.uint8), k) > 0
+    tri = np.where(gt >= 0.5, 1.0, 0.0).astype(np.float32)
+    tri[unknown] = 0.5
+    return tri
+
+
+# ---------------------------------------------------------------- peers
+
+def _crop_box(mask: np.ndarray, pad: int = 4) -> tuple[slice, slice]:
+    ys, xs = np.nonzero(mask)
+    return (slice(max(0, ys.min() - pad), ys.max() + pad + 1),
+            slice(max(0, xs.min() - pad), xs.max() + pad + 1))
+
+
+def pymatting_alpha(image: np.ndarray, trimap: np.ndarray, method: str) -> np.ndarray:
+    """pymatting closed-form ('cf') or KNN ('knn') alpha, solved on the
+    bounding box of the unknown region (the rest is known)."""
+    import pymatting
+
+    alpha = np.where(trimap >= 0.9, 1.0, 0.0).astype(np.float32)
+    unknown = (trimap > 0.1) & (trimap < 0.9)
+    if not unknown.any():
+        return alpha
+    ys, xs = _crop_box(unknown)
+    img = image[ys, xs].astype(np.float64)
+    tri = trimap[ys, xs].astype(np.float64)
+    fn = {"cf": pymatting.estimate_alpha_cf, "knn": pymatting.estimate_alpha_knn}[method]
+    alpha[ys, xs] = np.clip(fn(img, tri), 0, 1)
+    return alpha
+
+
+def automatic_trimap(result) -> np.ndarray:
+    """The trimap our refinement used: known outside the band (prior rounded), 0.5 inside."""
+    from priorfx.matting import refine
+
+    prior = result.prior_alpha
+    band = refine.uncertainty_band(prior, result.provenance["frame"]["band_px"])
+    tri = (prior >= 0.5).astype(np.float32)
+    tri[band] = 0.5
+    return tri
+
+
+# ---------------------------------------------------------------- runs
+
+def _mean(rows: list[dict], key: str) -> float:
+    return float(np.mean([r[key] for r in rows])) if rows else float("nan")
+
+
+def quality_runs(data: Path, people: str, quick: bool) -> dict:
+    from priorfx.matting import MattingParams, matte_image
+
+    cutouts = load_cutouts(data)
+    bgs = load_backgrounds(data)
+    if quick:
+        bgs = bgs[:2]
+    size = (640, 360) if quick else WORK_SIZE
+    rng = np.random.default_rng(7)
+    person_names = {p.stem for p in (data / "fg").glob(people)}
+    auto_rows, tri_rows = [], []
+    params = MattingParams()
+    for fname, F0, A0 in cutouts:
+        for bi, (bname, bg) in enumerate(bgs):
+            B = crop_bg(bg, size)
+            F, A = place(F0, A0, size, x_frac=0.35 + 0.3 * (bi % 2))
+            variants = [("plain", F, A)]
+            if fname in person_names:
+                variants.append(("strands", *add_strands(F, A, rng)))
+            for vname, Fv, Av in variants:
+                img = compose(Fv, Av, B)
+                tag = f"{fname}/{bname}/{vname}"
+                if fname in person_names:
+                    r = matte_image(img, params)
+                    cf = pymatting_alpha(img, automatic_trimap(r), "cf")
+                    row = {"case": tag}
+                    for who, a in (("ours", r.alpha), ("rvm", r.prior_alpha), ("cf", cf)):
+                        for k, v in metrics.all_metrics(a, Av).items():
+                            row[f"{k}_{who}"] = v
+                    auto_rows.append(row)
+                if vname == "plain" and (not quick or bi == 0):
+                    tri = user_trimap(Av, max(3, int(round(TRIMAP_PX * size[0] / WORK_SIZE[0]))))
+                    r = matte_image(img, params, guides={"trimap": tri})
+                    row = {"case": tag, "prior_agreement": r.provenance["frame"].get("prior_agreement")}
+                    for who, a in (("ours", r.alpha), ("cf", pymatting_alpha(img, tri, "cf")),
+                                   ("knn", pymatting_alpha(img, tri, "knn"))):
+                        row[f"sad_{who}"] = metrics.sad(a, Av)
+                        row[f"mse_{who}"] = metrics.mse(a, Av)
+                    tri_rows.append(row)
+    return {"automatic": auto_rows, "trimap": tri_rows, "size": list(size)}
+
+
+def temporal_runs(data: Path, people: str, quick: bool) -> dict:
+    from priorfx.matting import MattingParams, matte_clip
+
+    cutouts = [c for c in load_cutouts(data) if c[0] in {p.stem for p in (data / "fg").glob(people)}]
+    bgs = load_backgrounds(data)
+    size = (640, 360) if quick else WORK_SIZE
+    n = 6 if quick else 12
+    rows = []
+    for (fname, F0, A0), (bname, bg) in zip(cutouts, bgs[1:] + bgs[:1]):
+        frames, gts = [], []
+        for t in range(n):
+            # the person walks right and bobs; the camera pans slowly
+            F, A = place(F0, A0, size, x_frac=0.3 + 0.012 * t, y_off=int(round(3 * np.sin(t))))
+            frames.append(compose(F, A, crop_bg(bg, size, dx=2 * t)))
+            gts.append(A)
+        ours = list(matte_clip(frames, MattingParams()))
+        per_frame = []
+        for fr in frames:  # no temporal handling at all: fresh prior state, no temporal term
+            per_frame.append(next(iter(matte_clip([fr], MattingParams(temporal=0.0)))).alpha)
+        # Skip the first frames: a recurrent prior needs a few frames to settle.
+        k = 2
+        rows.append({"case": f"{fname}/{bname}", "frames": n,
+                     "dtssd_ours": metrics.dtssd([r.alpha for r in ours][k:], gts[k:]),
+                     "dtssd_rvm": metrics.dtssd([r.prior_alpha for r in ours][k:], gts[k:]),
+                     "dtssd_per_frame": metrics.dtssd(per_frame[k:], gts[k:]),
+                     "sad_ours": float(np.mean([metrics.sad(r.alpha, g) for r, g in zip(ours, gts)])),
+                     "sad_rvm": float(np.mean([metrics.sad(r.prior_alpha, g) for r, g in zip(ours, gts)]))})
+    return {"sequences": rows}
+
+
+def speed_child(width: int, height: int, frames: int) -> dict:
+    """Time matting and raw RVM on a `frames`-frame clip at width x height (in
+    a fresh process, so ru_maxrss is this run's peak)."""
+    from priorfx.matting import MattingParams, matte_clip
+    from priorfx.matting.solver import warm_up
+    from priorfx.priors.person import PersonMatter
+
+    warm_up()
+    data = DEFAULT_DATA if (DEFAULT_DATA / "fg").is_dir() else None
+    if data is not None:
+        name, F0, A0 = [c for c in load_cutouts(data) if c[0].startswith("fireman")][0]
+        bg = load_backgrounds(data)[0][1]
+        clip = []
+        for t in range(frames):
+            F, A = add_strands(*place(F0, A0, (width, height), x_frac=0.45 + 0.01 * t),
+                               np.random.default_rng(t))
+            clip.append(compose(F, A, crop_bg(bg, (width, height), dx=3 * t)))
+    else:
+        rng = np.random.default_rng(0)
+        clip = [rng.random((height, width, 3), dtype=np.float32) for _ in range(frames)]
+    times = []
+    t0 = time.perf_counter()
+    for r in matte_clip(clip, MattingParams()):
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        t0 = t1
+    prior = PersonMatter()
+    rvm = []
+    for fr in clip:
+        t0 = time.perf_counter()
+        prior(fr)
+        rvm.append(time.perf_counter() - t0)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"s_per_frame": statistics.median(times[1:] or times), "s_first_frame": times[0],
+            "s_rvm": statistics.median(rvm[1:] or rvm), "peak_mb": peak_kb / 1024.0,
+            "band_pixels": r.provenance["frame"].get("n_unknown"), "frames": frames}
+
+
+def _speed(width: int, height: int, frames: int) -> dict:
+    code = (f"import json; from priorfx.bench.matting import speed_child; "
+            f"print(json.dumps(speed_child({width}, {height}, {frames})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"speed run {width}x{height} failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run(args: argparse.Namespace) -> dict:
+    data = Path(args.data)
+    t0 = time.perf_counter()
+    q = quality_runs(data, args.people, args.quick)
+    tq = temporal_runs(data, args.people, args.quick)
+    speed = {}
+    if not args.no_speed:
+        n = 3 if args.quick else 6
+        speed = {"1080p": _speed(1920, 1080, n), "4k": _speed(3840, 2160, n)}
+    auto, tri, seq = q["automatic"], q["trimap"], tq["sequences"]
+    summary = {
+        "sad_ours": _mean(auto, "sad_ours"), "sad_rvm": _mean(auto, "sad_rvm"),
+        "sad_cf": _mean(auto, "sad_cf"), "mse_ours": _mean(auto, "mse_ours"),
+        "mse_rvm": _mean(auto, "mse_rvm"), "grad_ours": _mean(auto, "grad_ours"),
+        "conn_ours": _mean(auto, "conn_ours"), "dtssd_ours": _mean(seq, "dtssd_ours"),
+        "dtssd_rvm": _mean(seq, "dtssd_rvm"), "trimap_sad_ours": _mean(tri, "sad_ours"),
+        "trimap_sad_cf": _mean(tri, "sad_cf"), "trimap_sad_knn": _mean(tri, "sad_knn"),
+        "s_1080p": speed.get("1080p", {}).get("s_per_frame"), "s_4k": speed.get("4k", {}).get("s_per_frame"),
+        "s_rvm_1080p": speed.get("1080p", {}).get("s_rvm"), "peak_mb_4k": speed.get("4k", {}).get("peak_mb"),
+    }
+    extra = {"dtssd_per_frame": _mean(seq, "dtssd_per_frame"),
+             "mad_ours": _mean(auto, "mad_ours"), "mad_rvm": _mean(auto, "mad_rvm"),
+             "mad_cf": _mean(auto, "mad_cf"), "grad_rvm": _mean(auto, "grad_rvm"),
+             "grad_cf": _mean(auto, "grad_cf"), "conn_rvm": _mean(auto, "conn_rvm"),
+             "conn_cf": _mean(auto, "conn_cf"), "mse_cf": _mean(auto, "mse_cf")}
+    s = summary
+    targets = {
+        "sad_vs_rvm<=0.8": _ratio_ok(s["sad_ours"], s["sad_rvm"], 0.8),
+        "sad_vs_cf<=0.7": _ratio_ok(s["sad_ours"], s["sad_cf"], 0.7),
+        "trimap_beats_cf_and_knn": bool(s["trimap_sad_ours"] < min(s["trimap_sad_cf"], s["trimap_sad_knn"])),
+        "dtssd_vs_per_frame<=0.8": _ratio_ok(s["dtssd_ours"], extra["dtssd_per_frame"], 0.8),
+        "1080p<=0.5s": None if s["s_1080p"] is None else bool(s["s_1080p"] <= 0.5),
+        "4k<=2s": None if s["s_4k"] is None else bool(s["s_4k"] <= 2.0),
+        "4k_peak<=4GB": None if s["peak_mb_4k"] is None else bool(s["peak_mb_4k"] <= 4096),
+    }
+    return {"summary": summary, "extra": extra, "targets": targets,
+            "peers_skipped": {"opencv_alphamat": "needs opencv-contrib-python, which conflicts with "
+                                                 "opencv-python-headless (both install cv2)"},
+            "metric_definitions": "SAD/Grad/Conn in thousands (sum/1000), MSE/MAD means over the whole "
+                                  "image, dtSSD x100 (priorfx.matting.metrics); sizes in pixels",
+            "data": str(data), "size": q["size"], "automatic": auto, "trimap": tri,
+            "sequences": seq, "speed": speed, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _ratio_ok(ours: float, peer: float, ratio: float) -> bool:
+    return bool(np.isfinite(ours) and np.isfinite(peer) and ours <= ratio * peer)

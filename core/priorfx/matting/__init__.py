@@ -1,0 +1,17 @@
+"""Human matting: alpha, clean foreground and confidence without a screen.
+
+A learned person prior (RVM, recurrent, so steady across frames) gives a
+confident guess; a band around its edge and its unsure region is re-solved
+at full resolution with closed-form matting plus a pull towards the prior (and
+towards the previous frame where the picture held still); the foreground
+colours are then estimated so edges do not carry the old background. A user
+trimap, or holdout / garbage masks, override the prior exactly.
+
+    from priorfx.matting import MattingParams, matte_clip
+    for r in matte_clip(frames, MattingParams(quality="fast")):
+        r.alpha, r.fg, r.fg_premult, r.confidence
+"""
+from priorfx.matting.core import MattingSession, matte_clip, matte_image
+from priorfx.matting.params import MatteResult, MattingParams
+
+__all__ = ["MattingParams", "MatteResult", "MattingSession", "matte_clip", "matte_image"]

