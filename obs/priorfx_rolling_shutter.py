@@ -174,7 +174,7 @@ def _bind(lib: ctypes.CDLL) -> types.SimpleNamespace:
 # ---------------------------------------------------------------------------
 # Settings
 # ---------------------------------------------------------------------------
-DEFAULTS = {"readout_ms": 20.0, "auto_readout": True, "mode": "rolling", "strength": 1.0,
+DEFAULTS = {"readout": 0.6, "auto_readout": True, "mode": "rs", "strength": 1.0,
             "lookahead": False, "engine": "local", "remote_url": ""}
 
 
@@ -182,15 +182,15 @@ def _read_settings(api, settings) -> dict:
     if not settings:
         return dict(DEFAULTS)
     s = lambda k: (api.get_string(settings, k.encode()) or b"").decode("utf-8", "replace")  # noqa: E731
-    return {"readout_ms": api.get_double(settings, b"readout_ms"),
+    return {"readout": api.get_double(settings, b"readout"),
             "auto_readout": bool(api.get_bool(settings, b"auto_readout")),
-            "mode": s("mode") or "rolling", "strength": api.get_double(settings, b"strength"),
+            "mode": s("mode") or "rs", "strength": api.get_double(settings, b"strength"),
             "lookahead": bool(api.get_bool(settings, b"lookahead")),
             "engine": s("engine") or "local", "remote_url": s("remote_url").strip()}
 
 
 def _get_defaults(api, settings) -> None:
-    api.default_double(settings, b"readout_ms", DEFAULTS["readout_ms"])
+    api.default_double(settings, b"readout", DEFAULTS["readout"])
     api.default_bool(settings, b"auto_readout", DEFAULTS["auto_readout"])
     api.default_string(settings, b"mode", DEFAULTS["mode"].encode())
     api.default_double(settings, b"strength", DEFAULTS["strength"])
@@ -206,12 +206,13 @@ def _get_properties(api) -> int:
         api.set_long_description(prop, text.encode())
     tip(api.add_bool(props, b"auto_readout", b"Estimate readout time automatically"),
         "Measure the sensor's readout time from the motion in the video.")
-    tip(api.add_float_slider(props, b"readout_ms", b"Readout time (ms)", 0.0, 60.0, 0.5),
-        "Time the sensor takes to read out one frame, top row to bottom row (used when "
-        "automatic estimation is off). Typical webcams: 10-35 ms.")
+    tip(api.add_float_slider(props, b"readout", b"Readout time (fraction of a frame)", 0.05, 1.0, 0.01),
+        "Time the sensor takes to read out one frame, top row to bottom row, as a fraction of the "
+        "frame time (used when automatic estimation is off). Typical webcams at 30 fps: 0.4-0.8 "
+        "(e.g. 20 ms of 33 ms = 0.6).")
     mode = api.add_list(props, b"mode", b"Sensor", OBS_COMBO_TYPE_LIST, OBS_COMBO_FORMAT_STRING)
-    api.list_add_string(mode, b"Rolling shutter", b"rolling")
-    api.list_add_string(mode, b"Global reset (RSGR)", b"global_reset")
+    api.list_add_string(mode, b"Rolling shutter", b"rs")
+    api.list_add_string(mode, b"Global reset (RSGR)", b"rsgr")
     tip(mode, "Rolling shutter: rows are exposed one after another (most webcams). Global reset: "
               "all rows start together and are read out in turn, which smears instead of skews.")
     tip(api.add_float_slider(props, b"strength", b"Strength", 0.0, 1.0, 0.05),
@@ -292,6 +293,7 @@ class FilterInstance:
         self.last_written = 0
         self.want_capacity = 0
         self.params_dirty = True
+        self.published = None
         self.restart_requested = False
         self.started_at = 0.0
         self.restart_at = 0.0
@@ -423,7 +425,10 @@ class FilterInstance:
             return
         if self.params_dirty:
             self.params_dirty = False
-            ch.set_params(self._params())
+            params = self._params()
+            if params != self.published:   # a new seq restarts the worker's session
+                ch.set_params(params)
+                self.published = params
         state = ch.state
         if state == shm.READY and not self.live:
             if os.name != "nt":
@@ -446,15 +451,16 @@ class FilterInstance:
 
     def _params(self):
         s = self.settings
-        return shm.Params(readout_ms=float(s.get("readout_ms", 20.0)),
+        return shm.Params(readout=float(s.get("readout", 0.6)),
                           auto_readout=bool(s.get("auto_readout", True)),
-                          mode=s.get("mode", "rolling"), strength=float(s.get("strength", 1.0)),
+                          mode=s.get("mode", "rs"), strength=float(s.get("strength", 1.0)),
                           lookahead=bool(s.get("lookahead", False)))
 
     def _start_worker(self) -> None:
         capacity = max(self.want_capacity, 1280 * 720 * 4)
         ch = shm.Channel.create(capacity)
-        ch.set_params(self._params())
+        self.published = self._params()
+        ch.set_params(self.published)
         self.params_dirty = False
         cmd = worker_command() + ["worker", "shutter", "--shm", ch.path, "--parent", str(os.getpid())]
         url = self.settings.get("remote_url", "")

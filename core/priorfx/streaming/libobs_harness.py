@@ -237,12 +237,15 @@ class Harness:
         os.makedirs(os.path.join(self.out, tag), exist_ok=True)
         for k, data in enumerate(frames):
             ts = self.obs.os_gettime_ns()
+            before = self.inst.stats.corrected
             self.push(meta, data, ts)
             got = self.wait_output(ts)
             with open(os.path.join(self.out, tag, f"{k:04d}.raw"), "wb") as fh:
                 fh.write(got["data"])
-            rows.append({"k": k, "seq": got["seq"], "written": got["written"],
-                         "corrected": got["corrected"]})
+            # what the filter did with this frame: None = passed through, else the
+            # input index (in this step) whose result it shows
+            shown = k - (got["seq"] - got["written"]) if got["corrected"] > before else None
+            rows.append({"k": k, "seq": got["seq"], "written": got["written"], "shown": shown})
             if step.get("wait_result") and self.inst.channel is not None:
                 seq, ch = self.inst.seq, self.inst.channel
                 lookahead = 1 if self.plan.get("settings", {}).get("lookahead") else 0

@@ -48,13 +48,13 @@ SUPPORTED = ("NV12", "I420", "I422", "YUY2", "BGRA", "RGBA")
 STARTING, READY, FAILED, EXITED = 0, 1, 2, 3
 STATE_NAMES = {STARTING: "starting", READY: "ready", FAILED: "failed", EXITED: "exited"}
 
-MODES = ("rolling", "global_reset")
+MODES = ("rs", "rsgr")   # priorfx.shutter.ShutterParams.mode
 
 # The control block: (name, struct code) in order.
 _CONTROL_FIELDS = [("magic", "8s"), ("version", "I"), ("n_in", "I"), ("n_out", "I"),
                    ("capacity", "Q"), ("state", "I"), ("worker_pid", "I"), ("heartbeat", "Q"),
-                   ("params_seq", "I"), ("readout_ms", "f"), ("auto_readout", "I"), ("mode", "I"),
-                   ("strength", "f"), ("lookahead", "I"), ("in_latest", "Q"), ("out_latest", "Q")]
+                   ("params_seq", "I"), ("readout", "d"), ("auto_readout", "I"), ("mode", "I"),
+                   ("strength", "d"), ("lookahead", "I"), ("in_latest", "Q"), ("out_latest", "Q")]
 _CONTROL = struct.Struct("<" + "".join(code for _, code in _CONTROL_FIELDS))
 _FIELD = {name: (struct.calcsize("<" + "".join(c for _, c in _CONTROL_FIELDS[:i])), "<" + code)
           for i, (name, code) in enumerate(_CONTROL_FIELDS)}
@@ -119,9 +119,9 @@ class SlotHeader:
 class Params:
     """Filter settings as the worker sees them (mirrors the OBS properties)."""
 
-    readout_ms: float = 20.0
+    readout: float = 0.6          # fraction of the frame time (ShutterParams.readout)
     auto_readout: bool = True
-    mode: str = "rolling"
+    mode: str = "rs"
     strength: float = 1.0
     lookahead: bool = False
 
@@ -152,7 +152,7 @@ class Channel:
             os.close(fd)
         ch = cls(path, mm, n_in, n_out, capacity, owner=True)
         _CONTROL.pack_into(mm, 0, MAGIC, VERSION, n_in, n_out, capacity, STARTING, 0, 0,
-                           0, 20.0, 1, 0, 1.0, 0, 0, 0)
+                           0, 0.6, 1, 0, 1.0, 0, 0, 0)
         return ch
 
     @classmethod
@@ -242,7 +242,7 @@ class Channel:
 
     def set_params(self, p: Params) -> None:
         """Host side: publish new settings; the worker rebuilds its session."""
-        self._set("readout_ms", float(p.readout_ms))
+        self._set("readout", float(p.readout))
         self._set("auto_readout", int(bool(p.auto_readout)))
         self._set("mode", MODES.index(p.mode) if p.mode in MODES else 0)
         self._set("strength", float(p.strength))
@@ -253,7 +253,7 @@ class Channel:
     def params(self) -> tuple[int, Params]:
         seq = self._get("params_seq")
         mode = self._get("mode")
-        return seq, Params(readout_ms=self._get("readout_ms"), auto_readout=bool(self._get("auto_readout")),
+        return seq, Params(readout=self._get("readout"), auto_readout=bool(self._get("auto_readout")),
                            mode=MODES[mode] if mode < len(MODES) else MODES[0],
                            strength=self._get("strength"), lookahead=bool(self._get("lookahead")))
 

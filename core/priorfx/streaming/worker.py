@@ -19,12 +19,15 @@ from typing import Callable, Protocol
 
 import numpy as np
 
+from priorfx.errors import InputError
 from priorfx.streaming import shm
 
 
 class Session(Protocol):
+    """priorfx.shutter.ShutterSession's buffer call: result written into `out`."""
+
     def push_buffer(self, buf: np.ndarray, fmt: str, width: int, height: int,
-                    strides) -> np.ndarray | None: ...
+                    strides, out=None): ...
 
 
 class StdinWaker:
@@ -61,10 +64,13 @@ class InvertSession:
     def __init__(self, delay_ms: float = 0.0):
         self.delay = delay_ms / 1000.0
 
-    def push_buffer(self, buf, fmt, width, height, strides):
+    def push_buffer(self, buf, fmt, width, height, strides, out=None):
         if self.delay:
             time.sleep(self.delay)
-        return 255 - buf
+        if out is None:
+            return 255 - buf
+        np.subtract(255, buf, out=out)
+        return out
 
 
 def shutter_session_factory(remote: str | None = None, token: str | None = None,
@@ -83,8 +89,9 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
 def shutter_params(p: shm.Params):
     """The core's ShutterParams for the filter's settings."""
     from priorfx.shutter import ShutterParams
-    return ShutterParams(readout_ms=None if p.auto_readout else float(p.readout_ms),
-                         mode=p.mode, strength=float(p.strength), lookahead=bool(p.lookahead))
+    return ShutterParams(readout=None if p.auto_readout else min(1.0, max(0.01, float(p.readout))),
+                         mode=p.mode, strength=min(1.0, max(0.0, float(p.strength))),
+                         lookahead=bool(p.lookahead))
 
 
 def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
@@ -99,6 +106,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     key = None
     last_seq = 0
     out_index = 0
+    bad_key = None
     pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
     while not waker.closed:
         waker.wait(0.25)
@@ -125,17 +133,26 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
             session = make_session(p) if seq_now != params_seq or key is not None else session
             params_seq, key = seq_now, frame_key
             pending.clear()
-        result = session.push_buffer(buf, h.fmt, h.width, h.height, list(h.linesizes))
         pending.append((h.seq, h.timestamp))
+        source_seq, ts = pending[0]
+        # The session writes straight into the output slot (same strides as the input).
+        dst_off = channel.begin_write("out", out_index, shm.SlotHeader(
+            seq=source_seq, source_seq=source_seq, timestamp=ts, fmt=h.fmt, width=h.width,
+            height=h.height, linesizes=h.linesizes, size=h.size))
+        dst = np.frombuffer(channel.mm, np.uint8, h.size, dst_off)
+        try:
+            result = session.push_buffer(buf, h.fmt, h.width, h.height, list(h.linesizes), out=dst)
+        except InputError as err:
+            # e.g. an odd frame size: this stream cannot be corrected; the host passes it through
+            if bad_key != frame_key:
+                log(f"cannot correct {h.fmt} {h.width}x{h.height} frames: {err}")
+                bad_key = frame_key
+            pending.clear()
+            continue
         if result is None:
             continue   # a lookahead session holds one frame back
-        source_seq, ts = pending.popleft()
-        out = np.ascontiguousarray(result, dtype=np.uint8).reshape(-1)
-        if out.size != h.size:
-            raise ValueError(f"session returned {out.size} bytes for a {h.size}-byte {h.fmt} frame")
-        channel.write("out", out_index, shm.SlotHeader(
-            seq=source_seq, source_seq=source_seq, timestamp=ts, fmt=h.fmt, width=h.width,
-            height=h.height, linesizes=h.linesizes, size=h.size), out)
+        pending.popleft()
+        channel.end_write("out", out_index, source_seq)
         channel.publish_output(source_seq)
         out_index = (out_index + 1) % channel.n_out
     channel.set_state(shm.EXITED)
