@@ -180,7 +180,13 @@ def _stop(proc: "subprocess.Popen[str]") -> None:
 
 
 def _count_frames(pattern: str, first: int, last: int) -> int:
-    return sum(1 for f in range(first, last + 1) if os.path.exists(logic.frame_path(pattern, f)))
+    """Frames written so far, also counting those a writer stages in a hidden
+    subfolder before moving them in (the job folder is this job's alone)."""
+    names = {os.path.basename(logic.frame_path(pattern, f)) for f in range(first, last + 1)}
+    found = set()
+    for _dir, _subdirs, files in os.walk(os.path.dirname(pattern)):
+        found.update(names.intersection(files))
+    return len(found)
 
 
 class Result(NamedTuple):

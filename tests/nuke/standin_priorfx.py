@@ -1,0 +1,50 @@
+"""A stand-in `priorfx` executable for testing the adapter's process handling
+(progress, errors, SIGINT on cancel) without waiting for real inference.
+
+Behaviour is chosen by $STANDIN_MODE: ok | slow | fail. Every call's argv is
+appended to $STANDIN_LOG. Frames are staged in a hidden folder and moved in at
+the end, as priorfx.io.FrameWriter does.
+"""
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+
+args = sys.argv[1:]
+with open(os.environ["STANDIN_LOG"], "a") as log:
+    log.write(json.dumps(args) + "\n")
+if args == ["--version"]:
+    print("priorfx 7.7.7")
+    sys.exit(0)
+if args[:2] == ["matte", "--help"]:
+    print("usage: priorfx matte IN -o OUT [--frames A-B] [--quality {fast,best}] [--guide G] "
+          "[--holdout H] [--garbage G] [--band-px N] [--temporal T] [--remote URL]")
+    sys.exit(0)
+mode = os.environ.get("STANDIN_MODE", "ok")
+if mode == "fail":
+    print("priorfx: error: guide is 10x10, the plate is 20x20", file=sys.stderr)
+    print("priorfx: hint: render the guide at the plate's size", file=sys.stderr)
+    sys.exit(3)
+plate, out = args[1], args[3]
+first, last = map(int, args[args.index("--frames") + 1].split("-"))
+stage = os.path.join(os.path.dirname(out), ".stage")
+os.makedirs(stage)
+
+
+def interrupted(signum, frame):
+    with open(os.environ["STANDIN_LOG"], "a") as log:
+        log.write('"interrupted"\n')
+    shutil.rmtree(stage)
+    sys.exit(130)
+
+
+signal.signal(signal.SIGINT, interrupted)
+for f in range(first, last + 1):
+    with open(plate % f, "rb") as src, open(os.path.join(stage, os.path.basename(out % f)), "wb") as dst:
+        dst.write(b"standin:" + src.read())
+    time.sleep(0.4 if mode == "slow" else 0.05)
+for name in os.listdir(stage):
+    os.replace(os.path.join(stage, name), os.path.join(os.path.dirname(out), name))
+os.rmdir(stage)
