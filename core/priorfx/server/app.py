@@ -5,6 +5,7 @@ Endpoints (all JSON unless marked *bundle*, see protocol.py)::
     GET    /v1/health                 no auth: status, protocol, priorfx version
     GET    /v1/info                   limits, workers, operations, jobs, memory
     GET    /v1/models                 the models in the server's own store
+    GET    /v1/jobs                   status of every job the server holds
     POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: deshutter|undistort|matte
     GET    /v1/jobs/{id}?since=V&wait=S   status, long-polled until it changes
     GET    /v1/jobs/{id}/parts/{i}    bundle: result i (releases results before i)
@@ -113,13 +114,15 @@ class Limits:
     def __init__(self, cfg: ServerConfig):
         self.cfg = cfg
 
-    def image(self, what: str, a: Any, float_only: bool = True):
+    def image(self, what: str, a: Any):
         import numpy as np
 
+        if isinstance(a, (str, bytes)):
+            raise InputError(f"{what} must be an image array, got a {type(a).__name__}: the server "
+                             "never opens paths or names sent to it", "send the pixels in the request")
         if not isinstance(a, np.ndarray):
-            hint = ("send pixels in the request; the server never opens paths"
-                    if isinstance(a, str) else "send a float32 H x W x C array")
-            raise InputError(f"{what} must be an image array, got {type(a).__name__}", hint)
+            raise InputError(f"{what} must be an image array, got {type(a).__name__}",
+                             "send a float32 H x W x C array")
         if a.ndim not in (2, 3):
             raise InputError(f"{what} has shape {a.shape}; an image is H x W or H x W x C")
         h, w = a.shape[:2]
@@ -127,8 +130,7 @@ class Limits:
             raise LimitError(f"{what} is {w}x{h}; this server accepts at most {self.cfg.max_side} "
                              f"pixels a side and {self.cfg.max_pixels / 1e6:g} MP",
                              "scale the image down or raise the server's --max-side/--max-pixels")
-        if float_only and a.dtype != np.float32:
-            raise InputError(f"{what} has dtype {a.dtype}; send float32 in [0, 1]")
+        # dtypes are the manipulation's business (as locally): it checks them itself.
         return a
 
     def frames(self, what: str, frames: Any) -> list:
@@ -149,10 +151,10 @@ class Limits:
             if g is None:
                 out[name] = None
             elif isinstance(g, list):
-                out[name] = [None if x is None else self.image(f"guides[{name!r}][{i}]", x, False)
+                out[name] = [None if x is None else self.image(f"guides[{name!r}][{i}]", x)
                              for i, x in enumerate(g)]
             else:
-                out[name] = self.image(f"guides[{name!r}]", g, float_only=False)
+                out[name] = self.image(f"guides[{name!r}]", g)
         return out
 
 
@@ -306,6 +308,10 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         job = jobs.submit(op, work)
         return JSONResponse(job.status(), status_code=202)
 
+    async def job_list(request: Request):
+        jobs.reap()
+        return JSONResponse([j.status() for j in list(jobs.jobs.values())])
+
     async def job_status(request: Request):
         job = jobs.get(request.path_params["id"])
         since = _int_query(request, "since", -1)
@@ -385,6 +391,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
 
     app = Starlette(
         routes=[Route("/v1/health", health), Route("/v1/info", info), Route("/v1/models", models),
+                Route("/v1/jobs", job_list, methods=["GET"]),
                 Route("/v1/jobs/{op:str}", submit, methods=["POST"]),
                 Route("/v1/jobs/{id:str}", job_status, methods=["GET"]),
                 Route("/v1/jobs/{id:str}", job_delete, methods=["DELETE"]),
@@ -400,7 +407,9 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
 
 
 # Methods of the core's ShutterSession a client may call over the stream.
-STREAM_METHODS = ("push", "push_buffer", "flush", "reset")
+STREAM_METHODS = ("push", "push_buffer", "flush")
+# Session attributes sent back with every reply (RemoteShutterSession mirrors them).
+STREAM_STATE = ("readout", "readout_estimated", "frames_in")
 
 
 def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> Callable[[], bytes]:
@@ -415,11 +424,26 @@ def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> 
 
     for i, a in enumerate([*args, *kwargs.values()]):
         if isinstance(a, np.ndarray) and a.ndim >= 2:
-            limits.image(f"argument {i}", a, float_only=False)
-        elif isinstance(a, (dict, list)):
+            limits.image(f"argument {i}", a)
+        elif isinstance(a, dict):
             raise InputError("stream call arguments must be arrays, buffers, numbers or strings")
+    if method == "push_buffer":
+        # push_buffer(buf, fmt, width, height, strides=None): the size is given, not
+        # measured, so check it against the limits before anything is allocated.
+        named = dict(zip(("buf", "fmt", "width", "height", "strides"), args)) | kwargs
+        if "out" in named:
+            raise UsageError("push_buffer's out= is applied by the client, not sent")
+        w, h = named.get("width"), named.get("height")
+        if type(w) is not int or type(h) is not int or w < 1 or h < 1:
+            raise InputError(f"push_buffer needs whole positive width and height, got {w!r} x {h!r}")
+        limits.image("frame", np.empty((h, w, 0), np.uint8))
     fn = getattr(session, method)
-    return lambda: protocol.pack({"result": fn(*args, **kwargs)})
+
+    def call() -> bytes:
+        result = fn(*args, **kwargs)
+        state = {k: getattr(session, k) for k in STREAM_STATE if hasattr(session, k)}
+        return protocol.pack({"result": result, "state": state})
+    return call
 
 
 def _int_query(request: Request, name: str, default: int) -> int:

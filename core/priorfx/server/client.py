@@ -219,6 +219,10 @@ class RemoteEngine:
         back while the server works on later frames.
         """
         frames = list(frames)
+        if guides is not None:
+            # A callable guide (index -> mask) cannot travel: evaluate it per frame here.
+            guides = {k: [g(i) for i in range(len(frames))] if callable(g) else g
+                      for k, g in guides.items()}
         tree = {"params": protocol.params_to_json(params), "frames": frames, "guides": guides}
         parts = self._run("matte", tree, frames, progress)
         return parts
@@ -364,6 +368,8 @@ class RemoteShutterSession:
         from websockets.sync.client import connect
 
         self._engine = engine
+        self.params = params
+        self._state: dict = {}
         scheme = "wss" if engine.url.startswith("https") else "ws"
         url = scheme + engine.url[engine.url.index(":"):] + "/v1/shutter/stream"
         headers = {protocol.PROTOCOL_HEADER: str(protocol.PROTOCOL_VERSION),
@@ -372,9 +378,11 @@ class RemoteShutterSession:
             headers["Authorization"] = f"Bearer {engine.token}"
         limit = engine._handshake().get("limits", {}).get("max_body_bytes")
         try:
-            self._ws = connect(url, additional_headers=headers, compression=None,
+            # Entered as a context manager, the form every websockets version supports.
+            self._cm = connect(url, additional_headers=headers, compression=None,
                                open_timeout=engine.connect_timeout, close_timeout=2,
                                max_size=None if limit is None else limit + (1 << 16))
+            self._ws = self._cm.__enter__()
         except (OSError, InvalidStatus, WebSocketException, TimeoutError) as exc:
             raise engine._unreachable("refused the stream connection", exc) from None
         self.methods = self._exchange({"op": "open", "params": protocol.params_to_json(params)}).get(
@@ -399,25 +407,56 @@ class RemoteShutterSession:
         return out
 
     def _call(self, method: str, *args, **kwargs) -> Any:
-        return self._exchange({"method": method, "args": list(args), "kwargs": kwargs})["result"]
+        reply = self._exchange({"method": method, "args": list(args), "kwargs": kwargs})
+        self._state.update(reply.get("state") or {})
+        return reply["result"]
 
-    def push(self, *args, **kwargs):
-        """Same as ShutterSession.push (a float32 RGB frame in, a corrected frame or None out)."""
-        return self._call("push", *args, **kwargs)
+    # The session's state as of the last reply (the server sends it with each one).
+    @property
+    def readout(self) -> float:
+        """Readout in use on the server: the given one, or the running estimate."""
+        return self._state.get("readout", self.params.readout)
 
-    def push_buffer(self, *args, **kwargs):
-        """Same as ShutterSession.push_buffer (a raw camera buffer: NV12, I420, YUY2, BGRA ...)."""
-        return self._call("push_buffer", *args, **kwargs)
+    @property
+    def readout_estimated(self) -> bool:
+        return self._state.get("readout_estimated", self.params.readout is None)
 
-    def flush(self, *args, **kwargs):
-        """Same as ShutterSession.flush (frames held back for lookahead)."""
-        return self._call("flush", *args, **kwargs)
+    @property
+    def frames_in(self) -> int:
+        return self._state.get("frames_in", 0)
 
-    def reset(self, *args, **kwargs):
-        return self._call("reset", *args, **kwargs)
+    def push(self, frame: np.ndarray):
+        """Same as ShutterSession.push: an RGB frame (float32 or uint8) in, the
+        corrected frame of the same type out (None first with lookahead)."""
+        return self._call("push", frame)
+
+    def push_buffer(self, buf, fmt: str, width: int, height: int, strides=None, out=None):
+        """Same as ShutterSession.push_buffer: a camera buffer (NV12, I420, I422,
+        YUY2, BGRA, RGBA) in, its corrected planes out (None first with lookahead).
+
+        `buf` travels as it is (planes of a sequence are sent separately);
+        `out`, when given, is filled here with the planes the server returns.
+        """
+        if isinstance(buf, (list, tuple)):
+            buf = [np.asarray(p) if isinstance(p, np.ndarray) else bytes(p) for p in buf]
+        elif not isinstance(buf, (bytes, np.ndarray)):
+            buf = memoryview(buf)
+        planes = self._call("push_buffer", buf, fmt, width, height, strides)
+        if planes is None or out is None:
+            return planes
+        from priorfx.io import camera  # the same plane layout the local session writes
+
+        dst = camera._planes(out, camera._fmt(fmt), int(width), int(height), strides)
+        for src, d in zip(planes, dst):
+            np.copyto(d, src)
+        return tuple(dst)
+
+    def flush(self) -> list:
+        """Same as ShutterSession.flush: frames held back for lookahead."""
+        return self._call("flush")
 
     def close(self) -> None:
-        self._ws.close()
+        self._cm.__exit__(None, None, None)
 
     def __enter__(self) -> "RemoteShutterSession":
         return self

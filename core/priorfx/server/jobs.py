@@ -134,10 +134,17 @@ class JobManager:
             job._cond.notify_all()  # a worker waiting for the client to fetch parts wakes up
 
     def release(self, job_id: str) -> dict:
+        """DELETE: cancel a queued or running job, or forget a finished one.
+
+        A cancelled job stays listed (state 'cancelled', no results) until
+        its own client asks again or the TTL passes, so that a client waiting
+        on a job someone else cancelled learns why it ended.
+        """
         job = self.get(job_id)
         if job.state in ACTIVE:
             self.cancel(job)
-        self.jobs.pop(job_id, None)
+        else:
+            self.jobs.pop(job_id, None)
         with job._cond:
             job.parts.clear()
         return job.status()

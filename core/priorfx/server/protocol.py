@@ -339,7 +339,12 @@ def params_from_json(cls: type, data: Any) -> Any:
     kwargs = {name: _coerce(f"{cls.__name__}.{name}", value, hints.get(name, Any))
               for name, value in data.items()}
     try:
-        return cls(**kwargs)
+        params = cls(**kwargs)
+        # Some parameter classes check themselves in validate() rather than
+        # __post_init__: run it now so a bad request fails before any work.
+        if callable(getattr(params, "validate", None)):
+            params.validate()
+        return params
     except (TypeError, ValueError) as exc:
         raise UsageError(f"invalid {cls.__name__}: {exc}") from None
 

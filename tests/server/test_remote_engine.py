@@ -1,0 +1,294 @@
+"""RemoteEngine against a real `priorfx serve`: same outputs as LocalEngine, and
+the failure modes a user meets (cancel, server killed mid-job, refused, token).
+
+Tolerance: none. float32 pixels travel bit for bit, so every array of every
+result must be identical; only wall-clock records in provenance (the time
+stamp and per-stage timings) may differ.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from priorfx.engine import LocalEngine, get_engine
+from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, InputError,
+                            NoFaceError, PriorfxError)
+from priorfx.progress import Progress
+
+
+CLOCK_KEYS = {"created_utc", "seconds"}
+
+
+def _same(a, b, path="result"):
+    """Assert two results are equal: arrays bit-exact, dataclasses field by field."""
+    import dataclasses
+    if dataclasses.is_dataclass(a):
+        assert type(a) is type(b), path
+        for f in dataclasses.fields(a):
+            _same(getattr(a, f.name), getattr(b, f.name), f"{path}.{f.name}")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape, path
+        assert np.array_equal(a, b, equal_nan=True), f"{path} differs"
+    elif isinstance(a, dict):
+        keys = set(a) - CLOCK_KEYS
+        assert keys == set(b) - CLOCK_KEYS, path
+        for k in keys:
+            _same(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b or (a != a and b != b), f"{path}: {a!r} != {b!r}"
+
+
+@pytest.fixture(scope="module")
+def selfie(models_home):
+    import priorfx.io as pio
+    from priorfx import samples
+    samples.fetch()
+    return pio.read_image(samples.sample_path("single_face.jpg"))[..., :3]
+
+
+@pytest.fixture(scope="module")
+def clip(models_home):
+    """Six frames of real panning street footage at 320 x 136."""
+    import priorfx.io as pio
+    from priorfx import samples
+    samples.fetch()
+    frames = pio.read_frames(samples.sample_path("bikes.mp4"))
+    return [cv2.resize(f, (320, 136), interpolation=cv2.INTER_AREA)
+            for f in itertools.islice(iter(frames), 6)]
+
+
+def test_get_engine_returns_a_working_remote_engine(server):
+    from priorfx.config import Settings
+    from priorfx.server.client import RemoteEngine
+    engine = get_engine(Settings(remote=server.url, token=server.token))
+    assert isinstance(engine, RemoteEngine)
+    assert engine.info()["server"]["priorfx_version"] == LocalEngine().info()["priorfx_version"]
+
+
+def test_undistort_remote_equals_local(server, selfie):
+    from priorfx.portrait import PortraitParams
+    params = PortraitParams(distance_m=1.2, strength=0.9)
+    ticks = []
+    remote = server.engine().undistort(selfie, params, progress=Progress(lambda *t: ticks.append(t)))
+    local = LocalEngine().undistort(selfie, params)
+    _same(remote, local)
+    assert remote.image.flags.writeable
+    assert ticks and ticks[-1][0] == ticks[-1][1]  # the server's progress reached the client
+
+
+def test_server_side_errors_arrive_as_the_same_class(server):
+    from priorfx.portrait import PortraitParams
+    blank = np.full((240, 320, 3), 0.5, np.float32)
+    with pytest.raises(NoFaceError) as remote:
+        server.engine().undistort(blank, PortraitParams())
+    with pytest.raises(NoFaceError) as local:
+        LocalEngine().undistort(blank, PortraitParams())
+    assert remote.value.message == local.value.message and remote.value.hint == local.value.hint
+
+
+@pytest.mark.parametrize("readout", [0.8, None])
+def test_deshutter_remote_equals_local(server, clip, readout):
+    from priorfx.shutter import ShutterParams
+    params = ShutterParams(readout=readout)
+    _same(server.engine().deshutter(clip, params), LocalEngine().deshutter(clip, params))
+
+
+def test_matte_remote_equals_local_frame_by_frame(server, clip):
+    from priorfx.matting import MattingParams
+    params = MattingParams(quality="fast")
+    frames = clip[:3]
+    remote = server.engine().matte(frames, params)
+    local = LocalEngine().matte(frames, params)
+    n = 0
+    for r, l in itertools.zip_longest(remote, local):
+        _same(r, l, f"frame {n}")
+        n += 1
+    assert n == 3
+
+
+def test_matte_guides_travel_as_pixels(server, clip):
+    from priorfx.matting import MattingParams
+    frames = clip[:2]
+    h, w = frames[0].shape[:2]
+    trimap = np.full((h, w), 0.5, np.float32)
+    trimap[:, : w // 4] = 0.0
+    trimap[:, -w // 4:] = 1.0
+    guides = {"trimap": trimap}
+    params = MattingParams(quality="fast")
+    remote = list(server.engine().matte(frames, params, guides=guides))
+    local = list(LocalEngine().matte(frames, params, guides=guides))
+    _same(remote, local)
+    assert np.all(remote[0].alpha[:, : w // 4] == 0) and np.all(remote[0].alpha[:, -w // 4:] == 1)
+
+
+def test_a_path_instead_of_pixels_is_refused(server, clip):
+    from priorfx.matting import MattingParams
+    with pytest.raises(InputError, match="never opens paths"):
+        list(server.engine().matte(clip[:1], MattingParams(), guides={"trimap": "/etc/passwd"}))
+
+
+def _stream_frames(clip):
+    # A moving crop of the clip at an even size (NV12 needs even dimensions).
+    return [np.ascontiguousarray(f[:128, :320]) for f in clip]
+
+
+@pytest.mark.parametrize("lookahead", [False, True])
+def test_stream_push_remote_equals_local(server, clip, lookahead):
+    from priorfx.shutter import ShutterParams, ShutterSession
+    params = ShutterParams(readout=None, lookahead=lookahead)
+    frames = _stream_frames(clip)
+    local = ShutterSession(params)
+    with server.engine().shutter_stream(params) as remote:
+        for f in frames:
+            _same(remote.push(f), local.push(f))
+        _same(remote.flush(), local.flush())
+        assert remote.readout == local.readout and remote.frames_in == local.frames_in == len(frames)
+        for f in frames[:3]:  # uint8 frames come back as uint8, as locally
+            u8 = (f * 255 + 0.5).astype(np.uint8)
+            out = remote.push(u8)
+            _same(out, local.push(u8))
+        assert out.dtype == np.uint8
+
+
+def test_stream_push_buffer_nv12_with_out(server, clip):
+    from priorfx.io import camera
+    from priorfx.shutter import ShutterParams, ShutterSession
+    params = ShutterParams(readout=0.7)
+    local = ShutterSession(params)
+    with server.engine().shutter_stream(params) as remote:
+        for f in _stream_frames(clip):
+            y, uv = camera.from_rgb(f, "NV12")
+            buf = np.concatenate([y.ravel(), uv.ravel()]).tobytes()
+            out = bytearray(len(buf))
+            planes = remote.push_buffer(buf, "NV12", 320, 128, out=out)
+            expected = local.push_buffer(buf, "NV12", 320, 128)
+            _same(tuple(np.array(p) for p in planes), tuple(np.array(p) for p in expected))
+            assert bytes(out) == np.concatenate([p.ravel() for p in expected]).tobytes()
+
+
+def test_stream_errors_keep_the_session_usable(server, clip):
+    from priorfx.shutter import ShutterParams
+    frames = _stream_frames(clip)
+    with server.engine().shutter_stream(ShutterParams(readout=0.7)) as remote:
+        remote.push(frames[0])
+        with pytest.raises(InputError, match="frame size changed"):
+            remote.push(frames[1][:64])
+        assert remote.push(frames[1]).shape == frames[1].shape
+        with pytest.raises(InputError, match="width and height"):
+            remote.push_buffer(b"\x00" * 10, "NV12", -4, 2)
+
+
+def test_stream_refuses_a_bad_token_and_bad_params(server):
+    import websockets.sync.client as wsc
+
+    from priorfx.server import protocol
+    from priorfx.shutter import ShutterParams
+    url = server.url.replace("http", "ws") + "/v1/shutter/stream"
+    with wsc.connect(url, additional_headers={"Authorization": "Bearer nope"}) as ws:
+        reply = protocol.unpack(ws.recv(timeout=10))
+    assert reply["error"]["error"] == "auth"
+    with wsc.connect(url, additional_headers=server.headers) as ws:
+        ws.send(protocol.pack({"op": "open", "params": {"readout": 3.0}}))
+        reply = protocol.unpack(ws.recv(timeout=10))
+    assert reply["error"]["error"] == "usage" and "readout" in reply["error"]["message"]
+    from priorfx.server.client import RemoteEngine
+    with pytest.raises(AuthError):
+        RemoteEngine(server.url, token="nope").shutter_stream(ShutterParams())
+
+
+def _big_selfie(selfie, side=2400):
+    return cv2.resize(selfie, (side, side), interpolation=cv2.INTER_LINEAR)
+
+
+def test_cancel_from_the_client_stops_the_job_on_the_server(server, selfie, wait_until):
+    from priorfx.portrait import PortraitParams
+    progress = Progress(lambda done, total, msg: progress.cancel())  # cancel at the first tick
+    with pytest.raises(CancelledError):
+        server.engine().undistort(_big_selfie(selfie), PortraitParams(), progress=progress)
+    # The job ended on the server too (cancelled, or already gone).
+    wait_until(lambda: all(j["state"] == "cancelled" for j in server.get("/v1/jobs").json()))
+
+
+def test_cancel_on_the_server_reaches_the_waiting_client(server, clip, wait_until):
+    from priorfx.matting import MattingParams
+    frames = [cv2.resize(f, (640, 272)) for f in clip] * 3
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            list(server.engine().matte(frames, MattingParams(quality="best")))
+        except PriorfxError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    job = wait_until(lambda: next((j for j in server.get("/v1/jobs").json()
+                                   if j["op"] == "matte" and j["state"] == "running"), None))
+    r = requests.delete(f"{server.url}/v1/jobs/{job['id']}", headers=server.headers, timeout=10)
+    assert r.status_code == 200
+    t.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], CancelledError)
+    assert "cancelled on the server" in str(errors[0])
+
+
+def test_connection_refused_is_engine_unreachable():
+    import socket
+
+    from priorfx.server.client import RemoteEngine
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    with pytest.raises(EngineUnreachableError, match="connection refused") as info:
+        RemoteEngine(f"http://127.0.0.1:{port}", retries=1, backoff=0.01).models()
+    assert "priorfx serve" in info.value.hint
+
+
+def test_server_killed_mid_job_raises_unreachable(start_server, selfie, wait_until):
+    from priorfx.portrait import PortraitParams
+    s = start_server()
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            s.engine(retries=2, backoff=0.05).undistort(_big_selfie(selfie, 3000), PortraitParams())
+        except PriorfxError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    wait_until(lambda: any(j["state"] == "running" for j in s.get("/v1/jobs").json()))
+    s.kill()
+    t.join(60)
+    assert len(errors) == 1 and isinstance(errors[0], EngineUnreachableError), errors
+    assert "went away while job" in str(errors[0])
+
+
+def test_cli_with_server_killed_mid_job_leaves_no_output(start_server, selfie, tmp_path, cli,
+                                                          wait_until):
+    import priorfx.io as pio
+    s = start_server()
+    src = tmp_path / "big.png"
+    pio.write_image(src, _big_selfie(selfie, 3000))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(cli(
+        "undistort", str(src), "-o", str(out_dir / "fixed.png"), "--remote", s.url,
+        "--token", s.token, timeout=120)))
+    t.start()
+    wait_until(lambda: any(j["state"] == "running" for j in s.get("/v1/jobs").json()), timeout=60)
+    s.kill()
+    t.join(120)
+    proc = result[0]
+    assert proc.returncode == EngineUnreachableError.exit_code, proc.stderr
+    assert "went away while job" in proc.stderr
+    assert list(out_dir.iterdir()) == []  # no output, no partial file
