@@ -38,17 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _focal_from_file(path: Path) -> float | None:
-    """35 mm-equivalent focal length from the file's EXIF, if it has one."""
-    from priorfx import io as pio
-
-    try:
-        focal = pio.read_image_info(path).focal_35mm
-    except AttributeError:
-        return None
-    return float(focal) if focal else None
-
-
 def debug_path(output: Path) -> Path:
     return output.with_name(output.stem + ".debug.png")
 
@@ -57,21 +46,22 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
     from priorfx.portrait import DEFAULT_FOCAL_MM, PortraitParams
 
+    info = pio.read_image_info(args.input)
     focal, source = args.focal_mm, "user"
     if focal is None:
-        focal = _focal_from_file(args.input)
+        focal = info.focal_35mm
         source = "exif" if focal else "default"
     params = PortraitParams(distance_m=args.distance, focal_mm=focal, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
-    image = pio.read_image(args.input)
+    image = as_rgb(pio.read_image(args.input))
     engine = engine_from_args(args)
     with progress_bar("undistort", unit="step", quiet=args.quiet) as prog:
         result = engine.undistort(image, params, progress=prog)
     prov = dict(result.provenance)
     prov["focal_source"] = source
     prov["input"] = str(args.input)
-    pio.write_image(args.output, result.image, metadata=None, provenance=prov,
-                    bits=_source_bits(args.input))
+    pio.write_image(args.output, result.image, provenance=prov,
+                    bits=output_bits(info.pixel_type, args.output))
     dbg = None
     if args.debug_overlay and result.debug is not None:
         from priorfx.demo import save_png
@@ -90,13 +80,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source_bits(path: Path) -> int | None:
-    """Bit depth of the input file when the I/O layer reports it (keep 16-bit as 16-bit)."""
-    from priorfx import io as pio
+_BITS_BY_TYPE = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}
+_BITS_BY_SUFFIX = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16, 32), ".tiff": (8, 16, 32),
+                   ".exr": (16, 32)}
 
-    try:
-        info = pio.read_image_info(path)
-    except AttributeError:
-        return None
-    bits = getattr(info, "bits", None)
-    return int(bits) if isinstance(bits, int) and bits in (8, 16) else None
+
+def output_bits(pixel_type: str, output: Path) -> int | None:
+    """The input's bit depth when the output format can store it (16-bit stays 16-bit)."""
+    bits = _BITS_BY_TYPE.get(pixel_type)
+    return bits if bits in _BITS_BY_SUFFIX.get(output.suffix.lower(), ()) else None
+
+
+def as_rgb(image):
+    """Greyscale (Y) or greyscale + alpha (YA) -> RGB / RGBA; others unchanged."""
+    import numpy as np
+
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    if image.shape[2] == 2:
+        return np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
+    return image

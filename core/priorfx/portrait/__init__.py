@@ -198,7 +198,9 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
                       "score": round(m.score, 4), "distance_m": round(d, 4), "target_m": round(target, 4),
                       "focal_mm": focal_mm, "focal_px": round(geometry.focal_px(focal_mm, w, h), 2),
                       "fit_rms_px": round(fit.rms_px / sx, 3)})
-    weight = warp.head_weight((ah, aw), warps, person)
+    heads = warp.head_weights((ah, aw), warps)
+    pweight = warp.person_weight(person, warps)
+    weight = np.max(heads, axis=0) * pweight
     ys, xs = np.nonzero(weight > 1e-3)
     if len(xs) == 0:
         return Plan((0, 0, 0, 0), np.zeros((0, 0, 2)), faces, None)
@@ -210,7 +212,7 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     nx, ny = max(2, int(np.ceil(bw / step))), max(2, int(np.ceil(bh / step)))
     gx_full = x0 + (np.arange(nx) + 0.5) * bw / nx - 0.5
     gy_full = y0 + (np.arange(ny) + 0.5) * bh / ny - 0.5
-    grid = warp.coarse_field(warps, weight, (gx_full + 0.5) * sx - 0.5, (gy_full + 0.5) * sy - 0.5)
+    grid = warp.coarse_field(warps, heads, pweight, (gx_full + 0.5) * sx - 0.5, (gy_full + 0.5) * sy - 0.5)
     grid[..., 0] /= sx
     grid[..., 1] /= sy
     grid, factor = warp.safe_field(grid, bw / nx, bh / ny)

@@ -30,6 +30,8 @@ HEAD_VERTEX_ABOVE_FOREHEAD_M = 0.085   # mid-forehead landmark -> top of the sku
 HEAD_LENGTH_M = 0.19                   # glabella -> back of the head (adult mean ~19 cm)
 HEAD_WIDER_THAN_FACE = 1.12            # head breadth / face-outline width
 MIN_JACOBIAN = 0.3                     # below this the warp is scaled down (no tearing)
+PROXY_MARGIN = 1.08                    # head-proxy points start this far out of the face hull
+SPLINE_SMOOTHING = 1e-3                # thin-plate smoothing (coordinates in head widths)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class FaceWarp:
     disp: np.ndarray          # N x 2 backward displacement (output -> input)
     silhouette: np.ndarray    # M x 2 polygon of the projected head proxy (input)
     head_width_px: float
+    face_hull: np.ndarray     # K x 2 convex hull of the face landmarks (input)
 
 
 def head_proxy(shape: np.ndarray, n_lat: int = 24, n_lon: int = 48) -> np.ndarray:
@@ -70,68 +73,95 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     hull = cv2.convexHull(obs.astype(np.float32)).reshape(-1, 2)
     # Proxy points over the face itself are left to the mesh (which is exact there).
     centroid = obs.mean(0)
-    grown = centroid + (hull - centroid) * 1.08
+    grown = centroid + (hull - centroid) * PROXY_MARGIN
     outside = np.array([cv2.pointPolygonTest(grown.astype(np.float32), (float(x), float(y)), False) < 0
                         for x, y in hb])
-    keep = visible & outside
+    # Only the skull above the jaw: under the jaw the ellipsoid stands for
+    # nothing real (neck, or the jaw itself hides it).
+    upper = head[:, 1] < fit.shape[152, 1] - 0.035
+    keep = visible & outside & upper
     src = np.concatenate([obs, hb[keep]])
     disp = np.concatenate([disp_face, (ha - hb)[keep]])
     sil = cv2.convexHull(hb[visible | ~visible].astype(np.float32)).reshape(-1, 2)
     width = float(np.ptp(sil[:, 0]))
-    return FaceWarp(src + disp, -disp, sil.astype(np.float64), width)
+    return FaceWarp(src + disp, -disp, sil.astype(np.float64), width, hull.astype(np.float64))
 
 
-def head_weight(shape_hw: tuple[int, int], warps: list[FaceWarp], person: np.ndarray | None,
-                feather: float = 0.3) -> np.ndarray:
-    """Weight in [0, 1]: 1 over the head(s), 0 over the background.
+def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], feather: float = 0.3) -> list[np.ndarray]:
+    """One weight per face in [0, 1]: 1 over its head, fading to 0 around it.
 
-    The projected head proxy, grown by `feather` x head width and blurred,
-    times the person probability dilated by a few percent of the head width
-    (so the silhouette may move a little into the background next to it).
+    The projected head proxy, grown by 10 % and by `feather` x head width,
+    then blurred.
     """
     h, w = shape_hw
-    out = np.zeros((h, w), np.float32)
+    out = []
     for fw in warps:
         m = np.zeros((h, w), np.uint8)
         c = fw.silhouette.mean(0)
         cv2.fillPoly(m, [np.round(c + (fw.silhouette - c) * 1.1).astype(np.int32)], 255)
         r = max(1, int(feather * fw.head_width_px))
         d = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r)))
-        soft = cv2.GaussianBlur(d.astype(np.float32) / 255.0, (0, 0), r / 3)
-        np.maximum(out, soft, out=out)
-        if person is not None:
-            k = max(1, int(0.06 * fw.head_width_px)) | 1
-            p = cv2.dilate(person.astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-            p = cv2.GaussianBlur(np.clip((p - 0.2) / 0.6, 0, 1), (0, 0), k / 2)
-            out = np.minimum(out, np.maximum(p, 0))
+        out.append(cv2.GaussianBlur(d.astype(np.float32) / 255.0, (0, 0), r / 3))
     return out
 
 
-def coarse_field(warps: list[FaceWarp], weight: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """Backward field (ny x nx x 2, analysis px) at grid positions gx (nx), gy (ny)."""
+def person_weight(person: np.ndarray, warps: list[FaceWarp]) -> np.ndarray:
+    """The person probability, dilated by a few % of the head width and softened.
+
+    Multiplying the field by it keeps the background still (straight lines),
+    while the silhouette may still move a little into the background next to it.
+    The face itself (hull of its landmarks) always counts as person: the
+    segmentation can be unsure over glasses, beards or make-up.
+    """
+    k = max(1, int(0.06 * max(fw.head_width_px for fw in warps))) | 1
+    p = cv2.dilate(person.astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    p = cv2.GaussianBlur(np.clip((p - 0.2) / 0.6, 0, 1), (0, 0), k / 2)
+    face = np.zeros(person.shape, np.uint8)
+    for fw in warps:
+        c = fw.face_hull.mean(0)
+        cv2.fillConvexPoly(face, np.round(c + (fw.face_hull - c) * 1.15).astype(np.int32), 1)
+    face = cv2.GaussianBlur(face.astype(np.float32), (0, 0), k / 2)
+    return np.maximum(p, np.clip(face * 2.0, 0, 1))
+
+
+def _sample(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return cv2.remap(img, pts[:, 0].astype(np.float32).reshape(1, -1), pts[:, 1].astype(np.float32).reshape(1, -1),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(-1)
+
+
+def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndarray | None,
+                 gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Backward field (ny x nx x 2, analysis px) at grid positions gx (nx), gy (ny).
+
+    Each face's thin-plate spline counts only under its own head weight; where
+    heads overlap the fields are averaged; the person weight multiplies all.
+    """
     from scipy.interpolate import RBFInterpolator
 
     pts = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
-    field = np.zeros((len(gy), len(gx), 2))
-    h, w = weight.shape
-    wts = cv2.remap(weight, pts[:, 0].astype(np.float32).reshape(1, -1),
-                    pts[:, 1].astype(np.float32).reshape(1, -1), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(len(gy), len(gx))
-    for fw in warps:
+    acc = np.zeros((len(pts), 2))
+    total = np.zeros(len(pts))
+    for fw, head in zip(warps, heads):
+        wts = _sample(head, pts)
+        near = wts > 1e-4
+        if not near.any():
+            continue
         # Zero-displacement anchors on a ring well outside the head keep the
         # spline from extrapolating (its linear part) across the image.
         c = fw.silhouette.mean(0)
         ang = np.linspace(0, 2 * np.pi, 36, endpoint=False)
-        ring = c + 1.6 * np.stack([np.cos(ang), np.sin(ang)], 1) * np.ptp(fw.silhouette, 0) / 2
-        at = np.concatenate([fw.at, ring])
+        ring = c + 1.7 * np.stack([np.cos(ang), np.sin(ang)], 1) * np.ptp(fw.silhouette, 0) / 2
+        # Work in head-width units so that the smoothing means the same at any size.
+        unit = max(fw.head_width_px, 1.0)
+        at = (np.concatenate([fw.at, ring]) - c) / unit
         val = np.concatenate([fw.disp, np.zeros_like(ring)])
-        rbf = RBFInterpolator(at, val, kernel="thin_plate_spline", smoothing=1.0, degree=1)
-        near = wts.reshape(-1) > 1e-4
-        part = np.zeros((len(pts), 2))
-        if near.any():
-            part[near] = rbf(pts[near])
-        field += part.reshape(field.shape)
-    return field * wts[..., None]
+        rbf = RBFInterpolator(at, val, kernel="thin_plate_spline", smoothing=SPLINE_SMOOTHING, degree=1)
+        acc[near] += rbf((pts[near] - c) / unit) * wts[near, None]
+        total += wts
+    field = acc / np.maximum(total, 1.0)[:, None]
+    if person is not None:
+        field *= _sample(person, pts)[:, None]
+    return field.reshape(len(gy), len(gx), 2)
 
 
 def min_jacobian(field: np.ndarray, step_x: float, step_y: float) -> float:
