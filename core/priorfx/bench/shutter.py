@@ -1,0 +1,462 @@
+"""`priorfx bench shutter`: rolling-shutter correction vs. the input and a global-motion peer.
+
+Data (all built here, in the same run, from real pictures):
+
+* real footage (bikes.mp4, single_face.mp4, carphone_pristine.mp4): the
+  frames are taken as global-shutter instants; a rolling-shutter frame takes
+  row y from the instant ``k + tau(y)`` (frames in between are interpolated
+  along Farneback flow, not DIS, so the data does not share the corrector's
+  flow), the ground truth is frame k itself. RSGR frames integrate each row's
+  exposure window ``[k, k + e + g r(y)]`` (12 interpolated sub-instants) and
+  carry the brightness ramp;
+* synthetic camera motion (pan + shake + roll) over real photos, and a real
+  photo patch moving across a panning background (object motion), rendered
+  exactly row by row.
+
+Scores: PSNR and SSIM against the global-shutter frame at the target instant,
+with a border crop (the part of the frame that no warp can see). Peers in the
+same run: the input itself, and a global-motion correction from sparse
+feature tracks (one similarity transform per row band, fitted with RANSAC to
+KLT tracks to both neighbours, the classic approach) given the true readout.
+Speed: median ms per frame of `ShutterSession.push_buffer` (NV12, the usual
+webcam format in OBS) and `push` (float RGB) at 720p and 1080p, with the
+median time of one cv2.remap of the same frame (the floor every warp pays).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from priorfx.bench.common import median_ms
+from priorfx.shutter import ShutterParams, ShutterSession, correct_clip, rs, rsgr
+
+VIDEOS = ("bikes.mp4", "single_face.mp4", "carphone_pristine.mp4")
+PHOTOS = ("china.jpg", "flower.jpg", "coffee.png")
+EXPOSURE = 0.25
+
+
+# --------------------------------------------------------------------------- metrics
+
+def crop(img: np.ndarray, frac: float = 0.06) -> np.ndarray:
+    h, w = img.shape[:2]
+    by, bx = max(8, int(h * frac)), max(8, int(w * frac))
+    return img[by:h - by, bx:w - bx]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((crop(a).astype(np.float64) - crop(b)) ** 2))
+    return 10 * np.log10(1.0 / max(mse, 1e-10))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of the luma (Wang et al. 2004: Gaussian 11x11, sigma 1.5)."""
+    ga = cv2.cvtColor(crop(a).astype(np.float32), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    gb = cv2.cvtColor(crop(b).astype(np.float32), cv2.COLOR_RGB2GRAY).astype(np.float64)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
+    ma, mb = blur(ga), blur(gb)
+    va, vb, cov = blur(ga * ga) - ma * ma, blur(gb * gb) - mb * mb, blur(ga * gb) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+# --------------------------------------------------------------------------- scenes
+
+class VideoScene:
+    """Real footage as a continuous-time scene: frames at integer times, flow-interpolated between."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self.frames = frames
+        self.h, self.w = frames[0].shape[:2]
+        self._flows: dict[tuple[int, int], np.ndarray] = {}
+        gx, gy = np.meshgrid(np.arange(self.w, dtype=np.float32), np.arange(self.h, dtype=np.float32))
+        self.grid = np.dstack([gx, gy])
+
+    def _flow(self, i: int, j: int) -> np.ndarray:
+        if (i, j) not in self._flows:
+            a = cv2.cvtColor(self.frames[i], cv2.COLOR_RGB2GRAY)
+            b = cv2.cvtColor(self.frames[j], cv2.COLOR_RGB2GRAY)
+            self._flows[(i, j)] = cv2.calcOpticalFlowFarneback(
+                (a * 255).astype(np.uint8), (b * 255).astype(np.uint8), None, 0.5, 4, 21, 4, 7, 1.5, 0)
+        return self._flows[(i, j)]
+
+    def at(self, row_times: np.ndarray) -> np.ndarray:
+        """Image whose row y shows the scene at time row_times[y]."""
+        out = np.empty_like(self.frames[0])
+        base = np.clip(np.floor(row_times).astype(int), 0, len(self.frames) - 2)
+        for i in np.unique(base):
+            rows = np.nonzero(base == i)[0]
+            alpha = np.clip(row_times[rows] - i, 0.0, 1.0).astype(np.float32)[:, None, None]
+            if np.all(alpha == 0):
+                out[rows] = self.frames[i][rows]
+                continue
+            f01, f10 = self._flow(i, i + 1)[rows], self._flow(i + 1, i)[rows]
+            g = self.grid[rows]
+            to0 = g + (-(1 - alpha) * alpha * f01 + alpha * alpha * f10)
+            to1 = g + ((1 - alpha) ** 2 * f01 - alpha * (1 - alpha) * f10)
+            i0 = cv2.remap(self.frames[i], to0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            i1 = cv2.remap(self.frames[i + 1], to1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out[rows] = (1 - alpha) * i0 + alpha * i1
+        return out
+
+
+class PhotoScene:
+    """A camera moving over a real photo (pan, shake, roll), optionally with a moving object."""
+
+    def __init__(self, photo: np.ndarray, size: tuple[int, int], seed: int, speed: float,
+                 obj: np.ndarray | None = None, obj_speed: float = 0.0):
+        rng = np.random.default_rng(seed)
+        self.photo = photo
+        self.w, self.h = size
+        self.speed = speed * np.array([np.cos(a := rng.uniform(-0.4, 0.4)), np.sin(a)])
+        if rng.random() < 0.5:
+            self.speed[0] = -self.speed[0]
+        self.shake_amp = rng.uniform(3.0, 6.0, 2)
+        self.shake_freq = rng.uniform(0.12, 0.22, 2)
+        self.shake_phase = rng.uniform(0, 2 * np.pi, 2)
+        self.roll = rng.uniform(0.004, 0.01)
+        self.obj = obj
+        self.obj_v = np.array([obj_speed, rng.uniform(-0.2, 0.2) * obj_speed])
+        gx, gy = np.meshgrid(np.arange(self.w, dtype=np.float32), np.arange(self.h, dtype=np.float32))
+        self.gx, self.gy = gx, gy
+
+    def _pose(self, t: np.ndarray):
+        shake = self.shake_amp[:, None] * np.sin(2 * np.pi * self.shake_freq[:, None] * t[None] + self.shake_phase[:, None])
+        tx = self.speed[0] * t + shake[0]
+        ty = self.speed[1] * t + shake[1]
+        theta = self.roll * np.sin(2 * np.pi * 0.1 * t)
+        return tx, ty, theta
+
+    def at(self, row_times: np.ndarray) -> np.ndarray:
+        t = np.asarray(row_times, np.float64)
+        tx, ty, th = (c.astype(np.float32)[:, None] for c in self._pose(t))
+        ph, pw = self.photo.shape[:2]
+        cx, cy = self.w / 2, self.h / 2
+        x, y = self.gx - cx, self.gy - cy
+        mx = np.cos(th) * x - np.sin(th) * y + pw / 2 + tx
+        my = np.sin(th) * x + np.cos(th) * y + ph / 2 + ty
+        img = cv2.remap(self.photo, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT_101)
+        if self.obj is not None:
+            oh, ow = self.obj.shape[:2]
+            ox = (self.w * 0.5 - ow / 2 + self.obj_v[0] * (t - 6)).astype(np.float32)[:, None]
+            oy = (self.h * 0.5 - oh / 2 + self.obj_v[1] * (t - 6)).astype(np.float32)[:, None]
+            patch = cv2.remap(self.obj, self.gx - ox, self.gy - oy, cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            a = patch[..., 3:4]
+            img = img * (1 - a) + patch[..., :3] * a
+        return img.astype(np.float32)
+
+
+def _object_patch(photo: np.ndarray, size: int) -> np.ndarray:
+    """A round patch of a real photo with a soft edge, RGBA."""
+    h, w = photo.shape[:2]
+    s = min(h, w) // 2
+    patch = cv2.resize(photo[h // 2 - s // 2:h // 2 + s // 2, w // 2 - s // 2:w // 2 + s // 2], (size, size),
+                       interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    r = np.hypot(xx - size / 2 + 0.5, yy - size / 2 + 0.5) / (size / 2)
+    alpha = np.clip((1.0 - r) * size / 4, 0, 1)[..., None]
+    return np.dstack([patch, alpha]).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- rendering
+
+def render_rs(scene, ks: list[int], g: float, scan: str = "down") -> tuple[list, list]:
+    """Rolling-shutter frames (target instant k = middle row's) and ground truth."""
+    a, b = rs.time_coefficients(scene.h, g, scan, "middle")
+    tau = a + b * np.arange(scene.h)
+    rs_frames = [scene.at(k + tau) for k in ks]
+    gts = [scene.at(np.full(scene.h, float(k))) for k in ks]
+    return rs_frames, gts
+
+
+def render_rsgr(scene, ks: list[int], g: float, exposure: float = EXPOSURE, samples: int = 12):
+    """Global-reset frames (reset at k) with the brightness ramp, and the sharp frame at k."""
+    e = rsgr.row_exposure(scene.h, g, exposure, "down").astype(np.float64)
+    frames, gts = [], []
+    for k in ks:
+        acc = np.zeros_like(scene.at(np.full(scene.h, float(k))))
+        for m in range(samples):
+            acc += scene.at(k + e * (m + 0.5) / samples)
+        gain = (e / e.max()).astype(np.float32)[:, None, None]
+        frames.append(acc / samples * gain)
+        gts.append(scene.at(np.full(scene.h, float(k))))
+    return frames, gts
+
+
+# --------------------------------------------------------------------------- peer
+
+def global_peer(frames: list[np.ndarray], g: float, bands: int = 8) -> list[np.ndarray]:
+    """Classic correction: one similarity transform per row band from KLT feature tracks."""
+    h, w = frames[0].shape[:2]
+    a, b = rs.time_coefficients(h, g, "down", "middle")
+    grays = [cv2.cvtColor((f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY) for f in frames]
+    small = (max(8, w // 4), max(8, h // 4))
+    from priorfx.priors.motion import grid_positions
+    xs, ys = grid_positions(small, (w, h))
+    edges = np.linspace(0, h, bands + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    warper = rs.WarpMaps()
+    out = []
+    for i, f in enumerate(frames):
+        vels = []
+        for j, direction in ((i + 1, 1), (i - 1, -1)):
+            if not 0 <= j < len(frames):
+                continue
+            pts = cv2.goodFeaturesToTrack(grays[i], 600, 0.01, 6)
+            if pts is None:
+                continue
+            nxt, st, _ = cv2.calcOpticalFlowPyrLK(grays[i], grays[j], pts, None, winSize=(21, 21), maxLevel=4)
+            ok = st.ravel() == 1
+            p0, p1 = pts.reshape(-1, 2)[ok], nxt.reshape(-1, 2)[ok]
+            mats = []
+            for bi in range(bands):
+                sel = (p0[:, 1] >= edges[bi]) & (p0[:, 1] < edges[bi + 1])
+                m = None
+                if sel.sum() >= 6:
+                    m, _ = cv2.estimateAffinePartial2D(p0[sel], p1[sel], method=cv2.RANSAC,
+                                                       ransacReprojThreshold=2.0)
+                if m is None:
+                    d = np.median(p1 - p0, axis=0) if len(p0) else np.zeros(2)
+                    m = np.array([[1, 0, d[0]], [0, 1, d[1]]], np.float64)
+                mats.append(m)
+            mats = np.array(mats)
+            # Interpolate the band transforms to every grid row, displacement of each grid point.
+            row_m = np.stack([np.interp(ys[:, 0], centres, mats[:, r, c]) for r in range(2) for c in range(3)],
+                             axis=-1).reshape(-1, 2, 3)
+            dx = row_m[:, 0, 0:1] * xs + row_m[:, 0, 1:2] * ys + row_m[:, 0, 2:3] - xs
+            dy = row_m[:, 1, 0:1] * xs + row_m[:, 1, 1:2] * ys + row_m[:, 1, 2:3] - ys
+            flow = np.dstack([dx, dy]).astype(np.float32)
+            vels.append(rs.velocity_from_flow(flow, b, direction))
+        if not vels:
+            out.append(f.copy())
+            continue
+        v = np.mean(vels, axis=0).astype(np.float32)
+        out.append(rs.warp(f, warper.map_for(rs.displacement(v, (w, h), a, b), (w, h))))
+    return out
+
+
+# --------------------------------------------------------------------------- cases
+
+def _video_frames(name: str, start: int, count: int, max_width: int = 640) -> list[np.ndarray]:
+    from priorfx.io import read_frames
+    from priorfx.samples import sample_path
+    frames = []
+    for i, f in enumerate(read_frames(sample_path(name))):
+        if i < start:
+            continue
+        if len(frames) >= count:
+            break
+        if f.shape[1] > max_width:
+            f = cv2.resize(f, (max_width, round(f.shape[0] * max_width / f.shape[1])), interpolation=cv2.INTER_AREA)
+        frames.append(np.ascontiguousarray(f[..., :3], np.float32))
+    return frames
+
+
+def _photo(name: str, scale: float) -> np.ndarray:
+    from priorfx.io import read_image
+    from priorfx.samples import sample_path
+    img = read_image(sample_path(name))[..., :3]
+    return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).astype(np.float32)
+
+
+def _score(name: str, kind: str, g: float, frames, gts, results: list, est_g: float | None = None,
+           conf: float | None = None, ours=None, peer=None, extra: dict | None = None) -> dict:
+    row = {"case": name, "kind": kind, "readout": g,
+           "psnr_input": float(np.mean([psnr(f, t) for f, t in zip(frames, gts)])),
+           "ssim_input": float(np.mean([ssim(f, t) for f, t in zip(frames, gts)]))}
+    if ours is not None:
+        row["psnr_ours"] = float(np.mean([psnr(f, t) for f, t in zip(ours, gts)]))
+        row["ssim_ours"] = float(np.mean([ssim(f, t) for f, t in zip(ours, gts)]))
+    if peer is not None:
+        row["psnr_global_peer"] = float(np.mean([psnr(f, t) for f, t in zip(peer, gts)]))
+        row["ssim_global_peer"] = float(np.mean([ssim(f, t) for f, t in zip(peer, gts)]))
+    if est_g is not None:
+        row["readout_estimate"] = est_g
+        row["readout_confidence"] = conf
+    row.update(extra or {})
+    results.append(row)
+    return row
+
+
+def _rs_case(name: str, kind: str, scene, ks: list[int], g: float, results: list,
+             log: Callable[[str], None], images: dict | None = None) -> None:
+    frames, gts = render_rs(scene, ks, g)
+    # Extra context frames so every scored frame has both neighbours.
+    ours = correct_clip(frames, ShutterParams(readout=g)).frames
+    auto = correct_clip(frames, ShutterParams(readout=None))
+    peer = global_peer(frames, g)
+    live = ShutterSession(ShutterParams(readout=g))
+    live_out = [live.push(f) for f in frames]
+    sl = slice(1, -1)  # first/last frame lack one neighbour; score the inner ones
+    row = _score(name, kind, g, frames[sl], gts[sl], results, auto.readout, auto.readout_confidence,
+                 ours[sl], peer[sl], extra={
+                     "psnr_ours_auto_readout": float(np.mean([psnr(f, t) for f, t in zip(auto.frames[sl], gts[sl])])),
+                     "psnr_ours_live": float(np.mean([psnr(f, t) for f, t in zip(live_out[sl], gts[sl])])),
+                     "worst_frame_gain_db": float(min(psnr(o, t) - psnr(f, t)
+                                                      for o, f, t in zip(ours[sl], frames[sl], gts[sl])))})
+    if images is not None and name not in images:
+        m = len(frames) // 2
+        images[name] = (frames[m], ours[m], peer[m], gts[m])
+    log(f"  {name} g={g}: input {row['psnr_input']:.2f} ours {row['psnr_ours']:.2f} "
+        f"peer {row['psnr_global_peer']:.2f} live {row['psnr_ours_live']:.2f} est g {auto.readout:.2f}")
+
+
+def _rsgr_case(name: str, scene, ks: list[int], g: float, results: list, log) -> None:
+    frames, gts = render_rsgr(scene, ks, g)
+    ours = correct_clip(frames, ShutterParams(readout=g, mode="rsgr", exposure=EXPOSURE)).frames
+    sl = slice(1, -1)
+    row = _score(name, "rsgr", g, frames[sl], gts[sl], results, ours=ours[sl])
+    log(f"  {name} RSGR g={g}: input {row['psnr_input']:.2f} ours {row['psnr_ours']:.2f}")
+
+
+# --------------------------------------------------------------------------- speed
+
+def _speed(sizes: list[tuple[int, int]], frames: int, log) -> dict:
+    from priorfx.io import camera
+    out = {}
+    photo = _photo("china.jpg", 1.0)
+    for w, h in sizes:
+        big = cv2.resize(photo, (w + 200, h + 200), interpolation=cv2.INTER_CUBIC)
+        clip = [np.ascontiguousarray(big[50 + (i % 7):50 + (i % 7) + h, 10 * i % 150:10 * i % 150 + w])
+                for i in range(frames)]
+        nv12 = [camera.from_rgb(f, "nv12", as_bytes=True) for f in clip]
+        bgra = [camera.from_rgb(f, "bgra", as_bytes=True) for f in clip]
+        res = {}
+        for label, data, call in (
+                ("nv12", nv12, lambda s, d: s.push_buffer(d, "NV12", w, h)),
+                ("bgra", bgra, lambda s, d: s.push_buffer(d, "BGRA", w, h)),
+                ("rgb_float", clip, lambda s, d: s.push(d))):
+            sess = ShutterSession(ShutterParams(readout=0.8))
+            call(sess, data[0])
+            times = []
+            for d in data[1:]:
+                t0 = time.perf_counter()
+                call(sess, d)
+                times.append((time.perf_counter() - t0) * 1000)
+            res[f"ms_{label}"] = statistics.median(times)
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        m = np.dstack([gx + 0.3, gy + 0.7])
+        y = np.frombuffer(nv12[0], np.uint8)[:w * h].reshape(h, w)
+        uv = np.frombuffer(nv12[0], np.uint8)[w * h:].reshape(h // 2, w // 2, 2)
+        mc = np.ascontiguousarray(m[::2, ::2] / 2)
+        px = np.frombuffer(bgra[0], np.uint8).reshape(h, w, 4)
+        res["remap_ms_nv12"] = median_ms(lambda: (cv2.remap(y, m, None, cv2.INTER_LINEAR),
+                                                  cv2.remap(uv, mc, None, cv2.INTER_LINEAR)), repeat=15)
+        res["remap_ms_bgra"] = median_ms(lambda: cv2.remap(px, m, None, cv2.INTER_LINEAR), repeat=15)
+        res["remap_ms_rgb_float"] = median_ms(lambda: cv2.remap(clip[0], m, None, cv2.INTER_LINEAR), repeat=15)
+        out[f"{h}p"] = res
+        log(f"  speed {w}x{h}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()))
+    return out
+
+
+# --------------------------------------------------------------------------- entry points
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--readouts", default=None,
+                   help="comma-separated readout times g to test (default 0.3,0.5,0.7,1.0; quick 0.4,0.8)")
+    p.add_argument("--images", metavar="DIR", default=None,
+                   help="also write input / ours / peer / truth PNGs of one frame per case here")
+
+
+def run(args: argparse.Namespace) -> dict:
+    import sys
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    quick = bool(getattr(args, "quick", False))
+    gs = ([float(x) for x in args.readouts.split(",")] if getattr(args, "readouts", None)
+          else ([0.4, 0.8] if quick else [0.3, 0.5, 0.7, 1.0]))
+    n = 5 if quick else 9           # scored frames = n - 2 per case
+    results: list[dict] = []
+    images: dict = {}
+    t_start = time.perf_counter()
+
+    videos = VIDEOS
+    starts = {"bikes.mp4": 40, "single_face.mp4": 10, "carphone_pristine.mp4": 30}
+    for vi, name in enumerate(videos):
+        frames = _video_frames(name, starts[name], n + 3)
+        scene = VideoScene(frames)
+        ks = list(range(1, 1 + n))
+        for gi, g in enumerate(gs):
+            if quick and (vi + gi) % 2:
+                continue
+            _rs_case(f"{name}", "video", scene, ks, g, results, log, images)
+    for pi, photo_name in enumerate(PHOTOS[:2] if quick else PHOTOS):
+        photo = _photo(photo_name, 1.6)
+        for gi, g in enumerate(gs):
+            cam = PhotoScene(photo, (640, 360), seed=pi * 10 + gi, speed=14.0)
+            _rs_case(f"{photo_name} camera", "camera_motion", cam, list(range(2, 2 + n)), g, results, log, images)
+            obj = _object_patch(_photo(PHOTOS[(pi + 1) % len(PHOTOS)], 1.0), 120)
+            mov = PhotoScene(photo, (640, 360), seed=pi * 10 + gi + 5, speed=4.0, obj=obj, obj_speed=22.0)
+            _rs_case(f"{photo_name} object", "object_motion", mov, list(range(2, 2 + n)), g, results, log, images)
+    rsgr_results: list[dict] = []
+    for gi, g in enumerate(gs):
+        photo = _photo(PHOTOS[gi % len(PHOTOS)], 1.6)
+        cam = PhotoScene(photo, (640, 360), seed=100 + gi, speed=10.0)
+        _rsgr_case(f"{PHOTOS[gi % len(PHOTOS)]} camera", cam, list(range(2, 2 + n)), g, rsgr_results, log)
+        if not quick or gi == 0:
+            frames = _video_frames("bikes.mp4", 60, n + 4)
+            _rsgr_case("bikes.mp4", VideoScene(frames), list(range(1, 1 + n)), g, rsgr_results, log)
+    quality_s = time.perf_counter() - t_start
+
+    speed = _speed([(1280, 720), (1920, 1080)], 12 if quick else 40, log)
+
+    if getattr(args, "images", None):
+        from pathlib import Path
+        from priorfx.demo import save_png
+        d = Path(args.images)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, imgs in images.items():
+            stem = name.replace(" ", "_").replace(".", "_")
+            for label, img in zip(("input", "ours", "peer", "truth"), imgs):
+                save_png(d / f"{stem}_{label}.png", img)
+
+    def mean(rows, key):
+        vals = [r[key] for r in rows if key in r]
+        return float(np.mean(vals)) if vals else None
+
+    obj_rows = [r for r in results if r["kind"] == "object_motion"]
+    summary = {
+        "psnr_input": mean(results, "psnr_input"),
+        "psnr_ours": mean(results, "psnr_ours"),
+        "psnr_global_peer": mean(results, "psnr_global_peer"),
+        "ssim_input": mean(results, "ssim_input"),
+        "ssim_ours": mean(results, "ssim_ours"),
+        "psnr_ours_object_motion": mean(obj_rows, "psnr_ours"),
+        "psnr_global_peer_object_motion": mean(obj_rows, "psnr_global_peer"),
+        "rsgr_psnr_input": mean(rsgr_results, "psnr_input"),
+        "rsgr_psnr_ours": mean(rsgr_results, "psnr_ours"),
+        "readout_est_abs_err": float(np.mean([abs(r["readout_estimate"] - r["readout"]) for r in results])),
+        "ms_720p": speed["720p"]["ms_nv12"],
+        "ms_1080p": speed["1080p"]["ms_nv12"],
+        "remap_ms_720p": speed["720p"]["remap_ms_nv12"],
+        "remap_ms_1080p": speed["1080p"]["remap_ms_nv12"],
+    }
+    worst = min(r["psnr_ours"] - r["psnr_input"] for r in results)
+    targets = {
+        "rs_gain_db": summary["psnr_ours"] - summary["psnr_input"],
+        "rs_gain_over_peer_object_motion_db": summary["psnr_ours_object_motion"] - summary["psnr_global_peer_object_motion"],
+        "rs_worst_case_gain_db": worst,
+        "rsgr_gain_db": summary["rsgr_psnr_ours"] - summary["rsgr_psnr_input"],
+        "readout_within_0_1": summary["readout_est_abs_err"] <= 0.1,
+        "ratio_720p_to_remap": summary["ms_720p"] / summary["remap_ms_720p"],
+        "ratio_1080p_to_remap": summary["ms_1080p"] / summary["remap_ms_1080p"],
+    }
+    targets["met"] = {
+        "rs_gain_ge_8db": targets["rs_gain_db"] >= 8,
+        "object_motion_gain_over_peer_ge_2db": targets["rs_gain_over_peer_object_motion_db"] >= 2,
+        "no_case_worse_than_input": worst >= 0,
+        "rsgr_gain_ge_6db": targets["rsgr_gain_db"] >= 6,
+        "readout_within_0_1": targets["readout_within_0_1"],
+        "ms_720p_le_15": summary["ms_720p"] <= 15,
+        "ms_1080p_le_33": summary["ms_1080p"] <= 33,
+        "le_8x_remap": max(targets["ratio_720p_to_remap"], targets["ratio_1080p_to_remap"]) <= 8,
+    }
+    return {"summary": summary, "targets": targets, "cases": results, "rsgr_cases": rsgr_results,
+            "speed": speed, "cv2_threads": cv2.getNumThreads(),
+            "quality_seconds": quality_s, "readouts": gs, "scored_frames_per_case": n - 2}

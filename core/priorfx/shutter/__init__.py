@@ -1,0 +1,19 @@
+"""Rolling-shutter correction (the image-sensor factor; Neural Global Shutter, CVPR'22).
+
+A rolling-shutter sensor exposes row y at ``t0 + g * y / H``; fast motion then
+skews and wobbles the picture. Knowing *when* each row was exposed turns the
+fix into "move every row to one instant" along the measured motion (RS mode),
+or, for sensors with a global reset, into row-wise exposure normalisation and
+row-dependent deblurring (RSGR mode).
+
+Entry points
+------------
+correct_clip(frames, params) -> ShutterResult      offline, a whole clip
+ShutterSession(params).push(frame) -> frame         live, one stream
+ShutterSession(params).push_buffer(buf, 'NV12', w, h) -> planes
+"""
+from priorfx.shutter.clip import correct_clip
+from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams, ShutterResult
+from priorfx.shutter.session import ShutterSession
+
+__all__ = ["ShutterParams", "ShutterResult", "ShutterSession", "correct_clip", "DEFAULT_READOUT"]

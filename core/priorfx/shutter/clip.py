@@ -1,0 +1,81 @@
+"""Correct a whole clip (offline): both neighbours of every frame, readout estimated once."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Sequence
+
+import numpy as np
+
+from priorfx.errors import InputError
+from priorfx.progress import Progress, tick
+from priorfx.shutter.params import ShutterParams, ShutterResult
+from priorfx.shutter.readout import band_flows, estimate_from_bands
+from priorfx.shutter.session import FrameCorrector, check_frame
+
+
+def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = None,
+                 progress: Progress | None = None) -> ShutterResult:
+    """Remove rolling-shutter skew and wobble (RS) or ramp and blur (RSGR) from a clip.
+
+    Parameters
+    ----------
+    frames : sequence of np.ndarray
+        Frames in order, float32 RGB in [0, 1] (uint8 accepted), all one size.
+        Any sequence with len() and indexing (a list, `priorfx.io.read_frames`).
+    params : ShutterParams, optional
+        ``readout=None`` estimates the readout from the clip. `lookahead` is
+        ignored: a clip always uses both neighbours of each frame.
+    progress : Progress, optional
+        Ticked per frame; cancelling raises CancelledError.
+
+    Returns
+    -------
+    ShutterResult
+
+    Raises
+    ------
+    InputError
+        No frames, a frame that is not an image, or frames of different sizes.
+    """
+    params = params or ShutterParams()
+    n = len(frames)
+    if n == 0:
+        raise InputError("the clip has no frames", "check the input path or pattern")
+    first = check_frame(frames[0], "frame 0")
+    h, w = first.shape[:2]
+    corr = FrameCorrector(params, w, h)
+
+    smalls: list[np.ndarray] = []
+    for i in range(n):
+        f = first if i == 0 else check_frame(frames[i], f"frame {i}")
+        if f.shape[:2] != (h, w):
+            raise InputError(f"frame {i} is {f.shape[1]}x{f.shape[0]}, frame 0 is {w}x{h}",
+                             "all frames of a clip must have one size")
+        smalls.append(corr.gray(f))
+
+    readout, estimated, confidence = params.readout, params.readout is None, 1.0
+    total = 2 * n if estimated else n
+    if estimated:
+        bands = []
+        for i in range(n - 1):
+            bands.append(band_flows(corr.flow(smalls[i], smalls[i + 1])))
+            tick(progress, i + 1, total, "estimating the readout")
+        rate = 0.5 if params.mode == "rsgr" else 1.0
+        readout, confidence = estimate_from_bands(bands, h, params.scan, rate)
+
+    out, speeds = [], []
+    for i in range(n):
+        f = check_frame(frames[i], f"frame {i}")
+        disp = corr.displacement(smalls[i], smalls[i - 1] if i > 0 else None,
+                                 smalls[i + 1] if i + 1 < n else None, readout)
+        res = corr.correct_rgb(f, disp, readout)
+        if res.dtype != np.float32:
+            res = res.astype(np.float32) * np.float32(1 / 255)
+        out.append(res)
+        if corr.last_velocity is not None:
+            speeds.append(float(np.hypot(corr.last_velocity[..., 0], corr.last_velocity[..., 1]).mean()))
+        tick(progress, (n if estimated else 0) + i + 1, total, f"readout {readout:.2f}")
+    return ShutterResult(frames=out, readout=float(readout), readout_estimated=estimated,
+                         readout_confidence=float(confidence),
+                         mean_motion_px=float(np.mean(speeds)) if speeds else 0.0,
+                         params=asdict(params))

@@ -1,0 +1,121 @@
+"""Estimate the readout time g from the footage itself.
+
+A constant pan cannot reveal g (a skewed scene panned at constant speed looks
+exactly like rolling-shutter footage of an unskewed one); *changing* motion
+can. The flow of row y between frames k and k+1 is the camera motion
+integrated from ``k + g r(y)`` to ``k + 1 + g r(y')``: rows of one frame pair
+see slightly different time windows, and neighbouring pairs must agree on one
+smooth motion timeline. For each candidate g we fit that timeline (piecewise
+linear, a knot every quarter frame, penalised curvature) to the per-row-band
+median flows of the whole clip, and keep the g whose fit explains the flows
+best. The fit's contrast across g says how much the footage constrains it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from priorfx.shutter.params import DEFAULT_READOUT
+
+KNOTS_PER_FRAME = 4
+_SUBSAMPLES = 12
+
+
+def band_flows(flow: np.ndarray, bands: int = 12) -> np.ndarray:
+    """Robust (median) flow of `bands` equal row bands: bands x 2."""
+    h = flow.shape[0]
+    edges = np.linspace(0, h, bands + 1).round().astype(int)
+    return np.stack([np.median(flow[edges[i]:max(edges[i + 1], edges[i] + 1)].reshape(-1, 2), axis=0)
+                     for i in range(bands)]).astype(np.float64)
+
+
+def _design(obs_k: np.ndarray, obs_r0: np.ndarray, obs_r1: np.ndarray, g: float,
+            n_knots: int) -> np.ndarray:
+    """Rows: integral of the piecewise-linear timeline over each observation window."""
+    t0 = obs_k + g * obs_r0
+    t1 = obs_k + 1.0 + g * obs_r1
+    m = (np.arange(_SUBSAMPLES) + 0.5) / _SUBSAMPLES
+    ts = t0[:, None] + (t1 - t0)[:, None] * m[None, :]          # obs x S sample times
+    u = np.clip(ts * KNOTS_PER_FRAME, 0, n_knots - 1 - 1e-9)
+    j = np.floor(u).astype(int)
+    f = u - j
+    a = np.zeros((len(t0), n_knots))
+    rows = np.repeat(np.arange(len(t0)), _SUBSAMPLES)
+    dt = np.repeat((t1 - t0) / _SUBSAMPLES, _SUBSAMPLES)
+    np.add.at(a, (rows, j.ravel()), (1 - f).ravel() * dt)
+    np.add.at(a, (rows, j.ravel() + 1), f.ravel() * dt)
+    return a
+
+
+def _fit_cost(a: np.ndarray, d: np.ndarray, reg: np.ndarray) -> float:
+    lhs = a.T @ a + reg
+    sol = np.linalg.solve(lhs, a.T @ d)
+    res = a @ sol - d
+    return float((res ** 2).sum() + np.einsum("ij,ik,kj->", sol, reg, sol))
+
+
+def estimate_readout(flows: list[np.ndarray], height: int, scan: str = "down",
+                     rate: float = 1.0, bands: int = 12, smooth: float = 0.05,
+                     candidates: np.ndarray | None = None) -> tuple[float, float]:
+    """`estimate_from_bands` on whole flow fields (see there)."""
+    return estimate_from_bands([band_flows(f, bands) for f in flows], height, scan, rate, smooth, candidates)
+
+
+def estimate_from_bands(per: list[np.ndarray], height: int, scan: str = "down",
+                        rate: float = 1.0, smooth: float = 0.05,
+                        candidates: np.ndarray | None = None) -> tuple[float, float]:
+    """Readout g that best explains the row-dependent part of the flow.
+
+    Parameters
+    ----------
+    per : list of bands x 2 arrays
+        `band_flows` of the flow from frame k to k+1 (full-resolution pixels), k = 0..N-2.
+    height : int
+        Full-resolution frame height.
+    scan : {'down', 'up'}
+    rate : float
+        How fast the observed sample instants move per unit of g: 1 for RS,
+        0.5 for RSGR (blur centres move at half the readout speed).
+    smooth : float
+        Curvature penalty of the motion timeline (relative to the data).
+    candidates : array, optional
+        g values to try (default 0.05 .. 1.0).
+
+    Returns
+    -------
+    (g, confidence)
+        confidence in [0, 1]; below about 0.15 the footage does not constrain
+        g (steady or no motion) and g is `DEFAULT_READOUT`.
+    """
+    if len(per) < 3:
+        return DEFAULT_READOUT, 0.0
+    bands = len(per[0])
+    cand = np.arange(0.05, 1.0001, 0.025) if candidates is None else np.asarray(candidates, float)
+    d = np.concatenate(per)                                     # obs x 2
+    # Band centre rows in full-res pixels; the point ends at row y + dy in frame k+1.
+    yc = (np.arange(bands) + 0.5) * height / bands
+    ks, r0, r1 = [], [], []
+    for k, bf in enumerate(per):
+        y1 = np.clip(yc + bf[:, 1], 0, height - 1)
+        rr0 = yc / height if scan == "down" else (height - 1 - yc) / height
+        rr1 = y1 / height if scan == "down" else (height - 1 - y1) / height
+        ks.append(np.full(bands, float(k)))
+        r0.append(rr0)
+        r1.append(rr1)
+    ks, r0, r1 = np.concatenate(ks), np.concatenate(r0), np.concatenate(r1)
+    n_knots = int((len(per) + 2) * KNOTS_PER_FRAME) + 2
+    d2 = np.diff(np.eye(n_knots), 2, axis=0)
+    # Both terms scale with the motion squared, so `smooth` is scale-free.
+    reg = smooth * (d2.T @ d2) * len(d) / n_knots
+    costs = np.array([_fit_cost(_design(ks, r0, r1, g * rate, n_knots), d, reg) for g in cand])
+    i = int(np.argmin(costs))
+    g = float(cand[i])
+    if 0 < i < len(cand) - 1:  # parabola through the three best
+        c0, c1, c2 = costs[i - 1:i + 2]
+        den = c0 - 2 * c1 + c2
+        if den > 0:
+            g += float(np.clip(0.5 * (c0 - c2) / den, -0.5, 0.5)) * float(cand[1] - cand[0])
+    spread = float(np.median(costs))
+    confidence = float(np.clip((spread - costs[i]) / max(spread, 1e-12), 0.0, 1.0))
+    if confidence < 0.15:
+        return DEFAULT_READOUT, confidence
+    return float(np.clip(g, cand[0], cand[-1])), confidence

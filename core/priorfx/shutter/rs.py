@@ -1,0 +1,246 @@
+"""Rolling-shutter geometry: from optical flow to one backward warp per frame.
+
+Model
+-----
+Row y of a rolling-shutter frame is exposed at ``t0 + g * r(y)`` with
+``r(y) = y / H`` (scan down) or ``(H - 1 - y) / H`` (scan up); times are in
+frame intervals. Every pixel moves with a velocity ``v`` (pixels per frame)
+that is constant over the short time involved. Relative to the target instant
+``t*``, row y is ``tau(y) = a + b * y`` frames late, so a scene point that is
+at ``p`` at ``t*`` shows up in the rolling-shutter frame at
+
+    q = p + tau(q_y) * v.
+
+Both frames of a flow pair were sampled row by row: a point at row y in frame k
+and row y + dy in frame k + 1 was seen ``1 + b * dy`` frames apart (not 1), so
+``v = flow / (1 + b * flow_y)`` (`velocity_from_flow`).
+
+Correction (all on the small flow grid, then one full-resolution remap):
+1. velocity per rolling-shutter pixel (from the flow to the next and/or the
+   previous frame, temporally smoothed);
+2. forward-splat each pixel to where it is at ``t*`` (`splat_velocity`): where
+   two layers land on one place the one that moves against the dominant motion
+   (the foreground) wins, and holes (disocclusions) take the foreground's
+   velocity, which samples the background just beyond the object instead of
+   smearing the object (no halos);
+3. solve ``q = p + tau(q_y) v`` in closed form (tau is linear in y) for the
+   displacement ``q - p`` (`displacement`);
+4. upsample the displacement and ``cv2.remap`` the frame once (`WarpMaps`).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from priorfx.priors.motion import grid_positions
+
+_MIN_DT = 0.25  # frames: no two rows of neighbouring frames are seen closer than this
+
+
+def time_coefficients(height: int, readout: float, scan: str = "down",
+                      target: str = "middle") -> tuple[float, float]:
+    """(a, b) with ``tau(y) = a + b * y``: how late row y is exposed vs the target instant.
+
+    Parameters
+    ----------
+    height : int
+        Frame height H in pixels.
+    readout : float
+        g, readout time as a fraction of the frame time.
+    scan : {'down', 'up'}
+    target : {'middle', 'top'}
+        Instant to move every row to: the middle row's, or the image's top row's.
+    """
+    h = float(height)
+    # r(y) = y / H (down) or (H - 1 - y) / H (up): tau(y) = g (r(y) - r(y_t)) = b (y - y_t)
+    b = readout / h if scan == "down" else -readout / h
+    y_t = (h - 1) / 2 if target == "middle" else 0.0
+    return -b * y_t, b
+
+
+def velocity_from_flow(flow: np.ndarray, b: float, direction: int) -> np.ndarray:
+    """Per-pixel velocity (pixels per frame) from the flow to the next (+1) or previous (-1) frame.
+
+    A point at row y and row ``y + flow_y`` of the other frame was seen
+    ``direction + b * flow_y`` frames apart, so the flow is divided by that.
+    """
+    dt = direction + b * flow[..., 1]
+    # Clamp: |dt| < 0.25 would mean a point crossing most of the frame during
+    # readout; it only happens with a wrong flow and must not blow up.
+    dt = np.where(np.abs(dt) < _MIN_DT, np.float32(_MIN_DT * np.sign(direction)), dt)
+    return (flow / dt[..., None]).astype(np.float32, copy=False)
+
+
+def combine_velocities(v_next: np.ndarray | None, v_prev: np.ndarray | None) -> np.ndarray:
+    """Motion field h x w x 4: velocity (vx, vy) at the pixel's own instant and acceleration.
+
+    With both neighbours, the flow to the next frame measures the velocity
+    half a frame later and the flow to the previous one half a frame
+    earlier: their mean is the velocity now, their difference the
+    acceleration (camera shake changes direction within a few frames, and a
+    constant-velocity model leaves a pixel of error at the frame edges).
+    With one neighbour the acceleration is taken as zero.
+    """
+    if v_next is None or v_prev is None:
+        v = v_prev if v_next is None else v_next
+        return np.concatenate([v, np.zeros_like(v)], axis=-1)
+    return np.concatenate([0.5 * (v_next + v_prev), v_next - v_prev], axis=-1)
+
+
+def smooth_velocity(v: np.ndarray, v_before: np.ndarray | None, amount: float,
+                    tolerance_px: float = 2.0) -> np.ndarray:
+    """Blend with the previous frame's velocity where the two agree.
+
+    Camera jitter in the flow is noise and is averaged out; where the
+    velocity really changes (a moving object arrives, a hand stops) the
+    weight falls off as ``exp(-|dv|^2 / tolerance^2)`` so nothing trails.
+    """
+    if v_before is None or amount <= 0 or v_before.shape != v.shape:
+        return v
+    diff = v_before - v
+    w = amount * np.exp(-(diff[..., 0] ** 2 + diff[..., 1] ** 2) / (tolerance_px ** 2))
+    return (v + w[..., None] * diff).astype(np.float32, copy=False)
+
+
+def _neighbour_fill(key: np.ndarray, vel: np.ndarray, holes: np.ndarray) -> None:
+    """One step of filling `holes` with the highest-key 8-neighbour (in place)."""
+    h, w = key.shape
+    best = np.full((h, w), -1, np.int64)
+    best_v = np.zeros_like(vel)
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+        ys = slice(max(dy, 0), h + min(dy, 0))
+        yd = slice(max(-dy, 0), h + min(-dy, 0))
+        xs = slice(max(dx, 0), w + min(dx, 0))
+        xd = slice(max(-dx, 0), w + min(-dx, 0))
+        src = key[ys, xs]
+        better = src > best[yd, xd]
+        best[yd, xd] = np.where(better, src, best[yd, xd])
+        best_v[yd, xd] = np.where(better[..., None], vel[ys, xs], best_v[yd, xd])
+    take = holes & (best >= 0)
+    key[take] = best[take]
+    vel[take] = best_v[take]
+    holes &= ~take
+
+
+def splat_velocity(v: np.ndarray, full: tuple[int, int], a: float, b: float,
+                   fill_steps: int = 6) -> np.ndarray:
+    """Velocity at the target instant's pixel grid (occlusion-aware forward splat).
+
+    Parameters
+    ----------
+    v : h x w x C float32
+        Motion of each rolling-shutter pixel of the small grid: velocity in
+        the first two channels (more channels, e.g. acceleration, travel along).
+    full : (W, H)
+        Full-resolution size.
+    a, b : float
+        `time_coefficients`.
+
+    Returns
+    -------
+    h x w x C float32 motion, indexed by where pixels are at the target instant.
+    """
+    h, w = v.shape[:2]
+    sx, sy = full[0] / w, full[1] / h
+    xq, yq = grid_positions((w, h), full)
+    tau = a + b * yq
+    px = xq - tau * v[..., 0]
+    py = yq - tau * v[..., 1]
+    jx = np.rint((px + 0.5) / sx - 0.5).astype(np.int64)
+    iy = np.rint((py + 0.5) / sy - 0.5).astype(np.int64)
+    inside = (jx >= 0) & (jx < w) & (iy >= 0) & (iy < h)
+    # Priority: distance from the dominant (median) motion. The layer that
+    # moves against the crowd is in front: an object over a background, or a
+    # person the camera follows while the background streams by.
+    med = np.median(v.reshape(-1, 2)[::7], axis=0)
+    prio = np.hypot(v[..., 0] - med[0], v[..., 1] - med[1])
+    prio_q = np.minimum(prio * 64.0, 2.0 ** 30).astype(np.int64)
+    src = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    key_src = (prio_q << 24) | src
+    key = np.full(h * w, -1, np.int64)
+    np.maximum.at(key, (iy * w + jx)[inside], key_src[inside])
+    key = key.reshape(h, w)
+    out = np.empty_like(v)
+    hit = key >= 0
+    flat_v = v.reshape(-1, v.shape[2])
+    out[hit] = flat_v[key[hit] & ((1 << 24) - 1)]
+    holes = ~hit
+    for _ in range(fill_steps):
+        if not holes.any():
+            break
+        _neighbour_fill(key, out, holes)
+    # Whatever is left (a hole wider than the fill reach): the pixel's own velocity.
+    out[holes] = v[holes]
+    return out
+
+
+def displacement(motion: np.ndarray, full: tuple[int, int], a: float, b: float,
+                 strength: float = 1.0) -> np.ndarray:
+    """Backward displacement ``q - p`` on the small grid, full-resolution pixels.
+
+    Solves ``q = p + v tau - acc tau^2 / 2`` with ``tau = a + b q_y``: first
+    exactly without the acceleration, ``q_y = (p_y + a v_y) / (1 - b v_y)``,
+    then one fixed-point step for the (small) quadratic term.
+    """
+    h, w = motion.shape[:2]
+    _, py = grid_positions((w, h), full)
+    vx, vy = motion[..., 0], motion[..., 1]
+    den = 1.0 - b * vy
+    den = np.where(den < _MIN_DT, _MIN_DT, den)
+    qy = (py + a * vy) / den
+    d = np.empty(motion.shape[:2] + (2,), np.float32)
+    tau = a + b * qy
+    if motion.shape[2] >= 4:
+        half_t2 = 0.5 * tau * tau
+        qy = py + vy * tau - motion[..., 3] * half_t2
+        tau = a + b * qy
+        half_t2 = 0.5 * tau * tau
+        d[..., 0] = vx * tau - motion[..., 2] * half_t2
+        d[..., 1] = vy * tau - motion[..., 3] * half_t2
+    else:
+        d[..., 0] = vx * tau
+        d[..., 1] = qy - py
+    if strength != 1.0:
+        d *= strength
+    return d
+
+
+class WarpMaps:
+    """Full-resolution remap maps from a small displacement field.
+
+    Keeps the identity grid of each plane size so a frame costs one resize,
+    one add and the remap itself.
+    """
+
+    def __init__(self) -> None:
+        self._grids: dict[tuple[int, int, float, float], np.ndarray] = {}
+        self._buf: dict[tuple[int, int], np.ndarray] = {}
+
+    def _grid(self, size: tuple[int, int], sub: tuple[int, int]) -> np.ndarray:
+        key = (*size, *sub)
+        g = self._grids.get(key)
+        if g is None:
+            w, h = size
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            g = np.dstack([gx, gy])
+            self._grids[key] = g
+        return g
+
+    def map_for(self, disp: np.ndarray, size: tuple[int, int], sub: tuple[int, int] = (1, 1)) -> np.ndarray:
+        """Absolute map (h x w x 2) for a plane of `size` subsampled by `sub` (chroma: (2, 2) or (2, 1))."""
+        disp = np.asarray(disp, np.float32)
+        buf = self._buf.get(tuple(size))
+        if buf is None or buf.shape[:2] != (size[1], size[0]):
+            buf = np.empty((size[1], size[0], 2), np.float32)
+            self._buf[tuple(size)] = buf
+        cv2.resize(disp, tuple(size), dst=buf, interpolation=cv2.INTER_LINEAR)
+        if sub != (1, 1):
+            # Chroma sample j sits at luma j * sub + (sub - 1) / 2: displacements scale by 1/sub.
+            cv2.multiply(buf, (1.0 / sub[0], 1.0 / sub[1], 0, 0), dst=buf)
+        cv2.add(buf, self._grid(size, sub), dst=buf)
+        return buf
+
+
+def warp(plane: np.ndarray, mapping: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    """One backward bilinear remap; pixels from outside the frame repeat the edge."""
+    return cv2.remap(plane, mapping, None, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)

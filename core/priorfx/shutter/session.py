@@ -1,0 +1,338 @@
+"""Per-frame correction shared by clips and live streams, and the streaming session.
+
+`FrameCorrector` owns everything tied to one frame size (flow object, map
+grids, temporal state) and turns small grey neighbours into a displacement
+field, then warps RGB frames or camera planes with it. `ShutterSession` is
+the live API: push a frame, get the corrected frame back (zero latency, or one
+frame late with lookahead), straight from camera buffers (NV12, I420, I422,
+YUY2, BGRA, RGBA) without converting to RGB.
+
+A session is bound to the first frame's size (and, for buffers, format). A
+frame of another size raises InputError: the caller starts a new session
+(`ShutterSession(params)`), as it must for a new camera mode anyway; the old
+motion history would be wrong for the new picture.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from priorfx.errors import InputError
+from priorfx.priors.motion import DisFlow, gray_small, small_size
+from priorfx.shutter import rs, rsgr
+from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams
+from priorfx.shutter.readout import band_flows, estimate_from_bands
+
+FLOW_PRESET = "fast"
+DEBLUR_BANDS = 8
+
+
+def check_frame(frame: np.ndarray, what: str = "frame") -> np.ndarray:
+    """An H x W x 3 (or x 4) float32/uint8 image, or InputError saying what is wrong."""
+    arr = np.asarray(frame)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 8 or arr.shape[1] < 8:
+        raise InputError(f"{what} has shape {arr.shape}",
+                         "expected an RGB image H x W x 3 (at least 8 x 8 pixels)")
+    if arr.dtype == np.float64 or arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    if arr.dtype not in (np.float32, np.uint8):
+        raise InputError(f"{what} has dtype {arr.dtype}", "use float32 in [0, 1] or uint8")
+    return arr
+
+
+class FrameCorrector:
+    """Motion and warp for frames of one size.
+
+    Parameters
+    ----------
+    params : ShutterParams
+    width, height : int
+        Full-resolution frame size.
+    """
+
+    def __init__(self, params: ShutterParams, width: int, height: int):
+        self.params = params
+        self.full = (int(width), int(height))
+        self.small = small_size(width, height, params.flow_width)
+        self.flow = DisFlow(self.full, self.small, FLOW_PRESET)
+        self.maps = rs.WarpMaps()
+        self._v_before: np.ndarray | None = None
+        self.last_velocity: np.ndarray | None = None
+        self.last_target_velocity: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ motion
+    def gray(self, image: np.ndarray) -> np.ndarray:
+        return gray_small(image, self.small)
+
+    def coefficients(self, readout: float) -> tuple[float, float, float]:
+        """(a, b, b_vel): warp offset tau(y) = a + b y and the velocity slope."""
+        p, h = self.params, self.full[1]
+        if p.mode == "rsgr":
+            return rsgr.coefficients(h, readout, p.exposure, p.scan)
+        a, b = rs.time_coefficients(h, readout, p.scan, p.target)
+        return a, b, b
+
+    def displacement(self, cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None,
+                     readout: float) -> np.ndarray | None:
+        """Small displacement field for the frame `cur` (small grey), None without neighbours."""
+        if prev is None and nxt is None:
+            return None
+        a, b, b_vel = self.coefficients(readout)
+        v_next = rs.velocity_from_flow(self.flow(cur, nxt), b_vel, +1) if nxt is not None else None
+        v_prev = rs.velocity_from_flow(self.flow(cur, prev), b_vel, -1) if prev is not None else None
+        v = rs.smooth_velocity(rs.combine_velocities(v_next, v_prev), self._v_before, self.params.smoothing)
+        self._v_before = v
+        self.last_velocity = v
+        v_t = rs.splat_velocity(v, self.full, a, b)
+        self.last_target_velocity = v_t
+        return rs.displacement(v_t, self.full, a, b, self.params.strength)
+
+    def reset_motion(self) -> None:
+        self._v_before = None
+
+    # ------------------------------------------------------------------ apply
+    def correct_rgb(self, frame: np.ndarray, disp: np.ndarray | None, readout: float) -> np.ndarray:
+        """Warp (and in RSGR mode normalise + deblur) one RGB(A) frame."""
+        p = self.params
+        if p.mode == "rsgr":
+            exp_rows = rsgr.row_exposure(self.full[1], readout, p.exposure, p.scan)
+            img = frame.astype(np.float32) * np.float32(1 / 255) if frame.dtype == np.uint8 else frame
+            img = rsgr.normalise(img, exp_rows)
+            if disp is None:
+                return img
+            img = rs.warp(img, self.maps.map_for(disp, self.full))
+            if p.strength > 0:
+                bands = band_flows(self.last_target_velocity, DEBLUR_BANDS) * p.strength
+                img = rsgr.deblur(img, bands.astype(np.float32), exp_rows)
+            return img if frame.dtype != np.uint8 else cv2.convertScaleAbs(img, alpha=255.0)
+        if disp is None:
+            return frame.copy()
+        return rs.warp(frame, self.maps.map_for(disp, self.full))
+
+    def correct_planes(self, planes: list[np.ndarray], fmt: str, disp: np.ndarray | None,
+                       out: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Warp camera planes in their own layout (RS mode); `out` views are written in place."""
+        w, h = self.full
+        if out is None:
+            out = [np.empty(p.shape, np.uint8) for p in planes]
+        if disp is None:
+            for src, dst in zip(planes, out):
+                if not np.shares_memory(src, dst):
+                    np.copyto(dst, src)
+            return out
+        if fmt in ("bgra", "rgba"):
+            rs.warp(planes[0].reshape(h, w, 4), self.maps.map_for(disp, self.full),
+                    dst=out[0].reshape(h, w, 4))
+            return out
+        if fmt == "yuy2":
+            quad = planes[0].reshape(h, w // 2, 4)
+            y = np.ascontiguousarray(planes[0].reshape(h, w, 2)[..., 0])
+            uv = np.ascontiguousarray(quad[..., 1::2])
+            y = rs.warp(y, self.maps.map_for(disp, self.full))
+            uv = rs.warp(uv, self.maps.map_for(disp, (w // 2, h), (2, 1)))
+            dst = out[0].reshape(h, w // 2, 4)
+            dst[..., 0::2] = y.reshape(h, w // 2, 2)
+            dst[..., 1::2] = uv
+            return out
+        rs.warp(planes[0], self.maps.map_for(disp, self.full), dst=out[0])
+        sub = (2, 1) if fmt == "i422" else (2, 2)
+        csize = (w // 2, h // sub[1])
+        cmap = self.maps.map_for(disp, csize, sub)
+        if fmt == "nv12":
+            rs.warp(planes[1].reshape(csize[1], csize[0], 2), cmap, dst=out[1].reshape(csize[1], csize[0], 2))
+        else:
+            rs.warp(planes[1], cmap, dst=out[1])
+            rs.warp(planes[2], cmap, dst=out[2])
+        return out
+
+
+class _ReadoutTracker:
+    """Running readout estimate for a live stream ('auto' readout)."""
+
+    def __init__(self, height: int, params: ShutterParams, window: int = 90, every: int = 30):
+        self.height = height
+        self.params = params
+        self.bands: deque = deque(maxlen=window)
+        self.every = every
+        self.value = DEFAULT_READOUT
+        self.confidence = 0.0
+        self._since = 0
+
+    def add(self, flow_next: np.ndarray) -> None:
+        self.bands.append(band_flows(flow_next))
+        self._since += 1
+        if self._since >= self.every and len(self.bands) >= 10:
+            self._since = 0
+            rate = 0.5 if self.params.mode == "rsgr" else 1.0
+            g, conf = estimate_from_bands(list(self.bands), self.height, self.params.scan, rate)
+            if conf >= self.confidence * 0.5 and conf > 0:
+                self.value, self.confidence = g, conf
+
+
+class ShutterSession:
+    """Live rolling-shutter correction of one stream.
+
+    Parameters
+    ----------
+    params : ShutterParams
+        With ``readout=None`` the readout is estimated on the fly (the default
+        0.6 is used until the stream has shown enough changing motion;
+        `readout` tells the current value).
+
+    Examples
+    --------
+    >>> session = ShutterSession(ShutterParams(readout=0.8))
+    >>> for frame in frames:                      # doctest: +SKIP
+    ...     out = session.push(frame)             # None only with lookahead, first frame
+    ...     if out is not None:
+    ...         show(out)
+    >>> for out in session.flush(): show(out)     # doctest: +SKIP
+    """
+
+    def __init__(self, params: ShutterParams | None = None):
+        self.params = params or ShutterParams()
+        self._corr: FrameCorrector | None = None
+        self._fmt: str | None = None
+        self._prev_small: np.ndarray | None = None
+        self._pending: tuple | None = None   # lookahead: (frame or planes, small, prev_small)
+        self._tracker: _ReadoutTracker | None = None
+        self.frames_in = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def readout(self) -> float:
+        """Readout in use: the given one, or the running estimate."""
+        if self.params.readout is not None:
+            return self.params.readout
+        return self._tracker.value if self._tracker else DEFAULT_READOUT
+
+    @property
+    def readout_estimated(self) -> bool:
+        return self.params.readout is None
+
+    def _bind(self, width: int, height: int, fmt: str) -> FrameCorrector:
+        if self._corr is None:
+            self._corr = FrameCorrector(self.params, width, height)
+            self._fmt = fmt
+            if self.params.readout is None:
+                self._tracker = _ReadoutTracker(height, self.params)
+        elif self._corr.full != (width, height):
+            ow, oh = self._corr.full
+            raise InputError(f"frame size changed from {ow}x{oh} to {width}x{height} mid-stream",
+                             "start a new session for the new size (the motion history is per size)")
+        elif self._fmt != fmt:
+            raise InputError(f"pixel format changed from {self._fmt.upper()} to {fmt.upper()} mid-stream",
+                             "start a new session for the new format")
+        return self._corr
+
+    def _motion(self, corr: FrameCorrector, small: np.ndarray, prev: np.ndarray | None,
+                nxt: np.ndarray | None) -> np.ndarray | None:
+        if self._tracker is not None and prev is not None:
+            # The estimator wants flow from the earlier frame to the later one.
+            self._tracker.add(corr.flow(prev, small))
+        return corr.displacement(small, prev, nxt, self.readout)
+
+    # ------------------------------------------------------------------ RGB frames
+    def push(self, frame: np.ndarray) -> np.ndarray | None:
+        """Correct one RGB frame (float32 [0, 1] or uint8, H x W x 3/4); same type back.
+
+        Returns the corrected frame, or None for the first frame with lookahead
+        (each later call returns the previous frame).
+        """
+        frame = check_frame(frame)
+        h, w = frame.shape[:2]
+        corr = self._bind(w, h, "rgb")
+        small = corr.gray(frame)
+        self.frames_in += 1
+        apply = lambda f, d: corr.correct_rgb(f, d, self.readout)  # noqa: E731
+        return self._step(frame, small, apply, apply, copy=True)
+
+    def _step(self, item, small, apply, flush_apply, copy: bool):
+        """Zero latency: correct `item` now. Lookahead: correct the held frame with
+        `apply` (this call's output target) and hold `item` until the next one."""
+        corr = self._corr
+        prev = self._prev_small
+        self._prev_small = small
+        if not self.params.lookahead:
+            return apply(item, self._motion(corr, small, prev, None))
+        pending, self._pending = self._pending, (item.copy() if copy else item, small, prev, flush_apply)
+        if pending is None:
+            return None
+        p_item, p_small, p_prev, _ = pending
+        return apply(p_item, self._motion(corr, p_small, p_prev, small))
+
+    def flush(self) -> list:
+        """Frames still held back (lookahead: the last one, corrected from its past only)."""
+        if self._pending is None:
+            return []
+        p_item, p_small, p_prev, p_apply = self._pending
+        self._pending = None
+        return [p_apply(p_item, self._corr.displacement(p_small, p_prev, None, self.readout))]
+
+    # ------------------------------------------------------------------ camera buffers
+    def push_buffer(self, buf, fmt: str, width: int, height: int,
+                    strides: Sequence[int] | int | None = None, out=None):
+        """Correct one camera frame in its own pixel format.
+
+        Parameters
+        ----------
+        buf : bytes-like, or sequence of per-plane buffers / uint8 arrays
+            As `priorfx.io.camera.to_rgb` reads it; read without copying.
+        fmt : {'NV12', 'I420', 'I422', 'YUY2', 'BGRA', 'RGBA'}
+        width, height : int
+        strides : int or sequence of int, optional
+            Bytes per row of each plane (linesize); default tight.
+        out : writable buffer, optional
+            Laid out like `buf` (same strides): the result is written into it and
+            its plane views are returned. Default: new tightly packed planes.
+
+        Returns
+        -------
+        tuple of np.ndarray or None
+            The planes (NV12: Y, UV; I420/I422: Y, U, V; packed formats: one),
+            2-D uint8 (rows, bytes per row). None for the first frame with lookahead.
+
+        Notes
+        -----
+        RS mode warps the planes directly (luma at full size, chroma at its own
+        size), never converting to RGB. RSGR mode changes brightness per row and
+        deblurs, so it goes through RGB (`to_rgb` / `from_rgb`).
+        """
+        from priorfx.io import camera
+
+        key = camera._fmt(fmt)
+        planes = camera._planes(buf, key, int(width), int(height), strides)
+        corr = self._bind(int(width), int(height), key)
+        self.frames_in += 1
+        if self.params.mode == "rsgr":
+            rgb = camera.to_rgb(planes, key, width, height)
+            to_fmt = lambda f, d: camera.from_rgb(corr.correct_rgb(f, d, self.readout), key)  # noqa: E731
+            res = self._step(rgb, corr.gray(rgb), to_fmt, to_fmt, copy=False)
+            if res is None or out is None:
+                return res
+            dst = camera._planes(out, key, int(width), int(height), strides)
+            for s, d in zip(res, dst):
+                np.copyto(d, s)
+            return tuple(dst)
+        if key in ("bgra", "rgba"):
+            small = corr.gray(planes[0].reshape(height, width, 4))
+        elif key == "yuy2":
+            luma = np.ascontiguousarray(planes[0].reshape(height, width, 2)[..., 0])
+            small = cv2.resize(luma, corr.small, interpolation=cv2.INTER_AREA)
+        else:
+            small = cv2.resize(planes[0], corr.small, interpolation=cv2.INTER_AREA)
+
+        def apply(pl, disp):
+            dst = None if out is None else camera._planes(out, key, int(width), int(height), strides)
+            return tuple(corr.correct_planes(pl, key, disp, dst))
+
+        def flush_apply(pl, disp):
+            return tuple(corr.correct_planes(pl, key, disp, None))
+
+        # Lookahead keeps the frame until the next arrives; the caller may reuse
+        # its buffer (a shared-memory slot), so that one frame is copied.
+        item = [np.array(p) for p in planes] if self.params.lookahead else planes
+        return self._step(item, small, apply, flush_apply, copy=False)
