@@ -19,9 +19,9 @@ from priorfx.progress import Progress, tick
 from priorfx.provenance import provenance
 
 OPERATION = "matte"
-# Weight of the previous frame's alpha (times params.temporal and how still
-# the pixel is) in the band solve, relative to the prior's weight.
-TEMPORAL_SCALE = 0.5
+# Weight of the previous frame's alpha in the band solve, times params.temporal
+# and how still the pixel is (refine.still_weight).
+TEMPORAL_SCALE = 0.2
 
 
 def check_frame(frame: Any, index: int) -> np.ndarray:
@@ -85,7 +85,7 @@ class MattingSession:
             previous = weight = None
             if p.temporal > 0 and self._prev_alpha is not None:
                 previous = self._prev_alpha
-                weight = (p.temporal * TEMPORAL_SCALE * p.prior_weight) * refine.still_weight(
+                weight = (p.temporal * TEMPORAL_SCALE) * refine.still_weight(
                     image, self._prev_image)
             alpha, band, sinfo = refine.refine_alpha(
                 image, prior_alpha, band_px=band_px, prior_weight=p.prior_weight,
