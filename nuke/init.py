@@ -9,3 +9,4 @@ import nuke
 # Declare the layer the node writes, so scripts that use matte.* load and
 # render on machines where no PriorfxMatte was created in this session.
 nuke.Layer("matte", ["matte.alpha", "matte.confidence"])
+nuke.Layer("fg", ["fg.red", "fg.green", "fg.blue"])

@@ -36,14 +36,18 @@ GUIDE_FLAGS = {"trimap": "--guide", "holdout": "--holdout", "garbage": "--garbag
 INPUT_NAMES = ("plate",) + GUIDE_INPUTS
 
 # What the core writes per frame (EXR channel names) and where each lands in
-# Nuke once an internal Read loads it: R,G,B,A are the premultiplied,
-# edge-decontaminated foreground; matte.* a custom layer.
-EXR_CHANNELS = ("R", "G", "B", "A", "matte.alpha", "matte.confidence")
+# Nuke once an internal Read loads it (Nuke's EXR reader turns a trailing
+# R/G/B/A into red/green/blue/alpha): R,G,B,A are the premultiplied,
+# edge-decontaminated foreground; matte.* the matte and its confidence;
+# fg.* the same foreground unpremultiplied.
+EXR_CHANNELS = ("R", "G", "B", "A", "matte.alpha", "matte.confidence", "fg.R", "fg.G", "fg.B")
 NUKE_CHANNELS = {
     "R": "rgba.red", "G": "rgba.green", "B": "rgba.blue", "A": "rgba.alpha",
     "matte.alpha": "matte.alpha", "matte.confidence": "matte.confidence",
+    "fg.R": "fg.red", "fg.G": "fg.green", "fg.B": "fg.blue",
 }
 MATTE_LAYER = ("matte", ("matte.alpha", "matte.confidence"))
+LAYERS = (MATTE_LAYER, ("fg", ("fg.red", "fg.green", "fg.blue")))
 
 MODEL_ID = "rvm-mobilenetv3"  # the learned person prior behind `priorfx matte`
 FRAME_PATTERN = "%04d"

@@ -32,7 +32,7 @@ _KNOB_CHANGED = "import priorfx_nuke.node as _pfx; _pfx.knob_changed(nuke.thisNo
 ID_KNOB = "priorfx_id"
 # Knobs whose change makes the shown result stale.
 PIXEL_KNOBS = ("range_mode", "range_first", "range_last", "quality", "band_width",
-               "temporal", "mask_channel", "engine", "remote_url")
+               "temporal", "mask_channel", "linear_plate", "engine", "remote_url")
 OUTPUT_LABELS = [label for _, label in logic.OUTPUTS]
 
 
@@ -86,7 +86,8 @@ def _as_group(node: Optional[nuke.Node]) -> nuke.Group:
 def build(group: nuke.Group) -> nuke.Group:
     """Add the knobs and the internal graph to an empty Group."""
     group.setName(logic.NODE_CLASS + "1")
-    nuke.Layer(logic.MATTE_LAYER[0], list(logic.MATTE_LAYER[1]))
+    for name, channels in logic.LAYERS:
+        nuke.Layer(name, list(channels))
     _add_knobs(group)
     _build_graph(group)
     return group
@@ -115,6 +116,11 @@ def _add_knobs(group: nuke.Group) -> None:
     temporal.setRange(0.0, 1.0)
     temporal.setValue(logic.MatteSettings().temporal)
     group.addKnob(temporal)
+    linear = nuke.Boolean_Knob("linear_plate", "plate is scene-linear")
+    linear.setTooltip("on: the plate goes to the person prior as sRGB and the foreground comes "
+                      "back linear; off: the plate is display-encoded already")
+    linear.setValue(True)
+    group.addKnob(linear)
     mask = nuke.Enumeration_Knob("mask_channel", "guide channel", list(logic.MASK_CHANNELS))
     mask.setTooltip("channel of the trimap / holdout / garbage inputs that holds the mask")
     group.addKnob(mask)
@@ -143,7 +149,14 @@ def _build_graph(group: nuke.Group) -> None:
     group.begin()
     try:
         inputs = [nuke.nodes.Input(name=name) for name in logic.INPUT_NAMES]
-        _write(inputs[0], "plate")
+        # The person prior was trained on display-encoded video: a scene-linear
+        # plate goes to it as sRGB, and the foreground it returns comes back
+        # to linear. Expressions (not callbacks) so a farm render follows too.
+        to_srgb = nuke.nodes.Colorspace(name="to_prior_space", colorspace_in="linear",
+                                        colorspace_out="sRGB")
+        to_srgb.setInput(0, inputs[0])
+        to_srgb["disable"].setExpression("!parent.linear_plate")
+        _write(to_srgb, "plate")
         for src, name in zip(inputs[1:], logic.GUIDE_INPUTS):
             # Every guide is exported as a mask in all four channels, whatever
             # channel the artist painted it in (roto shapes are alpha-only).
@@ -155,16 +168,25 @@ def _build_graph(group: nuke.Group) -> None:
         rgba = nuke.nodes.Copy(name="rgba_new_alpha", from0="rgba.alpha", to0="rgba.alpha")
         rgba.setInput(0, inputs[0])
         rgba.setInput(1, read)
-        unpremult = nuke.nodes.Unpremult(name="unpremult")
-        unpremult.setInput(0, read)
+        # The core's unpremultiplied, decontaminated foreground (fg layer):
+        # valid where alpha is tiny too, unlike dividing by alpha.
+        fg = nuke.nodes.Copy(name="fg_to_rgb", from0="fg.red", to0="rgba.red", from1="fg.green",
+                             to1="rgba.green", from2="fg.blue", to2="rgba.blue")
+        fg.setInput(0, read)
+        fg.setInput(1, read)
+        to_linear = nuke.nodes.Colorspace(name="from_prior_space", colorspace_in="sRGB",
+                                          colorspace_out="linear")
+        to_linear.setInput(0, fg)
+        to_linear["disable"].setExpression("!parent.linear_plate")
+        premult = nuke.nodes.Premult(name="premult")
+        premult.setInput(0, to_linear)
         layer = nuke.nodes.Copy(name="matte_layer", from0="matte.alpha", to0="matte.alpha",
                                 from1="matte.confidence", to1="matte.confidence")
         layer.setInput(0, inputs[0])
         layer.setInput(1, read)
         switch = nuke.nodes.Switch(name="output_switch")
-        for i, n in enumerate((rgba, read, unpremult, layer)):  # order of logic.OUTPUTS
+        for i, n in enumerate((rgba, premult, to_linear, layer)):  # order of logic.OUTPUTS
             switch.setInput(i, n)
-        # An expression, not a callback: the switch follows the knob on a farm too.
         switch["which"].setExpression("parent.output")
         out = nuke.nodes.Output(name="Output1")
         out.setInput(0, switch)

@@ -66,6 +66,9 @@ def shot(fnuke, tmp_path):
         (plates / "plate.{}.exr".format(f)).write_bytes(b"frame%d" % f)
     fnuke.root()["name"].setValue(str(tmp_path / "sh010.nk"))
     read = fnuke.nodes.Read(file=str(plates / "plate.####.exr"), first=1001, last=1005)
+    # Stands in for Nuke's linear -> sRGB conversion in front of the export.
+    fnuke._renderers["Colorspace"] = lambda n, frame, up: (
+        n["colorspace_out"].value().encode() + b":" + up(frame))
     read.setSelected(True)
     node = pnode.create()
     return {"nuke": fnuke, "read": read, "node": node, "plates": plates, "tmp": tmp_path}
@@ -113,12 +116,27 @@ def test_create_builds_the_node_under_the_selection(shot):
         assert w["raw"].value() is True
     switch = inside["output_switch"]
     assert switch["which"].expression() == "parent.output"
-    assert [switch.input(i).name() for i in range(4)] == ["rgba_new_alpha", "result", "unpremult", "matte_layer"]
+    assert [switch.input(i).name() for i in range(4)] == \
+        ["rgba_new_alpha", "premult", "from_prior_space", "matte_layer"]
+    assert inside["from_prior_space"].input(0).name() == "fg_to_rgb"
+    assert inside["fg_to_rgb"]["from2"].value() == "fg.blue"
+    for name in ("to_prior_space", "from_prior_space"):
+        assert inside[name]["disable"].expression() == "!parent.linear_plate"
+    assert inside["export_plate"].input(0) is inside["to_prior_space"]
     layer = inside["matte_layer"]
     assert (layer["from1"].value(), layer["to1"].value()) == ("matte.confidence", "matte.confidence")
     assert inside["rgba_new_alpha"].input(0).name() == "plate"
     assert inside["Output1"].input(0) is switch
     assert nuke._layers["matte"] == ["matte.alpha", "matte.confidence"]
+    assert nuke._layers["fg"] == ["fg.red", "fg.green", "fg.blue"]
+
+
+def test_display_encoded_plate_is_exported_as_is(shot, engine):
+    nuke, node = shot["nuke"], shot["node"]
+    nuke._user_sets(node, "linear_plate", False)
+    _process_gui(nuke, node)
+    read = _result_files(node, nuke)
+    assert Path(logic.frame_path(read["file"].value(), 1002)).read_bytes() == b"matte:best:frame1002"
 
 
 def test_two_nodes_get_distinct_names_and_ids(shot):
@@ -160,7 +178,7 @@ def test_process_gui_exports_on_main_thread_runs_worker_and_shows_result(shot, e
     assert ("reload", "PriorfxMatte1.result") in nuke._events
     for f in range(1001, 1006):
         data = Path(logic.frame_path(read["file"].value(), f)).read_bytes()
-        assert data == b"matte:best:frame%d" % f
+        assert data == b"matte:best:sRGB:frame%d" % f
     assert node["status"].value().startswith("done: 5 frames (5 new, 0 from cache)")
     with node:
         assert nuke.toNode("export_plate")["disable"].value() is True
@@ -177,7 +195,7 @@ def test_second_process_uses_the_cache_and_a_changed_knob_invalidates(shot, engi
     _process_gui(nuke, node)
     assert len(engine.runs) == 2
     read = _result_files(node, nuke)
-    assert Path(logic.frame_path(read["file"].value(), 1003)).read_bytes() == b"matte:fast:frame1003"
+    assert Path(logic.frame_path(read["file"].value(), 1003)).read_bytes() == b"matte:fast:sRGB:frame1003"
     # Back to the old setting: the old frames are still in the store.
     nuke._user_sets(node, "quality", "best")
     _process_gui(nuke, node)
@@ -192,7 +210,7 @@ def test_a_changed_plate_frame_reruns_the_shot(shot, engine):
     assert [r[:2] for r in engine.runs] == [(1001, 1005), (1001, 1005)]  # recurrent: whole range
     assert "(2 new, 3 from cache)" in node["status"].value()
     read = _result_files(node, nuke)
-    assert Path(logic.frame_path(read["file"].value(), 1004)).read_bytes() == b"matte:best:retouched"
+    assert Path(logic.frame_path(read["file"].value(), 1004)).read_bytes() == b"matte:best:sRGB:retouched"
 
 
 def test_custom_range(shot, engine):

@@ -267,6 +267,7 @@ _ENUM_ONLY = {
                  "all metadata except input/*", "all metadata"],
     "hold": ["hold", "loop", "bounce", "black"],
     "on_error": ["error", "black", "checkerboard", "nearest frame"],
+    "colorspace": ["linear", "sRGB", "rec709", "Cineon", "Gamma2.2", "AlexaV3LogC"],
 }
 
 
@@ -293,7 +294,9 @@ def _knobs_for(cls: str) -> List[Knob]:
         "Copy": [Channel_Knob(k, value="none") for k in
                  ("from0", "to0", "from1", "to1", "from2", "to2", "from3", "to3")],
         "Switch": [Int_Knob("which")],
-        "Unpremult": [Channel_Knob("channels", value="rgb")],
+        "Premult": [Channel_Knob("channels", value="rgb")],
+        "Colorspace": [Enumeration_Knob("colorspace_in", "in", _ENUM_ONLY["colorspace"]),
+                       Enumeration_Knob("colorspace_out", "out", _ENUM_ONLY["colorspace"])],
         "Expression": [String_Knob("expr{}".format(i)) for i in range(4)],
     }
     if cls not in per:
@@ -302,7 +305,7 @@ def _knobs_for(cls: str) -> List[Knob]:
 
 
 _MAX_INPUTS = {"Root": 0, "Group": 0, "Input": 0, "Output": 1, "Dot": 1, "Write": 1, "Read": 0,
-               "Copy": 2, "Switch": 16, "Unpremult": 1, "Expression": 1}
+               "Copy": 2, "Switch": 16, "Premult": 1, "Colorspace": 1, "Expression": 1}
 
 
 class FrameRange(object):
@@ -653,10 +656,25 @@ def _frame_file(pattern: str, frame: int) -> str:
     return pattern
 
 
+def _knob_now(knob: Knob) -> Any:
+    """A knob's value, following the few expression forms the adapter uses."""
+    expr = knob._expression
+    if expr is None:
+        return knob._value
+    m = re.match(r"^(!)?parent\.(\w+)$", expr)
+    if not m or knob._node is None or knob._node._parent is None:
+        raise FakeNukeError("fake nuke cannot evaluate expression {!r}".format(expr))
+    src = knob._node._parent[m.group(2)]
+    value = src.getValue() if isinstance(src, Enumeration_Knob) else src._value
+    return (not value) if m.group(1) else value
+
+
 def _render(node: Optional[Node], frame: int) -> bytes:
     if node is None:
         raise FakeNukeError("nothing is connected to render at frame {}".format(frame))
     cls = node._class
+    if cls not in ("Read", "Input") and _knob_now(node["disable"]):
+        return _render(node.input(0), frame)  # a disabled node passes its input through
     if cls == "Read":
         path = _frame_file(node["file"]._value, frame)
         if not os.path.isfile(path):
