@@ -110,31 +110,22 @@ def _run(args: argparse.Namespace) -> int:
     with progress_bar("matte", quiet=args.quiet) as prog:
         results = engine.matte(frames, params, guides=guides or None, progress=prog)
         if out_is_clip:
+            from priorfx.matting.core import OPERATION
             from priorfx.matting.outputs import channel_names, matte_pixels
+            from priorfx.priors.person import MODEL_ID
+            from priorfx.provenance import provenance
 
+            prov = provenance(OPERATION, params, [MODEL_ID], input=str(args.input))
             written = 0
-            first = True
-            writer = None
-            for r in results:
-                if first:
-                    prov = dict(r.provenance)
-                    prov.pop("frame", None)
-                    prov["input"] = str(args.input)
-                    writer = pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
-                                             provenance=prov, channel_names=channel_names(out, unpremult))
-                    writer.__enter__()
-                    first = False
-                try:
+            # The writer stages frames in a hidden folder and moves them in only
+            # when the block ends cleanly: Ctrl-C or an error leaves nothing.
+            with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
+                                 provenance=prov, channel_names=channel_names(out, unpremult)) as writer:
+                for r in results:
                     writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
-                except BaseException:
-                    writer.__exit__(*sys.exc_info())
-                    raise
-                if r.cut:
-                    cuts.append(numbers[r.index])
-                written += 1
-            if writer is None:
-                raise UsageError("nothing to matte")  # read_frames refuses empty clips before this
-            writer.__exit__(None, None, None)
+                    if r.cut:
+                        cuts.append(numbers[r.index])
+                    written += 1
         else:
             r = next(iter(results))
             prov = dict(r.provenance)

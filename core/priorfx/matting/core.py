@@ -104,7 +104,7 @@ class MattingSession:
         confidence = refine.confidence_map(alpha, prior_alpha, band)
         if p.foreground:
             scale = max(h, w) / 1920.0
-            radii = (max(4, int(round(90 * scale))), max(2, int(round(6 * scale))))
+            radii = (max(30, int(round(90 * scale))), max(6, int(round(6 * scale))))
             fg = refine.estimate_foreground(image, alpha, radii)
         else:
             fg = image

@@ -79,6 +79,7 @@ def write_matte(path: str | Path, result: MatteResult, *, unpremult: bool = True
     """
     from priorfx.io import write_image
 
+    channel_names(path)  # refuses JPEG with its own message
     if Path(str(path)).suffix.lower() not in (".exr",) + STILL_SUFFIXES:
         raise UsageError(f"cannot write a matte as {Path(str(path)).suffix or '(no suffix)'}",
                          "use .exr (compositing) or .png (stills)")

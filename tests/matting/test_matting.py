@@ -1,0 +1,164 @@
+"""Matting core: exact composites, guidance, cuts, bad input, outputs."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from priorfx.errors import CancelledError, InputError, UsageError
+from priorfx.matting import MattingParams, matte_clip, matte_image
+from priorfx.matting.outputs import write_matte
+from priorfx.priors.person import person_alpha
+from priorfx.progress import Progress
+
+RED = np.array([0.9, 0.25, 0.1], np.float32)
+BLUE = np.array([0.1, 0.35, 0.85], np.float32)
+
+
+def two_colour_composite(h=96, w=128):
+    """A soft disk of one colour over another: the colour-line model of
+    closed-form matting holds exactly, so alpha is recoverable exactly."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(yy - h / 2, xx - w / 2)
+    alpha = np.clip((30.0 - r) / 8.0, 0.0, 1.0).astype(np.float32)  # 8 px soft edge
+    img = alpha[..., None] * RED + (1 - alpha[..., None]) * BLUE
+    trimap = np.full((h, w), 0.5, np.float32)
+    trimap[r < 18] = 1.0
+    trimap[r > 34] = 0.0
+    return img.astype(np.float32), alpha, trimap
+
+
+def read_rgb(path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def astronaut(sample_media):
+    return read_rgb(sample_media / "astronaut.png")
+
+
+def test_known_composite_alpha_is_exact_with_a_trimap(models_home):
+    img, alpha, trimap = two_colour_composite()
+    r = matte_image(img, MattingParams(), guides={"trimap": trimap})
+    band = (trimap > 0.1) & (trimap < 0.9)
+    assert np.abs(r.alpha - alpha)[band].max() < 0.02
+    assert np.all(r.alpha[trimap >= 0.9] == 1.0) and np.all(r.alpha[trimap <= 0.1] == 0.0)
+    # decontamination: in the soft edge the foreground is red, not the purple input
+    soft = (alpha > 0.1) & (alpha < 0.9)
+    fg_err = np.abs(r.fg[soft] - RED).max(axis=1).mean()
+    input_err = np.abs(img[soft] - RED).max(axis=1).mean()
+    assert fg_err < 0.05 < input_err
+    np.testing.assert_allclose(r.fg_premult, r.fg * r.alpha[..., None], atol=1e-6)
+
+
+def test_holdout_and_garbage_are_honoured_exactly(astronaut):
+    h, w = astronaut.shape[:2]
+    holdout = np.zeros((h, w), np.float32)
+    holdout[20:120, 20:160] = 1.0  # the flag: background for the person prior
+    garbage = np.zeros((h, w), np.float32)
+    garbage[90:170, 200:280] = 1.0  # the face: foreground for the prior
+    free = person_alpha(astronaut)
+    assert free[20:120, 20:160].mean() < 0.2 and free[90:170, 200:280].mean() > 0.85
+    r = matte_image(astronaut, MattingParams(), guides={"holdout": holdout, "garbage": garbage})
+    assert np.all(r.alpha[holdout > 0.5] == 1.0)
+    assert np.all(r.alpha[garbage > 0.5] == 0.0)
+    assert np.all(r.confidence[(holdout > 0.5) | (garbage > 0.5)] == 1.0)
+
+
+def test_person_matte_of_a_real_photo(astronaut):
+    r = matte_image(astronaut, MattingParams(quality="fast"))
+    assert r.alpha.shape == astronaut.shape[:2] and r.alpha.dtype == np.float32
+    assert r.alpha[150, 256] == 1.0 and r.alpha[30, 30] == 0.0  # face, flag
+    # the refinement edits only the band and stays near the prior elsewhere
+    assert np.abs(r.alpha - r.prior_alpha).mean() < 0.05
+    assert 0.0 <= r.confidence.min() and r.confidence.max() == 1.0
+    assert r.confidence[(r.alpha > 0.2) & (r.alpha < 0.8)].mean() < 1.0
+    assert r.provenance["models"] == ["rvm-mobilenetv3"]
+    assert r.provenance["parameters"]["quality"] == "fast"
+
+
+def test_cut_resets_the_recurrent_state(astronaut, sample_media):
+    other = cv2.resize(read_rgb(sample_media / "grace_hopper.jpg"), astronaut.shape[1::-1])
+    clip = [astronaut, astronaut, astronaut, other, other]
+    results = list(matte_clip(clip, MattingParams(quality="fast")))
+    assert [r.cut for r in results] == [False, False, False, True, False]
+    # after the cut the prior starts from no history: same as a fresh run
+    np.testing.assert_allclose(results[3].prior_alpha, person_alpha(other), atol=1e-5)
+    # without the cut frame 4 carries history, so it differs from a fresh run
+    assert np.abs(results[4].prior_alpha - person_alpha(other)).max() > 1e-3
+
+
+def test_a_still_is_a_clip_of_one_frame(astronaut):
+    a = matte_image(astronaut, MattingParams(quality="fast")).alpha
+    (b,) = [r.alpha for r in matte_clip([astronaut], MattingParams(quality="fast"))]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_per_frame_guides_as_list_and_callable(astronaut):
+    h, w = astronaut.shape[:2]
+    g0 = np.zeros((h, w), np.float32)
+    g1 = g0.copy()
+    g1[:50, :50] = 1.0
+    res = list(matte_clip([astronaut, astronaut], MattingParams(quality="fast"),
+                          guides={"holdout": [g0, g1], "garbage": lambda i: None}))
+    assert res[0].alpha[:50, :50].max() < 1.0 and np.all(res[1].alpha[:50, :50] == 1.0)
+
+
+@pytest.mark.parametrize("guide, message", [
+    (np.zeros((10, 10), np.float32), "is 10x10 but the frame is"),
+    ("not an image", "is not an image"),
+    (np.zeros((512, 512, 2), np.float32), "has 2 channels"),
+])
+def test_bad_guides(astronaut, guide, message):
+    with pytest.raises(InputError, match=message):
+        matte_image(astronaut, MattingParams(), guides={"trimap": guide})
+
+
+def test_bad_frames_and_params(astronaut):
+    with pytest.raises(InputError, match="no frames"):
+        list(matte_clip([], MattingParams()))
+    with pytest.raises(InputError, match="RGB or RGBA"):
+        list(matte_clip([np.zeros((64, 64, 2), np.float32)]))
+    with pytest.raises(InputError, match="RGB or RGBA"):
+        list(matte_clip([np.zeros((64, 64), np.float32)]))
+    with pytest.raises(UsageError, match="quality"):
+        matte_clip([astronaut], MattingParams(quality="ultra"))
+    with pytest.raises(UsageError, match="temporal"):
+        MattingParams(temporal=2.0).validate()
+    with pytest.raises(UsageError, match="unknown guide"):
+        matte_clip([astronaut], MattingParams(), guides={"roto": np.zeros((4, 4))})
+    # JSON round trip as the server does it
+    p = MattingParams(quality="fast", band_px=6)
+    assert MattingParams(**p.to_json()) == p
+
+
+def test_cancel_stops_the_clip(astronaut):
+    prog = Progress()
+    it = matte_clip([astronaut] * 3, MattingParams(quality="fast"), progress=prog)
+    next(it)
+    prog.cancel()
+    with pytest.raises(CancelledError):
+        next(it)
+
+
+def test_exr_and_png_outputs(tmp_path, astronaut):
+    from priorfx.io import read_image, read_image_info
+
+    r = matte_image(astronaut, MattingParams(quality="fast"))
+    exr = write_matte(tmp_path / "m.exr", r)
+    info = read_image_info(exr)
+    assert set(info.channel_names) >= {
+        "R", "G", "B", "A", "matte.alpha", "matte.confidence", "fg.R", "fg.G", "fg.B"}
+    a = read_image(exr, channels=["matte.alpha"])[..., 0]
+    np.testing.assert_allclose(a, r.alpha, atol=1e-3)  # half float
+    rgba = read_image(exr, channels=["R", "G", "B", "A"])
+    np.testing.assert_allclose(rgba[..., :3], r.fg_premult, atol=2e-3)
+    np.testing.assert_allclose(read_image(exr, channels=["matte.confidence"])[..., 0], r.confidence, atol=1e-3)
+    assert info.provenance["operation"] == "matte"
+    png = write_matte(tmp_path / "m.png", r)
+    back = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+    assert back.shape[2] == 4
+    np.testing.assert_array_equal(back[..., 3], np.round(r.alpha * 255).astype(np.uint8))
+    with pytest.raises(UsageError, match="JPEG"):
+        write_matte(tmp_path / "m.jpg", r)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.exr", "m.png"]
