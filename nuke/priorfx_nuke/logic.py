@@ -321,7 +321,7 @@ def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: st
     for name in GUIDE_INPUTS:
         if name in inputs:
             cmd += [GUIDE_FLAGS[name], inputs[name]]
-    optional = [(("--band-px", "--band-width", "--band"), str(int(settings.band_width)),
+    optional = [(("--band", "--band-px", "--band-width"), str(int(settings.band_width)),
                  settings.band_width > 0),
                 (("--temporal",), "{:g}".format(settings.temporal), True),
                 (("--progress",), "json", True)]

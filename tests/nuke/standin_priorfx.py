@@ -20,7 +20,7 @@ if args == ["--version"]:
     sys.exit(0)
 if args[:2] == ["matte", "--help"]:
     print("usage: priorfx matte IN -o OUT [--frames A-B] [--quality {fast,best}] [--guide G] "
-          "[--holdout H] [--garbage G] [--band-px N] [--temporal T] [--remote URL]")
+          "[--holdout H] [--garbage G] [--band PX] [--temporal T] [--remote URL]")
     sys.exit(0)
 mode = os.environ.get("STANDIN_MODE", "ok")
 if mode == "fail":

@@ -217,7 +217,7 @@ def test_matte_command_with_guides_and_settings():
     assert "--frames 1001-1010" in joined and "--quality fast" in joined
     assert "--guide /c/t.%04d.exr" in joined and "--garbage /c/g.%04d.exr" in joined
     assert "--holdout" not in joined
-    assert "--band-px 8" in joined and "--temporal 0.3" in joined
+    assert "--band 8" in joined and "--temporal 0.3" in joined
     assert "--remote" not in joined
 
 

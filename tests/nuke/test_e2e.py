@@ -1,0 +1,223 @@
+"""End to end: the adapter's job path on a real EXR sequence through the real core.
+
+The plate is three frames of a real webcam clip (single_face.mp4) written as
+half-float RGBA EXR, as Nuke's internal Write exports it. The local engine
+runs the real `priorfx matte`; the remote engine the same command against a
+real `priorfx serve` on 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from priorfx_nuke import jobs, logic, node as pnode
+from priorfx_nuke.logic import MatteSettings
+
+PRIORFX = str(Path(sys.executable).with_name("priorfx"))
+FIRST, LAST = 1001, 1003
+SIZE = (256, 144)
+
+
+def _srgb_to_linear(x):
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _linear_to_srgb(x):
+    x = np.clip(x, 0.0, None)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def _write_rgba(path, rgb):
+    from priorfx import io as pio
+    rgba = np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=2)
+    pio.write_image(path, rgba, ["R", "G", "B", "A"], bits=16)
+
+
+@pytest.fixture(scope="module")
+def plates(sample_media, tmp_path_factory):
+    """display-encoded and scene-linear versions of the same 3-frame plate."""
+    import cv2
+
+    from priorfx import io as pio
+    from priorfx.samples import sample_path
+    root = tmp_path_factory.mktemp("plates")
+    clip = pio.read_frames(sample_path("single_face.mp4"), (1, 3))
+    for i, frame in enumerate(clip):
+        small = cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
+        _write_rgba(root / "srgb.{}.exr".format(FIRST + i), small)
+        _write_rgba(root / "linear.{}.exr".format(FIRST + i), _srgb_to_linear(small))
+    return {"srgb": str(root / "srgb.%04d.exr"), "linear": str(root / "linear.%04d.exr"), "root": root}
+
+
+def _read(path):
+    from priorfx import io as pio
+    info = pio.read_image_info(path)
+    return dict(zip(info.channel_names, np.moveaxis(pio.read_image(path), 2, 0))), info
+
+
+def _local(env=None):
+    return jobs.make_engine("local", "", dict(env or os.environ, PRIORFX_EXE=PRIORFX))
+
+
+def _check_matte(path):
+    """What a compositor checks in the result: channels, a person matte, premult, provenance."""
+    ch, info = _read(path)
+    assert set(info.channel_names) == set(logic.EXR_CHANNELS)
+    a = ch["A"]
+    assert a.shape == (SIZE[1], SIZE[0]) and 0.0 <= a.min() and a.max() <= 1.0
+    assert a[60:100, 110:150].mean() > 0.9       # the face / chest of the person
+    assert a[:20, :20].max() < 0.05 and a[:20, -20:].max() < 0.05  # door and wall behind
+    np.testing.assert_allclose(ch["matte.alpha"], a, atol=1e-3)
+    np.testing.assert_allclose(ch["R"], ch["fg.R"] * a, atol=3e-3)  # R,G,B premultiplied
+    assert 0.0 <= ch["matte.confidence"].min() and ch["matte.confidence"].max() <= 1.0
+    prov = info.provenance
+    assert prov["operation"] == "matte" and logic.MODEL_ID in prov["models"]
+    return ch
+
+
+def test_local_engine_on_a_real_sequence_then_the_cache(plates, tmp_path):
+    layout = logic.cache_layout(str(tmp_path / "cache"), "n1")
+    ticks = []
+    r1 = jobs.process_range(_local(), layout, {"plate": plates["srgb"]}, FIRST, LAST,
+                            MatteSettings(quality="fast"), lambda d, t, m: ticks.append((d, t)))
+    assert (r1.made, r1.cached) == (3, 0) and r1.identity.engine == "local"
+    import priorfx
+    assert r1.identity.version == priorfx.__version__
+    assert ticks[-1] == (3, 3)
+    for f in range(FIRST, LAST + 1):
+        ch = _check_matte(logic.frame_path(layout.out_pattern(), f))
+    assert ch["matte.confidence"].min() < 1.0  # the refined band is less certain
+    mtime = os.stat(logic.frame_path(layout.out_pattern(), FIRST)).st_mtime_ns
+    r2 = jobs.process_range(_local(), layout, {"plate": plates["srgb"]}, FIRST, LAST,
+                            MatteSettings(quality="fast"))
+    assert (r2.made, r2.cached) == (0, 3) and r2.keys == r1.keys
+    assert os.stat(logic.frame_path(layout.out_pattern(), FIRST)).st_mtime_ns == mtime
+
+
+def test_guides_exported_as_rgba_masks_are_honoured(plates, tmp_path):
+    """Holdout (always fg) in a background corner, garbage (always bg) over the face."""
+    h, w = SIZE[1], SIZE[0]
+    hold = np.zeros((h, w, 3), np.float32)
+    hold[:20, :20] = 1.0
+    garb = np.zeros((h, w, 3), np.float32)
+    garb[70:90, 120:140] = 1.0
+    for f in range(FIRST, LAST + 1):
+        for name, m in (("holdout", hold), ("garbage", garb)):
+            rgba = np.concatenate([m, m[..., :1]], axis=2)  # the mask in all four channels
+            from priorfx import io as pio
+            pio.write_image(tmp_path / "{}.{}.exr".format(name, f), rgba, ["R", "G", "B", "A"], bits=16)
+    layout = logic.cache_layout(str(tmp_path / "cache"), "n1")
+    inputs = {"plate": plates["srgb"], "holdout": str(tmp_path / "holdout.%04d.exr"),
+              "garbage": str(tmp_path / "garbage.%04d.exr")}
+    jobs.process_range(_local(), layout, inputs, FIRST, LAST, MatteSettings(quality="fast"))
+    for f in range(FIRST, LAST + 1):
+        ch, _ = _read(logic.frame_path(layout.out_pattern(), f))
+        assert ch["A"][:20, :20].min() == 1.0
+        assert ch["A"][70:90, 120:140].max() == 0.0
+
+
+def test_node_on_a_linear_plate_through_the_real_core(plates, fnuke, tmp_path):
+    """PriorfxMatte in the (fake) GUI: Read of a linear EXR plate -> Process -> worker -> real core."""
+    from priorfx import io as pio
+
+    def colorspace(n, frame, upstream):
+        # Nuke's Colorspace node, done for real on the pixels.
+        src = tmp_path / "cs_in.exr"
+        src.write_bytes(upstream(frame))
+        px = pio.read_image(src)
+        assert (n["colorspace_in"].value(), n["colorspace_out"].value()) == ("linear", "sRGB")
+        dst = tmp_path / "cs_out.exr"
+        pio.write_image(dst, np.concatenate([_linear_to_srgb(px[..., :3]), px[..., 3:]], axis=2),
+                        ["R", "G", "B", "A"], bits=16)
+        return dst.read_bytes()
+
+    fnuke._renderers["Colorspace"] = colorspace
+    fnuke.root()["name"].setValue(str(tmp_path / "shot.nk"))
+    read = fnuke.nodes.Read(file=plates["linear"].replace("%04d", "####"), first=FIRST, last=LAST)
+    read.setSelected(True)
+    node = pnode.create()
+    node["quality"].setValue("fast")
+    os.environ["PRIORFX_EXE"] = PRIORFX
+    try:
+        node["process"].execute()
+        fnuke._run_until(lambda: node[pnode.ID_KNOB].value() not in pnode._RUNNING, timeout=300)
+    finally:
+        del os.environ["PRIORFX_EXE"]
+    assert node["status"].value().startswith("done: 3 frames (3 new, 0 from cache)"), node["status"].value()
+    assert fnuke._tasks[-1].progress[-1] == 100
+    with node:
+        out = fnuke.toNode("result")["file"].value()
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    r = subprocess.run([PRIORFX, "matte", plates["srgb"], "-o", str(direct / "m.%04d.exr"),
+                        "--frames", "{}-{}".format(FIRST, LAST), "--quality", "fast"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for f in range(FIRST, LAST + 1):
+        ch = _check_matte(logic.frame_path(out, f))
+        ref, _ = _read(str(direct / "m.{}.exr".format(f)))
+        # The linear plate went to the prior as sRGB: same matte as the sRGB plate
+        # (up to half-float rounding of the round trip).
+        assert np.abs(ch["A"] - ref["A"]).mean() < 0.01
+
+
+class _Server:
+    def __init__(self, token):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([PRIORFX, "serve", "--port", "0", "--token", token,
+                                      "--log-level", "warning"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (http://\S+)", line)
+        if not m:
+            self.proc.kill()
+            raise RuntimeError("priorfx serve did not start: {!r} {}".format(line, self.proc.stderr.read()))
+        self.url = m.group(1)
+        self.log = []  # drained so a chatty server never blocks on a full pipe
+        for stream in (self.proc.stdout, self.proc.stderr):
+            threading.Thread(target=lambda s=stream: self.log.extend(s), daemon=True).start()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(20)
+
+
+def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_path):
+    token = "nuke-test-token"
+    server = _Server(token)
+    try:
+        # The workstation has no models at all: only the server can have made the frames.
+        empty_home = tmp_path / "no-models"
+        empty_home.mkdir()
+        env = dict(os.environ, PRIORFX_EXE=PRIORFX, PRIORFX_TOKEN=token, PRIORFX_HOME=str(empty_home))
+        with pytest.raises(logic.AdapterError, match="rvm"):  # proof: locally it cannot run
+            jobs.process_range(_local(env), logic.cache_layout(str(tmp_path / "c0"), "n1"),
+                               {"plate": plates["srgb"]}, FIRST, LAST, MatteSettings(quality="fast"))
+        remote = jobs.make_engine("remote", server.url, env)
+        layout = logic.cache_layout(str(tmp_path / "remote-cache"), "n1")
+        r = jobs.process_range(remote, layout, {"plate": plates["srgb"]}, FIRST, LAST,
+                               MatteSettings(quality="fast"))
+        assert r.identity.engine == "remote" and r.made == 3
+        local_layout = logic.cache_layout(str(tmp_path / "local-cache"), "n1")
+        lr = jobs.process_range(_local(), local_layout, {"plate": plates["srgb"]}, FIRST, LAST,
+                                MatteSettings(quality="fast"))
+        assert lr.keys == r.keys  # same core version, same inputs: same cache keys
+        for f in range(FIRST, LAST + 1):
+            rem = _check_matte(logic.frame_path(layout.out_pattern(), f))
+            loc, _ = _read(logic.frame_path(local_layout.out_pattern(), f))
+            for c in ("A", "R", "matte.confidence"):
+                np.testing.assert_array_equal(rem[c], loc[c])
+        bad = jobs.make_engine("remote", server.url, dict(env, PRIORFX_TOKEN="wrong"))
+        with pytest.raises(logic.AdapterError, match="token was refused") as e:
+            jobs.process_range(bad, logic.cache_layout(str(tmp_path / "c3"), "n1"),
+                               {"plate": plates["srgb"]}, FIRST, LAST, MatteSettings(quality="fast"))
+        assert "token" in e.value.hint
+    finally:
+        server.stop()
