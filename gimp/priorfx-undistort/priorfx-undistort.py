@@ -274,17 +274,19 @@ def _gimp_main() -> None:
         if run_mode == Gimp.RunMode.INTERACTIVE:
             GimpUi.init(PROC_NAME)
             dialog = GimpUi.ProcedureDialog.new(procedure, config, _("Undistort Selfie"))
+            dialog.get_spin_scale("distance", 1.0)   # a slider: the distance is continuous
+            dialog.get_spin_scale("strength", 1.0)
             dialog.get_widget("focal-mode", GimpUi.IntRadioFrame)
             dialog.get_widget("output", GimpUi.IntRadioFrame)
-            note = (f"Auto: EXIF says {exif_focal:g} mm (35 mm equivalent)" if exif_focal
-                    else "Auto: no 35 mm focal length in EXIF; priorfx derives it from the "
-                         "sensor size if it can, else assumes 26 mm (phone front camera)")
+            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent)" if exif_focal
+                    else "EXIF has no 35 mm focal length: priorfx assumes 26 mm")
             dialog.get_label("exif-note", note, False, False)
+            dialog.get_widget("focal-mm", GObject.TYPE_NONE)  # exists before its sensitivity rule
             try:
                 manual = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, "manual")])
                 dialog.set_sensitive_if_in("focal-mm", None, "focal-mode", manual, True)
-            except (TypeError, AttributeError):
-                pass  # older 3.0.x bindings: the field just stays editable
+            except (TypeError, AttributeError, ValueError):
+                pass  # other 3.0.x bindings: the field just stays editable
             dialog.fill(["distance", "focal-mode", "exif-note", "focal-mm", "strength", "output"])
             ok = dialog.run()
             dialog.destroy()
