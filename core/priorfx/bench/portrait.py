@@ -156,13 +156,18 @@ def build_head(photo: np.ndarray, rng: np.random.Generator) -> dict:
             "uv": np.concatenate([uv_face, uv_head]), "n_face": len(v), "texture": photo}
 
 
-def render_pair(head: dict, bg: np.ndarray, d: float, rng: np.random.Generator, size: int) -> dict:
-    """Near render at d and the far (dolly-zoom) render at FAR_M of one posed head."""
+def render_pair(head: dict, bg: np.ndarray, d: float, rng: np.random.Generator, size: int,
+                max_yaw: float = 15.0, max_pitch: float = 10.0) -> dict:
+    """Near render at d and the far (dolly-zoom) render at FAR_M of one posed head.
+
+    Pose: yaw and pitch uniform within +-max_yaw / +-max_pitch degrees, roll +-5.
+    """
     from priorfx.portrait.geometry import focal_px, rodrigues
 
     f35 = rng.uniform(22.0, 32.0)
     f = focal_px(f35, size, size)
-    rot = rodrigues(np.array([np.radians(rng.uniform(-10, 10)), np.radians(rng.uniform(-15, 15)),
+    rot = rodrigues(np.array([np.radians(rng.uniform(-max_pitch, max_pitch)),
+                              np.radians(rng.uniform(-max_yaw, max_yaw)),
                               np.radians(rng.uniform(-5, 5))]))
     v = head["verts"] @ rot.T
     v -= v[:head["n_face"]].mean(0)                         # face centroid at the origin

@@ -87,7 +87,8 @@ class PortraitParams:
         if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int) or self.max_faces < 1:
             raise UsageError(f"max_faces must be a positive integer, got {self.max_faces!r}", "e.g. 8")
         if not isinstance(self.debug_overlay, bool):
-            raise UsageError(f"debug_overlay must be true or false, got {self.debug_overlay!r}")
+            raise UsageError(f"debug_overlay must be true or false, got {self.debug_overlay!r}",
+                             "pass a boolean (JSON true/false)")
 
 
 @dataclass
@@ -175,11 +176,16 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     if not meshes:
         raise NoFaceError("no face found in the image",
                           "the portrait filter needs a visible face; try a larger or less rotated face")
+    hulls = [cv2.convexHull(np.ascontiguousarray(m.points[:, :2], np.float32)).reshape(-1, 2).astype(np.float64) for m in meshes]
+    chosen = list(range(len(meshes)))
     if params.face is not None:
         if params.face >= len(meshes):
             raise UsageError(f"face index {params.face} does not exist: {len(meshes)} face(s) found",
                              f"use 0..{len(meshes) - 1}, or omit it to correct all faces")
-        meshes = [meshes[params.face]]
+        chosen = [params.face]
+    # Each face's warp keeps off the other faces (neighbours in a group photo).
+    protect = [[hulls[j] for j in range(len(meshes)) if j != i] for i in chosen]
+    meshes = [meshes[i] for i in chosen]
     tick(progress, 2, 5, "fitting the 3D face")
     focal_mm = DEFAULT_FOCAL_MM if params.focal_mm is None else float(params.focal_mm)
     f_small = geometry.focal_px(focal_mm, aw, ah)
@@ -198,7 +204,7 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
                       "score": round(m.score, 4), "distance_m": round(d, 4), "target_m": round(target, 4),
                       "focal_mm": focal_mm, "focal_px": round(geometry.focal_px(focal_mm, w, h), 2),
                       "fit_rms_px": round(fit.rms_px / sx, 3)})
-    heads = warp.head_weights((ah, aw), warps)
+    heads = warp.head_weights((ah, aw), warps, protect)
     pweight = warp.person_weight(person, warps)
     weight = np.max(heads, axis=0) * pweight
     ys, xs = np.nonzero(weight > 1e-3)

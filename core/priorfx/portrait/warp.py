@@ -32,6 +32,7 @@ HEAD_WIDER_THAN_FACE = 1.12            # head breadth / face-outline width
 MIN_JACOBIAN = 0.3                     # below this the warp is scaled down (no tearing)
 PROXY_MARGIN = 1.08                    # head-proxy points start this far out of the face hull
 SPLINE_SMOOTHING = 1e-3                # thin-plate smoothing (coordinates in head widths)
+PERSON_MARGIN = 0.06                   # the warp may reach this far (x head width) into the background
 
 
 @dataclass
@@ -87,21 +88,31 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     return FaceWarp(src + disp, -disp, sil.astype(np.float64), width, hull.astype(np.float64))
 
 
-def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], feather: float = 0.3) -> list[np.ndarray]:
+def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], protect: list[list[np.ndarray]] | None = None,
+                 feather: float = 0.3) -> list[np.ndarray]:
     """One weight per face in [0, 1]: 1 over its head, fading to 0 around it.
 
     The projected head proxy, grown by 10 % and by `feather` x head width,
-    then blurred.
+    then blurred. `protect[i]` lists face hulls (other people's faces, input
+    pixels) that face i's warp must not touch: its weight is cut to 0 there.
     """
     h, w = shape_hw
     out = []
-    for fw in warps:
+    for i, fw in enumerate(warps):
         m = np.zeros((h, w), np.uint8)
         c = fw.silhouette.mean(0)
         cv2.fillPoly(m, [np.round(c + (fw.silhouette - c) * 1.1).astype(np.int32)], 255)
         r = max(1, int(feather * fw.head_width_px))
         d = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r)))
-        out.append(cv2.GaussianBlur(d.astype(np.float32) / 255.0, (0, 0), r / 3))
+        weight = cv2.GaussianBlur(d.astype(np.float32) / 255.0, (0, 0), r / 3)
+        if protect and protect[i]:
+            keep = np.zeros((h, w), np.uint8)
+            for hull in protect[i]:
+                hc = hull.mean(0)
+                cv2.fillConvexPoly(keep, np.round(hc + (hull - hc) * 1.15).astype(np.int32), 1)
+            soft = cv2.GaussianBlur(keep.astype(np.float32), (0, 0), max(1.0, 0.05 * fw.head_width_px))
+            weight *= 1.0 - np.clip(soft * 2.0, 0, 1)
+        out.append(weight)
     return out
 
 
@@ -113,7 +124,7 @@ def person_weight(person: np.ndarray, warps: list[FaceWarp]) -> np.ndarray:
     The face itself (hull of its landmarks) always counts as person: the
     segmentation can be unsure over glasses, beards or make-up.
     """
-    k = max(1, int(0.06 * max(fw.head_width_px for fw in warps))) | 1
+    k = max(1, int(PERSON_MARGIN * max(fw.head_width_px for fw in warps))) | 1
     p = cv2.dilate(person.astype(np.float32), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     p = cv2.GaussianBlur(np.clip((p - 0.2) / 0.6, 0, 1), (0, 0), k / 2)
     face = np.zeros(person.shape, np.uint8)
