@@ -226,8 +226,7 @@ def publish(results_dir: str | os.PathLike, shot_dir: str | os.PathLike, plate: 
         if isinstance(r["error"], PriorfxError):
             raise r["error"]
         raise UsageError(f"collecting the results failed: {r['error']}")
-    if context.data.get("priorfxPlateInfo") is None and plate is not None:
-        raise UsageError(f"the plate {plate} could not be read")
+    report.plate = context.data.get("priorfxPlate")  # a Nuke node folder brings its own
     by_instance = {}
     for inst in context:
         item = inst.data["priorfxItem"]
