@@ -304,4 +304,5 @@ def make_engine(kind: str, remote_url: str, environ: Mapping[str, str], host_dir
     if kind not in logic.ENGINES:
         raise AdapterError("engine {!r} is not local or remote".format(kind))
     exe = logic.find_core(environ, which if which is not None else shutil.which("priorfx"))
-    return CoreEngine(exe, logic.clean_env(environ, host_dir), remote_url if kind == "remote" else "")
+    remote = kind == "remote"
+    return CoreEngine(exe, logic.clean_env(environ, host_dir, local=not remote), remote_url if remote else "")

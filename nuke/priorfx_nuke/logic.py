@@ -387,15 +387,18 @@ def parse_cli_error(stderr: str, returncode: int) -> AdapterError:
     return AdapterError(message, hint)
 
 
-def clean_env(environ: Mapping[str, str], host_dir: str = "") -> Dict[str, str]:
+def clean_env(environ: Mapping[str, str], host_dir: str = "", local: bool = False) -> Dict[str, str]:
     """The environment for the core process.
 
     Nuke sets PYTHONHOME/PYTHONPATH for its embedded Python and puts its own
     libraries (OpenEXR, OCIO, Qt) on the loader path; the core is a separate
-    Python with its own copies, so those must not leak into it.
+    Python with its own copies, so those must not leak into it. `local`
+    drops PRIORFX_REMOTE so the node's engine knob, not the environment,
+    decides where the work runs.
     """
-    env = {k: v for k, v in environ.items()
-           if k not in ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE")}
+    drop = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE") + (
+        ("PRIORFX_REMOTE",) if local else ())
+    env = {k: v for k, v in environ.items() if k not in drop}
     if host_dir:
         host = os.path.normcase(os.path.abspath(host_dir))
         for var in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"):

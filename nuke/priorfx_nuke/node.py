@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union, cast
 
@@ -34,6 +35,7 @@ ID_KNOB = "priorfx_id"
 PIXEL_KNOBS = ("range_mode", "range_first", "range_last", "quality", "band_width",
                "temporal", "mask_channel", "linear_plate", "engine", "remote_url")
 OUTPUT_LABELS = [label for _, label in logic.OUTPUTS]
+STATUS_EVERY_S = 1.0
 
 
 class Handle(object):
@@ -125,10 +127,15 @@ def _add_knobs(group: nuke.Group) -> None:
     mask.setTooltip("channel of the trimap / holdout / garbage inputs that holds the mask")
     group.addKnob(mask)
     group.addKnob(nuke.Enumeration_Knob("output", "output", OUTPUT_LABELS))
-    group.addKnob(nuke.Enumeration_Knob("engine", "engine", list(logic.ENGINES)))
+    engine = nuke.Enumeration_Knob("engine", "engine", list(logic.ENGINES))
     url = nuke.String_Knob("remote_url", "server URL")
     url.setTooltip("a `priorfx serve` URL, e.g. http://gpu-box:8765 (token: $PRIORFX_TOKEN)")
-    url.setEnabled(False)
+    studio_server = os.environ.get("PRIORFX_REMOTE", "").strip()
+    if studio_server:  # a studio-wide default server: new nodes use it
+        engine.setValue("remote")
+        url.setValue(studio_server)
+    url.setEnabled(bool(studio_server))
+    group.addKnob(engine)
     group.addKnob(url)
     cache = nuke.File_Knob("cache_dir", "cache folder")
     cache.setTooltip("empty: $PRIORFX_NUKE_CACHE, else priorfx_cache/ beside the script")
@@ -348,13 +355,19 @@ def _engine(req: Request):
 
 def _run_job(handle: Handle, req: Request, task) -> Union[jobs.Result, AdapterError]:
     """Run the job; return its Result or the exception (never raises)."""
+    shown = [0.0]
+
     def on_progress(done: int, total: int, message: str) -> None:
         text = logic.status_progress(done, total, message)
-        if task is not None:
-            task.setProgress(logic.progress_percent(done, total))
-            task.setMessage(text)
-        else:
+        if task is None:
             print("PriorfxMatte {}: {}".format(req.node_name, text))
+            return
+        task.setProgress(logic.progress_percent(done, total))
+        task.setMessage(text)
+        now = time.time()
+        if now - shown[0] >= STATUS_EVERY_S or done == total:
+            shown[0] = now  # the status knob too, but not so often that the UI stalls
+            nuke.executeInMainThread(_show_status, args=(req, text))
 
     def is_cancelled() -> bool:
         return handle.cancel.is_set() or (task is not None and bool(task.isCancelled()))
@@ -366,6 +379,13 @@ def _run_job(handle: Handle, req: Request, task) -> Union[jobs.Result, AdapterEr
         return err
     except Exception as err:  # a bug must not kill the thread silently
         return AdapterError("{}: {}".format(type(err).__name__, err), "see the script editor for details")
+
+
+def _show_status(req: Request, text: str) -> None:
+    """Main thread: a progress line on the node, unless it finished or went away."""
+    node = nuke.toNode(req.node_name)
+    if node is not None and is_priorfx(node) and req.node_id in _RUNNING:
+        node["status"].setValue(text)
 
 
 def _work(handle: Handle, req: Request) -> None:

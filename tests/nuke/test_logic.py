@@ -267,6 +267,9 @@ def test_clean_env_drops_nukes_python_and_libraries(tmp_path):
     out = logic.clean_env(env, str(nuke_dir))
     assert out == {"HOME": "/home/a", "LD_LIBRARY_PATH": "/usr/local/cuda/lib64"}
     assert env["PYTHONHOME"]  # the input is not changed
+    studio = {"PRIORFX_REMOTE": "http://gpu:8765", "PRIORFX_TOKEN": "t"}
+    assert logic.clean_env(studio, local=True) == {"PRIORFX_TOKEN": "t"}  # the knob said local
+    assert logic.clean_env(studio) == studio
 
 
 def test_find_core(tmp_path):

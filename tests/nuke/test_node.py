@@ -145,6 +145,13 @@ def test_two_nodes_get_distinct_names_and_ids(shot):
     assert second[pnode.ID_KNOB].value() != shot["node"][pnode.ID_KNOB].value()
 
 
+def test_studio_server_from_the_environment_is_the_default(fnuke, monkeypatch):
+    monkeypatch.setenv("PRIORFX_REMOTE", "http://gpu-box:8765")
+    node = pnode.create()
+    assert node["engine"].value() == "remote" and node["remote_url"].value() == "http://gpu-box:8765"
+    assert node["remote_url"].enabled()
+
+
 def test_knob_changed_enables_the_knobs_that_apply(shot):
     nuke, node = shot["nuke"], shot["node"]
     nuke._user_sets(node, "range_mode", "custom")
@@ -180,6 +187,8 @@ def test_process_gui_exports_on_main_thread_runs_worker_and_shows_result(shot, e
         data = Path(logic.frame_path(read["file"].value(), f)).read_bytes()
         assert data == b"matte:best:sRGB:frame%d" % f
     assert node["status"].value().startswith("done: 5 frames (5 new, 0 from cache)")
+    shown = [e[3] for e in nuke._events if e[:3] == ("setValue", "PriorfxMatte1", "status")]
+    assert any(t.startswith("processing") for t in shown)  # progress on the node, via the main thread
     with node:
         assert nuke.toNode("export_plate")["disable"].value() is True
 
