@@ -1,0 +1,86 @@
+"""`priorfx undistort` as a user (and the GIMP plug-in) runs it: real files, exit codes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from priorfx.io import read_image, read_image_info, write_image
+
+
+@pytest.fixture(scope="module")
+def selfie_pixels(sample_media):
+    return read_image(sample_media / "single_face.jpg")
+
+
+def test_undistort_writes_the_corrected_image_with_provenance_and_overlay(cli, sample, tmp_path, selfie_pixels):
+    out = tmp_path / "fixed.png"
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--debug-overlay", "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["focal_source"] == "default" and report["focal_mm"] == 26.0
+    assert len(report["faces"]) == 1 and 0.2 < report["faces"][0]["distance_m"] < 0.6
+    img = read_image(out)
+    assert img.shape == selfie_pixels.shape
+    assert np.abs(img - selfie_pixels).max() > 0.2                # the face changed
+    assert np.abs(img[:, :100] - selfie_pixels[:, :100]).max() < 2 / 255   # the background did not
+    info = read_image_info(out)
+    assert info.provenance["operation"] == "undistort"
+    assert info.provenance["focal_source"] == "default"
+    assert (tmp_path / "fixed.debug.png").is_file()
+
+
+def test_no_face_exits_6_and_writes_nothing(cli, sample, tmp_path):
+    out = tmp_path / "never.png"
+    r = cli("undistort", str(sample("coffee.png")), "-o", str(out), "--quiet")
+    assert r.returncode == 6
+    assert "no face found" in r.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_focal_length_comes_from_exif(cli, tmp_path, selfie_pixels):
+    src = tmp_path / "exif.jpg"
+    write_image(src, selfie_pixels, metadata={"Exif:FocalLengthIn35mmFilm": 52})
+    assert read_image_info(src).focal_35mm == 52
+    r = cli("undistort", str(src), "-o", str(tmp_path / "a.jpg"), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    exif = json.loads(r.stdout)
+    assert exif["focal_source"] == "exif" and exif["focal_mm"] == 52
+    assert exif["faces"][0]["focal_mm"] == 52
+    r = cli("undistort", str(src), "-o", str(tmp_path / "b.jpg"), "--focal-mm", "26", "--json", "--quiet")
+    user = json.loads(r.stdout)
+    assert user["focal_source"] == "user"
+    # Same face size in pixels, twice the focal length -> about twice as far away.
+    ratio = exif["faces"][0]["distance_m"] / user["faces"][0]["distance_m"]
+    assert ratio == pytest.approx(2.0, rel=0.05)
+
+
+def test_16_bit_rgba_png_stays_16_bit_rgba(cli, tmp_path, selfie_pixels):
+    h, w = selfie_pixels.shape[:2]
+    alpha = np.ones((h, w, 1), np.float32)
+    alpha[:, : w // 3] = 0.25
+    src = tmp_path / "deep.png"
+    write_image(src, np.concatenate([selfie_pixels, alpha], axis=2), bits=16)
+    out = tmp_path / "deep_out.png"
+    r = cli("undistort", str(src), "-o", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    info = read_image_info(out)
+    assert info.pixel_type == "uint16" and info.nchannels == 4
+    back = read_image(out)
+    # 16-bit precision kept: untouched background pixels round-trip to within 1/65535.
+    np.testing.assert_allclose(back[:, :80, :3], selfie_pixels[:, :80], atol=2 / 65535)
+    np.testing.assert_allclose(back[:, :80, 3], 0.25, atol=2 / 65535)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--strength", "2"], "strength"),
+    (["--distance", "0"], "distance_m"),
+    (["--focal-mm", "-5"], "focal_mm"),
+])
+def test_bad_options_exit_2_without_output(cli, sample, tmp_path, args, needle):
+    out = tmp_path / "x.png"
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--quiet", *args)
+    assert r.returncode == 2
+    assert needle in r.stderr and "hint" in r.stderr
+    assert not out.exists()
