@@ -404,3 +404,53 @@ def test_cli_usage_errors(tmp_path, cli):
     assert proc.returncode == 3 and "does not exist" in proc.stderr
     proc = cli("publish", str(tmp_path))
     assert proc.returncode == 2 and "--to" in proc.stderr
+
+
+# --------------------------------------------------------------------------- failures after validation
+
+def test_failure_during_extraction_leaves_the_shot_folder_as_it_was(tmp_path, shot, plate, monkeypatch):
+    res = write_results(tmp_path / "res")
+    assert publish(res, shot, plate=plate).ok  # v001 exists
+    before = _tree(shot)
+    real = integrate._copy_hashing
+    calls = []
+
+    def flaky(src, dst):
+        calls.append(src)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(integrate, "_copy_hashing", flaky)
+    report = publish(res, shot, plate=plate)
+    assert not report.ok and report.stage == "extract"
+    assert "No space left on device" in report.format()
+    assert _tree(shot) == before  # no v002, no staging folder
+
+
+def test_unreadable_frame_is_reported_once_and_blocks_the_publish(tmp_path, shot, plate):
+    res = write_results(tmp_path / "res")
+    frame = res / "matte.1004.exr"
+    frame.write_bytes(frame.read_bytes()[:400])  # truncated by a crashed render
+    report = publish(res, shot, plate=plate)
+    assert not report.ok and list(shot.iterdir()) == []
+    errors = report.items[0].errors
+    assert len([e for e in errors if "matte.1004.exr" in e]) == 1, errors
+
+
+def test_cancel_stops_the_publish_and_keeps_nothing(tmp_path, shot, plate):
+    from priorfx.errors import CancelledError
+    from priorfx.progress import Progress
+
+    res = write_results(tmp_path / "res")
+    holder = []
+
+    def cancel_midway(done, total, message):  # the user presses Cancel while files are copied
+        if "copying" in message and done == 2:
+            holder[0].cancel()
+
+    prog = Progress(cancel_midway)
+    holder.append(prog)
+    with pytest.raises(CancelledError):
+        publish(res, shot, plate=plate, progress=prog)
+    assert list(shot.iterdir()) == []

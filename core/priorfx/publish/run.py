@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from priorfx.errors import PriorfxError, UsageError
+from priorfx.errors import CancelledError, PriorfxError, UsageError
 from priorfx.progress import Progress
 from priorfx.publish import checks as _checks
 from priorfx.publish import integrate as _integrate
@@ -181,6 +181,14 @@ def _phase(name: str, context, plugins) -> list[dict]:
     return [r for r in context.data.get("results", [])[before:] if r["error"] is not None]
 
 
+def _discard_all(by_instance: dict) -> None:
+    """Remove staged folders that did not become versions."""
+    for inst, _ in by_instance.values():
+        staging = inst.data.pop("priorfxStaging", None)
+        if staging is not None and Path(staging).exists():
+            _integrate.discard(staging)
+
+
 def publish(results_dir: str | os.PathLike, shot_dir: str | os.PathLike, plate: str | os.PathLike | None = None,
             params: PublishParams = PublishParams(), dry_run: bool = False,
             progress: Progress | None = None, plugin_dirs: list[Path] | None = None) -> Report:
@@ -238,12 +246,20 @@ def publish(results_dir: str | os.PathLike, shot_dir: str | os.PathLike, plate: 
 
     def absorb(errors: list[dict]) -> None:
         for r in errors:
+            if isinstance(r["error"], CancelledError):
+                _discard_all(by_instance)
+                raise r["error"]
+        # one unreadable frame fails every validator that reads pixels: say it once
+        grouped: dict[tuple[int | None, str], list[str]] = {}
+        for r in errors:
             inst = r["instance"]
-            err = r["error"]
-            if inst is not None and id(inst) in by_instance and not isinstance(err, ValidationFailed):
-                by_instance[id(inst)][1].errors.append(f"{r['plugin'].__name__}: {err}")
-            elif inst is None:
-                report.errors.append(f"{r['plugin'].__name__}: {err}")
+            if isinstance(r["error"], ValidationFailed):
+                continue  # already in the item's checks
+            key = (id(inst) if inst is not None and id(inst) in by_instance else None, str(r["error"]))
+            grouped.setdefault(key, []).append(r["plugin"].__name__)
+        for (inst_id, msg), plugins_ in grouped.items():
+            line = f"{msg} (in {', '.join(plugins_)})"
+            (by_instance[inst_id][1].errors if inst_id is not None else report.errors).append(line)
 
     absorb(_phase("validate", context, plugins))
     for inst, rep in by_instance.values():
@@ -257,19 +273,14 @@ def publish(results_dir: str | os.PathLike, shot_dir: str | os.PathLike, plate: 
     report.stage = "extract"
     absorb(_phase("extract", context, plugins))
     if not report.ok:
-        for inst, _ in by_instance.values():
-            staging = inst.data.pop("priorfxStaging", None)
-            if staging is not None:
-                _integrate.discard(staging)
+        _discard_all(by_instance)
         return report
     report.stage = "integrate"
     absorb(_phase("integrate", context, plugins))
     for inst, rep in by_instance.values():
         target = inst.data.get("priorfxVersionDir")
         rep.version_dir = str(target) if target else None
-        staging = inst.data.get("priorfxStaging")
-        if staging is not None and Path(staging).exists():
-            _integrate.discard(staging)
+    _discard_all(by_instance)
     if report.ok:
         report.stage = "done"
     return report
