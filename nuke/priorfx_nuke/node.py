@@ -256,7 +256,7 @@ def process(node: nuke.Node) -> Optional[jobs.Result]:
     GUI: the core runs in a worker thread and this returns None at once.
     No GUI (farm): runs to the end and returns the Result; errors raise.
     """
-    node_id = node[ID_KNOB].value()
+    node_id = _own_id(node)
     if node_id in _RUNNING:
         raise AdapterError("this node is processing already", "wait, or press Cancel first")
     handle = Handle(node.fullName())
@@ -279,6 +279,18 @@ def process(node: nuke.Node) -> Optional[jobs.Result]:
     if not isinstance(outcome, jobs.Result):
         raise outcome
     return outcome
+
+
+def _own_id(node: nuke.Node) -> str:
+    """The node's cache id, renewed if a copy-paste gave another node the same one
+    (they would overwrite each other's exports; the shared store keeps results)."""
+    node_id = node[ID_KNOB].value()
+    twins = [n for n in all_nodes() if n[ID_KNOB].value() == node_id and n.fullName() != node.fullName()]
+    running = _RUNNING.get(node_id)
+    if twins and (running is None or running.node_name != node.fullName()):
+        node_id = uuid.uuid4().hex[:16]
+        node[ID_KNOB].setValue(node_id)
+    return node_id
 
 
 def _as_adapter_error(err: BaseException) -> AdapterError:

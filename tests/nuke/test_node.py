@@ -358,6 +358,37 @@ def test_farm_process_all(shot, engine):
         farm.process_all(["Nope"])
 
 
+def test_farm_script_entry_point(shot, engine, capsys):
+    from priorfx_nuke import farm
+    nuke = shot["nuke"]
+    script = shot["tmp"] / "sh010.nk"
+    script.write_text("# saved by Nuke\n")
+    with pytest.raises(SystemExit):
+        farm.main([str(script)])  # in the GUI: refused
+    nuke.GUI = False
+    assert farm.main([str(script), "--node", "PriorfxMatte1", "--save"]) == 0
+    assert ("scriptOpen", str(script)) in nuke._events and ("scriptSave", None) in nuke._events
+    assert "PriorfxMatte1: done: 5 frames" in capsys.readouterr().out
+    assert farm.main([str(script), "--node", "Nope"]) == 1
+    assert "no PriorfxMatte named Nope" in capsys.readouterr().err
+
+
+def test_a_pasted_copy_gets_its_own_cache_folder(shot, engine):
+    nuke, node = shot["nuke"], shot["node"]
+    twin = pnode.create()
+    twin[pnode.ID_KNOB].setValue(node[pnode.ID_KNOB].value())  # what copy-paste does
+    twin.setInput(0, shot["read"])
+    _process_gui(nuke, node)
+    _process_gui(nuke, twin)
+    assert twin[pnode.ID_KNOB].value() != node[pnode.ID_KNOB].value()
+    assert "(0 new, 5 from cache)" in twin["status"].value()  # the shared store still serves it
+    with node:
+        a = nuke.toNode("result")["file"].value()
+    with twin:
+        b = nuke.toNode("result")["file"].value()
+    assert a != b and Path(logic.frame_path(a, 1001)).exists()
+
+
 # ------------------------------------------------------------------ registration
 
 def test_menu_and_init_register_the_node(fnuke):

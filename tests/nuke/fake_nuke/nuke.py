@@ -833,6 +833,22 @@ def menu(name: str) -> Menu:
     return _menus.setdefault(name, Menu(name))
 
 
+def scriptOpen(filename: str) -> None:
+    """Records the call; the fake cannot parse .nk files, so the test builds the
+    script in memory first (what Nuke would have loaded)."""
+    _main()
+    if not os.path.isfile(filename):
+        raise RuntimeError("{}: No such file or directory".format(filename))
+    _events.append(("scriptOpen", filename))
+    _root["name"].setValue(filename)
+
+
+def scriptSave(filename: Optional[str] = None) -> bool:
+    _main()
+    _events.append(("scriptSave", filename))
+    return True
+
+
 def pluginAddPath(path: str, addToSysPath: bool = True) -> None:
     _main()
     _plugin_paths.append(path)
