@@ -143,7 +143,13 @@ BROKEN = {
     "frame missing": (dict(frames=[1001, 1002, 1004, 1005, 1006]), "frames",
                       "1 frame(s) missing inside 1001-1006: 1003"),
     "plate range not covered": (dict(frames=range(1001, 1005)), "frames",
-                                "frames 1005-1006 of the plate have no result"),
+                                "frames 1005-1006 of the plate (1001-1006) have no result"),
+    "declared range not covered": (dict(frames=range(1001, 1004),
+                                        prov=provenance("matte", {}, ["rvm-mobilenetv3"], frame_range=[1001, 1004])),
+                                   "frames", "frames 1004 of the declared range 1001-1004 have no result"),
+    "declared range outside the plate": (dict(frames=range(1005, 1008), prov=provenance(
+        "matte", {}, ["rvm-mobilenetv3"], frame_range=[1005, 1007])), "frames",
+        "the declared range 1005-1007 reaches outside the plate (1001-1006)"),
     "pixel aspect": (dict(extra_meta={"PixelAspectRatio": 2.0}), "plate", "has pixel aspect 2, the plate 1"),
     "unpremultiplied under premult header": (dict(per_frame=lambda f: {"rgb": _plate_rgb(f)}),
                                              "premultiplication", "the pixels look unpremultiplied"),
@@ -163,6 +169,14 @@ def test_each_validator_catches_a_file_built_to_break_it(tmp_path, shot, plate, 
     assert c.hint  # says what to do
     others = [x.name for x in report.items[0].checks if x.status == "failed" and x.name != name]
     assert others == [], f"{case} also failed {others}"
+
+
+def test_a_declared_custom_range_of_a_longer_plate_is_complete(tmp_path, shot, plate):
+    res = write_results(tmp_path / "res", frames=range(1002, 1005),
+                        prov=provenance("matte", {}, ["rvm-mobilenetv3"], frame_range=[1002, 1004]))
+    report = publish(res, shot, plate=plate, dry_run=True)
+    assert report.ok, report.format()
+    assert "as the declared range" in _check(report, "frames").message
 
 
 def test_resolution_must_match_the_plate(tmp_path, shot):

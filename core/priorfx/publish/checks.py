@@ -186,35 +186,54 @@ def analyse(item: Item, params: PublishParams = PublishParams(),
 
 # --------------------------------------------------------------------------- checks
 
+def _declared_range(item: Item) -> tuple[int, int] | None:
+    """The frame range the results were made for, when their provenance records it."""
+    rng = (item.provenance or {}).get("frame_range")
+    if isinstance(rng, (list, tuple)) and len(rng) == 2 and all(isinstance(v, int) for v in rng):
+        return int(rng[0]), int(rng[1])
+    return None
+
+
 def check_frames(item: Item, plate: Plate | None) -> Check:
-    """Frames complete and contiguous (and the plate's frames, when a plate sequence is given)."""
+    """Frames complete and contiguous, and complete for what was asked.
+
+    Complete means: the range the provenance declares (``frame_range``, for a
+    custom range), else the plate's frames when a plate is given. A declared
+    range must lie inside the plate.
+    """
     name, label = "frames", "frames complete and contiguous"
     nums = item.frame_numbers
     if len(item.files) == 1 and len(nums) == 1 and item.pattern == str(item.files[0]):
         return _ok(name, label, "single image")
-    missing = [n for n in range(nums[0], nums[-1] + 1) if n not in set(nums)]
+    have = set(nums)
+    missing = [n for n in range(nums[0], nums[-1] + 1) if n not in have]
     if missing:
         return _fail(name, label, f"{len(missing)} frame(s) missing inside {nums[0]}-{nums[-1]}: "
                      f"{format_frames(missing)}", "render the missing frames again, then publish",
                      missing=missing)
-    if plate is not None and plate.kind == "sequence":
-        want = set(plate.frame_numbers)
-        lacking = sorted(want - set(nums))
-        extra = sorted(set(nums) - want)
-        if lacking or extra:
-            parts = []
-            if lacking:
-                parts.append(f"frames {format_frames(lacking)} of the plate have no result")
-            if extra:
-                parts.append(f"frames {format_frames(extra)} are not in the plate")
-            return _fail(name, label, "; ".join(parts) + f" (plate {format_frames(plate.frame_numbers)}, "
-                         f"results {format_frames(nums)})",
-                         "process the plate's whole frame range, or give the plate this range was made from",
-                         missing=lacking, extra=extra)
-    if plate is not None and plate.kind == "video" and len(plate.frame_numbers) != len(nums):
-        return _fail(name, label, f"{len(nums)} result frames for a plate of {len(plate.frame_numbers)} frames",
-                     "process the whole clip, or give the plate this range was made from")
-    return _ok(name, label, f"{len(nums)} frame(s), {format_frames(nums)}")
+    declared = _declared_range(item)
+    plate_frames = plate.frame_numbers if plate is not None else None
+    if declared is not None:
+        want, what = list(range(declared[0], declared[1] + 1)), f"the declared range {declared[0]}-{declared[1]}"
+        if plate_frames is not None and not set(want) <= set(plate_frames):
+            return _fail(name, label, f"{what} reaches outside the plate "
+                         f"({format_frames(plate_frames)})", "give the plate these results were made from")
+    elif plate_frames is not None:
+        want, what = plate_frames, f"the plate ({format_frames(plate_frames)})"
+    else:
+        return _ok(name, label, f"{len(nums)} frame(s), {format_frames(nums)}")
+    lacking = sorted(set(want) - have)
+    extra = sorted(have - set(want))
+    if lacking or extra:
+        parts = []
+        if lacking:
+            parts.append(f"frames {format_frames(lacking)} of {what} have no result")
+        if extra:
+            parts.append(f"frames {format_frames(extra)} are not in {what}")
+        return _fail(name, label, "; ".join(parts) + f" (results {format_frames(nums)})",
+                     "process the whole range, or give the plate these results were made from",
+                     missing=lacking, extra=extra)
+    return _ok(name, label, f"{len(nums)} frame(s), {format_frames(nums)}, as {what.split(' (')[0]}")
 
 
 def check_plate_match(item: Item, plate: Plate | None) -> Check:
