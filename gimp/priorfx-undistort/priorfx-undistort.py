@@ -259,13 +259,16 @@ def _gimp_main() -> None:
         image.set_selected_layers([layer])
         return layer
 
-    def fail(procedure, text: str, status=None):
-        Gimp.message(text)
+    def fail(procedure, run_mode, text: str, status=None):
+        # Interactive: GIMP itself shows the returned error in a message box (as
+        # for its own Python plug-ins); batch: also say it on GIMP's console.
+        if run_mode != Gimp.RunMode.INTERACTIVE:
+            Gimp.message(text)
         return procedure.new_return_values(status or Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(text))
 
     def run(procedure, run_mode, image, drawables, config, data):
         if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer):
-            return fail(procedure, "Undistort Selfie: select exactly one layer.",
+            return fail(procedure, run_mode, "Undistort Selfie: select exactly one layer.",
                         Gimp.PDBStatusType.CALLING_ERROR)
         drawable = drawables[0]
         exif_focal = focal_35mm_from_metadata_xml(
@@ -323,9 +326,9 @@ def _gimp_main() -> None:
             finally:
                 image.undo_group_end()
         except CoreError as err:
-            return fail(procedure, err.message)
+            return fail(procedure, run_mode, err.message)
         except Exception as exc:  # never a traceback in the user's face
-            return fail(procedure, f"Undistort Selfie: internal error: {exc}")
+            return fail(procedure, run_mode, f"Undistort Selfie: internal error: {exc}")
         finally:
             if out_image is not None:
                 out_image.delete()
