@@ -198,3 +198,14 @@ def test_bad_buffers_and_parameters():
         camera.to_rgb(bytes(12), "nv12", 4, 2, matrix="2020")
     with pytest.raises(InputError, match=r"dtype uint16"):
         camera.to_rgb([np.zeros((2, 4), np.uint16), np.zeros((1, 4), np.uint8)], "nv12", 4, 2)
+
+
+def test_camera_module_loads_without_openimageio():
+    """The live-video worker imports only what it uses: no OpenImageIO start-up cost."""
+    import subprocess
+    import sys
+
+    code = ("import sys, priorfx.io.camera as c, priorfx.io as pio; pio.to_rgb; "
+            "print('OpenImageIO' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -282,7 +282,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None, orient
     Returns
     -------
     np.ndarray
-        float32, integer formats scaled to [0, 1]; alpha as stored.
+        float32, integer formats scaled to [0, 1]; alpha as stored. For an
+        EXR, the pixels of its data window (`ImageInfo.data_window`, which may
+        differ from the display window) of the first part (subimage 0).
     """
     path = Path(path)
     inp = _open(path, _read_config())
