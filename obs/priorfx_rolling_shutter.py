@@ -330,7 +330,9 @@ class FilterInstance:
             return
         try:
             ch = self.channel
-            if ch is None or not self.live or size > ch.capacity:
+            if ch is not None and size > ch.capacity:
+                self.live = False   # until the manager has restarted with bigger slots
+            if ch is None or not self.live:
                 self.want_capacity = max(self.want_capacity, size)
                 self.stats.passthrough += 1
                 return

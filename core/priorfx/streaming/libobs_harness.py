@@ -215,6 +215,7 @@ class Harness:
         return {"waited_s": waited, "pid": self.inst.proc.pid if self.inst.proc else None}
 
     def step_kill(self, step: dict) -> dict:
+        self.wait_until(lambda: self.inst.live and self.inst.proc is not None, 60, "a running worker")
         pid = self.inst.proc.pid
         os.kill(pid, signal.SIGKILL)
         self.wait_until(lambda: not self.inst.live and self.inst.proc is None, 5, "the filter to notice")
