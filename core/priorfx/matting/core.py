@@ -82,16 +82,14 @@ class MattingSession:
         info: dict[str, Any] = {"index": self.index, "cut": cut, "band_px": band_px,
                                 "guides": sorted(guides)}
         if p.refine:
-            previous = weight = None
+            previous = None
             if p.temporal > 0 and self._prev_alpha is not None:
-                previous = self._prev_alpha
-                weight = (p.temporal * TEMPORAL_SCALE) * refine.still_weight(
-                    image, self._prev_image)
+                previous = (self._prev_alpha, self._prev_image)
             alpha, band, sinfo = refine.refine_alpha(
                 image, prior_alpha, band_px=band_px, prior_weight=p.prior_weight,
                 iterations=CG_ITERATIONS[p.quality], trimap=guides.get("trimap"),
                 holdout=guides.get("holdout"), garbage=guides.get("garbage"),
-                previous=previous, temporal_weight=weight)
+                previous=previous, temporal=p.temporal * TEMPORAL_SCALE)
             info.update(sinfo)
         else:
             alpha = prior_alpha.copy()

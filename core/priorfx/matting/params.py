@@ -13,7 +13,7 @@ QUALITIES = ("fast", "best")
 # Conjugate-gradient iterations of the band solver per quality. The solve
 # starts from the prior's alpha, so a few dozen iterations already fix most
 # edges; "best" runs it close to convergence.
-CG_ITERATIONS = {"fast": 60, "best": 300}
+CG_ITERATIONS = {"fast": 60, "best": 150}
 
 
 @dataclass
@@ -24,7 +24,7 @@ class MattingParams:
     Parameters
     ----------
     quality : 'fast' | 'best'
-        How far the band solver runs (60 or 300 conjugate-gradient iterations).
+        How far the band solver runs (60 or 150 conjugate-gradient iterations, cascadic).
     band_px : int or None
         Half-width in pixels of the refinement band around the prior's edge and
         around its uncertain (fractional) region. None: from the resolution
