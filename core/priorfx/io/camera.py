@@ -217,12 +217,11 @@ def _yuv444(planes: list[np.ndarray], key: str, width: int, height: int) -> np.n
         y = planes[0]
         u = cv2.resize(planes[1], size, interpolation=cv2.INTER_LINEAR)
         v = cv2.resize(planes[2], size, interpolation=cv2.INTER_LINEAR)
-    else:  # yuy2: Y0 U Y1 V
-        px = planes[0].reshape(height, width, 2)
-        y = px[..., 0]
-        quad = planes[0].reshape(height, width // 2, 4)
-        u = cv2.resize(np.ascontiguousarray(quad[..., 1]), size, interpolation=cv2.INTER_LINEAR)
-        v = cv2.resize(np.ascontiguousarray(quad[..., 3]), size, interpolation=cv2.INTER_LINEAR)
+    else:  # yuy2: Y0 U0 Y1 V0 ...: each pixel is (Y, U or V); the second channel
+        # of a row, read as pairs, is that row's (U, V) at half width
+        y, c = cv2.split(planes[0].reshape(height, width, 2))
+        uv = cv2.resize(c.reshape(height, width // 2, 2), size, interpolation=cv2.INTER_LINEAR)
+        return cv2.merge([y, uv])
     return cv2.merge([np.ascontiguousarray(y), u, v])
 
 
@@ -356,14 +355,9 @@ def from_rgb(rgb: np.ndarray, fmt: str, matrix: str = "709", full_range: bool = 
         if key == "nv12":
             planes = (y, uv.reshape(h // 2, w))
         elif key in ("i420", "i422"):
-            planes = (y, np.ascontiguousarray(uv[..., 0]), np.ascontiguousarray(uv[..., 1]))
-        else:  # yuy2
-            packed = np.empty((h, w // 2, 4), np.uint8)
-            packed[..., 0] = y[:, 0::2]
-            packed[..., 1] = uv[..., 0]
-            packed[..., 2] = y[:, 1::2]
-            packed[..., 3] = uv[..., 1]
-            planes = (packed.reshape(h, w * 2),)
+            planes = (y, *cv2.split(uv))
+        else:  # yuy2: pixel i carries (Y_i, U or V): interleave Y with the row of U0 V0 U1 V1 ...
+            planes = (cv2.merge([y, uv.reshape(h, w)]).reshape(h, w * 2),)
     if as_bytes:
         return b"".join(p.tobytes() for p in planes)
     return planes
