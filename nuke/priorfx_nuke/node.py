@@ -433,13 +433,6 @@ def _finish(handle: Handle, req: Request, outcome: Union[jobs.Result, AdapterErr
         node["status"].setValue(logic.status_error(outcome))
 
 
-def wait(node: nuke.Node, timeout: float = 3600.0) -> None:
-    """Block until a GUI-mode Process of `node` has finished (scripts, tests)."""
-    handle = _RUNNING.get(node[ID_KNOB].value())
-    if handle is not None and handle.thread is not None:
-        handle.thread.join(timeout)
-
-
 def all_nodes() -> List[nuke.Node]:
     """Every PriorfxMatte in the script, inside groups too."""
     return [n for n in nuke.allNodes("Group", recurseGroups=True) if is_priorfx(n)]
