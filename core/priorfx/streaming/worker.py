@@ -37,18 +37,19 @@ class StdinWaker:
     platform (select() does not on Windows).
     """
 
-    def __init__(self, stream=None):
-        self._stream = stream if stream is not None else sys.stdin.buffer
+    def __init__(self, fd: int | None = None):
+        # The raw fd, not sys.stdin.buffer: a daemon thread blocked inside a
+        # buffered reader aborts the interpreter at exit.
+        self._fd = sys.stdin.fileno() if fd is None else fd
         self._event = threading.Event()
         self.closed = False
         threading.Thread(target=self._read, name="priorfx-waker", daemon=True).start()
 
     def _read(self) -> None:
-        reader = getattr(self._stream, "read1", self._stream.read)
         try:
-            while reader(4096):
+            while os.read(self._fd, 4096):
                 self._event.set()
-        except (OSError, ValueError):
+        except OSError:
             pass
         self.closed = True
         self._event.set()

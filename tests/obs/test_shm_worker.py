@@ -1,0 +1,184 @@
+"""The shared-memory slot protocol and `priorfx worker shutter`, without OBS."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from priorfx.io import camera
+from priorfx.streaming import shm
+
+PRIORFX = str(Path(sys.executable).with_name("priorfx"))
+
+
+def _header(seq, fmt="NV12", w=64, h=32, linesizes=None):
+    linesizes = linesizes or tuple(rb for rb in _tight(fmt, w))
+    return shm.SlotHeader(seq=seq, source_seq=seq, timestamp=seq * 1000, fmt=fmt, width=w, height=h,
+                          linesizes=linesizes, size=shm.frame_size(fmt, h, linesizes))
+
+
+def _tight(fmt, w):
+    return {"NV12": (w, w), "I420": (w, w // 2, w // 2), "I422": (w, w // 2, w // 2), "YUY2": (2 * w,),
+            "BGRA": (4 * w,), "RGBA": (4 * w,)}[fmt]
+
+
+@pytest.mark.parametrize("fmt", shm.SUPPORTED)
+def test_plane_layout_matches_the_camera_module(fmt):
+    w, h = 96, 48
+    assert shm.frame_size(fmt, h, _tight(fmt, w)) == camera.frame_size(fmt, w, h)
+    assert shm.plane_rows(fmt, h) == [rows for rows, _ in camera.plane_shapes(fmt, w, h)]
+
+
+def test_slot_round_trip_between_two_mappings():
+    host = shm.Channel.create(64 * 32 * 2)
+    try:
+        worker = shm.Channel.attach(host.path)
+        data = bytes(np.arange(64 * 48, dtype=np.uint32).astype(np.uint8))
+        host.write("in", 1, _header(7), data)
+        host.publish_input(7)
+        got = worker.read("in", 1)
+        assert got is not None and got[0].seq == 7 and got[0].fmt == "NV12" and got[1] == data
+        assert worker.in_latest == 7
+        assert worker.newest("in")[0] == 1 and worker.newest("out") is None
+        host.set_params(shm.Params(readout=0.45, auto_readout=False, mode="rsgr", strength=0.5, lookahead=True))
+        seq, p = worker.params()
+        assert seq == 1 and p == shm.Params(readout=0.45, auto_readout=False, mode="rsgr", strength=0.5,
+                                            lookahead=True)
+        worker.set_state(shm.FAILED, pid=1234, error="model missing (run priorfx models fetch)")
+        assert (host.state, host.worker_pid, host.error) == (shm.FAILED, 1234,
+                                                             "model missing (run priorfx models fetch)")
+        worker.close()
+    finally:
+        host.close()
+    assert not os.path.exists(host.path)
+
+
+def test_a_slot_being_rewritten_is_never_read():
+    ch = shm.Channel.create(4096)
+    try:
+        ch.write("out", 0, _header(3), bytes(64 * 48))
+        ch.begin_write("out", 0, _header(4))           # writer started, not finished
+        assert ch.read_header("out", 0) is None and ch.read("out", 0) is None
+        ch.end_write("out", 0, 4)
+        assert ch.read("out", 0)[0].seq == 4
+        h = ch.read_header("out", 0)
+        ch.begin_write("out", 0, _header(5))           # rewritten while a reader copied it
+        assert not ch.still_valid("out", 0, h.seq)
+    finally:
+        ch.close()
+
+
+def test_frames_bigger_than_the_slots_are_refused():
+    ch = shm.Channel.create(1000)
+    try:
+        with pytest.raises(ValueError, match="does not fit"):
+            ch.begin_write("in", 0, _header(1, w=640, h=480))
+    finally:
+        ch.close()
+
+
+def test_attach_refuses_a_file_that_is_not_a_slot_file(tmp_path):
+    bad = tmp_path / "x.shm"
+    bad.write_bytes(b"\0" * 4096)
+    with pytest.raises(ValueError, match="not a priorfx slot file"):
+        shm.Channel.attach(str(bad))
+
+
+def _start_worker(ch, *extra):
+    return subprocess.Popen([PRIORFX, "worker", "shutter", "--shm", ch.path, *extra],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait(pred, timeout=60.0):
+    t0 = time.monotonic()
+    while not pred():
+        assert time.monotonic() - t0 < timeout, "timed out"
+        time.sleep(0.005)
+
+
+def _push(ch, proc, seq, fmt, w, h, raw):
+    ch.write("in", seq % ch.n_in, _header(seq, fmt, w, h), raw)
+    ch.publish_input(seq)
+    proc.stdin.write(b"\x01")
+    proc.stdin.flush()
+    _wait(lambda: ch.out_latest >= seq)
+    i, hd = ch.newest("out")
+    return hd, ch.read("out", i)[1]
+
+
+def test_worker_corrects_like_the_core_and_exits_when_stdin_closes():
+    from priorfx.shutter import ShutterParams, ShutterSession
+
+    w, h = 160, 96
+    rng = np.random.default_rng(3)
+    base = (rng.random((h, w * 2, 3)) * 255).astype(np.uint8)
+    frames = [camera.from_rgb_u8(np.ascontiguousarray(base[:, 6 * k:6 * k + w]), "I420", as_bytes=True)
+              for k in range(4)]
+    ch = shm.Channel.create(len(frames[0]))
+    ch.set_params(shm.Params(readout=0.7, auto_readout=False, mode="rs", strength=1.0))
+    proc = _start_worker(ch)
+    try:
+        _wait(lambda: ch.state == shm.READY)
+        ref = ShutterSession(ShutterParams(readout=0.7, mode="rs", strength=1.0))
+        for k, raw in enumerate(frames, 1):
+            hd, got = _push(ch, proc, k, "I420", w, h, raw)
+            expect = b"".join(p.tobytes() for p in ref.push_buffer(raw, "I420", w, h))
+            assert hd.source_seq == k and got == expect
+        assert got != frames[-1]   # the pan was corrected, not copied
+    finally:
+        proc.stdin.close()
+        rc = proc.wait(20)
+        state = ch.state
+        ch.close()
+    assert rc == 0 and state == shm.EXITED
+
+
+def test_worker_rebuilds_its_session_on_a_format_change():
+    ch = shm.Channel.create(64 * 32 * 4)
+    proc = _start_worker(ch, "--selftest-invert")
+    try:
+        _wait(lambda: ch.state == shm.READY)
+        for seq, fmt in enumerate(["NV12", "YUY2", "BGRA"], 1):
+            raw = bytes(np.arange(shm.frame_size(fmt, 32, _tight(fmt, 64))).astype(np.uint8))
+            hd, got = _push(ch, proc, seq, fmt, 64, 32, raw)
+            assert hd.fmt == fmt and got == bytes(255 - np.frombuffer(raw, np.uint8))
+    finally:
+        proc.stdin.close()
+        proc.wait(20)
+        ch.close()
+    assert b"new frame format: YUY2 64x32" in proc.stderr.read()
+
+
+def test_worker_exits_when_its_parent_is_gone():
+    ch = shm.Channel.create(4096)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    proc = _start_worker(ch, "--selftest-invert", "--parent", str(dead.pid))
+    try:
+        assert proc.wait(20) == 0
+    finally:
+        ch.close()
+    assert b"is gone; exiting" in proc.stderr.read()
+
+
+def test_worker_on_a_missing_slot_file_says_what_to_do(cli, tmp_path):
+    r = cli("worker", "shutter", "--shm", str(tmp_path / "nope.shm"))
+    assert r.returncode == 3
+    assert "cannot attach to slot file" in r.stderr and "restart the filter" in r.stderr
+
+
+def test_worker_reports_an_unreachable_remote_engine_to_the_host():
+    ch = shm.Channel.create(4096)
+    proc = _start_worker(ch, "--remote", "http://127.0.0.1:9")
+    try:
+        rc = proc.wait(60)
+        state, error = ch.state, ch.error
+    finally:
+        ch.close(unlink=True)
+    assert rc == 7, proc.stderr.read()
+    assert state == shm.FAILED and "127.0.0.1:9" in error
