@@ -23,6 +23,7 @@ from priorfx_nuke.logic import MatteSettings
 PRIORFX = str(Path(sys.executable).with_name("priorfx"))
 FIRST, LAST = 1001, 1003
 SIZE = (256, 144)
+LONG = 40
 
 
 def _srgb_to_linear(x):
@@ -53,7 +54,12 @@ def plates(sample_media, tmp_path_factory):
         small = cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA)
         _write_rgba(root / "srgb.{}.exr".format(FIRST + i), small)
         _write_rgba(root / "linear.{}.exr".format(FIRST + i), _srgb_to_linear(small))
-    return {"srgb": str(root / "srgb.%04d.exr"), "linear": str(root / "linear.%04d.exr"), "root": root}
+    # A longer shot (the clip's first frames, slowly panned) for cancelling mid-way.
+    base = cv2.resize(clip[0], (SIZE[0] + 40, SIZE[1]), interpolation=cv2.INTER_AREA)
+    for i in range(LONG):
+        _write_rgba(root / "long.{}.exr".format(FIRST + i), np.ascontiguousarray(base[:, i:i + SIZE[0]]))
+    return {"srgb": str(root / "srgb.%04d.exr"), "linear": str(root / "linear.%04d.exr"),
+            "long": str(root / "long.%04d.exr"), "root": root}
 
 
 def _read(path):
@@ -168,6 +174,24 @@ def test_node_on_a_linear_plate_through_the_real_core(plates, fnuke, tmp_path):
         assert np.abs(ch["A"] - ref["A"]).mean() < 0.01
 
 
+def _cancel_after_first_frame(engine, plates, tmp_path):
+    """Start a long job, cancel as soon as one frame is back; returns the layout."""
+    layout = logic.cache_layout(str(tmp_path / "cache"), "n1")
+    seen = []
+    with pytest.raises(logic.CancelledByUser):
+        jobs.process_range(engine, layout, {"plate": plates["long"]}, FIRST, FIRST + LONG - 1,
+                           MatteSettings(quality="best"), lambda d, t, m: seen.append(d),
+                           lambda: any(d >= 1 for d in seen))
+    assert max(seen) < LONG  # it really stopped mid-way
+    assert not os.path.exists(os.path.dirname(layout.out_pattern()))  # nothing published
+    assert os.listdir(layout.jobs_dir()) == []  # no partial frames left
+    return layout
+
+
+def test_cancel_stops_the_real_core(plates, tmp_path):
+    _cancel_after_first_frame(_local(), plates, tmp_path)
+
+
 class _Server:
     def __init__(self, token):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -219,5 +243,19 @@ def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_p
             jobs.process_range(bad, logic.cache_layout(str(tmp_path / "c3"), "n1"),
                                {"plate": plates["srgb"]}, FIRST, LAST, MatteSettings(quality="fast"))
         assert "token" in e.value.hint
+        # Cancel in Nuke cancels the job on the server too.
+        _cancel_after_first_frame(remote, plates, tmp_path / "cancel")
+        import json
+        import time
+        import urllib.request
+        req = urllib.request.Request(server.url + "/v1/info", headers={"Authorization": "Bearer " + token})
+        deadline = time.time() + 30
+        while True:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                counts = json.loads(resp.read().decode())["jobs"]
+            if counts.get("cancelled") or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert counts.get("cancelled") == 1 and not counts.get("running"), counts
     finally:
         server.stop()
