@@ -93,3 +93,4 @@ def grid_positions(small: tuple[int, int], full: tuple[int, int]) -> tuple[np.nd
     xs = (np.arange(w, dtype=np.float32) + 0.5) * sx - 0.5
     ys = (np.arange(h, dtype=np.float32) + 0.5) * sy - 0.5
     return np.broadcast_to(xs[None, :], (h, w)), np.broadcast_to(ys[:, None], (h, w))
+

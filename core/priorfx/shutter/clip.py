@@ -43,7 +43,7 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
         raise InputError("the clip has no frames", "check the input path or pattern")
     first = check_frame(frames[0], "frame 0")
     h, w = first.shape[:2]
-    corr = FrameCorrector(params, w, h)
+    corr = FrameCorrector(params, w, h, live=False)
 
     smalls: list[np.ndarray] = []
     for i in range(n):
@@ -57,9 +57,12 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
     total = 2 * n if estimated else n
     if estimated:
         bands = []
-        for i in range(n - 1):
-            bands.append(band_flows(corr.flow(smalls[i], smalls[i + 1])))
-            tick(progress, i + 1, total, "estimating the readout")
+        prev = corr.estimation_gray(first)
+        for i in range(1, n):
+            cur = corr.estimation_gray(check_frame(frames[i], f"frame {i}"))
+            bands.append(band_flows(corr.estimation_flow(prev, cur)))
+            prev = cur
+            tick(progress, i, total, "estimating the readout")
         rate = 0.5 if params.mode == "rsgr" else 1.0
         readout, confidence = estimate_from_bands(bands, h, params.scan, rate)
 

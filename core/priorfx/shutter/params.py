@@ -18,6 +18,9 @@ from priorfx.errors import UsageError
 MODES = ("rs", "rsgr")
 SCANS = ("down", "up")
 TARGETS = ("middle", "top")
+FLOW_PRESETS = ("ultrafast", "fast", "medium")
+LIVE_FLOW = (320, "fast")     # (width, DIS preset) for live sessions: ~1 ms
+CLIP_FLOW = (640, "medium")   # for clips: finer, ~10x slower, about 1-3 dB better
 DEFAULT_READOUT = 0.6
 """Readout used before an estimate exists (a live stream's first frames) or when
 the footage holds too little changing motion to estimate it; typical of
@@ -69,9 +72,12 @@ class ShutterParams:
         0..1, temporal smoothing of the motion (0: none). Motion that changes
         more than a few pixels per frame is not smoothed, so moving objects
         do not leave trails.
-    flow_width : int
-        Width (pixels) at which the optical flow is computed; the warp always
-        runs at full resolution. 160..1920.
+    flow_width : int or None
+        Width (pixels) at which the optical flow is computed, 160..1920; the
+        warp always runs at full resolution. None: 320 for live sessions
+        (speed), 640 for clips (accuracy).
+    flow_preset : {'ultrafast', 'fast', 'medium'} or None
+        OpenCV DIS preset. None: 'fast' for live sessions, 'medium' for clips.
     """
 
     readout: float | None = None
@@ -82,7 +88,8 @@ class ShutterParams:
     target: str = "middle"
     exposure: float = 0.25
     smoothing: float = 0.3
-    flow_width: int = 320
+    flow_width: int | None = None
+    flow_preset: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.readout, str) and self.readout.strip().lower() == "auto":
@@ -107,14 +114,18 @@ class ShutterParams:
         self.exposure = _check_fraction("exposure", self.exposure, True,
                                         "the first row's exposure as a fraction of the frame time, e.g. 0.25")
         self.smoothing = _check_fraction("smoothing", self.smoothing, False, "0 (none) .. 1 (strong)")
-        try:
-            fw = int(self.flow_width)
-        except (TypeError, ValueError):
-            fw = -1
-        if fw != self.flow_width or not 160 <= fw <= 1920:
-            raise UsageError(f"flow_width {self.flow_width!r} is not an integer in 160..1920",
-                             "320 is a good default; larger is slower and rarely better")
-        self.flow_width = fw
+        if self.flow_width is not None:
+            try:
+                fw = int(self.flow_width)
+            except (TypeError, ValueError):
+                fw = -1
+            if fw != self.flow_width or not 160 <= fw <= 1920:
+                raise UsageError(f"flow_width {self.flow_width!r} is not an integer in 160..1920",
+                                 "leave it unset (auto), or e.g. 320 for speed, 640 for accuracy")
+            self.flow_width = fw
+        if self.flow_preset is not None and self.flow_preset not in FLOW_PRESETS:
+            raise UsageError(f"flow_preset {self.flow_preset!r} is not one of {', '.join(FLOW_PRESETS)}",
+                             "leave it unset (auto)")
 
 
 @dataclass

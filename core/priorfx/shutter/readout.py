@@ -21,11 +21,26 @@ _SUBSAMPLES = 12
 
 
 def band_flows(flow: np.ndarray, bands: int = 12) -> np.ndarray:
-    """Robust (median) flow of `bands` equal row bands: bands x 2."""
-    h = flow.shape[0]
+    """Robust translation of `bands` equal row bands: bands x 2.
+
+    Camera roll adds an x-flow that changes linearly with the row, which
+    would pass for rolling shutter; it also makes the y-flow change linearly
+    along the row, which rolling shutter does not. So the roll rate of each
+    band is measured from the x-slope of its y-flow and its x-flow share
+    removed before the medians.
+    """
+    h, w = flow.shape[:2]
     edges = np.linspace(0, h, bands + 1).round().astype(int)
-    return np.stack([np.median(flow[edges[i]:max(edges[i + 1], edges[i] + 1)].reshape(-1, 2), axis=0)
-                     for i in range(bands)]).astype(np.float64)
+    xs = np.arange(w, dtype=np.float64) - (w - 1) / 2
+    ys = np.arange(h, dtype=np.float64) - (h - 1) / 2
+    out = np.empty((bands, 2))
+    for i in range(bands):
+        part = flow[edges[i]:max(edges[i + 1], edges[i] + 1)].astype(np.float64)
+        fy_col = np.median(part[..., 1], axis=0)               # per column, robust to objects
+        omega = float(np.polyfit(xs, fy_col, 1)[0]) if w > 2 else 0.0
+        fx = part[..., 0] + omega * ys[edges[i]:edges[i] + len(part), None]
+        out[i] = (np.median(fx), np.median(part[..., 1]))
+    return out
 
 
 def _design(obs_k: np.ndarray, obs_r0: np.ndarray, obs_r1: np.ndarray, g: float,

@@ -102,29 +102,38 @@ def smooth_velocity(v: np.ndarray, v_before: np.ndarray | None, amount: float,
     return (v + w[..., None] * diff).astype(np.float32, copy=False)
 
 
-def _neighbour_fill(key: np.ndarray, vel: np.ndarray, holes: np.ndarray) -> None:
-    """One step of filling `holes` with the highest-key 8-neighbour (in place)."""
+_SRC_BITS = 24
+_SRC_MASK = (1 << _SRC_BITS) - 1
+
+
+def _fill_holes(key: np.ndarray, steps: int) -> np.ndarray:
+    """Give each hole (key -1) the highest key among its 8 neighbours, `steps` times.
+
+    Works on the hole indices only (few), on a padded copy so that border
+    cells need no special case. Keys carry the source index, so the filled
+    cell takes over that source's motion.
+    """
     h, w = key.shape
-    best = np.full((h, w), -1, np.int64)
-    best_v = np.zeros_like(vel)
-    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)):
-        ys = slice(max(dy, 0), h + min(dy, 0))
-        yd = slice(max(-dy, 0), h + min(-dy, 0))
-        xs = slice(max(dx, 0), w + min(dx, 0))
-        xd = slice(max(-dx, 0), w + min(-dx, 0))
-        src = key[ys, xs]
-        better = src > best[yd, xd]
-        best[yd, xd] = np.where(better, src, best[yd, xd])
-        best_v[yd, xd] = np.where(better[..., None], vel[ys, xs], best_v[yd, xd])
-    take = holes & (best >= 0)
-    key[take] = best[take]
-    vel[take] = best_v[take]
-    holes &= ~take
+    pw = w + 2
+    padded = np.full((h + 2, pw), -1, np.int64)
+    padded[1:-1, 1:-1] = key
+    flat = padded.ravel()
+    iy, ix = np.nonzero(key < 0)
+    holes = (iy + 1) * pw + ix + 1
+    offs = np.array([-pw - 1, -pw, -pw + 1, -1, 1, pw - 1, pw, pw + 1])
+    for _ in range(steps):
+        if holes.size == 0:
+            break
+        best = flat[holes[:, None] + offs].max(axis=1)
+        ok = best >= 0
+        flat[holes[ok]] = best[ok]
+        holes = holes[~ok]
+    return padded[1:-1, 1:-1]
 
 
 def splat_velocity(v: np.ndarray, full: tuple[int, int], a: float, b: float,
                    fill_steps: int = 6) -> np.ndarray:
-    """Velocity at the target instant's pixel grid (occlusion-aware forward splat).
+    """Motion at the target instant's pixel grid (occlusion-aware forward splat).
 
     Parameters
     ----------
@@ -144,34 +153,23 @@ def splat_velocity(v: np.ndarray, full: tuple[int, int], a: float, b: float,
     sx, sy = full[0] / w, full[1] / h
     xq, yq = grid_positions((w, h), full)
     tau = a + b * yq
-    px = xq - tau * v[..., 0]
-    py = yq - tau * v[..., 1]
-    jx = np.rint((px + 0.5) / sx - 0.5).astype(np.int64)
-    iy = np.rint((py + 0.5) / sy - 0.5).astype(np.int64)
+    jx = np.rint((xq - tau * v[..., 0] + 0.5) / sx - 0.5).astype(np.int64)
+    iy = np.rint((yq - tau * v[..., 1] + 0.5) / sy - 0.5).astype(np.int64)
     inside = (jx >= 0) & (jx < w) & (iy >= 0) & (iy < h)
     # Priority: distance from the dominant (median) motion. The layer that
     # moves against the crowd is in front: an object over a background, or a
     # person the camera follows while the background streams by.
-    med = np.median(v.reshape(-1, 2)[::7], axis=0)
+    med = np.median(v[::3, ::3, :2].reshape(-1, 2), axis=0)
     prio = np.hypot(v[..., 0] - med[0], v[..., 1] - med[1])
     prio_q = np.minimum(prio * 64.0, 2.0 ** 30).astype(np.int64)
     src = np.arange(h * w, dtype=np.int64).reshape(h, w)
-    key_src = (prio_q << 24) | src
     key = np.full(h * w, -1, np.int64)
-    np.maximum.at(key, (iy * w + jx)[inside], key_src[inside])
-    key = key.reshape(h, w)
-    out = np.empty_like(v)
-    hit = key >= 0
-    flat_v = v.reshape(-1, v.shape[2])
-    out[hit] = flat_v[key[hit] & ((1 << 24) - 1)]
-    holes = ~hit
-    for _ in range(fill_steps):
-        if not holes.any():
-            break
-        _neighbour_fill(key, out, holes)
-    # Whatever is left (a hole wider than the fill reach): the pixel's own velocity.
-    out[holes] = v[holes]
-    return out
+    np.maximum.at(key, (iy * w + jx)[inside], ((prio_q << _SRC_BITS) | src)[inside])
+    key = _fill_holes(key.reshape(h, w), fill_steps)
+    # Holes wider than the fill reach keep the pixel's own motion.
+    own = key < 0
+    key[own] = src[own]
+    return v.reshape(-1, v.shape[2])[key & _SRC_MASK]
 
 
 def displacement(motion: np.ndarray, full: tuple[int, int], a: float, b: float,

@@ -23,11 +23,18 @@ import numpy as np
 from priorfx.errors import InputError
 from priorfx.priors.motion import DisFlow, gray_small, small_size
 from priorfx.shutter import rs, rsgr
-from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams
+from priorfx.shutter.params import CLIP_FLOW, DEFAULT_READOUT, LIVE_FLOW, ShutterParams
 from priorfx.shutter.readout import band_flows, estimate_from_bands
 
-FLOW_PRESET = "fast"
 DEBLUR_BANDS = 8
+SKIP_PX = 0.25
+"""A frame whose correction moves no pixel by more than this is passed through
+unchanged: a sub-pixel bilinear resample would soften it more than the
+correction sharpens it (and a still scene stays bit-identical)."""
+ESTIMATION_WIDTH, ESTIMATION_PRESET = 640, "medium"
+"""The readout estimate rests on a subtle row-to-row change of the flow, which
+the coarse live flow flattens (it reads g about 20 % low); a finer, slower
+flow is used for it, only on the frames that feed the estimate."""
 
 
 def check_frame(frame: np.ndarray, what: str = "frame") -> np.ndarray:
@@ -51,13 +58,16 @@ class FrameCorrector:
     params : ShutterParams
     width, height : int
         Full-resolution frame size.
+    live : bool
+        Live stream (fast flow) or clip (fine flow) when the params leave it open.
     """
 
-    def __init__(self, params: ShutterParams, width: int, height: int):
+    def __init__(self, params: ShutterParams, width: int, height: int, live: bool = True):
         self.params = params
         self.full = (int(width), int(height))
-        self.small = small_size(width, height, params.flow_width)
-        self.flow = DisFlow(self.full, self.small, FLOW_PRESET)
+        width_default, preset_default = LIVE_FLOW if live else CLIP_FLOW
+        self.small = small_size(width, height, params.flow_width or width_default)
+        self.flow = DisFlow(self.full, self.small, params.flow_preset or preset_default)
         self.maps = rs.WarpMaps()
         self._v_before: np.ndarray | None = None
         self.last_velocity: np.ndarray | None = None
@@ -88,7 +98,20 @@ class FrameCorrector:
         self.last_velocity = v
         v_t = rs.splat_velocity(v, self.full, a, b)
         self.last_target_velocity = v_t
-        return rs.displacement(v_t, self.full, a, b, self.params.strength)
+        d = rs.displacement(v_t, self.full, a, b, self.params.strength)
+        if float(np.abs(d).max()) < SKIP_PX:
+            return None
+        return d
+
+    def estimation_gray(self, image: np.ndarray) -> np.ndarray:
+        """Grey image at the readout-estimation resolution (from a full-size image)."""
+        if getattr(self, "_est", None) is None:
+            self._est = DisFlow(self.full, small_size(*self.full, ESTIMATION_WIDTH), ESTIMATION_PRESET)
+        return gray_small(image, self._est.small)
+
+    def estimation_flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Fine flow between two `estimation_gray` images, for the readout estimate."""
+        return self._est(a, b)
 
     def reset_motion(self) -> None:
         self._v_before = None
@@ -150,26 +173,41 @@ class FrameCorrector:
 
 
 class _ReadoutTracker:
-    """Running readout estimate for a live stream ('auto' readout)."""
+    """Running readout estimate for a live stream ('auto' readout).
 
-    def __init__(self, height: int, params: ShutterParams, window: int = 90, every: int = 30):
-        self.height = height
-        self.params = params
-        self.bands: deque = deque(maxlen=window)
-        self.every = every
+    Calibrates on `window` consecutive frames at the start (and again every
+    `every` frames): fine flow between neighbours -> band flows -> estimate.
+    Between calibrations it costs nothing.
+    """
+
+    def __init__(self, corr: FrameCorrector, window: int = 60, every: int = 900):
+        self.corr = corr
+        self.window, self.every = window, every
+        self.bands: list[np.ndarray] = []
         self.value = DEFAULT_READOUT
         self.confidence = 0.0
-        self._since = 0
+        self._count = 0
+        self._prev: np.ndarray | None = None
 
-    def add(self, flow_next: np.ndarray) -> None:
-        self.bands.append(band_flows(flow_next))
-        self._since += 1
-        if self._since >= self.every and len(self.bands) >= 10:
-            self._since = 0
-            rate = 0.5 if self.params.mode == "rsgr" else 1.0
-            g, conf = estimate_from_bands(list(self.bands), self.height, self.params.scan, rate)
-            if conf >= self.confidence * 0.5 and conf > 0:
+    def add(self, frame: np.ndarray) -> None:
+        """Feed a full-size image (RGB, BGRA or luma plane)."""
+        phase = self._count % self.every
+        self._count += 1
+        if phase >= self.window:
+            self._prev = None
+            return
+        cur = self.corr.estimation_gray(frame)
+        if self._prev is not None:
+            self.bands.append(band_flows(self.corr.estimation_flow(self._prev, cur)))
+        self._prev = cur
+        if phase == self.window - 1 or (len(self.bands) >= 15 and len(self.bands) % 15 == 0):
+            p = self.corr.params
+            g, conf = estimate_from_bands(self.bands[-(self.window - 1):], self.corr.full[1], p.scan,
+                                          0.5 if p.mode == "rsgr" else 1.0)
+            if conf > 0.15 and conf >= 0.7 * self.confidence:
                 self.value, self.confidence = g, conf
+            if phase == self.window - 1:
+                self.bands = []
 
 
 class ShutterSession:
@@ -218,7 +256,7 @@ class ShutterSession:
             self._corr = FrameCorrector(self.params, width, height)
             self._fmt = fmt
             if self.params.readout is None:
-                self._tracker = _ReadoutTracker(height, self.params)
+                self._tracker = _ReadoutTracker(self._corr)
         elif self._corr.full != (width, height):
             ow, oh = self._corr.full
             raise InputError(f"frame size changed from {ow}x{oh} to {width}x{height} mid-stream",
@@ -230,9 +268,6 @@ class ShutterSession:
 
     def _motion(self, corr: FrameCorrector, small: np.ndarray, prev: np.ndarray | None,
                 nxt: np.ndarray | None) -> np.ndarray | None:
-        if self._tracker is not None and prev is not None:
-            # The estimator wants flow from the earlier frame to the later one.
-            self._tracker.add(corr.flow(prev, small))
         return corr.displacement(small, prev, nxt, self.readout)
 
     # ------------------------------------------------------------------ RGB frames
@@ -247,6 +282,8 @@ class ShutterSession:
         corr = self._bind(w, h, "rgb")
         small = corr.gray(frame)
         self.frames_in += 1
+        if self._tracker is not None:
+            self._tracker.add(frame)
         apply = lambda f, d: corr.correct_rgb(f, d, self.readout)  # noqa: E731
         return self._step(frame, small, apply, apply, copy=True)
 
@@ -309,6 +346,8 @@ class ShutterSession:
         self.frames_in += 1
         if self.params.mode == "rsgr":
             rgb = camera.to_rgb(planes, key, width, height)
+            if self._tracker is not None:
+                self._tracker.add(rgb)
             to_fmt = lambda f, d: camera.from_rgb(corr.correct_rgb(f, d, self.readout), key)  # noqa: E731
             res = self._step(rgb, corr.gray(rgb), to_fmt, to_fmt, copy=False)
             if res is None or out is None:
@@ -324,6 +363,10 @@ class ShutterSession:
             small = cv2.resize(luma, corr.small, interpolation=cv2.INTER_AREA)
         else:
             small = cv2.resize(planes[0], corr.small, interpolation=cv2.INTER_AREA)
+
+        if self._tracker is not None:
+            self._tracker.add(planes[0].reshape(height, width, 4) if key in ("bgra", "rgba")
+                              else luma if key == "yuy2" else planes[0])
 
         def apply(pl, disp):
             dst = None if out is None else camera._planes(out, key, int(width), int(height), strides)
