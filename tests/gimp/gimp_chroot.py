@@ -139,18 +139,32 @@ def host_paths() -> list[Path]:
     import priorfx
     from priorfx import config
 
-    cands = [Path(sys.base_prefix), Path(sys.prefix), Path(priorfx.__file__).resolve().parents[2],
+    cands = [Path(sys.prefix), Path(priorfx.__file__).resolve().parents[2],
              Path(sysconfig.get_paths()["purelib"]), config.home()]
-    real = Path(sys.executable).resolve()
-    cands.append(real.parents[1])  # the interpreter's installation (pyenv / /usr/local)
+    base = Path(sys.base_prefix).resolve()
+    if str(base) in _SYSTEM_PREFIXES:
+        # A system Python (/usr/bin/python3.11): bind its binary, its standard
+        # library and libpython, never the whole /usr over the chroot's.
+        paths = sysconfig.get_paths()
+        cands += [Path(sys.executable).resolve(), Path(paths["stdlib"]), Path(paths["platstdlib"])]
+        libdir = sysconfig.get_config_var("LIBDIR") or ""
+        soname = sysconfig.get_config_var("INSTSONAME") or ""
+        if ".so" in soname:  # a shared libpython (not the usual static Debian build)
+            for d in (libdir, os.path.join(libdir, sysconfig.get_config_var("MULTIARCH") or "")):
+                if (Path(d) / soname).exists():
+                    cands.append(Path(d) / soname)
+    else:
+        cands.append(base)  # a self-contained installation (pyenv, conda, uv)
     out: list[Path] = []
     for p in sorted({c.resolve() for c in cands if c.exists()}, key=lambda c: len(c.parts)):
-        if str(p) in ("/", "/usr", "/usr/local", "/root", "/home"):
-            # a system Python: bind only its own library folder, never the whole /usr
-            p = Path(sysconfig.get_paths()["stdlib"]).resolve()
+        if str(p) in _SYSTEM_PREFIXES:
+            continue
         if not any(p == o or o in p.parents for o in out):
             out.append(p)
     return out
+
+
+_SYSTEM_PREFIXES = ("/", "/usr", "/usr/local", "/root", "/home", "/opt")
 
 
 @contextlib.contextmanager
