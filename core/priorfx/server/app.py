@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
@@ -440,9 +441,12 @@ def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> 
     fn = getattr(session, method)
 
     def call() -> bytes:
+        t0 = time.perf_counter()
         result = fn(*args, **kwargs)
+        compute_ms = (time.perf_counter() - t0) * 1000.0
         state = {k: getattr(session, k) for k in STREAM_STATE if hasattr(session, k)}
-        return protocol.pack({"result": result, "state": state})
+        # compute_ms lets a client tell the server's work from the transport's.
+        return protocol.pack({"result": result, "state": state, "compute_ms": compute_ms})
     return call
 
 

@@ -370,6 +370,7 @@ class RemoteShutterSession:
         self._engine = engine
         self.params = params
         self._state: dict = {}
+        self.last_compute_ms: float | None = None  # server time of the last call's work
         scheme = "wss" if engine.url.startswith("https") else "ws"
         url = scheme + engine.url[engine.url.index(":"):] + "/v1/shutter/stream"
         headers = {protocol.PROTOCOL_HEADER: str(protocol.PROTOCOL_VERSION),
@@ -409,6 +410,7 @@ class RemoteShutterSession:
     def _call(self, method: str, *args, **kwargs) -> Any:
         reply = self._exchange({"method": method, "args": list(args), "kwargs": kwargs})
         self._state.update(reply.get("state") or {})
+        self.last_compute_ms = reply.get("compute_ms")
         return reply["result"]
 
     # The session's state as of the last reply (the server sends it with each one).
