@@ -388,6 +388,9 @@ class FilterInstance:
         self._stop.set()
         self._thread.join(timeout)
         self._stop_worker()
+        st = self.stats
+        _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} passed "
+             f"through, {st.restarts} worker start(s)")
 
     # -- the manager thread ---------------------------------------------------
     def _manage(self) -> None:
