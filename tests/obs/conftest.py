@@ -58,12 +58,17 @@ def shm_files() -> set[str]:
 
 
 def run_harness(plan: dict, out: Path, invert: bool = False, delay_ms: float = 0.0,
-                timeout: float = 240) -> dict:
-    """Run the plan in libobs (with the real script); returns result.json."""
+                timeout: float = 240, worker_env: bool = True) -> dict:
+    """Run the plan in libobs (with the real script); returns result.json.
+
+    worker_env=False: the script finds `priorfx` itself (the installer's record)."""
     out.mkdir(parents=True, exist_ok=True)
     plan = {"script": str(SCRIPT), **plan}
     (out / "plan.json").write_text(json.dumps(plan))
-    env = {**os.environ, "PRIORFX_WORKER": PRIORFX}
+    env = dict(os.environ)
+    env.pop("PRIORFX_WORKER", None)
+    if worker_env:
+        env["PRIORFX_WORKER"] = PRIORFX
     extra = (["--selftest-invert"] if invert else []) + ([f"--delay-ms={delay_ms}"] if delay_ms else [])
     env["PRIORFX_WORKER_ARGS"] = " ".join(extra)
     proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(HARNESS), str(out / "plan.json"), str(out)],

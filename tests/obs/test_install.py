@@ -1,0 +1,67 @@
+"""`priorfx install obs`: files in place, scene collections updated, the installed copy works in libobs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+
+def _obs_config(tmp_path):
+    cfg = tmp_path / "obs-studio"
+    (cfg / "basic" / "scenes").mkdir(parents=True)
+    for name in ("Untitled", "Streaming"):
+        (cfg / "basic" / "scenes" / f"{name}.json").write_text(json.dumps(
+            {"name": name, "sources": [], "modules": {"scripts-tool": [{"path": "/other/script.lua"}]}}))
+    return cfg
+
+
+def test_install_copies_the_script_and_adds_it_to_every_scene_collection(cli, tmp_path, obs_helpers):
+    cfg = _obs_config(tmp_path)
+    r = cli("install", "obs", "--obs-config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    dest = cfg / "priorfx"
+    script = dest / "priorfx_rolling_shutter.py"
+    assert script.read_bytes() == obs_helpers.SCRIPT.read_bytes()
+    assert (dest / "priorfx_shm.py").read_bytes() == \
+        (obs_helpers.REPO / "core" / "priorfx" / "streaming" / "shm.py").read_bytes()
+    record = json.loads((dest / "priorfx_obs.json").read_text())
+    assert record["worker"] == [obs_helpers.PRIORFX]
+    for name in ("Untitled", "Streaming"):
+        paths = [s["path"] for s in json.loads((cfg / "basic" / "scenes" / f"{name}.json").read_text())
+                 ["modules"]["scripts-tool"]]
+        assert paths == ["/other/script.lua", str(script)]
+    assert f"installed {script}" in r.stdout and "Rolling Shutter Correction" in r.stdout
+    # a second install changes nothing in the collections
+    r2 = cli("install", "obs", "--obs-config", str(cfg))
+    assert r2.returncode == 0 and "already listed" in r2.stdout
+    assert len(json.loads((cfg / "basic" / "scenes" / "Untitled.json").read_text())
+               ["modules"]["scripts-tool"]) == 2
+
+
+def test_install_without_scene_collections_prints_the_steps(cli, tmp_path):
+    cfg = tmp_path / "fresh-obs"
+    r = cli("install", "obs", "--obs-config", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert f"Tools > Scripts > + and pick {cfg / 'priorfx' / 'priorfx_rolling_shutter.py'}" in r.stdout
+
+
+def test_install_into_an_unwritable_folder_fails_with_a_hint(cli, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = cli("install", "obs", "--obs-config", str(tmp_path), "--dest", str(blocker / "sub"))
+    assert r.returncode == 11 and "--dest" in r.stderr
+
+
+def test_the_installed_copy_runs_in_libobs_with_the_recorded_worker(cli, tmp_path, obs_tools):
+    H = obs_tools
+    cfg = _obs_config(tmp_path)
+    assert cli("install", "obs", "--obs-config", str(cfg)).returncode == 0
+    frames = [np.roll(H.texture(128, 64), 5 * k, axis=1) for k in range(3)]
+    raws = H.write_frames(tmp_path / "f", "NV12", frames)
+    result = H.run_harness({"script": str(cfg / "priorfx" / "priorfx_rolling_shutter.py"), "canvas": [128, 64],
+                            "steps": [{"op": "wait_live"},
+                                      {"op": "feed", "tag": "f", "dir": str(tmp_path / "f"), "wait_result": True}]},
+                           tmp_path / "out", invert=True, worker_env=False)
+    assert f"started worker pid" in result["log_text"] and f"{H.PRIORFX} worker shutter" in result["log_text"]
+    got, src = H.outputs(tmp_path / "out", "f"), H.shown(result, "f")
+    assert src[2] in (1, 2) and got[2] == bytes(255 - np.frombuffer(raws[src[2]], np.uint8))
