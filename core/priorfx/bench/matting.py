@@ -256,25 +256,47 @@ def temporal_runs(data: Path, people: str, quick: bool) -> dict:
     n = 6 if quick else 12
     rows = []
     for (fname, F0, A0), (bname, bg) in zip(cutouts, bgs[1:] + bgs[:1]):
-        frames, gts = [], []
-        for t in range(n):
-            # the person walks right and bobs; the camera pans slowly
-            F, A = place(F0, A0, size, x_frac=0.3 + 0.012 * t, y_off=int(round(3 * np.sin(t))))
-            frames.append(compose(F, A, crop_bg(bg, size, dx=2 * t)))
-            gts.append(A)
-        ours = list(matte_clip(frames, MattingParams()))
-        per_frame = []
-        for fr in frames:  # no temporal handling at all: fresh prior state, no temporal term
-            per_frame.append(next(iter(matte_clip([fr], MattingParams(temporal=0.0)))).alpha)
-        # Skip the first frames: a recurrent prior needs a few frames to settle.
-        k = 2
-        rows.append({"case": f"{fname}/{bname}", "frames": n,
-                     "dtssd_ours": metrics.dtssd([r.alpha for r in ours][k:], gts[k:]),
-                     "dtssd_rvm": metrics.dtssd([r.prior_alpha for r in ours][k:], gts[k:]),
-                     "dtssd_per_frame": metrics.dtssd(per_frame[k:], gts[k:]),
-                     "sad_ours": float(np.mean([metrics.sad(r.alpha, g) for r, g in zip(ours, gts)])),
-                     "sad_rvm": float(np.mean([metrics.sad(r.prior_alpha, g) for r, g in zip(ours, gts)]))})
+        for kind in SEQUENCE_KINDS:
+            frames, gts = make_sequence(F0, A0, bg, size, n, kind)
+            ours = list(matte_clip(frames, MattingParams()))
+            # no temporal handling at all: fresh prior state, no temporal term
+            per_frame = [next(iter(matte_clip([fr], MattingParams(temporal=0.0)))).alpha for fr in frames]
+            # Skip the first frames: a recurrent prior needs a few frames to settle.
+            k = 2
+            rows.append({"case": f"{fname}/{bname}/{kind}", "frames": n,
+                         "dtssd_ours": metrics.dtssd([r.alpha for r in ours][k:], gts[k:]),
+                         "dtssd_rvm": metrics.dtssd([r.prior_alpha for r in ours][k:], gts[k:]),
+                         "dtssd_per_frame": metrics.dtssd(per_frame[k:], gts[k:]),
+                         "sad_ours": float(np.mean([metrics.sad(r.alpha, g) for r, g in zip(ours, gts)])),
+                         "sad_rvm": float(np.mean([metrics.sad(r.prior_alpha, g) for r, g in zip(ours, gts)]))})
     return {"sequences": rows}
+
+
+SEQUENCE_KINDS = ("walk", "sway")
+
+
+def make_sequence(F0: np.ndarray, A0: np.ndarray, bg: np.ndarray, size: tuple[int, int], n: int,
+                  kind: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Frames and ground-truth alphas of a short shot.
+
+    walk: the person crosses the frame (about 1 % of the width per frame)
+    and bobs while the camera pans. sway: a locked-off camera, the person
+    moves by about a pixel, and every frame carries its own sensor noise
+    (sigma 0.015), the case where per-frame matting flickers.
+    """
+    frames, gts = [], []
+    rng = np.random.default_rng(3)
+    for t in range(n):
+        if kind == "walk":
+            F, A = place(F0, A0, size, x_frac=0.3 + 0.012 * t, y_off=int(round(3 * np.sin(t))))
+            img = compose(F, A, crop_bg(bg, size, dx=2 * t))
+        else:
+            F, A = place(F0, A0, size, x_frac=0.5 + 0.0015 * np.sin(t))
+            img = compose(F, A, crop_bg(bg, size))
+            img = np.clip(img + rng.normal(0, 0.015, img.shape).astype(np.float32), 0, 1)
+        frames.append(img)
+        gts.append(A)
+    return frames, gts
 
 
 def speed_child(width: int, height: int, frames: int) -> dict:

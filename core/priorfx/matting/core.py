@@ -22,6 +22,8 @@ OPERATION = "matte"
 # Weight of the previous frame's alpha in the band solve, times params.temporal
 # and how still the pixel is (refine.still_weight).
 TEMPORAL_SCALE = 0.2
+# Width of the grid the optical flow for temporal stability is computed on.
+FLOW_WIDTH = 480
 
 
 def check_frame(frame: Any, index: int) -> np.ndarray:
@@ -53,6 +55,8 @@ class MattingSession:
         self.prior = PersonMatter(self.params.downsample_ratio, threads)
         self.model_id = MODEL_ID
         self.index = 0
+        self._flow = None  # priorfx.priors.motion.DisFlow for the current frame size
+        self._prev_gray: np.ndarray | None = None
         self._prev_image: np.ndarray | None = None
         self._prev_alpha: np.ndarray | None = None
         self._prev_thumb: np.ndarray | None = None
@@ -60,7 +64,16 @@ class MattingSession:
     def reset(self) -> None:
         """Start a new shot: forget the recurrent state and the previous frame."""
         self.prior.reset()
-        self._prev_image = self._prev_alpha = self._prev_thumb = None
+        self._prev_image = self._prev_alpha = self._prev_thumb = self._prev_gray = None
+
+    def _gray(self, image: np.ndarray) -> np.ndarray:
+        from priorfx.priors.motion import DisFlow, gray_small, small_size
+
+        h, w = image.shape[:2]
+        small = small_size(w, h, FLOW_WIDTH)
+        if self._flow is None or self._flow.full_size != (w, h):
+            self._flow = DisFlow((w, h), small, preset="fast")
+        return gray_small(image, small)
 
     def push(self, frame: np.ndarray, guides: Mapping[str, np.ndarray] | None = None) -> MatteResult:
         p = self.params
@@ -83,8 +96,14 @@ class MattingSession:
                                 "guides": sorted(guides)}
         if p.refine:
             previous = None
-            if p.temporal > 0 and self._prev_alpha is not None:
-                previous = (self._prev_alpha, self._prev_image)
+            if p.temporal > 0:
+                gray = self._gray(image)
+                if self._prev_alpha is not None:
+                    # flow from this frame back to the previous one, so the
+                    # previous alpha can be read where each pixel came from
+                    flow = self._flow(gray, self._prev_gray)
+                    previous = (self._prev_alpha, self._prev_image, flow)
+                self._prev_gray = gray
             alpha, band, sinfo = refine.refine_alpha(
                 image, prior_alpha, band_px=band_px, prior_weight=p.prior_weight,
                 iterations=CG_ITERATIONS[p.quality], trimap=guides.get("trimap"),
