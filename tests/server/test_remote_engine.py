@@ -292,3 +292,31 @@ def test_cli_with_server_killed_mid_job_leaves_no_output(start_server, selfie, t
     assert proc.returncode == EngineUnreachableError.exit_code, proc.stderr
     assert "went away while job" in proc.stderr
     assert list(out_dir.iterdir()) == []  # no output, no partial file
+
+
+def test_stream_to_a_killed_server_raises_unreachable(start_server, clip):
+    from priorfx.shutter import ShutterParams
+    s = start_server()
+    frames = _stream_frames(clip)
+    session = s.engine(retries=0).shutter_stream(ShutterParams(readout=0.7))
+    session.push(frames[0])
+    s.kill()
+    with pytest.raises(EngineUnreachableError, match="closed the stream"):
+        session.push(frames[1])
+
+
+def test_idempotent_calls_are_retried_until_the_server_is_back(start_server):
+    """The server restarts on the same port while a GET is being retried with backoff."""
+    first = start_server()
+    port = first.url.rsplit(":", 1)[1]
+    engine = first.engine(retries=6, backoff=0.2)  # waits up to 0.2 * (2**6 - 1) = 12.6 s
+    assert engine.models()
+    first.stop()
+    restarted: list = []
+    timer = threading.Timer(0.5, lambda: restarted.append(start_server("--port", port)))
+    timer.start()
+    try:
+        models = engine.models()  # refused at first, then answered by the new server
+    finally:
+        timer.join()
+    assert restarted and [m["id"] for m in models] == [m["id"] for m in LocalEngine().models()]

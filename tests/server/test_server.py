@@ -201,3 +201,18 @@ def test_token_from_environment(start_server):
     assert requests.get(s.url + "/v1/info", timeout=10).status_code == 401
     ok = requests.get(s.url + "/v1/info", headers={"Authorization": "Bearer from-env"}, timeout=10)
     assert ok.status_code == 200
+
+
+def test_a_full_job_queue_answers_429(start_server, sample):
+    import cv2
+
+    import priorfx.io as pio
+    s = start_server("--max-jobs", "1")
+    big = cv2.resize(pio.read_image(sample("single_face.jpg"))[..., :3], (3000, 3000))
+    body = _portrait_body(big)
+    first = s.post("/v1/jobs/undistort", body)
+    assert first.status_code == 202
+    second = s.post("/v1/jobs/undistort", _portrait_body(np.zeros((64, 64, 3), np.float32)))
+    assert second.status_code == 429
+    assert second.json()["error"] == "limit" and "1 job(s) queued or running" in second.json()["message"]
+    requests.delete(f"{s.url}/v1/jobs/{first.json()['id']}", headers=s.headers, timeout=10)

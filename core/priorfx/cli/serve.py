@@ -8,24 +8,42 @@ import sys
 from priorfx.errors import UsageError
 
 
+EPILOG = """clients: priorfx COMMAND --remote http://HOST:PORT --token T (or PRIORFX_REMOTE,
+PRIORFX_TOKEN, or the config file); in Python, priorfx.engine.get_engine().
+
+API (v1; pixels travel as binary bundles, see priorfx/server/protocol.py):
+  GET  /v1/health  /v1/info  /v1/models  /v1/jobs
+  POST /v1/jobs/{deshutter|undistort|matte}   GET|DELETE /v1/jobs/ID
+  GET  /v1/jobs/ID/parts/N                    WS /v1/shutter/stream"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help="run the inference server (RemoteEngine, other machines)",
         description="Serve the three manipulations over HTTP and live shutter streams over a "
                     "WebSocket. Listens on 127.0.0.1 unless told otherwise, and refuses any other "
-                    "address without a token. Stop with Ctrl-C or SIGTERM.")
+                    "address without a token. Stop with Ctrl-C or SIGTERM.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0 picks a free one)")
     p.add_argument("--token", help="clients must send this token (default: $PRIORFX_TOKEN)")
     p.add_argument("--workers", type=int, default=1,
-                   help="jobs computed at the same time, each on its own thread (default: 1)")
-    lim = p.add_argument_group("limits")
-    lim.add_argument("--max-body-mb", type=float, default=512.0, help="largest request (default: 512)")
-    lim.add_argument("--max-side", type=int, default=16384, help="largest image side in pixels")
-    lim.add_argument("--max-pixels", type=float, default=50e6, help="largest image in pixels")
-    lim.add_argument("--max-frames", type=int, default=2000, help="most frames in one job")
-    lim.add_argument("--max-jobs", type=int, default=32, help="most jobs queued or running")
-    lim.add_argument("--max-streams", type=int, default=8, help="most live shutter sessions")
+                   help="jobs computed at the same time (default: 1). Workers are threads of this "
+                        "one process, which holds the jobs, their results and the live sessions, "
+                        "so every status, cancel and fetch reaches the right job")
+    lim = p.add_argument_group("limits (over a limit: HTTP 413 with a JSON error)")
+    lim.add_argument("--max-body-mb", type=float, default=512.0,
+                     help="largest request or stream message in MB (default: %(default)g)")
+    lim.add_argument("--max-side", type=int, default=16384,
+                     help="largest image side in pixels (default: %(default)d)")
+    lim.add_argument("--max-pixels", type=float, default=50e6,
+                     help="largest image in pixels (default: %(default).0f)")
+    lim.add_argument("--max-frames", type=int, default=2000,
+                     help="most frames in one job (default: %(default)d)")
+    lim.add_argument("--max-jobs", type=int, default=32,
+                     help="most jobs queued or running (default: %(default)d)")
+    lim.add_argument("--max-streams", type=int, default=8,
+                     help="most live shutter sessions (default: %(default)d)")
     p.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=_serve)

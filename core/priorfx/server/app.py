@@ -306,7 +306,10 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         body = await read_body(request, cfg.max_body)
         req = protocol.unpack(body)
         work = build_work(op, req, limits, engine)
-        job = jobs.submit(op, work)
+        try:
+            job = jobs.submit(op, work)
+        except LimitError as err:
+            return error_response(err, 429)  # busy, not too big: worth retrying later
         return JSONResponse(job.status(), status_code=202)
 
     async def job_list(request: Request):

@@ -111,7 +111,7 @@ class JobManager:
         self.reap()
         active = sum(j.state in ACTIVE for j in self.jobs.values())
         if active >= self.max_active:
-            raise LimitError(f"the server already has {active} jobs queued or running",
+            raise LimitError(f"the server already has {active} job(s) queued or running",
                              "wait for some to finish and submit again")
         job = Job(op, asyncio.get_running_loop())
         self.jobs[job.id] = job
