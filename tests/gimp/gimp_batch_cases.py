@@ -7,6 +7,7 @@
 import hashlib
 import json
 import os
+import time
 import traceback
 
 import gi
@@ -81,9 +82,11 @@ def run_case(case):
     cfg.set_core_object_array("drawables", [layer])
     for k, v in case["params"].items():
         cfg.set_property(k, v)
+    t0 = time.monotonic()
     res = proc.run(cfg)
+    seconds = time.monotonic() - t0
     status = res.index(0)
-    out = {"status": status.value_nick, "before": before}
+    out = {"status": status.value_nick, "before": before, "seconds": round(seconds, 2)}
     if status != Gimp.PDBStatusType.SUCCESS and res.length() > 1:
         out["error"] = str(res.index(1))
     layers = img.get_layers()
