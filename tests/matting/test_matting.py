@@ -162,3 +162,25 @@ def test_exr_and_png_outputs(tmp_path, astronaut):
     with pytest.raises(UsageError, match="JPEG"):
         write_matte(tmp_path / "m.jpg", r)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.exr", "m.png"]
+
+
+def test_scene_linear_values_above_one_are_kept_in_opaque_foreground(astronaut):
+    hdr = astronaut * 1.6  # an over-range EXR plate
+    r = matte_image(hdr, MattingParams(quality="fast"))
+    opaque = r.alpha >= 1.0
+    assert opaque.sum() > 10000 and hdr[opaque].max() > 1.0
+    np.testing.assert_array_equal(r.fg[opaque], hdr[opaque])
+
+
+def test_demo_section_writes_its_pictures(tmp_path, sample_media):
+    from priorfx.engine import LocalEngine
+    from priorfx.matting import demo
+
+    sec = demo.section(tmp_path, LocalEngine())
+    assert sec["pairs"]
+    for pair in sec["pairs"]:
+        for key in ("before", "after"):
+            img = cv2.imread(str(tmp_path / pair[key]))
+            assert img is not None and img.shape[0] > 100
+    alpha = cv2.imread(str(tmp_path / "matting" / "grace_hopper_alpha.png"), cv2.IMREAD_GRAYSCALE)
+    assert alpha[300, 256] == 255 and alpha[20, 20] == 0  # the person, the flag corner

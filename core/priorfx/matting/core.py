@@ -27,7 +27,8 @@ FLOW_WIDTH = 480
 
 
 def check_frame(frame: Any, index: int) -> np.ndarray:
-    """A frame as float32 H x W x 3 in [0, 1]; alpha (4th channel) is dropped."""
+    """A frame as float32 H x W x 3 (uint8 / uint16 scaled to [0, 1]); alpha
+    (a 4th channel) is dropped. Values are not clipped here."""
     arr = np.asarray(frame)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] < 4 or arr.shape[1] < 4:
         raise InputError(f"frame {index} has shape {arr.shape}; matting needs RGB or RGBA "
@@ -40,9 +41,7 @@ def check_frame(frame: Any, index: int) -> np.ndarray:
     arr = np.ascontiguousarray(arr[..., :3], np.float32)
     if not np.isfinite(arr).all():
         raise InputError(f"frame {index} contains NaN or infinite values")
-    # Scene-linear EXR plates may exceed 1; the prior and the solver work on
-    # display-range values, so clip (the input itself is untouched).
-    return np.clip(arr, 0.0, 1.0)
+    return arr
 
 
 class MattingSession:
@@ -77,7 +76,10 @@ class MattingSession:
 
     def push(self, frame: np.ndarray, guides: Mapping[str, np.ndarray] | None = None) -> MatteResult:
         p = self.params
-        image = check_frame(frame, self.index)
+        original = check_frame(frame, self.index)
+        # Scene-linear EXR plates may exceed 1: the prior and the solver work on
+        # [0, 1] values, while opaque foreground keeps the plate's own values.
+        image = np.clip(original, 0.0, 1.0)
         h, w = image.shape[:2]
         guides = dict(guides or {})
         t0 = time.perf_counter()
@@ -123,8 +125,10 @@ class MattingSession:
             scale = max(h, w) / 1920.0
             radii = (max(30, int(round(90 * scale))), max(6, int(round(6 * scale))))
             fg = refine.estimate_foreground(image, alpha, radii)
+            opaque = alpha >= 1.0
+            fg[opaque] = original[opaque]
         else:
-            fg = image
+            fg = original
         t3 = time.perf_counter()
         info["seconds"] = {"prior": round(t1 - t0, 4), "refine": round(t2 - t1, 4),
                            "foreground": round(t3 - t2, 4)}

@@ -161,15 +161,26 @@ def sample_previous(prev_alpha: np.ndarray, prev_image: np.ndarray, flow: np.nda
     h, w = prev_alpha.shape
     fh, fw = flow.shape[:2]
     # this pixel's position on the flow grid (pixel centres, as cv2.resize)
-    gx = ((xs + 0.5) * (fw / w) - 0.5).astype(np.float32)[:, None]
-    gy = ((ys + 0.5) * (fh / h) - 0.5).astype(np.float32)[:, None]
-    f = cv2.remap(flow, gx, gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0]
-    mx = (xs + f[:, 0]).astype(np.float32)[:, None]
-    my = (ys + f[:, 1]).astype(np.float32)[:, None]
-    a = cv2.remap(prev_alpha, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[:, 0]
-    c = cv2.remap(np.ascontiguousarray(prev_image[..., :3]), mx, my, cv2.INTER_LINEAR,
-                  borderMode=cv2.BORDER_REPLICATE)[:, 0]
-    return a, c
+    gx = (xs + 0.5) * (fw / w) - 0.5
+    gy = (ys + 0.5) * (fh / h) - 0.5
+    f = _sample(flow, gx, gy)
+    mx, my = xs + f[:, 0], ys + f[:, 1]
+    return _sample(prev_alpha, mx, my), _sample(np.ascontiguousarray(prev_image[..., :3]), mx, my)
+
+
+def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, row: int = 4096) -> np.ndarray:
+    """Bilinear samples of `img` at N points (N x C, or N for one channel).
+
+    cv2.remap takes maps of fewer than 32767 columns, so the N points are
+    laid out in rows of `row`."""
+    n = x.shape[0]
+    rows = max(1, -(-n // row))
+    mx = np.zeros(rows * row, np.float32)
+    my = np.zeros(rows * row, np.float32)
+    mx[:n], my[:n] = x, y
+    out = cv2.remap(img, mx.reshape(rows, row), my.reshape(rows, row), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * row, *img.shape[2:])[:n]
 
 
 def confidence_map(alpha: np.ndarray, prior: np.ndarray, band: np.ndarray) -> np.ndarray:
