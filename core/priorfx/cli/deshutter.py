@@ -45,13 +45,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from priorfx import io as pio
-    from priorfx.errors import InputError
+    from priorfx.errors import InputError, OutputError
     from priorfx.provenance import provenance
     from priorfx.shutter import ShutterParams
 
     params = ShutterParams(readout=args.readout, mode=args.mode, scan=args.scan, lookahead=args.lookahead,
                            strength=args.strength, target=args.target, exposure=args.exposure)
+    out_dir = Path(args.output).parent
+    if not out_dir.is_dir():  # fail before the work, not after it
+        raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
     clip = pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps)
     frames = list(clip)
     if len(frames) < 2:

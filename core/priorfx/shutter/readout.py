@@ -18,6 +18,8 @@ from priorfx.shutter.params import DEFAULT_READOUT
 
 KNOTS_PER_FRAME = 4
 _SUBSAMPLES = 12
+MIN_CONFIDENCE = 0.15
+"""Below this the cost curve is too flat to trust (steady or no motion): the default is used."""
 
 
 def band_flows(flow: np.ndarray, bands: int = 12) -> np.ndarray:
@@ -61,11 +63,23 @@ def _design(obs_k: np.ndarray, obs_r0: np.ndarray, obs_r1: np.ndarray, g: float,
     return a
 
 
-def _fit_cost(a: np.ndarray, d: np.ndarray, reg: np.ndarray) -> float:
-    lhs = a.T @ a + reg
-    sol = np.linalg.solve(lhs, a.T @ d)
-    res = a @ sol - d
-    return float((res ** 2).sum() + np.einsum("ij,ik,kj->", sol, reg, sol))
+def _fit_cost(a: np.ndarray, d: np.ndarray, reg: np.ndarray, iters: int = 3) -> float:
+    """Robust (Cauchy, IRLS) penalised fit of the timeline; returns the robust cost.
+
+    Bands whose median follows a moving object instead of the camera are
+    outliers of the camera's timeline; down-weighting them keeps them from
+    flattening the cost curve.
+    """
+    wgt = np.ones(len(d))
+    scale = None
+    for _ in range(iters):
+        aw = a * wgt[:, None]
+        sol = np.linalg.solve(aw.T @ a + reg, aw.T @ d)
+        r2 = ((a @ sol - d) ** 2).sum(1)
+        if scale is None:  # fixed once, so costs of different g compare
+            scale = max(float(np.median(r2)) * 4.0, 1e-4)
+        wgt = 1.0 / (1.0 + r2 / scale)
+    return float(np.log1p(r2 / scale).sum() * scale + np.einsum("ij,ik,kj->", sol, reg, sol))
 
 
 def estimate_readout(flows: list[np.ndarray], height: int, scan: str = "down",
@@ -131,6 +145,6 @@ def estimate_from_bands(per: list[np.ndarray], height: int, scan: str = "down",
             g += float(np.clip(0.5 * (c0 - c2) / den, -0.5, 0.5)) * float(cand[1] - cand[0])
     spread = float(np.median(costs))
     confidence = float(np.clip((spread - costs[i]) / max(spread, 1e-12), 0.0, 1.0))
-    if confidence < 0.15:
+    if confidence < MIN_CONFIDENCE:
         return DEFAULT_READOUT, confidence
     return float(np.clip(g, cand[0], cand[-1])), confidence
