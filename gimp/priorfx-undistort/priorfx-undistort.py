@@ -149,7 +149,9 @@ def error_from_output(returncode: int, stderr: str) -> CoreError:
 def run_core(cmd: list[str], env: dict, poll=None) -> None:
     """Run the CLI; call `poll()` while it works (progress pulse); raise CoreError on failure."""
     try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        # CREATE_NO_WINDOW: no console window flashing up on Windows
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
     except OSError as exc:
         raise CoreError(f"Undistort Selfie: cannot run {cmd[0]}: {exc.strerror or exc}; "
                         "run `priorfx install gimp` again or fix the path in "
