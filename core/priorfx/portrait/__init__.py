@@ -33,6 +33,7 @@ from priorfx.provenance import provenance
 
 MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
 ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
+GRID_CELLS = 96              # the warp is computed on this many cells across the head box, then upsampled
 DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera
 MODELS = ["blazeface-short-range", "face-landmark", "selfie-segmentation"]
 
@@ -129,10 +130,10 @@ class Plan:
         inside = (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
         out = np.zeros((len(xy), 2), np.float64)
         if self.grid.size and inside.any():
+            from priorfx.portrait.warp import sample_bilinear
+            g = np.column_stack([gx, gy])
             for c in range(2):
-                out[:, c] = cv2.remap(self.grid[..., c].astype(np.float32),
-                                      gx.astype(np.float32).reshape(1, -1), gy.astype(np.float32).reshape(1, -1),
-                                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
+                out[:, c] = sample_bilinear(self.grid[..., c], g, cv2.BORDER_REPLICATE)
         return out * inside[:, None]
 
     def forward(self, xy: np.ndarray, iterations: int = 20) -> np.ndarray:
@@ -214,7 +215,7 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     x0, x1 = int(max(0, np.floor(xs.min() / sx) - 2)), int(min(w, np.ceil((xs.max() + 1) / sx) + 2))
     y0, y1 = int(max(0, np.floor(ys.min() / sy) - 2)), int(min(h, np.ceil((ys.max() + 1) / sy) + 2))
     bw, bh = x1 - x0, y1 - y0
-    step = max(2.0, max(bw, bh) / 96.0)
+    step = max(2.0, max(bw, bh) / GRID_CELLS)
     nx, ny = max(2, int(np.ceil(bw / step))), max(2, int(np.ceil(bh / step)))
     gx_full = x0 + (np.arange(nx) + 0.5) * bw / nx - 0.5
     gy_full = y0 + (np.arange(ny) + 0.5) * bh / ny - 0.5

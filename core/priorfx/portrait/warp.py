@@ -92,19 +92,20 @@ def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], protect: list
                  feather: float = 0.3) -> list[np.ndarray]:
     """One weight per face in [0, 1]: 1 over its head, fading to 0 around it.
 
-    The projected head proxy, grown by 10 % and by `feather` x head width,
-    then blurred. `protect[i]` lists face hulls (other people's faces, input
+    The projected head proxy and the face hull, grown by 10 % and by
+    `feather` x head width, then blurred. `protect[i]` lists face hulls (other people's faces, input
     pixels) that face i's warp must not touch: its weight is cut to 0 there.
     """
     h, w = shape_hw
     out = []
     for i, fw in enumerate(warps):
         m = np.zeros((h, w), np.uint8)
-        c = fw.silhouette.mean(0)
-        cv2.fillPoly(m, [np.round(c + (fw.silhouette - c) * 1.1).astype(np.int32)], 255)
-        r = max(1, int(feather * fw.head_width_px))
-        d = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r)))
-        weight = cv2.GaussianBlur(d.astype(np.float32) / 255.0, (0, 0), r / 3)
+        # The head proxy and the face itself (the jaw is wider than the ellipsoid's bottom).
+        for poly, grow in ((fw.silhouette, 1.1), (fw.face_hull, 1.1)):
+            c = poly.mean(0)
+            cv2.fillPoly(m, [np.round(c + (poly - c) * grow).astype(np.int32)], 255)
+        r = max(1.0, feather * fw.head_width_px)
+        weight = fade_outside(m > 0, r)
         if protect and protect[i]:
             keep = np.zeros((h, w), np.uint8)
             for hull in protect[i]:
@@ -114,6 +115,13 @@ def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], protect: list
             weight *= 1.0 - np.clip(soft * 2.0, 0, 1)
         out.append(weight)
     return out
+
+
+def fade_outside(mask: np.ndarray, width: float) -> np.ndarray:
+    """1 inside `mask`, falling smoothly (smoothstep) to 0 at `width` pixels outside it."""
+    dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
+    t = np.clip(dist / max(width, 1e-6), 0.0, 1.0)
+    return (1.0 - t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
 def person_weight(person: np.ndarray, warps: list[FaceWarp]) -> np.ndarray:
@@ -135,9 +143,17 @@ def person_weight(person: np.ndarray, warps: list[FaceWarp]) -> np.ndarray:
     return np.maximum(p, np.clip(face * 2.0, 0, 1))
 
 
-def _sample(img: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return cv2.remap(img, pts[:, 0].astype(np.float32).reshape(1, -1), pts[:, 1].astype(np.float32).reshape(1, -1),
-                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0).reshape(-1)
+def sample_bilinear(img: np.ndarray, pts: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """Bilinear samples of a one-channel float image at N x 2 points (x, y); 0 outside."""
+    n = len(pts)
+    cols = 1024   # cv2.remap wants maps shorter than 32767 in each direction
+    rows = max(1, -(-n // cols))
+    mx = np.zeros(rows * cols, np.float32)
+    my = np.zeros(rows * cols, np.float32)
+    mx[:n], my[:n] = pts[:, 0], pts[:, 1]
+    out = cv2.remap(np.ascontiguousarray(img, np.float32), mx.reshape(rows, cols), my.reshape(rows, cols),
+                    cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    return out.reshape(-1)[:n]
 
 
 def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndarray | None,
@@ -153,7 +169,7 @@ def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndar
     acc = np.zeros((len(pts), 2))
     total = np.zeros(len(pts))
     for fw, head in zip(warps, heads):
-        wts = _sample(head, pts)
+        wts = sample_bilinear(head, pts)
         near = wts > 1e-4
         if not near.any():
             continue
@@ -171,22 +187,44 @@ def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndar
         total += wts
     field = acc / np.maximum(total, 1.0)[:, None]
     if person is not None:
-        field *= _sample(person, pts)[:, None]
+        field *= sample_bilinear(person, pts)[:, None]
     return field.reshape(len(gy), len(gx), 2)
 
 
-def min_jacobian(field: np.ndarray, step_x: float, step_y: float) -> float:
-    """Smallest determinant of d(x + field)/dx over the grid (1 = no change)."""
+def jacobian_det(field: np.ndarray, step_x: float, step_y: float) -> np.ndarray:
+    """Determinant of d(x + field)/dx on the grid (1 = no change, <= 0 = fold-over)."""
     dfx_dx = np.gradient(field[..., 0], step_x, axis=1)
     dfx_dy = np.gradient(field[..., 0], step_y, axis=0)
     dfy_dx = np.gradient(field[..., 1], step_x, axis=1)
     dfy_dy = np.gradient(field[..., 1], step_y, axis=0)
-    det = (1 + dfx_dx) * (1 + dfy_dy) - dfx_dy * dfy_dx
+    return (1 + dfx_dx) * (1 + dfy_dy) - dfx_dy * dfy_dx
+
+
+def min_jacobian(field: np.ndarray, step_x: float, step_y: float) -> float:
+    det = jacobian_det(field, step_x, step_y)
     return float(det.min()) if det.size else 1.0
 
 
 def safe_field(field: np.ndarray, step_x: float, step_y: float) -> tuple[np.ndarray, float]:
-    """Scale the field down until the warp has no fold-over; returns it and the factor."""
+    """Remove fold-over (tearing) from the warp; returns the field and a global factor.
+
+    Where the warp would fold (the face rim moving out over what lies next to
+    it: an occlusion a warp cannot show), the field is smoothed locally, a
+    few cells at a time, which spreads the motion instead of shrinking it.
+    Only if that does not suffice is the whole field scaled down (the factor
+    returned, 1 = full strength).
+    """
+    field = field.astype(np.float32).copy()
+    if field.size == 0:
+        return field, 1.0
+    for _ in range(30):
+        bad = jacobian_det(field, step_x, step_y) < MIN_JACOBIAN
+        if not bad.any():
+            break
+        grow = cv2.dilate(bad.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+        mask = cv2.GaussianBlur(grow, (0, 0), 1.0)[..., None]
+        smooth = cv2.GaussianBlur(field, (0, 0), 1.5)
+        field = field * (1 - mask) + smooth * mask
     factor = 1.0
     while factor > 0.05 and min_jacobian(field * factor, step_x, step_y) < MIN_JACOBIAN:
         factor *= 0.8
