@@ -320,3 +320,41 @@ def test_idempotent_calls_are_retried_until_the_server_is_back(start_server):
     finally:
         timer.join()
     assert restarted and [m["id"] for m in models] == [m["id"] for m in LocalEngine().models()]
+
+
+def test_stream_limits(start_server, clip):
+    from priorfx.errors import LimitError
+    from priorfx.shutter import ShutterParams
+    s = start_server("--max-side", "200", "--max-body-mb", "2")
+    with s.engine().shutter_stream(ShutterParams(readout=0.7)) as remote:
+        with pytest.raises(LimitError, match="argument 0 is 320x128"):
+            remote.push(_stream_frames(clip)[0])  # 320 px wide > --max-side 200: the server says no
+        with pytest.raises(LimitError, match="per message"):
+            remote.push(np.zeros((720, 1280, 3), np.float32))  # 11 MB > 2 MB: refused before sending
+        assert remote.push(np.ascontiguousarray(clip[0][:128, :192])).shape == (128, 192, 3)
+
+
+def test_a_long_shot_goes_up_in_several_uploads_as_one_job(server, clip):
+    """Tiny upload chunks force one upload per frame; the result must still equal
+    one local run over the whole shot (the prior's state carries across uploads)."""
+    from priorfx.matting import MattingParams
+    frames = [f[:, :160] for f in clip[:4]]
+    h, w = frames[0].shape[:2]
+    holdouts = [np.zeros((h, w), np.float32) for _ in frames]
+    for i, m in enumerate(holdouts):
+        m[: 10 + 10 * i, :20] = 1.0  # a different holdout per frame
+    guides = {"holdout": holdouts, "garbage": np.zeros((h, w), np.float32)}
+    params = MattingParams(quality="fast")
+    engine = server.engine(upload_chunk_mb=0.01)
+    uploads_seen = []
+    remote = []
+    for r in engine.matte(iter(frames), params, guides=guides):  # an iterator: no len()
+        remote.append(r)
+        uploads_seen.append(max((j.get("frames_received", 0) for j in server.get("/v1/jobs").json()),
+                                default=0))
+    local = list(LocalEngine().matte(frames, params, guides=guides))
+    _same(remote, local)
+    assert all(np.all(r.alpha[: 10 + 10 * i, :20] == 1.0) for i, r in enumerate(remote))
+    assert len(remote) == 4
+    # When the first result arrived, the server did not yet hold the whole shot.
+    assert 0 < uploads_seen[0] < len(frames)

@@ -9,6 +9,7 @@ Endpoints (all JSON unless marked *bundle*, see protocol.py)::
     POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: deshutter|undistort|matte
     GET    /v1/jobs/{id}?since=V&wait=S   status, long-polled until it changes
     GET    /v1/jobs/{id}/parts/{i}    bundle: result i (releases results before i)
+    POST   /v1/jobs/{id}/frames       bundle: more frames of a matte job sent with more=true
     DELETE /v1/jobs/{id}              cancel if running, release results
     WS     /v1/shutter/stream         live shutter correction session
 
@@ -41,7 +42,7 @@ from priorfx.errors import (AuthError, InputError, LimitError, NotFoundError, Pr
                             UsageError, VersionMismatchError)
 from priorfx.progress import Progress
 from priorfx.server import protocol
-from priorfx.server.jobs import JobManager
+from priorfx.server.jobs import FrameFeed, JobManager
 
 MB = 1 << 20
 
@@ -165,21 +166,47 @@ def _field(req: Any, name: str) -> Any:
     return req[name]
 
 
-def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine) -> Callable[[Progress], Iterable]:
-    """Validate a decoded request and return the job's work function."""
+def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
+               ) -> tuple[Callable[[Progress], Iterable], FrameFeed | None]:
+    """Validate a decoded request; return the job's work function (and its feed
+    when the frames come in several uploads: a matte request with more=true)."""
     params = protocol.params_from_json(params_class(op), _field(req, "params"))
-    extra = sorted(set(req) - {"params", "frames", "image", "guides"})
+    fields = {"deshutter": {"frames"}, "undistort": {"image"},
+              "matte": {"frames", "guides", "more", "total"}}[op]
+    extra = sorted(set(req) - fields - {"params"})
     if extra:
         raise UsageError(f"unknown request field(s) for {op}: {', '.join(extra)}")
     if op == "deshutter":
         frames = limits.frames("frames", _field(req, "frames"))
-        return lambda progress: [engine.deshutter(frames, params, progress)]
+        return (lambda progress: [engine.deshutter(frames, params, progress)]), None
     if op == "undistort":
         image = limits.image("image", _field(req, "image"))
-        return lambda progress: [engine.undistort(image, params, progress)]
+        return (lambda progress: [engine.undistort(image, params, progress)]), None
     frames = limits.frames("frames", _field(req, "frames"))
     guides = limits.guides(req.get("guides"))
-    return lambda progress: engine.matte(frames, params, guides=guides, progress=progress)
+    more, total = req.get("more", False), req.get("total")
+    if type(more) is not bool or not (total is None or type(total) is int and total >= len(frames)):
+        raise UsageError("'more' must be true or false and 'total' a frame count or null")
+    if not more:
+        return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress)), None
+    # A long shot in several uploads: per-frame guides (lists) travel with their frames.
+    per_frame = tuple(k for k, g in (guides or {}).items() if isinstance(g, list))
+    feed = FrameFeed(total, per_frame)
+    feed.add(frames, _chunk_guides(guides, per_frame, len(frames)), more=True)
+    feed_guides = {k: feed.guide(k) if k in per_frame else g for k, g in (guides or {}).items()}
+    return (lambda progress: engine.matte(feed, params, guides=feed_guides or None,
+                                          progress=progress)), feed
+
+
+def _chunk_guides(guides: dict | None, names: tuple[str, ...], n: int) -> dict[str, list]:
+    out = {}
+    for name in names:
+        g = (guides or {}).get(name)
+        if not isinstance(g, list) or len(g) != n:
+            raise InputError(f"guide {name!r} must list one image (or null) for each of the {n} "
+                             "frames of this upload")
+        out[name] = g
+    return out
 
 
 # ---------------------------------------------------------------- HTTP plumbing
@@ -305,9 +332,9 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         params_class(op)  # unknown or missing operation: fail before reading pixels
         body = await read_body(request, cfg.max_body)
         req = protocol.unpack(body)
-        work = build_work(op, req, limits, engine)
+        work, feed = build_work(op, req, limits, engine)
         try:
-            job = jobs.submit(op, work)
+            job = jobs.submit(op, work, feed)
         except LimitError as err:
             return error_response(err, 429)  # busy, not too big: worth retrying later
         return JSONResponse(job.status(), status_code=202)
@@ -335,6 +362,37 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
                                 f"the job has {job.parts_ready} result(s) ready; earlier ones are "
                                 "released once a later one is fetched")
         return Response(data, media_type=protocol.CONTENT_TYPE)
+
+    async def job_frames(request: Request):
+        """More frames for a job whose frames come in several uploads."""
+        job = jobs.get(request.path_params["id"])
+        feed = job.feed
+        if feed is None or feed.closed:
+            raise UsageError(f"job {job.id} takes no more frames",
+                             "only a matte job submitted with more=true takes further uploads")
+        if job.state not in ("queued", "running"):
+            raise PriorfxError.from_json(job.error) if job.error else UsageError(
+                f"job {job.id} has ended")
+        if feed.pending_bytes() > cfg.max_body:
+            raise LimitError("frames are arriving faster than the server mattes them",
+                             "wait until earlier frames are done (RemoteEngine does)")
+        req = protocol.unpack(await read_body(request, cfg.max_body))
+        extra = sorted(set(req) - {"frames", "guides", "more"}) if isinstance(req, dict) else []
+        if extra:
+            raise UsageError(f"unknown upload field(s): {', '.join(extra)}")
+        frames = limits.frames("frames", _field(req, "frames"))
+        guides = limits.guides(req.get("guides"))
+        if set(guides or {}) - set(feed.per_frame_guides):
+            raise UsageError("later uploads may only carry the per-frame guides of the first one: "
+                             f"{', '.join(feed.per_frame_guides) or 'none'}")
+        more = req.get("more", False)
+        if type(more) is not bool:
+            raise UsageError("'more' must be true or false")
+        if feed.total is not None and feed.received + len(frames) > feed.total:
+            raise UsageError(f"job {job.id} was announced with {feed.total} frames; this upload "
+                             f"would make {feed.received + len(frames)}")
+        feed.add(frames, _chunk_guides(guides, feed.per_frame_guides, len(frames)), more)
+        return JSONResponse(job.status())
 
     async def job_delete(request: Request):
         return JSONResponse(jobs.release(request.path_params["id"]))
@@ -400,6 +458,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
                 Route("/v1/jobs/{id:str}", job_status, methods=["GET"]),
                 Route("/v1/jobs/{id:str}", job_delete, methods=["DELETE"]),
                 Route("/v1/jobs/{id:str}/parts/{index:int}", job_part, methods=["GET"]),
+                Route("/v1/jobs/{id:str}/frames", job_frames, methods=["POST"]),
                 WebSocketRoute("/v1/shutter/stream", shutter_stream)],
         exception_handlers={PriorfxError: _priorfx_error, 404: _not_found, 405: _not_allowed,
                             Exception: _internal_error},

@@ -18,6 +18,7 @@ server can never run the same job twice because of a retry.
 """
 from __future__ import annotations
 
+import os
 import time
 import urllib.parse
 from typing import Any, Iterable, Iterator, Sequence
@@ -61,19 +62,24 @@ class RemoteEngine:
     retries : int
         Retries of idempotent calls on connection errors, time-outs and
         502/503/504, waiting ``backoff * 2**n`` seconds between them.
-    allow_version_skew : bool
+    allow_version_skew : bool, optional
         Accept a server running another priorfx version with the same wire
-        protocol (its results may then differ from this machine's).
+        protocol (its results may then differ from this machine's). Default:
+        the environment variable PRIORFX_ALLOW_VERSION_SKEW=1, else False.
     pack_u8 : bool
         Send float32 images whose values are all exactly k/255 (8-bit
         sources) as uint8: 4x fewer bytes, bit-identical on arrival.
+    upload_chunk_mb : float
+        A matte shot bigger than this goes up in uploads of about this size
+        while results come back (one job on the server).
     """
 
     name = "remote"
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
                  connect_timeout: float = 5.0, retries: int = 4, backoff: float = 0.1,
-                 poll_s: float = 0.5, allow_version_skew: bool = False, pack_u8: bool = True):
+                 poll_s: float = 0.5, allow_version_skew: bool | None = None, pack_u8: bool = True,
+                 upload_chunk_mb: float = 64.0):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise UsageError(f"remote engine URL {url!r} is not an http(s) URL",
@@ -85,8 +91,11 @@ class RemoteEngine:
         self.retries = retries
         self.backoff = backoff
         self.poll_s = poll_s
+        if allow_version_skew is None:
+            allow_version_skew = os.environ.get("PRIORFX_ALLOW_VERSION_SKEW", "").lower() in ("1", "true", "yes")
         self.allow_version_skew = allow_version_skew
         self.pack_u8 = pack_u8
+        self.upload_chunk_mb = upload_chunk_mb
         self._http = requests.Session()
         self._http.headers.update({
             "User-Agent": f"priorfx/{priorfx.__version__}",
@@ -215,17 +224,68 @@ class RemoteEngine:
               progress: Progress | None = None) -> Iterator:
         """Matte a shot on the server; yields one MatteResult per frame as they are ready.
 
-        The job is submitted now (so a bad request fails here); results stream
-        back while the server works on later frames.
+        The job is submitted now with the first frames (so a bad request fails
+        here). A shot larger than `upload_chunk_mb` goes up in several uploads
+        while results come back, so neither side holds the whole shot; the
+        server runs it as one job, so the prior's state carries across
+        uploads exactly as in a local run.
         """
-        frames = list(frames)
-        if guides is not None:
-            # A callable guide (index -> mask) cannot travel: evaluate it per frame here.
-            guides = {k: [g(i) for i in range(len(frames))] if callable(g) else g
-                      for k, g in guides.items()}
-        tree = {"params": protocol.params_to_json(params), "frames": frames, "guides": guides}
-        parts = self._run("matte", tree, frames, progress)
-        return parts
+        total = len(frames) if hasattr(frames, "__len__") else None
+        source = iter(frames)
+        guides = {k: g for k, g in (guides or {}).items() if g is not None}
+        # Per-frame guides (a sequence or a callable) travel with their frames.
+        per_frame = {k: g for k, g in guides.items() if callable(g) or isinstance(g, (list, tuple))}
+        static = {k: g for k, g in guides.items() if k not in per_frame}
+        max_body = self._handshake().get("limits", {}).get("max_body_bytes") or (1 << 62)
+        budget = min(self.upload_chunk_mb * 2**20, max_body // 2)
+        sent = [0]
+
+        def guide_at(g, i):
+            if callable(g):
+                return g(i)
+            return g[i] if i < len(g) else None
+
+        _end = object()
+        peeked = [next(source, _end)]  # one frame read ahead: tells whether more will follow
+
+        def next_chunk() -> tuple[list, dict, bool]:
+            chunk, size = [], 0
+            while peeked[0] is not _end and (not chunk or size < budget):
+                chunk.append(peeked[0])
+                size += getattr(peeked[0], "nbytes", 0)
+                peeked[0] = next(source, _end)
+            first = sent[0]
+            sent[0] += len(chunk)
+            chunk_guides = {k: [guide_at(g, first + i) for i in range(len(chunk))]
+                            for k, g in per_frame.items()}
+            return chunk, chunk_guides, peeked[0] is not _end
+
+        frames0, guides0, more = next_chunk()
+        if not frames0:
+            from priorfx.errors import InputError
+            raise InputError("no frames to matte", "pass at least one frame")
+        tree = {"params": protocol.params_to_json(params), "frames": frames0,
+                "guides": {**static, **guides0} or None}
+        if more:
+            tree.update(more=True, total=total)
+        uploads = [len(frames0)]
+
+        def feeder(job_id: str, status: dict) -> None:
+            """Send the next frames once the server has started on the previous upload."""
+            nonlocal more
+            if not more or status["state"] not in ("queued", "running"):
+                return
+            if status.get("frames_received", 0) - status["parts_ready"] > uploads[-1]:
+                return  # two uploads' worth would be waiting: let the server catch up
+            chunk, chunk_guides, more = next_chunk()
+            self._check_limits(chunk)
+            body = protocol.pack({"frames": chunk, "guides": chunk_guides or None, "more": more},
+                                 pack_u8=self.pack_u8)
+            self._request("POST", f"/v1/jobs/{job_id}/frames", data=body,
+                          read_timeout=self.timeout + len(body) / 20e6)
+            uploads.append(max(1, len(chunk)))
+
+        return self._run("matte", tree, frames0, progress, feeder if more else None)
 
     def shutter_stream(self, params) -> "RemoteShutterSession":
         """A live shutter session on the server (a WebSocket), with ShutterSession's calls."""
@@ -257,7 +317,8 @@ class RemoteEngine:
         finally:
             parts.close()
 
-    def _run(self, op: str, tree: dict, images: list, progress: Progress | None) -> Iterator:
+    def _run(self, op: str, tree: dict, images: list, progress: Progress | None,
+             feeder=None) -> Iterator:
         self._check_limits(images)
         if progress is not None:
             progress.check()
@@ -271,11 +332,11 @@ class RemoteEngine:
         job = self._request("POST", f"/v1/jobs/{op}", data=body,
                             read_timeout=self.timeout + len(body) / 20e6).json()
         del body
-        gen = self._follow(job["id"], progress)
+        gen = self._follow(job["id"], progress, feeder)
         first = next(gen)  # errors in the job surface at the call, as locally
         return _chain(first, gen)
 
-    def _follow(self, job_id: str, progress: Progress | None) -> Iterator:
+    def _follow(self, job_id: str, progress: Progress | None, feeder=None) -> Iterator:
         path = f"/v1/jobs/{job_id}"
         since, fetched, last_tick = -1, 0, None
         try:
@@ -295,6 +356,8 @@ class RemoteEngine:
                                         what=f"went away while sending results of job {job_id[:8]}")
                     fetched += 1
                     yield part
+                if feeder is not None:
+                    feeder(job_id, status)
                 state = status["state"]
                 if state == "done" and fetched >= status["parts_ready"]:
                     return
@@ -378,6 +441,7 @@ class RemoteShutterSession:
         if engine.token:
             headers["Authorization"] = f"Bearer {engine.token}"
         limit = engine._handshake().get("limits", {}).get("max_body_bytes")
+        self._max_message = limit
         try:
             # Entered as a context manager, the form every websockets version supports.
             self._cm = connect(url, additional_headers=headers, compression=None,
@@ -392,8 +456,13 @@ class RemoteShutterSession:
     def _exchange(self, message: dict) -> dict:
         from websockets.exceptions import ConnectionClosed
 
+        data = protocol.pack(message)
+        if self._max_message and len(data) > self._max_message:
+            raise LimitError(f"this frame is {len(data) / 2**20:.1f} MB; the server at {self._engine.url} "
+                             f"accepts at most {self._max_message / 2**20:g} MB per message",
+                             "send smaller frames, or raise the server's --max-body-mb")
         try:
-            self._ws.send(protocol.pack(message))
+            self._ws.send(data)
             reply = self._ws.recv(timeout=self._engine.timeout)
         except (ConnectionClosed, OSError) as exc:
             raise self._engine._unreachable("closed the stream", exc) from None

@@ -12,6 +12,7 @@ the worker thread replaces via `loop.call_soon_threadsafe`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import sys
 import threading
@@ -25,6 +26,72 @@ from priorfx.progress import Progress
 from priorfx.server import protocol
 
 ACTIVE = ("queued", "running")
+
+
+class FrameFeed:
+    """Frames of a job that arrive in several uploads (a long shot, frame by frame).
+
+    The job's work iterates over it like a list of frames and blocks until the
+    next upload arrives; `len()` is the shot length the client announced.
+    Per-frame guides arrive with their frames and are read through `guide()`.
+    """
+
+    def __init__(self, total: int | None, per_frame_guides: tuple[str, ...] = ()):
+        self.total = total
+        self.per_frame_guides = per_frame_guides
+        self.received = 0
+        self.closed = False
+        self.cancelled = threading.Event()
+        self._frames: collections.deque = collections.deque()
+        self._guides: dict[str, dict[int, Any]] = {name: {} for name in per_frame_guides}
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError("length unknown")  # the manipulation then shows progress without a total
+        return self.total
+
+    def pending_bytes(self) -> int:
+        with self._cond:
+            return sum(f.nbytes for f in self._frames)
+
+    def add(self, frames: list, guides: dict[str, list], more: bool) -> None:
+        with self._cond:
+            for i, frame in enumerate(frames):
+                for name in self.per_frame_guides:
+                    self._guides[name][self.received] = guides[name][i]
+                self._frames.append(frame)
+                self.received += 1
+            self.closed = not more
+            self._cond.notify_all()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def __iter__(self) -> "FrameFeed":
+        return self
+
+    def __next__(self):
+        with self._cond:
+            while not self._frames:
+                if self.cancelled.is_set():
+                    raise CancelledError("cancelled while waiting for frames")
+                if self.closed:
+                    raise StopIteration
+                self._cond.wait(0.5)
+            return self._frames.popleft()
+
+    def guide(self, name: str) -> Callable[[int], Any]:
+        """guide(name)(index) -> that frame's guide; earlier frames' guides are freed."""
+        def at(index: int):
+            with self._cond:
+                table = self._guides[name]
+                for old in [i for i in table if i < index - 1]:
+                    del table[old]
+                return table.get(index)
+        return at
 
 
 class Job:
@@ -44,6 +111,7 @@ class Job:
         self.finished: float | None = None
         self.progress = Progress(self._on_progress)
         self.future: concurrent.futures.Future | None = None
+        self.feed: FrameFeed | None = None
         self._cond = threading.Condition()
         self._loop = loop
         self._event = asyncio.Event()
@@ -70,9 +138,13 @@ class Job:
     # -- called from the event loop
     def status(self) -> dict[str, Any]:
         with self._cond:
-            return {"id": self.id, "op": self.op, "state": self.state, "done": self.done,
-                    "total": self.total, "message": self.message, "parts_ready": self.parts_ready,
-                    "version": self.version, "error": self.error}
+            out = {"id": self.id, "op": self.op, "state": self.state, "done": self.done,
+                   "total": self.total, "message": self.message, "parts_ready": self.parts_ready,
+                   "version": self.version, "error": self.error}
+        if self.feed is not None:
+            out["frames_received"] = self.feed.received
+            out["frames_closed"] = self.feed.closed
+        return out
 
     async def wait_change(self, since: int, timeout: float) -> None:
         """Return when the job's version differs from `since`, or after `timeout` s."""
@@ -107,13 +179,15 @@ class JobManager:
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="priorfx-job")
         self._closed = False
 
-    def submit(self, op: str, work: Callable[[Progress], Iterable[Any]]) -> Job:
+    def submit(self, op: str, work: Callable[[Progress], Iterable[Any]],
+               feed: FrameFeed | None = None) -> Job:
         self.reap()
         active = sum(j.state in ACTIVE for j in self.jobs.values())
         if active >= self.max_active:
             raise LimitError(f"the server already has {active} job(s) queued or running",
                              "wait for some to finish and submit again")
         job = Job(op, asyncio.get_running_loop())
+        job.feed = feed
         self.jobs[job.id] = job
         job.future = self._pool.submit(self._run, job, work)
         return job
@@ -128,6 +202,8 @@ class JobManager:
 
     def cancel(self, job: Job) -> None:
         job.progress.cancel()
+        if job.feed is not None:
+            job.feed.cancel()  # a worker waiting for the next upload wakes up
         if job.future is not None and job.future.cancel():
             self._finish(job, "cancelled", CancelledError("job was cancelled before it started").to_json())
         with job._cond:
