@@ -258,6 +258,17 @@ def _child_env() -> dict:
     return env
 
 
+def _copy_in(mm, offset: int, addr: int, n: int) -> None:
+    """Frame plane -> slot. Copies while holding the GIL on purpose: ctypes.memmove
+    would release it, and on a busy machine getting it back can take milliseconds."""
+    mm[offset:offset + n] = (ctypes.c_ubyte * n).from_address(addr)
+
+
+def _copy_out(addr: int, mm, offset: int, n: int) -> None:
+    """Slot -> frame plane, holding the GIL (see _copy_in)."""
+    memoryview((ctypes.c_ubyte * n).from_address(addr)).cast("B")[:] = memoryview(mm)[offset:offset + n]
+
+
 class Stats:
     """Counters the benchmark and tests read; callback times in seconds."""
 
@@ -285,8 +296,6 @@ class FilterInstance:
         self.stats = Stats()
         self.lock = threading.Lock()      # guards channel/address/live against the manager
         self.channel = None
-        self._addr_obj = None
-        self.base = 0                     # address of the mapping, for memmove
         self.live = False
         self.proc = None
         self.seq = 0
@@ -339,17 +348,17 @@ class FilterInstance:
             self.seq += 1
             seq = self.seq
             slot = seq % ch.n_in
-            off = self.base + ch.begin_write("in", slot, shm.SlotHeader(
+            off = ch.begin_write("in", slot, shm.SlotHeader(
                 seq=seq, source_seq=seq, timestamp=f.timestamp, fmt=fmt, width=f.width,
                 height=f.height, linesizes=linesizes, size=size))
             pos = 0
             for i, (r, ls) in enumerate(zip(rows, linesizes)):
-                ctypes.memmove(off + pos, f.data[i], r * ls)
+                _copy_in(ch.mm, off + pos, f.data[i], r * ls)
                 pos += r * ls
             ch.end_write("in", slot, seq)
             ch.publish_input(seq)
-            self._wake()
             self._write_back(ch, f, fmt, rows, linesizes, seq)
+            self._wake()   # last: a syscall lets other Python threads take the GIL
         finally:
             self.lock.release()
 
@@ -370,10 +379,10 @@ class FilterInstance:
         if (h.fmt, h.width, h.height, h.linesizes) != (fmt, f.width, f.height, linesizes) or lag > max_lag:
             self.stats.passthrough += 1
             return
-        src = self.base + ch.data_offset("out", index)
+        src = ch.data_offset("out", index)
         pos = 0
         for i, (r, ls) in enumerate(zip(rows, linesizes)):
-            ctypes.memmove(f.data[i], src + pos, r * ls)
+            _copy_out(f.data[i], ch.mm, src + pos, r * ls)
             pos += r * ls
         if not ch.still_valid("out", index, h.seq):
             self.stats.torn += 1
@@ -492,10 +501,8 @@ class FilterInstance:
                 log.close()
         if os.name != "nt":
             os.set_blocking(proc.stdin.fileno(), False)
-        addr_obj = ctypes.c_char.from_buffer(ch.mm)
         with self.lock:
-            self.channel, self._addr_obj, self.base = ch, addr_obj, ctypes.addressof(addr_obj)
-            self.proc, self.live = proc, False
+            self.channel, self.proc, self.live = ch, proc, False
         self.started_at = time.monotonic()
         self.stats.restarts += 1
         _log(f"filter {self.key}: started worker pid {proc.pid}: {' '.join(cmd)}")
@@ -504,7 +511,6 @@ class FilterInstance:
         with self.lock:   # after this, the video thread no longer touches the mapping
             proc, ch = self.proc, self.channel
             self.proc, self.channel, self.live = None, None, False
-            self._addr_obj, self.base = None, 0
         if proc is not None:
             try:
                 proc.stdin.close()   # the worker exits when its stdin closes

@@ -33,13 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_shutter(args: argparse.Namespace) -> int:
     from priorfx.streaming import shm
-    from priorfx.streaming.worker import InvertSession, StdinWaker, serve, shutter_session_factory
+    from priorfx.streaming.worker import (InvertSession, StdinWaker, serve, shutter_session_factory,
+                                          yield_to_host)
 
     try:
         channel = shm.Channel.attach(args.shm)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot attach to slot file {args.shm}: {exc}",
                          "this command is started by the OBS filter; restart the filter") from None
+    yield_to_host(args.threads)
     try:
         if args.selftest_invert:
             def make(_params):

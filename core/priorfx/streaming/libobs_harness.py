@@ -120,9 +120,11 @@ class Harness:
         o.obs_data_release(settings)
         if not self.filter:
             raise SystemExit("could not create the priorfx filter (not registered?)")
-        self.probe = o.obs_source_create(b"priorfx_test_probe", b"probe", None, None)
         o.obs_source_filter_add(self.feed, self.filter)   # applied first
-        o.obs_source_filter_add(self.feed, self.probe)    # then the probe sees the result
+        self.probe = None
+        if self.plan.get("probe", True):   # benchmarks leave it out: it copies every frame in Python
+            self.probe = o.obs_source_create(b"priorfx_test_probe", b"probe", None, None)
+            o.obs_source_filter_add(self.feed, self.probe)    # then the probe sees the result
         o.obs_set_output_source(0, self.feed)
         reg = self.script._registry()
         self.inst = reg.instances[max(reg.instances)]
@@ -178,22 +180,29 @@ class Harness:
                 frames.append(fh.read())
         return meta, frames
 
-    def push(self, meta: dict, data: bytes, ts: int) -> None:
+    def make_frame(self, meta: dict, data: bytes):
+        """A SourceFrame pointing into a private copy of `data` (kept alive with it)."""
         fmt, w, h = meta["format"], meta["width"], meta["height"]
         f = self.SourceFrame()
-        pos = 0
         buf = ctypes.create_string_buffer(data, len(data))
+        pos = 0
         for i, (r, rb) in enumerate(zip(self.shm.plane_rows(fmt, h), row_bytes(fmt, w))):
             f.data[i] = ctypes.addressof(buf) + pos
             f.linesize[i] = rb
             pos += r * rb
-        f.width, f.height, f.timestamp = w, h, ts
+        f.width, f.height = w, h
         f.format = self.shm.FORMAT_IDS[fmt]
         f.full_range = False
-        self.obs.video_format_get_parameters(2, 1, ctypes.addressof(f) + SourceFrame_offset(f, "color_matrix"),
-                                             ctypes.addressof(f) + SourceFrame_offset(f, "color_range_min"),
-                                             ctypes.addressof(f) + SourceFrame_offset(f, "color_range_max"))
-        self.obs.obs_source_output_video(self.feed, ctypes.byref(f))
+        at = lambda name: ctypes.addressof(f) + getattr(self.SourceFrame, name).offset  # noqa: E731
+        self.obs.video_format_get_parameters(2, 1, at("color_matrix"), at("color_range_min"),
+                                             at("color_range_max"))
+        return f, buf
+
+    def push(self, meta: dict, data, ts: int) -> None:
+        """Output one frame (bytes, or a prepared (frame, buffer) pair) on the feed source."""
+        f, _buf = self.make_frame(meta, data) if isinstance(data, bytes) else data
+        f.timestamp = ts
+        self.obs.obs_source_output_video(self.feed, ctypes.byref(f))   # libobs copies it
 
     def wait_output(self, ts: int, timeout: float = 10.0) -> dict:
         with self.cv:
@@ -256,7 +265,8 @@ class Harness:
 
     def step_stream(self, step: dict) -> dict:
         """Real time: one frame per 1/fps for `seconds`, as a camera does."""
-        meta, frames = self.load_frames(step["dir"])
+        meta, raw_frames = self.load_frames(step["dir"])
+        frames = [self.make_frame(meta, raw) for raw in raw_frames]   # no copying while streaming
         fps = float(step.get("fps", 30))
         st = self.inst.stats
         before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated")}
@@ -295,10 +305,12 @@ class Harness:
         self.result["stats"] = {k: v for k, v in self.inst.stats.as_dict().items()
                                 if k not in ("callback_s", "latency")}
         o.obs_set_output_source(0, None)
-        o.obs_source_filter_remove(self.feed, self.probe)
+        if self.probe:
+            o.obs_source_filter_remove(self.feed, self.probe)
         o.obs_source_filter_remove(self.feed, self.filter)
         for s in (self.probe, self.filter, self.feed):
-            o.obs_source_release(s)
+            if s:
+                o.obs_source_release(s)
         self.script.script_unload()
         self.result["lagged_total"] = o.obs_get_lagged_frames()
         self.result["frames_total"] = o.obs_get_total_frames()
@@ -308,10 +320,6 @@ class Harness:
         self.result["worker_pids"] = pids
         self.result["shm_path"] = shm_path
         self.result["instances_left"] = len(self.script._registry().instances)
-
-
-def SourceFrame_offset(frame, field: str) -> int:
-    return getattr(type(frame), field).offset
 
 
 def main(argv: list[str]) -> int:

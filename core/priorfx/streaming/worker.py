@@ -95,6 +95,25 @@ def shutter_params(p: shm.Params):
                          lookahead=bool(p.lookahead))
 
 
+def yield_to_host(threads: int | None = None) -> None:
+    """Run below the host: lower priority, and leave a core free for its video thread.
+
+    OBS's video thread must never wait for us; on a small machine the worker
+    would otherwise compete with it (and with OBS's renderer) for every core.
+    """
+    try:
+        if os.name == "nt":
+            import ctypes
+            k32 = ctypes.windll.kernel32
+            k32.SetPriorityClass(k32.GetCurrentProcess(), 0x4000)   # BELOW_NORMAL_PRIORITY_CLASS
+        else:
+            os.nice(10)
+    except (OSError, AttributeError):
+        pass
+    import cv2
+    cv2.setNumThreads(threads if threads else max(1, (os.cpu_count() or 2) - 1))
+
+
 def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
           waker: StdinWaker, parent_pid: int | None = None, log=None) -> int:
     """Process frames until the host goes away. Returns the exit code."""

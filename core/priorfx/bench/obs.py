@@ -1,0 +1,178 @@
+"""`priorfx bench obs`: the OBS filter in real libobs on this machine.
+
+A synthetic rolling-shutter pan (NV12, as webcams deliver) is pushed in real
+time at 30 fps through an async source carrying the filter, with the worker
+running the core's live session. Measured: time spent inside `filter_video`
+(the only work on OBS's video thread), frames OBS lagged, frames passed through
+uncorrected (worker not done in time), and the latency of the corrected frames
+shown (frames between a frame's arrival and its correction being shown).
+
+Peers in the same run: the same filter with a worker that only inverts bytes
+(`--selftest-invert`: the cost of the frame path alone), and the core's own
+time per frame (ShutterSession.push_buffer in this process), which says
+whether the worker can keep up at all.
+
+Needs Debian's obs-studio, xvfb-run and /usr/bin/python3.11 (see tests/obs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from priorfx.bench.common import median_ms
+from priorfx.errors import InputError
+
+OBS_PYTHON = "/usr/bin/python3.11"
+RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20; quick: 6)")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--no-peers", action="store_true", help="skip the transport-only and lookahead runs")
+
+
+def pan_frames(width: int, height: int, n: int = 30, speed: float = 14.0, readout: float = 0.7) -> list[bytes]:
+    """NV12 frames of a textured scene panning sideways, seen by a rolling shutter."""
+    import cv2
+
+    from priorfx.io import camera
+    rng = np.random.default_rng(5)
+    pad = int(speed * (n + 2)) + 8
+    small = rng.random((height // 12, (width + pad) // 12, 3)).astype(np.float32)
+    tex = cv2.resize(small, (width + pad, height), interpolation=cv2.INTER_CUBIC)
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    map_y = np.repeat(rows, width, 1)
+    frames = []
+    for k in range(n):
+        map_x = (xs + speed * (k + readout * rows / height)).astype(np.float32)
+        rgb = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR)
+        frames.append(camera.from_rgb_u8(np.clip(rgb, 0, 1), "NV12", as_bytes=True))
+    return frames
+
+
+def _check_tools() -> None:
+    missing = [t for t in ("xvfb-run",) if not shutil.which(t)]
+    if not os.path.exists(OBS_PYTHON):
+        missing.append(OBS_PYTHON)
+    if missing:
+        raise InputError(f"cannot run OBS here: {', '.join(missing)} missing",
+                         "apt-get install -y --no-install-recommends obs-studio xvfb")
+
+
+def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: float,
+               settings: dict, invert: bool, out: Path) -> dict:
+    """One libobs session: warm up, then stream `seconds` in real time."""
+    from priorfx.install.obs import script_source, worker_command
+    import priorfx.streaming
+
+    harness = Path(priorfx.streaming.__file__).parent / "libobs_harness.py"
+    plan = {"script": str(script_source()), "fps": fps, "canvas": list(size), "probe": False,
+            "settings": settings,
+            "steps": [{"op": "wait_live", "timeout": 300},
+                      {"op": "stream", "tag": "warmup", "dir": str(frames_dir), "seconds": 2.0, "fps": fps},
+                      {"op": "stream", "tag": "measure", "dir": str(frames_dir), "seconds": seconds, "fps": fps}]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plan.json").write_text(json.dumps(plan))
+    env = {**os.environ, "PRIORFX_WORKER": json.dumps(worker_command()),
+           "PRIORFX_WORKER_ARGS": "--selftest-invert" if invert else ""}
+    proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(harness), str(out / "plan.json"), str(out)],
+                          capture_output=True, text=True, env=env, timeout=seconds + 400)
+    result_file = out / "result.json"
+    result = json.loads(result_file.read_text()) if result_file.exists() else {}
+    if proc.returncode != 0 or "error" in result:
+        raise RuntimeError(f"libobs run failed: {result.get('error')}\n{(proc.stdout + proc.stderr)[-2000:]}")
+    step = next(s for s in result["steps"] if s.get("tag") == "measure")
+    cb = sorted(step["callback_ms"])
+    lat = step["latency_frames"]
+    return {"frames": step["frames"], "pushed": step["pushed"], "corrected": step["corrected"],
+            "passthrough": step["passthrough"], "repeated": step["repeated"], "lagged": step["lagged"],
+            "rendered": step["rendered"],
+            "callback_p50_ms": _pct(cb, 50), "callback_p99_ms": _pct(cb, 99), "callback_max_ms": cb[-1] if cb else None,
+            "latency_frames_p50": statistics.median(lat) if lat else None,
+            "latency_frames_max": max(lat) if lat else None,
+            "shutdown_s": result.get("shutdown_s")}
+
+
+def _pct(sorted_values: list, q: float):
+    if not sorted_values:
+        return None
+    i = min(len(sorted_values) - 1, int(round(q / 100.0 * (len(sorted_values) - 1))))
+    return sorted_values[i]
+
+
+def core_ms(frames: list[bytes], size: tuple[int, int], lookahead: bool = False) -> float:
+    """The core's own time per frame for the same stream (no OBS, no transport)."""
+    from priorfx.shutter import ShutterParams, ShutterSession
+    session = ShutterSession(ShutterParams(readout=0.7, lookahead=lookahead))
+    it = iter(range(10 ** 9))
+
+    def one():
+        k = next(it)
+        session.push_buffer(frames[k % len(frames)], "NV12", size[0], size[1])
+    return median_ms(one, repeat=15, warmup=3)
+
+
+def run(args: argparse.Namespace) -> dict:
+    _check_tools()
+    seconds = 6.0 if args.quick and args.seconds == 20.0 else args.seconds
+    settings = {"auto_readout": False, "readout": 0.7, "mode": "rs", "strength": 1.0, "lookahead": False}
+    runs, core = {}, {}
+    with tempfile.TemporaryDirectory(prefix="priorfx-bench-obs-") as tmp:
+        for name, size in RESOLUTIONS.items():
+            frames = pan_frames(*size)
+            d = Path(tmp) / name
+            d.mkdir()
+            for k, raw in enumerate(frames):
+                (d / f"{k:04d}.raw").write_bytes(raw)
+            (d / "meta.json").write_text(json.dumps({"format": "NV12", "width": size[0], "height": size[1],
+                                                     "count": len(frames)}))
+            core[f"core_ms_{name}"] = core_ms(frames, size)
+            tag = f"{name}{int(args.fps)}"
+            t0 = time.perf_counter()
+            runs[tag] = run_libobs(d, size, seconds, args.fps, settings, False, Path(tmp) / f"out-{tag}")
+            runs[tag]["wall_s"] = time.perf_counter() - t0
+            if not args.no_peers:
+                runs[f"{tag}_transport_only"] = run_libobs(d, size, seconds, args.fps, settings, True,
+                                                           Path(tmp) / f"out-{tag}-t")
+            if not args.no_peers and name == "720p":
+                runs[f"{tag}_lookahead"] = run_libobs(d, size, seconds, args.fps,
+                                                      {**settings, "lookahead": True}, False,
+                                                      Path(tmp) / f"out-{tag}-la")
+    fps = int(args.fps)
+    r720, r1080 = runs[f"720p{fps}"], runs[f"1080p{fps}"]
+    summary = {
+        "latency_frames": r720["latency_frames_p50"],
+        "callback_p99_ms": max(r720["callback_p99_ms"], r1080["callback_p99_ms"]),
+        f"lagged_720p{fps}": r720["lagged"], f"lagged_1080p{fps}": r1080["lagged"],
+        f"passthrough_720p{fps}": r720["passthrough"], f"passthrough_1080p{fps}": r1080["passthrough"],
+        "frames_per_run": r720["frames"],
+        **core,
+    }
+    if not args.no_peers:
+        t, t2 = runs[f"720p{fps}_transport_only"], runs[f"1080p{fps}_transport_only"]
+        la = runs[f"720p{fps}_lookahead"]
+        summary.update({"peer_transport_only_callback_p99_ms": max(t["callback_p99_ms"], t2["callback_p99_ms"]),
+                        "peer_transport_only_lagged_720p": t["lagged"],
+                        "peer_transport_only_lagged_1080p": t2["lagged"],
+                        "peer_transport_only_passthrough_720p": t["passthrough"],
+                        "lookahead_latency_frames": la["latency_frames_p50"],
+                        "lookahead_passthrough_720p": la["passthrough"]})
+    targets = {"lagged_720p_zero": summary[f"lagged_720p{fps}"] == 0,
+               "callback_p99_le_2ms": summary["callback_p99_ms"] <= 2.0,
+               "latency_le_1_frame": summary["latency_frames"] is not None and summary["latency_frames"] <= 1}
+    if not args.no_peers:
+        targets["lookahead_latency_le_2"] = (summary["lookahead_latency_frames"] is not None
+                                             and summary["lookahead_latency_frames"] <= 2)
+    return {"summary": summary, "targets_met": targets, "runs": runs,
+            "setup": {"seconds": seconds, "fps": args.fps, "format": "NV12", "settings": settings}}
