@@ -91,7 +91,7 @@ class MattingSession:
             if not same_size or score > p.cut_threshold:
                 cut = True
                 self.reset()
-        prior_alpha, _ = self.prior(image)
+        prior_alpha, _ = self.prior(image)  # RVM's own foreground is not used
         t1 = time.perf_counter()
         band_px = p.band_px or refine.auto_band_px(h, w)
         info: dict[str, Any] = {"index": self.index, "cut": cut, "band_px": band_px,

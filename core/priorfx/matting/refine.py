@@ -63,6 +63,19 @@ def prior_agreement(prior: np.ndarray, fg: np.ndarray, bg: np.ndarray) -> float:
     return float(np.clip(1.0 - err / 0.1, 0.0, 1.0))
 
 
+def _prior_weight(prior: np.ndarray, scale: float) -> np.ndarray:
+    """scale * |2 prior - 1| ** PRIOR_POWER, by repeated squaring when the power is 2^k."""
+    x = np.abs(2.0 * prior - 1.0)
+    k = int(np.log2(PRIOR_POWER)) if PRIOR_POWER >= 1 else -1
+    if k >= 0 and 2 ** k == PRIOR_POWER:
+        for _ in range(k):
+            np.multiply(x, x, out=x)
+    else:
+        x = x ** PRIOR_POWER
+    x *= scale
+    return x
+
+
 def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_weight: float,
                  iterations: int, trimap: np.ndarray | None = None,
                  holdout: np.ndarray | None = None, garbage: np.ndarray | None = None,
@@ -123,7 +136,7 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
     # Data term: the prior where it is nearly sure of itself (|2a-1|^PRIOR_POWER
     # is 1 at 0 and 1, ~0 elsewhere), plus the previous frame's alpha where the
     # picture held still.
-    wp = prior_weight * np.abs(2.0 * prior - 1.0) ** PRIOR_POWER
+    wp = _prior_weight(prior, prior_weight)
     target = prior
     if previous is not None and temporal > 0:
         ys, xs = np.nonzero(unknown)

@@ -66,8 +66,12 @@ class PersonMatter:
         self.state = [np.zeros((1, 1, 1, 1), np.float32) for _ in range(4)]
         self._shape: tuple[int, int] | None = None
 
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Alpha (H x W) and foreground (H x W x 3), float32 in [0, 1], at the frame's size."""
+    def __call__(self, rgb: np.ndarray, foreground: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Alpha (H x W) and, when asked, RVM's foreground (H x W x 3), float32
+        in [0, 1] at the frame's size (foreground None otherwise).
+
+        The frame should already be in [0, 1] (values outside are clipped)."""
         if rgb.ndim != 3 or rgb.shape[2] < 3:
             raise InputError(f"a frame must be H x W x 3 RGB, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
@@ -75,22 +79,29 @@ class PersonMatter:
         if self._shape not in (None, (nh, nw)):
             self.reset()  # the state is tied to the frame size
         self._shape = (nh, nw)
-        x = np.ascontiguousarray(rgb[..., :3], np.float32)
+        x = rgb[..., :3]
         if (nh, nw) != (h, w):
-            x = cv2.resize(x, (nw, nh), interpolation=cv2.INTER_AREA)
+            x = cv2.resize(np.ascontiguousarray(x, np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
         ratio = self.downsample_ratio or auto_downsample_ratio(nh, nw)
-        src = np.clip(x, 0.0, 1.0).transpose(2, 0, 1)[None]
-        feeds = {"src": np.ascontiguousarray(src), "downsample_ratio": np.array([ratio], np.float32)}
+        # one pass: HWC -> CHW copy, clipped into the network's input buffer
+        src = np.empty((1, 3, nh, nw), np.float32)
+        np.clip(np.moveaxis(x, 2, 0), 0.0, 1.0, out=src[0])
+        feeds = {"src": src, "downsample_ratio": np.array([ratio], np.float32)}
         feeds.update({f"r{i + 1}i": s for i, s in enumerate(self.state)})
-        out = self.model.run(feeds)
+        names = ["pha", "r1o", "r2o", "r3o", "r4o"] + (["fgr"] if foreground else [])
+        out = self.model.run(feeds, names)
         self.state = [out[f"r{i + 1}o"] for i in range(4)]
         alpha = out["pha"][0, 0]
-        fgr = out["fgr"][0].transpose(1, 2, 0)
         if (nh, nw) != (h, w):
             alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-            fgr = cv2.resize(fgr, (w, h), interpolation=cv2.INTER_LINEAR)
-        return (np.clip(alpha, 0.0, 1.0).astype(np.float32),
-                np.clip(fgr, 0.0, 1.0).astype(np.float32))
+        np.clip(alpha, 0.0, 1.0, out=alpha)
+        fgr = None
+        if foreground:
+            fgr = np.ascontiguousarray(out["fgr"][0].transpose(1, 2, 0))
+            if (nh, nw) != (h, w):
+                fgr = cv2.resize(fgr, (w, h), interpolation=cv2.INTER_LINEAR)
+            fgr = np.clip(fgr, 0.0, 1.0)
+        return alpha.astype(np.float32, copy=False), fgr
 
 
 def person_alpha(rgb: np.ndarray, downsample_ratio: float | None = None) -> np.ndarray:
