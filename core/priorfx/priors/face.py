@@ -76,7 +76,14 @@ def detect_faces(rgb: np.ndarray, min_score: float = 0.5, iou: float = 0.3) -> l
 
     model = runtimes.load(DETECTOR_ID)
     all_b, all_k, all_s = [], [], []
+    short = min(rgb.shape[:2])
     for x0, y0, view in detection_views(rgb):
+        if view.shape[0] < short and any(len(s) for s in all_s):
+            # Half-size tiles find small faces in group photos; skip them when a
+            # face already fills a fair part of the picture (a portrait).
+            widths = np.concatenate([b[:, 2] - b[:, 0] for b in all_b])
+            if widths.max() >= 0.2 * short:
+                break
         inp, scale, pad = letterbox(view, _DET_SIZE)
         reg, cls = model.run((inp[None] * 2.0 - 1.0).astype(np.float32))
         boxes, kps, scores = decode_detections(reg[0], cls[0, :, 0], anchors())
