@@ -257,7 +257,8 @@ def undistort(image: np.ndarray, params: PortraitParams | None = None,
     tick(progress, 5, 5, "done")
     prov = provenance("undistort", params=asdict(params), models=MODELS,
                       faces=[{k: v for k, v in f.items() if k != "box"} for f in p.faces])
-    return PortraitResult(out, p.faces, prov, p.overlay, p)
+    overlay, p.overlay = p.overlay, None      # carried once, as `debug`
+    return PortraitResult(out, p.faces, prov, overlay, p)
 
 
 def _overlay(small, meshes, warps, faces, weight) -> np.ndarray:
