@@ -66,7 +66,7 @@ def _line_psf(shape: tuple[int, int], length: float, angle: float) -> np.ndarray
 
 
 def deblur(frame: np.ndarray, band_velocity: np.ndarray, exposure_rows: np.ndarray,
-           noise: float = 0.004, min_length: float = 1.0) -> np.ndarray:
+           noise: float = 0.02, min_length: float = 1.0) -> np.ndarray:
     """Remove a row-dependent, symmetric box motion blur.
 
     Parameters

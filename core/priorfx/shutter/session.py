@@ -27,6 +27,8 @@ from priorfx.shutter.params import CLIP_FLOW, DEFAULT_READOUT, LIVE_FLOW, Shutte
 from priorfx.shutter.readout import band_flows, estimate_from_bands
 
 DEBLUR_BANDS = 8
+EXTRAPOLATE = True
+"""Zero-latency streams: carry the camera velocity forward by its acceleration (see `_extrapolate`)."""
 SKIP_PX = 0.25
 """A frame whose correction moves no pixel by more than this is passed through
 unchanged: a sub-pixel bilinear resample would soften it more than the
@@ -93,7 +95,10 @@ class FrameCorrector:
         a, b, b_vel = self.coefficients(readout)
         v_next = rs.velocity_from_flow(self.flow(cur, nxt), b_vel, +1) if nxt is not None else None
         v_prev = rs.velocity_from_flow(self.flow(cur, prev), b_vel, -1) if prev is not None else None
-        v = rs.smooth_velocity(rs.combine_velocities(v_next, v_prev), self._v_before, self.params.smoothing)
+        motion = rs.combine_velocities(v_next, v_prev)
+        if v_next is None and EXTRAPOLATE:
+            motion = self._extrapolate(motion)
+        v = rs.smooth_velocity(motion, self._v_before, self.params.smoothing)
         self._v_before = v
         self.last_velocity = v
         v_t = rs.splat_velocity(v, self.full, a, b)
@@ -102,6 +107,23 @@ class FrameCorrector:
         if float(np.abs(d).max()) < SKIP_PX:
             return None
         return d
+
+    def _extrapolate(self, motion: np.ndarray) -> np.ndarray:
+        """Zero latency: the flow to the previous frame tells the velocity half a frame ago.
+
+        The camera's acceleration (change of the median velocity since the last
+        frame) carries it forward to now. Only the global part is extrapolated:
+        a per-pixel difference would mix up moving objects with what was there
+        a frame ago.
+        """
+        med = np.median(motion[::3, ::3, :2].reshape(-1, 2), axis=0)
+        before, self._median_before = getattr(self, "_median_before", None), med
+        if before is None:
+            return motion
+        acc = np.clip(med - before, -8.0, 8.0).astype(np.float32)  # pixels / frame^2; guard cuts and glitches
+        motion[..., :2] += 0.5 * acc
+        motion[..., 2:] = acc
+        return motion
 
     def estimation_gray(self, image: np.ndarray) -> np.ndarray:
         """Grey image at the readout-estimation resolution (from a full-size image)."""
@@ -250,6 +272,19 @@ class ShutterSession:
     @property
     def readout_estimated(self) -> bool:
         return self.params.readout is None
+
+    def close(self) -> None:
+        """Drop the stream's state (held frame, motion history). Safe to call twice."""
+        self._corr = None
+        self._pending = None
+        self._prev_small = None
+        self._tracker = None
+
+    def __enter__(self) -> "ShutterSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _bind(self, width: int, height: int, fmt: str) -> FrameCorrector:
         if self._corr is None:
