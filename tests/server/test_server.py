@@ -72,8 +72,10 @@ def test_client_of_another_protocol_gets_409(server):
     assert r.json()["error"] == "version" and "protocol 99" in r.json()["message"]
 
 
-def test_server_of_another_version_is_refused_by_the_client(tmp_path):
-    """A real HTTP server on 127.0.0.1 that answers health like a newer priorfx."""
+@pytest.mark.parametrize("their_protocol, skew_allowed, refused", [
+    (2, False, True), (2, True, True), (1, False, True), (1, True, False)])
+def test_server_of_another_version_is_refused_by_the_client(their_protocol, skew_allowed, refused):
+    """A real HTTP server on 127.0.0.1 that answers like a newer priorfx."""
     import http.server
     import json
     import threading
@@ -82,7 +84,7 @@ def test_server_of_another_version_is_refused_by_the_client(tmp_path):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = json.dumps({"status": "ok", "service": "priorfx", "protocol": 2,
+            body = json.dumps({"status": "ok", "service": "priorfx", "protocol": their_protocol,
                                "priorfx_version": "9.9.9", "auth": False}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -95,9 +97,14 @@ def test_server_of_another_version_is_refused_by_the_client(tmp_path):
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
     try:
-        with pytest.raises(VersionMismatchError, match="priorfx 9.9.9 .protocol 2."):
-            RemoteEngine(f"http://127.0.0.1:{httpd.server_address[1]}").models()
+        if refused:
+            with pytest.raises(VersionMismatchError, match=f"priorfx 9.9.9 .protocol {their_protocol}."):
+                RemoteEngine(url, allow_version_skew=skew_allowed).info()
+        else:
+            info = RemoteEngine(url, allow_version_skew=skew_allowed).info()
+            assert info["server"]["priorfx_version"] == "9.9.9"
     finally:
         httpd.shutdown()
 

@@ -431,7 +431,10 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
             while True:
                 message = await ws.receive_bytes()
                 try:
-                    call = _stream_call(protocol.unpack(bytearray(message)), session, methods, limits)
+                    # Frames are decoded in place (read-only views, no copy): the session
+                    # only reads its input, as with a camera's shared-memory buffer.
+                    call = _stream_call(protocol.unpack(message, bytes_as_views=True),
+                                        session, methods, limits)
                     reply = await anyio.to_thread.run_sync(call, limiter=stream_slots)
                 except PriorfxError as err:
                     reply = protocol.pack({"error": err.to_json()})

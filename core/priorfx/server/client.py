@@ -195,7 +195,7 @@ class RemoteEngine:
                 f"this client priorfx {priorfx.__version__} (protocol {protocol.PROTOCOL_VERSION})",
                 "install the same priorfx version on both machines" + (
                     "" if health.get("protocol") != protocol.PROTOCOL_VERSION else
-                    " (or allow_version_skew=True to accept results that may differ)"))
+                    " (or set PRIORFX_ALLOW_VERSION_SKEW=1 to accept results that may differ)"))
         self._server = self._json("GET", "/v1/info")  # also checks the token
         return self._server
 

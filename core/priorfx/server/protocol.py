@@ -200,12 +200,15 @@ def bundle_length(buf) -> int:
     return total
 
 
-def unpack(buf, allow_dataclasses: bool = False, max_arrays: int = 100_000) -> Any:
+def unpack(buf, allow_dataclasses: bool = False, max_arrays: int = 100_000,
+           bytes_as_views: bool = False) -> Any:
     """Decode a bundle made by `pack`.
 
-    Arrays are views into `buf` (writeable when `buf` is a bytearray). The
-    server passes `allow_dataclasses=False`: a request can name no class to
-    import. Every malformed input raises InputError, never another exception.
+    Arrays are views into `buf` (writeable when `buf` is a bytearray); byte
+    buffers are `bytes` copies, or memoryviews into `buf` with
+    `bytes_as_views` (the live stream: no copy per frame). The server passes
+    `allow_dataclasses=False`: a request can name no class to import. Every
+    malformed input raises InputError, never another exception.
     """
     total = bundle_length(buf)
     jlen = _HEAD.unpack_from(buf, 0)[3]
@@ -223,7 +226,7 @@ def unpack(buf, allow_dataclasses: bool = False, max_arrays: int = 100_000) -> A
         raise LimitError(f"message holds {len(head['arrays'])} arrays, the limit is {max_arrays}")
     mv = memoryview(buf)
     arrays = [_array(mv, d, _HEAD.size + jlen) for d in head["arrays"]]
-    return _Decoder(arrays, allow_dataclasses).tree(head["tree"], 0)
+    return _Decoder(arrays, allow_dataclasses, bytes_as_views).tree(head["tree"], 0)
 
 
 def _no_constant(name: str):
@@ -254,9 +257,10 @@ def _array(mv: memoryview, d: Any, data_start: int) -> np.ndarray:
 
 
 class _Decoder:
-    def __init__(self, arrays: list[np.ndarray], allow_dataclasses: bool):
+    def __init__(self, arrays: list[np.ndarray], allow_dataclasses: bool, bytes_as_views: bool):
         self.arrays = arrays
         self.allow_dataclasses = allow_dataclasses
+        self.bytes_as_views = bytes_as_views
 
     def tree(self, node: Any, depth: int) -> Any:
         if depth > 32:
@@ -273,7 +277,9 @@ class _Decoder:
                 if type(val) is not int or not 0 <= val < len(self.arrays):
                     raise _bad(f"array reference {val!r} is out of range")
                 a = self.arrays[val]
-                return a.tobytes() if key == "$b" else a
+                if key == "$a":
+                    return a
+                return a.data if self.bytes_as_views else a.tobytes()
             if key == "$t":
                 if not isinstance(val, list):
                     raise _bad("tuple is not a list")
