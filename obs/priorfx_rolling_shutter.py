@@ -321,6 +321,12 @@ class FilterInstance:
         if (old.get("engine"), old.get("remote_url")) != (settings.get("engine"), settings.get("remote_url")):
             self.restart_requested = True
         self.params_dirty = True
+        # Publish now, so the next frame is already corrected with the new settings.
+        with self.lock:
+            ch, params = self.channel, self._params()
+            if ch is not None and params != self.published:
+                ch.set_params(params)
+                self.published = params
 
     def filter_video(self, frame_addr: int) -> None:
         """Copy in, wake the worker, copy the newest result out. Never waits long."""

@@ -236,6 +236,10 @@ class Harness:
         self.obs.obs_data_release(data)
         return {}
 
+    def step_sleep(self, step: dict) -> dict:
+        time.sleep(float(step["seconds"]))
+        return {}
+
     def step_enable(self, step: dict) -> dict:
         self.obs.obs_source_set_enabled(self.filter, bool(step["enabled"]))
         return {}
