@@ -51,7 +51,18 @@ def transport(obs_tools, tmp_path_factory):
               {"op": "kill"},
               {"op": "feed", "tag": "dead", "dir": str(tmp / "NV12")},
               {"op": "wait_live"},
-              {"op": "feed", "tag": "restarted", "dir": str(tmp / "NV12"), "wait_result": True}]
+              {"op": "feed", "tag": "restarted", "dir": str(tmp / "NV12"), "wait_result": True},
+              {"op": "feed", "tag": "I444", "dir": str(tmp / "I444")},
+              {"op": "reload", "feed_while_unloaded": "unloaded", "dir": str(tmp / "NV12")},
+              {"op": "wait_live"},
+              {"op": "feed", "tag": "reloaded", "dir": str(tmp / "NV12"), "wait_result": True}]
+    # a format the correction does not take (4:4:4): arbitrary bytes, must pass untouched
+    (tmp / "I444").mkdir()
+    inputs["I444"] = [bytes(np.random.default_rng(k).integers(0, 256, 320 * 192 * 3, dtype=np.uint8))
+                      for k in range(2)]
+    for k, raw in enumerate(inputs["I444"]):
+        (tmp / "I444" / f"{k:04d}.raw").write_bytes(raw)
+    (tmp / "I444" / "meta.json").write_text('{"format": "I444", "width": 320, "height": 192, "count": 2}')
     before = H.shm_files()
     result = H.run_harness({"fps": 30, "canvas": [320, 192], "steps": steps}, tmp / "out", invert=True)
     return result, inputs, tmp / "out", before, H
@@ -93,7 +104,8 @@ def test_crashed_worker_means_pass_through_then_restart(transport):
     got, src = H.outputs(out, "restarted"), H.shown(result, "restarted")
     assert src[2] in (1, 2)
     assert got[2] == bytes(255 - np.frombuffer(inputs["NV12"][src[2]], np.uint8))
-    assert result["stats"]["restarts"] >= 3   # start, bigger slots, after the crash
+    # start, bigger slots, after the crash, after the reload
+    assert result["log_text"].count("started worker pid") >= 4
 
 
 def test_obs_shuts_down_cleanly_without_leftovers(transport):
@@ -144,3 +156,22 @@ def test_correction_in_obs_matches_the_core(obs_tools, tmp_path):
         assert np.mean(err_out) < 0.7 * np.mean(err_in), \
             f"{fmt}: correction should move rows toward the global-shutter frame ({err_in} -> {err_out})"
     assert result["lagged_total"] <= 2
+
+
+def test_unsupported_formats_pass_through(transport):
+    result, inputs, out, _, H = transport
+    assert H.outputs(out, "I444") == inputs["I444"]
+    assert H.shown(result, "I444") == [None, None]
+
+
+def test_script_reload_stops_the_old_worker_and_resumes(transport):
+    result, inputs, out, before, H = transport
+    reload = next(s for s in result["steps"] if s["op"] == "reload")
+    assert reload["instances_while_unloaded"] == 0
+    assert not _alive(reload["old_pid"]), "the old worker outlived the script"
+    assert not os.path.exists(reload["old_shm"])
+    # unloaded: the filter still exists in OBS and passes frames through
+    assert H.outputs(out, "unloaded") == inputs["NV12"]
+    assert "already registered; using the reloaded script" in result["log_text"]
+    got, src = H.outputs(out, "reloaded"), H.shown(result, "reloaded")
+    assert src[2] in (1, 2) and got[2] == bytes(255 - np.frombuffer(inputs["NV12"][src[2]], np.uint8))

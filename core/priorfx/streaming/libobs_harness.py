@@ -236,6 +236,21 @@ class Harness:
         self.obs.obs_data_release(data)
         return {}
 
+    def step_reload(self, step: dict) -> dict:
+        """What OBS does on Tools > Scripts > reload: unload, import a fresh copy, load."""
+        old_pid = self.inst.proc.pid if self.inst.proc else None
+        old_path = self.inst.channel.path if self.inst.channel else None
+        self.script.script_unload()
+        unloaded = {"old_pid": old_pid, "old_shm": old_path,
+                    "instances_while_unloaded": len(self.script._registry().instances)}
+        if step.get("feed_while_unloaded"):
+            unloaded["while_unloaded"] = self.step_feed({"tag": step["feed_while_unloaded"], "dir": step["dir"]})
+        self.script = _load_script(self.plan["script"])
+        self.script.script_load(None)
+        reg = self.script._registry()
+        self.inst = reg.instances[max(reg.instances)]
+        return unloaded
+
     def step_sleep(self, step: dict) -> dict:
         time.sleep(float(step["seconds"]))
         return {}
