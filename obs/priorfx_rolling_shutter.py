@@ -432,7 +432,7 @@ class FilterInstance:
             self.backoff = min(self.backoff * 2, BACKOFF_S[1])
             return
         if proc is None:
-            if now >= self.restart_at and (self.want_capacity or self.channel is None):
+            if now >= self.restart_at:
                 self._start_worker()
             return
         # running
