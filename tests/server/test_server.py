@@ -223,3 +223,27 @@ def test_a_full_job_queue_answers_429(start_server, sample):
     assert second.status_code == 429
     assert second.json()["error"] == "limit" and "1 job(s) queued or running" in second.json()["message"]
     requests.delete(f"{s.url}/v1/jobs/{first.json()['id']}", headers=s.headers, timeout=10)
+
+
+def test_run_endpoint_answers_in_one_request(server, sample):
+    """POST /v1/run/OP: the simple-client path (curl, a host's own HTTP code)."""
+    import priorfx.io as pio
+    from priorfx.matting import MattingParams
+    from priorfx.portrait import PortraitParams
+    selfie = pio.read_image(sample("single_face.jpg"))[..., :3]
+    r = server.post("/v1/run/undistort", _portrait_body(selfie, distance_m=1.5))
+    assert r.status_code == 200 and r.headers["X-Priorfx-Parts"] == "1"
+    (remote,) = protocol.unpack_all(r.content, allow_dataclasses=True)
+    local = LocalEngine().undistort(selfie, PortraitParams(distance_m=1.5))
+    assert np.array_equal(remote.image, local.image) and remote.faces == local.faces
+    # Six frames: more results than the server keeps unfetched for a job (4).
+    frames = [np.ascontiguousarray(selfie[:256, :256] * (0.9 + 0.02 * i)) for i in range(6)]
+    r = server.post("/v1/run/matte", protocol.pack({"params": {"quality": "fast"}, "frames": frames}))
+    assert r.status_code == 200 and r.headers["X-Priorfx-Parts"] == "6"
+    results = protocol.unpack_all(r.content, allow_dataclasses=True)
+    local = list(LocalEngine().matte(frames, MattingParams(quality="fast")))
+    assert [x.index for x in results] == list(range(6))
+    assert all(np.array_equal(a.alpha, b.alpha) for a, b in zip(results, local))
+    r = server.post("/v1/run/undistort", _portrait_body(np.full((64, 64, 3), 0.5, np.float32)))
+    assert r.status_code == 422 and r.json()["error"] == "no_face"
+    assert not [j for j in server.get("/v1/jobs").json() if j["state"] in ("queued", "running", "done")]

@@ -13,6 +13,7 @@ PRIORFX_TOKEN, or the config file); in Python, priorfx.engine.get_engine().
 
 API (v1; pixels travel as binary bundles, see priorfx/server/protocol.py):
   GET  /v1/health  /v1/info  /v1/models  /v1/jobs
+  POST /v1/run/{deshutter|undistort|matte}    (one request, results in the answer)
   POST /v1/jobs/{deshutter|undistort|matte}   GET|DELETE /v1/jobs/ID
   GET  /v1/jobs/ID/parts/N                    WS /v1/shutter/stream"""
 

@@ -6,6 +6,7 @@ Endpoints (all JSON unless marked *bundle*, see protocol.py)::
     GET    /v1/info                   limits, workers, operations, jobs, memory
     GET    /v1/models                 the models in the server's own store
     GET    /v1/jobs                   status of every job the server holds
+    POST   /v1/run/{op}               bundle in -> bundle(s) out, in one request (stills, short clips)
     POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: deshutter|undistort|matte
     GET    /v1/jobs/{id}?since=V&wait=S   status, long-polled until it changes
     GET    /v1/jobs/{id}/parts/{i}    bundle: result i (releases results before i)
@@ -38,8 +39,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import priorfx
 from priorfx.engine import LocalEngine
-from priorfx.errors import (AuthError, InputError, LimitError, NotFoundError, PriorfxError,
-                            UsageError, VersionMismatchError)
+from priorfx.errors import (AuthError, CancelledError, InputError, LimitError, NotFoundError,
+                            PriorfxError, UsageError, VersionMismatchError)
 from priorfx.progress import Progress
 from priorfx.server import protocol
 from priorfx.server.jobs import FrameFeed, JobManager
@@ -339,6 +340,41 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
             return error_response(err, 429)  # busy, not too big: worth retrying later
         return JSONResponse(job.status(), status_code=202)
 
+    async def run_now(request: Request):
+        """One request, one answer: the job's results as concatenated bundles.
+
+        For simple clients (curl, a host's own HTTP code); a client that goes
+        away cancels the work. Long work should use the jobs API instead.
+        """
+        op = request.path_params["op"]
+        params_class(op)
+        req = protocol.unpack(await read_body(request, cfg.max_body))
+        if isinstance(req, dict) and req.get("more"):
+            raise UsageError("a shot in several uploads needs the jobs API (POST /v1/jobs/matte)")
+        work, _feed = build_work(op, req, limits, engine)
+        try:
+            job = jobs.submit(op, work)
+        except LimitError as err:
+            return error_response(err, 429)
+        parts: list[bytes] = []
+        try:
+            while True:
+                since = job.version
+                ended = job.state not in ("queued", "running")  # read before collecting
+                parts += job.take_new_parts(len(parts))
+                if ended:
+                    break
+                await job.wait_change(since, 0.5)
+                if await request.is_disconnected():
+                    raise CancelledError("the client went away")
+            if job.state != "done":
+                raise PriorfxError.from_json(job.error or {})
+            return Response(b"".join(parts), media_type=protocol.CONTENT_TYPE,
+                            headers={"X-Priorfx-Parts": str(len(parts))})
+        finally:
+            with contextlib.suppress(NotFoundError):
+                jobs.release(job.id)
+
     async def job_list(request: Request):
         jobs.reap()
         return JSONResponse([j.status() for j in list(jobs.jobs.values())])
@@ -457,6 +493,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
     app = Starlette(
         routes=[Route("/v1/health", health), Route("/v1/info", info), Route("/v1/models", models),
                 Route("/v1/jobs", job_list, methods=["GET"]),
+                Route("/v1/run/{op:str}", run_now, methods=["POST"]),
                 Route("/v1/jobs/{op:str}", submit, methods=["POST"]),
                 Route("/v1/jobs/{id:str}", job_status, methods=["GET"]),
                 Route("/v1/jobs/{id:str}", job_delete, methods=["DELETE"]),

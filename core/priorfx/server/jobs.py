@@ -156,6 +156,16 @@ class Job:
         except asyncio.TimeoutError:
             pass
 
+    def take_new_parts(self, start: int) -> list[bytes]:
+        """Remove and return parts start, start+1, ... that are ready (in order)."""
+        out = []
+        with self._cond:
+            self.last_access = time.monotonic()
+            while start + len(out) in self.parts:
+                out.append(self.parts.pop(start + len(out)))
+            self._cond.notify_all()  # the worker may be waiting for room
+        return out
+
     def take_part(self, index: int) -> bytes | None:
         """Part `index` if ready (releasing earlier parts), else None."""
         with self._cond:

@@ -229,6 +229,19 @@ def unpack(buf, allow_dataclasses: bool = False, max_arrays: int = 100_000,
     return _Decoder(arrays, allow_dataclasses, bytes_as_views).tree(head["tree"], 0)
 
 
+def unpack_all(buf, **kw) -> list:
+    """Decode several bundles sent back to back (the answer of POST /v1/run/matte)."""
+    mv = memoryview(buf)
+    out = []
+    while len(mv):
+        n = bundle_length(mv)
+        if n < _HEAD.size or n > len(mv):
+            raise _bad(f"bundle of {n} bytes in {len(mv)} remaining")
+        out.append(unpack(mv[:n], **kw))
+        mv = mv[n:]
+    return out
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
 
