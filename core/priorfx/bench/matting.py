@@ -211,7 +211,7 @@ def quality_runs(data: Path, people: str, quick: bool) -> dict:
     cutouts = load_cutouts(data)
     bgs = load_backgrounds(data)
     if quick:
-        bgs = bgs[:2]
+        bgs = bgs[:1]
     size = (640, 360) if quick else WORK_SIZE
     rng = np.random.default_rng(7)
     person_names = {p.stem for p in (data / "fg").glob(people)}
@@ -253,7 +253,9 @@ def temporal_runs(data: Path, people: str, quick: bool) -> dict:
     cutouts = [c for c in load_cutouts(data) if c[0] in {p.stem for p in (data / "fg").glob(people)}]
     bgs = load_backgrounds(data)
     size = (640, 360) if quick else WORK_SIZE
-    n = 6 if quick else 12
+    n = 5 if quick else 12
+    if quick:
+        cutouts = cutouts[:1]
     rows = []
     for (fname, F0, A0), (bname, bg) in zip(cutouts, bgs[1:] + bgs[:1]):
         for kind in SEQUENCE_KINDS:
@@ -353,7 +355,7 @@ def run(args: argparse.Namespace) -> dict:
     tq = temporal_runs(data, args.people, args.quick)
     speed = {}
     if not args.no_speed:
-        n = 3 if args.quick else 6
+        n = 2 if args.quick else 6
         speed = {"1080p": _speed(1920, 1080, n), "4k": _speed(3840, 2160, n)}
     auto, tri, seq = q["automatic"], q["trimap"], tq["sequences"]
     summary = {
