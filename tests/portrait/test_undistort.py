@@ -189,3 +189,15 @@ def test_engine_calls_the_same_function(selfie, selfie_result):
     res = LocalEngine().undistort(selfie, PortraitParams(distance_m=1.5))
     np.testing.assert_array_equal(res.image, selfie_result.image)
     assert portrait.MAX_PIXELS == 100_000_000
+
+
+def test_progress_is_reported_and_cancel_stops_the_work(selfie):
+    from priorfx.errors import CancelledError
+    from priorfx.progress import Progress
+
+    seen = []
+    undistort(selfie, PortraitParams(), progress=Progress(lambda d, t, m: seen.append((d, t, m))))
+    assert seen[-1][0] == seen[-1][1] == 5 and len(seen) >= 5
+    prog = Progress(lambda d, t, m: prog.cancel() if d == 2 else None)
+    with pytest.raises(CancelledError):
+        undistort(selfie, PortraitParams(), progress=prog)

@@ -253,7 +253,7 @@ def undistort(image: np.ndarray, params: PortraitParams | None = None,
     out = src.copy()
     if p.grid.size:
         from priorfx.portrait.warp import remap_region
-        remap_region(src, p.grid, p.box, out, progress=None)
+        remap_region(src, p.grid, p.box, out, progress=progress)
     tick(progress, 5, 5, "done")
     prov = provenance("undistort", params=asdict(params), models=MODELS,
                       faces=[{k: v for k, v in f.items() if k != "box"} for f in p.faces])

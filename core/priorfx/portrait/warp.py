@@ -241,8 +241,6 @@ def remap_region(image: np.ndarray, field: np.ndarray, box: tuple[int, int, int,
     rows (vertical interpolation in numpy, horizontal by cv2.resize), so
     memory stays bounded by the strip size whatever the image size.
     """
-    from priorfx.progress import tick
-
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
     ny, nx = field.shape[:2]
@@ -261,4 +259,5 @@ def remap_region(image: np.ndarray, field: np.ndarray, box: tuple[int, int, int,
         out[y0 + s0:y0 + s1, x0:x1] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
                                                 borderMode=cv2.BORDER_REPLICATE).reshape(
             s1 - s0, bw, *image.shape[2:])
-        tick(progress, s1, bh, "remap")
+        if progress is not None:
+            progress.check()    # cancellable between strips
