@@ -398,14 +398,17 @@ class FilterInstance:
         self.stats.corrected += 1
         self.stats.latency.append(lag)
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop the worker and free the slot file (destroy, script unload)."""
+    def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
+        """Stop the worker and free the slot file.
+
+        destroy() does not wait: libobs may destroy a filter on its video thread,
+        which must not block; the manager thread then cleans up by itself. Script
+        unload waits, since this code is about to go away.
+        """
         self._stop.set()
-        self._thread.join(timeout)
-        self._stop_worker()
-        st = self.stats
-        _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} passed "
-             f"through, {st.restarts} worker start(s)")
+        if wait:
+            self._thread.join(timeout)
+            self._stop_worker()
 
     # -- the manager thread ---------------------------------------------------
     def _manage(self) -> None:
@@ -417,6 +420,9 @@ class FilterInstance:
                 self._stop_worker()
                 self.restart_at = time.monotonic() + self.backoff
         self._stop_worker()
+        st = self.stats
+        _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} passed "
+             f"through, {st.restarts} worker start(s)")
 
     def _manage_once(self) -> None:
         now = time.monotonic()
@@ -550,7 +556,7 @@ def _registry() -> types.SimpleNamespace:
     reg = getattr(sys, "_priorfx_obs_registry", None)
     if reg is None:
         reg = types.SimpleNamespace(registered=False, callbacks=None, info=None, impl=None,
-                                    instances={}, settings={}, next_key=1, name=None)
+                                    instances={}, settings={}, next_key=1, name=None, retiring=[])
         sys._priorfx_obs_registry = reg
     return reg
 
@@ -576,7 +582,8 @@ class _Impl:
         inst = self.reg.instances.pop(key, None)
         self.reg.settings.pop(key, None)
         if inst is not None:
-            inst.shutdown()
+            inst.shutdown(wait=False)
+            self.reg.retiring = [i for i in self.reg.retiring if i._thread.is_alive()] + [inst]
             _log(f"filter {key} destroyed")
 
     def update(self, key, settings_ptr) -> None:
@@ -697,6 +704,9 @@ def unload() -> None:
     reg.impl = None
     for key in list(reg.instances):
         reg.instances.pop(key).shutdown()
+    for inst in getattr(reg, "retiring", []):   # destroyed filters still cleaning up
+        inst._thread.join(5.0)
+    reg.retiring = []
 
 
 # ---------------------------------------------------------------------------
