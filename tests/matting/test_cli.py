@@ -1,5 +1,5 @@
 """`priorfx matte` as a user runs it."""
-import os
+import json
 import signal
 import subprocess
 import sys
@@ -33,8 +33,12 @@ def test_sequence_with_frame_range_to_exr(cli, sample, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     res = cli("matte", str(src / "p_%04d.png"), "-o", str(out / "m_%04d.exr"), "--frames", "2-3",
-              "--holdout", str(tmp_path / "holdout.png"), "--quality", "fast", "--json", "--quiet")
+              "--holdout", str(tmp_path / "holdout.png"), "--quality", "fast", "--json",
+              "--progress", "json")
     assert res.returncode == 0, res.stderr
+    events = [json.loads(line)["progress"] for line in res.stderr.splitlines() if line.startswith("{")]
+    assert events[-1] == {"done": 2, "total": 2, "message": "frame 2"}
+    assert json.loads(res.stdout)["frames"] == 2
     assert sorted(p.name for p in out.iterdir()) == ["m_0002.exr", "m_0003.exr"]
     info = read_image_info(out / "m_0003.exr")
     assert {"A", "matte.alpha", "matte.confidence", "fg.R"} <= set(info.channel_names)

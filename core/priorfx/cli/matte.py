@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from priorfx.cli.common import add_engine_options, engine_from_args, parse_frame_range, progress_bar
 from priorfx.errors import UsageError
+from priorfx.progress import Progress
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
 person prior (RVM, recurrent, so steady across frames) gives a confident guess,
@@ -50,7 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="progress on stderr: a bar (default), one JSON object per line "
+                        '({"progress": {"done", "total", "message"}}, for hosts), or none')
+    p.add_argument("--quiet", action="store_true", help="no progress bar (same as --progress none)")
     add_engine_options(p)
     p.set_defaults(func=_run)
 
@@ -81,6 +86,19 @@ def _load_guide(src: str | None, name: str, frame_range, n_frames: int) -> Any:
     return lambda i: clip[i]
 
 
+@contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[Progress]:
+    """The Progress the chosen --progress style reports to."""
+    if args.progress == "json" and not args.quiet:
+        def emit(done: int, total: int, message: str) -> None:
+            line = json.dumps({"progress": {"done": done, "total": total, "message": message}})
+            print(line, file=sys.stderr, flush=True)
+        yield Progress(emit)
+    else:
+        with progress_bar("matte", quiet=args.quiet or args.progress == "none") as prog:
+            yield prog
+
+
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
     from priorfx.matting import MattingParams
@@ -107,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     unpremult = not args.no_unpremult
     numbers = list(getattr(frames, "frame_numbers", range(len(frames))))
     cuts: list[int] = []
-    with progress_bar("matte", quiet=args.quiet) as prog:
+    with _progress(args) as prog:
         results = engine.matte(frames, params, guides=guides or None, progress=prog)
         if out_is_clip:
             from priorfx.matting.core import OPERATION
