@@ -30,9 +30,10 @@ class MattingParams:
         around its uncertain (fractional) region. None: from the resolution
         (about 1/200 of the long side, at least 2 px: 10 px at 1080p, 19 at 4K).
     temporal : float in [0, 1]
-        Temporal smoothing: how strongly a pixel whose colour did not change
-        keeps the previous frame's refined alpha. 0 mattes every frame on its
-        own (the prior's recurrent state is still used).
+        Temporal smoothing: how strongly a band pixel keeps the previous
+        frame's refined alpha, read where optical flow says the pixel came
+        from and only as far as its colour matches there. 0 refines every
+        frame on its own (the prior's recurrent state is still used).
     downsample_ratio : float in (0, 1] or None
         RVM's internal downsample ratio; None chooses it from the resolution.
     cut_threshold : float in (0, 1]
