@@ -17,7 +17,7 @@ import requests
 
 from priorfx.engine import LocalEngine, get_engine
 from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, InputError,
-                            NoFaceError, PriorfxError)
+                            NoFaceError)
 from priorfx.progress import Progress
 
 
@@ -226,7 +226,7 @@ def test_cancel_on_the_server_reaches_the_waiting_client(server, clip, wait_unti
     def run():
         try:
             list(server.engine().matte(frames, MattingParams(quality="best")))
-        except PriorfxError as exc:
+        except Exception as exc:  # any kind: the assertion below names it
             errors.append(exc)
 
     t = threading.Thread(target=run)
@@ -260,7 +260,7 @@ def test_server_killed_mid_job_raises_unreachable(start_server, selfie, wait_unt
     def run():
         try:
             s.engine(retries=2, backoff=0.05).undistort(_big_selfie(selfie, 3000), PortraitParams())
-        except PriorfxError as exc:
+        except Exception as exc:  # any kind: the assertion below names it
             errors.append(exc)
 
     t = threading.Thread(target=run)

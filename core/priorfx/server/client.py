@@ -136,7 +136,8 @@ class RemoteEngine:
             try:
                 resp = self._http.request(method, self.url + path, data=data, params=params,
                                           timeout=timeout, stream=stream)
-            except requests.ConnectionError as exc:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                # ChunkedEncodingError: the server died while sending its answer.
                 if not (idempotent or _never_connected(exc)):
                     raise self._unreachable(f"dropped the connection during {method} {path}", exc) from None
                 last = exc
@@ -148,6 +149,9 @@ class RemoteEngine:
                         f"within {timeout[1]:g} s", "the server may be overloaded; try again later") from None
                 last = exc
                 continue
+            except requests.RequestException as exc:  # anything else requests can raise
+                raise EngineUnreachableError(f"request to the priorfx server at {self.url} failed: "
+                                             f"{type(exc).__name__}: {exc}") from None
             if resp.status_code in (502, 503, 504) and idempotent and attempt < self.retries \
                     and not _is_priorfx_error(resp):
                 last = requests.HTTPError(f"HTTP {resp.status_code}")
