@@ -76,3 +76,14 @@ def test_mean_face_is_metric_and_symmetric():
     assert ipd == pytest.approx(0.063, rel=1e-3)
     assert m.mean[1, 2] < m.mean[:, 2].mean() - 0.02          # the nose tip is nearest the camera
     np.testing.assert_allclose(m.mean[m.mirror] * [-1, 1, 1], m.mean, atol=1e-4)
+
+
+def test_benchmark_heads_are_not_the_faces_the_mean_face_was_built_from():
+    import json
+    from importlib import resources
+
+    from priorfx.bench import portrait as bench
+
+    record = json.loads(resources.files("priorfx.portrait").joinpath("mean_face.json").read_text())
+    assert record["faces"] >= 5
+    assert not set(record["sources"]) & set(bench.SOURCES)

@@ -5,7 +5,8 @@ is built from a real portrait among the sample media: its 468 face-mesh
 points (x, y and the mesh's relative depth) become a metric 3D face, an
 ellipsoid skull behind it carries the rest of the photo (hair, ears), and the
 photo is the texture. The geometry is jittered so that the benchmark does not
-confirm the fitter's own assumptions: inter-pupillary distance (the fitter
+confirm the fitter's own assumptions (the fitter's mean face was built from
+other people: multi_face.jpg), and inter-pupillary distance (the fitter
 assumes 63 mm) +-7 %, axis scales +-8 %, nose depth +-15 %, a smooth random
 deformation, head yaw/pitch, focal length 22-32 mm and the face off-centre.
 Each head is rendered at 25, 35 and 50 cm and, as the ground truth, at 150 cm

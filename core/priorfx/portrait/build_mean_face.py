@@ -3,9 +3,11 @@
 mediapipe's canonical face geometry is not in the wheel the landmark model
 comes from, so priorfx builds its own metric 3D mean face:
 
-1. run the 468-point face mesh on the real, moderately distant portraits among
-   the sample media (grace_hopper, astronaut, obama, biden and the five faces
-   of multi_face: 9 faces taken from 1-3 m, so little perspective);
+1. run the 468-point face mesh on the five faces of multi_face.jpg (a group
+   photo taken from 1-2 m, so little perspective; men and women). The
+   portraits used by `priorfx bench portrait` (single_face, grace_hopper,
+   astronaut, obama, biden) are deliberately left out, so the benchmark's
+   heads are not the faces the mean was made of;
 2. the mesh's relative depth is in the same scale as x (crop pixels), so each
    face is a 3D point set up to scale; align them (similarity Procrustes,
    iterated to a common mean), average, and make the result symmetric with a
@@ -13,8 +15,8 @@ comes from, so priorfx builds its own metric 3D mean face:
 3. turn it to a frontal pose (symmetry plane x = 0, face plane normal = +z,
    eye line horizontal) and scale it to an inter-pupillary distance of 63 mm
    (adult mean, both sexes), with the pupils taken as the midpoints of the eye
-   corners. A check against anthropometry: nose tip 47 mm in front of the
-   outer eye corners, face outline width 139 mm, forehead-chin 162 mm.
+   corners. A check against anthropometry: nose tip 46 mm in front of the
+   outer eye corners, face outline width 140 mm, forehead-chin 164 mm.
 
 Axes are the camera's: x right, y down, z away from the camera, metres.
 Run: python -m priorfx.portrait.build_mean_face  (needs the samples).
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCES = ["grace_hopper.jpg", "astronaut.png", "obama.jpg", "biden.jpg", "multi_face.jpg"]
+SOURCES = ["multi_face.jpg"]
 IPD_M = 0.063
 
 
