@@ -4,11 +4,12 @@ Data: textured 3D heads rendered with our own z-buffer rasteriser. Each head
 is built from a real portrait among the sample media: its 468 face-mesh
 points (x, y and the mesh's relative depth) become a metric 3D face, an
 ellipsoid skull behind it carries the rest of the photo (hair, ears), and the
-photo is the texture. The geometry is jittered so that the benchmark does not
-confirm the fitter's own assumptions (the fitter's mean face was built from
-other people: multi_face.jpg), and inter-pupillary distance (the fitter
-assumes 63 mm) +-7 %, axis scales +-8 %, nose depth +-15 %, a smooth random
-deformation, head yaw/pitch, focal length 22-32 mm and the face off-centre.
+photo is the texture. So that the benchmark does not confirm the fitter's
+own assumptions, these are other people than the fitter's mean face was
+built from (multi_face.jpg), and the geometry is jittered: inter-pupillary
+distance (the fitter assumes 63 mm) +-7 %, axis scales +-8 %, nose depth
++-15 %, a smooth random deformation, head yaw/pitch, focal length 22-32 mm
+and the face off-centre.
 Each head is rendered at 25, 35 and 50 cm and, as the ground truth, at 150 cm
 with the focal length scaled so the face keeps its size (a dolly zoom), over
 a far textured background plane.
