@@ -21,7 +21,9 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
     ----------
     frames : sequence of np.ndarray
         Frames in order, float32 RGB in [0, 1] (uint8 accepted), all one size.
-        Any sequence with len() and indexing (a list, `priorfx.io.read_frames`).
+        Any sequence with len() and indexing; each frame is read up to three
+        times, so pass a list (``list(priorfx.io.read_frames(path))``) rather
+        than a video reader, whose indexing seeks.
     params : ShutterParams, optional
         ``readout=None`` estimates the readout from the clip. `lookahead` is
         ignored: a clip always uses both neighbours of each frame.

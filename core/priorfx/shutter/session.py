@@ -68,6 +68,7 @@ class FrameCorrector:
         self.params = params
         self.full = (int(width), int(height))
         width_default, preset_default = LIVE_FLOW if live else CLIP_FLOW
+        self.cubic = not live
         self.small = small_size(width, height, params.flow_width or width_default)
         self.flow = DisFlow(self.full, self.small, params.flow_preset or preset_default)
         self.maps = rs.WarpMaps()
@@ -148,14 +149,14 @@ class FrameCorrector:
             img = rsgr.normalise(img, exp_rows)
             if disp is None:
                 return img
-            img = rs.warp(img, self.maps.map_for(disp, self.full))
+            img = rs.warp(img, self.maps.map_for(disp, self.full), cubic=self.cubic)
             if p.strength > 0:
                 bands = band_flows(self.last_target_velocity, DEBLUR_BANDS) * p.strength
                 img = rsgr.deblur(img, bands.astype(np.float32), exp_rows)
             return img if frame.dtype != np.uint8 else cv2.convertScaleAbs(img, alpha=255.0)
         if disp is None:
             return frame.copy()
-        return rs.warp(frame, self.maps.map_for(disp, self.full))
+        return rs.warp(frame, self.maps.map_for(disp, self.full), cubic=self.cubic)
 
     def correct_planes(self, planes: list[np.ndarray], fmt: str, disp: np.ndarray | None,
                        out: list[np.ndarray] | None = None) -> list[np.ndarray]:
