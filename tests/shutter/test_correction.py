@@ -104,7 +104,8 @@ def test_moving_object_is_straightened_without_trails(photo, helpers):
     assert helpers.psnr(out[k], gt[k]) > helpers.psnr(rs[k], gt[k]) + 5
     # far from the disc, the still background comes out as it went in
     far = (slice(16, -16), slice(230, 300))
-    assert np.abs(out[k][far] - gt[k][far]).max() < 0.02
+    d = np.abs(out[k][far] - gt[k][far])
+    assert d.mean() < 1e-3 and np.percentile(d, 99) < 5e-3
     # around the disc (its band of rows) no smear: error small next to the disc
     ring = (slice(60, 132), slice(50, 215))
     assert np.abs(out[k][ring] - gt[k][ring]).mean() < 0.5 * np.abs(rs[k][ring] - gt[k][ring]).mean()
