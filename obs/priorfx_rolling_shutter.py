@@ -281,6 +281,7 @@ class Stats:
         self.torn = 0
         self.restarts = 0
         self.callback_s = collections.deque(maxlen=20000)
+        self.callback_cpu_s = collections.deque(maxlen=20000)
         self.latency = collections.deque(maxlen=20000)
 
     def as_dict(self) -> dict:
@@ -597,11 +598,14 @@ class _Impl:
         inst = self.reg.instances.get(key)
         if inst is None:
             return
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             inst.filter_video(frame_addr)
         finally:
+            # wall time (what OBS waits) and this thread's CPU time (our own work,
+            # without the time the OS gave other processes meanwhile)
             inst.stats.callback_s.append(time.perf_counter() - t0)
+            inst.stats.callback_cpu_s.append(time.thread_time() - c0)
 
 
 def _make_callbacks(reg) -> dict:

@@ -290,6 +290,7 @@ class Harness:
         st = self.inst.stats
         before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated")}
         n_cb, n_lat = len(st.callback_s), len(st.latency)
+        n_cpu = len(st.callback_cpu_s)
         lagged0, total0 = self.obs.obs_get_lagged_frames(), self.obs.obs_get_total_frames()
         n = int(step["seconds"] * fps)
         t0 = time.perf_counter()
@@ -305,7 +306,8 @@ class Harness:
                 "lagged": self.obs.obs_get_lagged_frames() - lagged0,
                 "rendered": self.obs.obs_get_total_frames() - total0,
                 **{k: getattr(st, k) - v for k, v in before.items()},
-                "callback_ms": [c * 1000.0 for c in cb], "latency_frames": lat}
+                "callback_ms": [c * 1000.0 for c in cb], "latency_frames": lat,
+                "callback_cpu_ms": [c * 1000.0 for c in list(st.callback_cpu_s)[n_cpu:]]}
 
     def run(self) -> dict:
         self.boot()
@@ -322,7 +324,7 @@ class Harness:
         pids = [self.inst.proc.pid] if self.inst.proc else []
         shm_path = self.inst.channel.path if self.inst.channel else None
         self.result["stats"] = {k: v for k, v in self.inst.stats.as_dict().items()
-                                if k not in ("callback_s", "latency")}
+                                if k not in ("callback_s", "callback_cpu_s", "latency")}
         o.obs_set_output_source(0, None)
         if self.probe:
             o.obs_source_filter_remove(self.feed, self.probe)
