@@ -51,6 +51,20 @@ def worker_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from priorfx.cli import main; sys.exit(main())"]
 
 
+def obs_running() -> bool:
+    """True when an OBS process runs (Linux; elsewhere unknown -> False)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return False
+    for comm in proc.glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "obs":
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def add_to_scene_collection(path: Path, script: Path) -> bool:
     """List `script` under modules.scripts-tool of one scene collection; True if changed."""
     try:
@@ -104,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     if "com.obsproject.Studio" in str(config_dir):
         print("note: Flatpak OBS runs its own Python and cannot start this priorfx; "
               "use a distribution package of OBS", file=sys.stderr)
+    running = obs_running()
     res = install(dest, config_dir, collections=not args.no_scene_collections)
     print(f"installed {res['script']}")
     print(f"worker: {' '.join(res['worker'])} worker shutter (started by the script)")
@@ -120,8 +135,11 @@ def run(args: argparse.Namespace) -> int:
         steps.insert(0, "In OBS: Tools > Scripts > Python Settings: pick a Python 3.11 install")
     steps.append("Right-click your webcam source > Filters > + (Audio/Video Filters) > "
                  "Rolling Shutter Correction")
+    if res["changed"] and running:
+        print("warning: OBS is running and will overwrite its scene collections when it quits; "
+              "add the script there too (Tools > Scripts > +) or quit OBS and install again", file=sys.stderr)
     if res["changed"]:
-        steps.insert(0, "Close OBS before installing (it rewrites scene collections on exit), then start it")
+        steps.insert(0, "Start OBS (the script loads with your scene collection)")
     for i, s in enumerate(steps, 1):
         print(f"{i}. {s}")
     return 0
