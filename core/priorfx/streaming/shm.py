@@ -18,6 +18,12 @@ accepts them only when `seq_begin == seq_end` afterwards, so a slot rewritten
 during the copy is dropped instead of tearing a frame. Neither side ever waits
 for the other.
 
+The mapping is a file in /dev/shm (RAM; the temp dir elsewhere) opened with
+`mmap`, not `multiprocessing.shared_memory`: on POSIX that module registers
+every block with a resource tracker it starts as `sys.executable`, which inside
+OBS is OBS itself. The host unlinks the file once the worker has mapped it, so
+nothing is left behind even if both processes die.
+
 Planes are kept exactly as the host delivered them (same line size, rows per
 plane from `plane_rows`), concatenated, so the worker sees one buffer plus
 strides and the host can copy a result back with one memmove per plane.
