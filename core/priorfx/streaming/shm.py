@@ -19,9 +19,10 @@ during the copy is dropped instead of tearing a frame. Neither side ever waits
 for the other.
 
 The mapping is a file in /dev/shm (RAM; the temp dir elsewhere) opened with
-`mmap`, not `multiprocessing.shared_memory`: on POSIX that module registers
-every block with a resource tracker it starts as `sys.executable`, which inside
-OBS is OBS itself. The host unlinks the file once the worker has mapped it, so
+`mmap`, not `multiprocessing.shared_memory`: on POSIX (Python < 3.13) that
+module registers every block with a resource-tracker process it starts from
+`sys.executable`, and inside OBS that is not OBS's Python (on this machine it
+was whichever `python3` came first on PATH). The host unlinks the file once the worker has mapped it, so
 nothing is left behind even if both processes die.
 
 Planes are kept exactly as the host delivered them (same line size, rows per
