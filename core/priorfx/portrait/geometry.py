@@ -36,6 +36,7 @@ SENSOR_DIAGONAL_MM = 43.2666   # 36 x 24 mm: 35 mm-equivalent focal lengths refe
 # Weights of the residual terms (pixels of landmark error vs. prior sigmas).
 _SHAPE_SCALE_SIGMA = 0.06      # axis scales ~ N(1, 6%)
 _DEPTH_WEIGHT = 0.3            # the mesh's own relative depth, a weak cue for pose
+RIM_WEIGHT = 0.3               # weight of the face-outline landmarks in the fit (they slide along the contour)
 
 
 @dataclass(frozen=True)
@@ -157,13 +158,14 @@ def fit_face(landmarks: np.ndarray, image_size: tuple[int, int], focal: float,
     # Landmark pixel errors are relative to the face size: normalise by it so
     # that the prior weights mean the same for a small and a large face.
     norm = 100.0 / max(spread_px, 1.0)
+    wts = np.where(rim_mask(), RIM_WEIGHT, 1.0)[:, None]
 
     def residuals(x, with_shape):
         r, u0, v0, k, shape, scales, coeffs, _ = _unpack(x, model, n_modes, with_shape)
         t = _camera(u0, v0, k, focal, center)
         cam = shape @ rodrigues(r).T + t
         proj = focal * cam[:, :2] / np.maximum(cam[:, 2:3], 1e-6) + center
-        res = [((proj - obs) * norm).ravel()]
+        res = [((proj - obs) * norm * wts).ravel()]
         # The mesh's relative depth is weak-perspective depth in image pixels.
         zc = (cam[:, 2] - cam[:, 2].mean()) * k
         res.append((zc - zobs) * norm * _DEPTH_WEIGHT)
@@ -184,6 +186,16 @@ def fit_face(landmarks: np.ndarray, image_size: tuple[int, int], focal: float,
     proj = focal * cam[:, :2] / cam[:, 2:3] + center
     rms = float(np.sqrt(((proj - obs) ** 2).sum(1).mean()))
     return FaceFit(float(focal), center, rot, t, shape, rms)
+
+
+@lru_cache(maxsize=1)
+def rim_mask() -> np.ndarray:
+    """Landmarks within 12 mm of the face outline (of the frontal mean face)."""
+    import cv2
+
+    mean = face_model().mean
+    poly = cv2.convexHull(mean[:, :2].astype(np.float32)).reshape(-1, 2)
+    return np.array([cv2.pointPolygonTest(poly, (float(x), float(y)), True) < 0.012 for x, y in mean[:, :2]])
 
 
 def _initial_rotation(mesh3d: np.ndarray, mean: np.ndarray) -> np.ndarray:
