@@ -78,3 +78,17 @@ def test_demo_section_writes_before_after_and_truth(tmp_path):
             assert (tmp_path / pair[key]).stat().st_size > 10_000
     before, after = sec["figures"]["bikes: PSNR input -> corrected (dB)"].split(" -> ")
     assert float(after) > float(before) + 1.0
+
+
+def test_deshutter_image_sequence_in_video_out(cli, pan_clip, tmp_path, helpers):
+    from priorfx.io import write_image
+    rs, gt = pan_clip(1.0, speed=8.0, n=5)
+    (tmp_path / "in").mkdir()
+    for i, f in enumerate(rs):
+        write_image(tmp_path / "in" / f"frame_{i + 1:04d}.png", f)
+    out = tmp_path / "out.mkv"   # FFV1: lossless
+    r = cli("deshutter", str(tmp_path / "in" / "frame_%04d.png"), "-o", str(out), "--readout", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    frames = list(read_frames(out))
+    assert len(frames) == 5
+    assert helpers.psnr(frames[2], gt[2]) > helpers.psnr(rs[2], gt[2]) + 6

@@ -128,3 +128,20 @@ def test_auto_readout_session_reports_its_estimate(pan_clip):
     for f in rs:
         s.push(f)
     assert abs(s.readout - 0.9) <= 0.1
+
+
+def test_rsgr_session_on_camera_buffers(photo, helpers):
+    """Global-reset mode on NV12: brightness ramp removed, layout kept."""
+    h, g, e = 192, 0.8, 0.25
+    expo = e + g * np.arange(h) / h
+    frames = [helpers.window(photo, np.full(h, 6.0 * k)) * (expo / expo.max()).astype(np.float32)[:, None, None]
+              for k in range(3)]
+    s = ShutterSession(ShutterParams(readout=g, mode="rsgr", exposure=e))
+    for k, f in enumerate(frames):
+        res = s.push_buffer(camera.from_rgb(f, "NV12", as_bytes=True), "NV12", 320, h)
+        assert [p.shape for p in res] == [(h, 320), (h // 2, 320)]
+    out = camera.to_rgb(_planes_bytes(res), "NV12", 320, h)
+    truth = helpers.window(photo, np.full(h, 12.0))
+    top = slice(16, 48)
+    assert abs(out[top].mean() / truth[top].mean() - 1) < 0.06
+    assert abs(frames[2][top].mean() / truth[top].mean() - 1) > 0.5
