@@ -72,6 +72,11 @@ class RemoteEngine:
     upload_chunk_mb : float
         A matte shot bigger than this goes up in uploads of about this size
         while results come back (one job on the server).
+
+    Notes
+    -----
+    One RemoteEngine holds one HTTP connection pool; give each thread its own
+    (they are cheap) rather than sharing one between threads.
     """
 
     name = "remote"
