@@ -147,3 +147,10 @@ def test_params_refused_with_the_field_named(data, words):
     with pytest.raises(UsageError) as info:
         protocol.params_from_json(_Params, data)
     assert words in str(info.value)
+
+
+def test_decoded_arrays_have_native_dtypes():
+    # An explicit '<f4' dtype (instead of native float32) is refused by OpenImageIO's writer.
+    out = protocol.unpack(protocol.pack({"a": np.zeros((2, 2), np.float32), "b": np.zeros(3, np.uint16)}))
+    assert out["a"].dtype.byteorder in "=|" and out["b"].dtype.byteorder in "=|"
+    assert out["a"].dtype == np.float32 and out["a"].dtype.str == np.dtype(np.float32).str

@@ -358,3 +358,17 @@ def test_a_long_shot_goes_up_in_several_uploads_as_one_job(server, clip):
     assert len(remote) == 4
     # When the first result arrived, the server did not yet hold the whole shot.
     assert 0 < uploads_seen[0] < len(frames)
+
+
+def test_cli_remote_writes_the_same_pixels_as_local(server, sample, tmp_path, cli):
+    import priorfx.io as pio
+    local_out, remote_out = tmp_path / "local.png", tmp_path / "remote.png"
+    src = str(sample("single_face.jpg"))
+    a = cli("undistort", src, "-o", str(local_out), "--distance", "1.5")
+    b = cli("undistort", src, "-o", str(remote_out), "--distance", "1.5",
+            "--remote", server.url, "--token", server.token)
+    assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
+    assert np.array_equal(pio.read_image(local_out), pio.read_image(remote_out))
+    wrong = cli("undistort", src, "-o", str(tmp_path / "x.png"), "--remote", server.url, "--token", "bad")
+    assert wrong.returncode == AuthError.exit_code and "token was refused" in wrong.stderr
+    assert not (tmp_path / "x.png").exists()

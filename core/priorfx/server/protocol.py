@@ -34,6 +34,7 @@ import importlib
 import json
 import math
 import struct
+import sys
 import types
 import typing
 from typing import Any
@@ -52,9 +53,12 @@ ALIGN = 64
 MAX_JSON_BYTES = 4 << 20
 MAX_NDIM = 4
 
-# Only plain numeric dtypes cross the wire (no objects, no structured types).
+# Only plain numeric dtypes cross the wire (no objects, no structured types),
+# little-endian. Decoded arrays get the native dtype object ('=' not '<'):
+# some bindings (OpenImageIO's) refuse an explicitly little-endian dtype.
 DTYPES = {name: np.dtype(name).newbyteorder("<") for name in
           ("bool", "uint8", "uint16", "int32", "int64", "float16", "float32", "float64")}
+_NATIVE_LE = sys.byteorder == "little"
 _PACKED_U8 = "float32/255"
 _INV255 = np.float32(255.0)
 
@@ -260,7 +264,10 @@ def _array(mv: memoryview, d: Any, data_start: int) -> np.ndarray:
     dt = DTYPES[dtype]
     if math.prod(shape) * dt.itemsize != nbytes:
         raise _bad(f"array of shape {shape} and dtype {dtype} cannot have {nbytes} bytes")
-    a = np.frombuffer(mv[off:off + nbytes], dtype=dt).reshape(shape)
+    if _NATIVE_LE:
+        a = np.frombuffer(mv[off:off + nbytes], dtype=np.dtype(dtype)).reshape(shape)
+    else:  # a big-endian machine: convert (a copy) so the core sees native numbers
+        a = np.frombuffer(mv[off:off + nbytes], dtype=dt).reshape(shape).astype(np.dtype(dtype))
     as_ = d.get("as")
     if as_ is None:
         return a
