@@ -21,6 +21,14 @@ def _check_parent(target: Path) -> None:
                           "create it first or choose another output path")
 
 
+def _replace(src: Path, dst: Path) -> None:
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        raise OutputError(f"cannot write {dst}: {exc.strerror or exc}",
+                          "check that the path is a writable file location") from None
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path with the same suffix as `target`; rename on success.
@@ -35,7 +43,7 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise OutputError(f"nothing was written to {target}")
-        os.replace(tmp, target)
+        _replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -56,11 +64,11 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if target.exists():
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, old)
-            os.replace(tmp, target)
+            _replace(target, old)
+            _replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            os.replace(tmp, target)
+            _replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

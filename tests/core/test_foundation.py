@@ -122,3 +122,10 @@ def test_demo_writes_report(models_home, sample_media, cli, tmp_path):
     for img in re.findall(r"src='([^']+)'", page):
         assert (out / img).is_file(), img
     assert "class=error" not in page, "a demo section failed"
+
+
+def test_atomic_path_onto_a_folder_is_output_error(tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OutputError, match="cannot write"):
+        write_bytes_atomic(tmp_path / "taken", b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]

@@ -14,6 +14,7 @@ BENCHES = {
     "portrait": "selfie undistortion vs. input and a 2D peer",
     "matting": "matting vs. raw RVM, closed-form and KNN",
     "server": "HTTP server load test on loopback",
+    "obs": "OBS filter in real libobs: callback time, lagged/passthrough frames, latency",
     "scale": "cluster scale-out: 1 vs 2 local workers",
 }
 
