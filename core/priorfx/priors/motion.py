@@ -13,6 +13,8 @@ convention of ``cv2.resize``).
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -86,11 +88,14 @@ class DisFlow:
         return f
 
 
+@functools.lru_cache(maxsize=16)
 def grid_positions(small: tuple[int, int], full: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Full-resolution x and y (float32, h x w) of the small grid's samples."""
+    """Full-resolution x and y (float32, h x w, read-only) of the small grid's samples."""
     w, h = small
     sx, sy = full[0] / w, full[1] / h
     xs = (np.arange(w, dtype=np.float32) + 0.5) * sx - 0.5
     ys = (np.arange(h, dtype=np.float32) + 0.5) * sy - 0.5
-    return np.broadcast_to(xs[None, :], (h, w)), np.broadcast_to(ys[:, None], (h, w))
+    gx, gy = np.broadcast_to(xs[None, :], (h, w)).copy(), np.broadcast_to(ys[:, None], (h, w)).copy()
+    gx.flags.writeable = gy.flags.writeable = False  # cached and shared
+    return gx, gy
 

@@ -71,7 +71,8 @@ def velocity_from_flow(flow: np.ndarray, b: float, direction: int) -> np.ndarray
     return (flow / dt[..., None]).astype(np.float32, copy=False)
 
 
-def combine_velocities(v_next: np.ndarray | None, v_prev: np.ndarray | None) -> np.ndarray:
+def combine_velocities(v_next: np.ndarray | None, v_prev: np.ndarray | None,
+                       acceleration: np.ndarray | None = None) -> np.ndarray:
     """Motion field h x w x 4: velocity (vx, vy) at the pixel's own instant and acceleration.
 
     With both neighbours, the flow to the next frame measures the velocity
@@ -79,12 +80,24 @@ def combine_velocities(v_next: np.ndarray | None, v_prev: np.ndarray | None) -> 
     earlier: their mean is the velocity now, their difference the
     acceleration (camera shake changes direction within a few frames, and a
     constant-velocity model leaves a pixel of error at the frame edges).
-    With one neighbour the acceleration is taken as zero.
+    With one neighbour, `acceleration` (a global (ax, ay), or None for zero)
+    carries that half-frame-old velocity to now.
     """
-    if v_next is None or v_prev is None:
-        v = v_prev if v_next is None else v_next
-        return np.concatenate([v, np.zeros_like(v)], axis=-1)
-    return np.concatenate([0.5 * (v_next + v_prev), v_next - v_prev], axis=-1)
+    if v_next is not None and v_prev is not None:
+        out = np.empty(v_next.shape[:2] + (4,), np.float32)
+        np.add(v_next, v_prev, out=out[..., :2])
+        out[..., :2] *= 0.5
+        np.subtract(v_next, v_prev, out=out[..., 2:])
+        return out
+    v = v_prev if v_next is None else v_next
+    out = np.empty(v.shape[:2] + (4,), np.float32)
+    acc = np.zeros(2, np.float32) if acceleration is None else np.asarray(acceleration, np.float32)
+    # v was measured half a frame before (prev) or after (next) the frame
+    half = 0.5 if v_next is None else -0.5
+    for c in (0, 1):  # per channel with scalars: much faster than broadcasting into the interleaved array
+        np.add(v[..., c], half * float(acc[c]), out=out[..., c])
+        out[..., 2 + c] = float(acc[c])
+    return out
 
 
 def smooth_velocity(v: np.ndarray, v_before: np.ndarray | None, amount: float,
@@ -131,8 +144,13 @@ def _fill_holes(key: np.ndarray, steps: int) -> np.ndarray:
     return padded[1:-1, 1:-1]
 
 
+def dominant_velocity(v: np.ndarray) -> np.ndarray:
+    """Median (vx, vy) of a motion field (every third sample: plenty, and fast)."""
+    return np.median(v[::3, ::3, :2].reshape(-1, 2), axis=0)
+
+
 def splat_velocity(v: np.ndarray, full: tuple[int, int], a: float, b: float,
-                   fill_steps: int = 6) -> np.ndarray:
+                   fill_steps: int = 6, dominant: np.ndarray | None = None) -> np.ndarray:
     """Motion at the target instant's pixel grid (occlusion-aware forward splat).
 
     Parameters
@@ -144,6 +162,10 @@ def splat_velocity(v: np.ndarray, full: tuple[int, int], a: float, b: float,
         Full-resolution size.
     a, b : float
         `time_coefficients`.
+    fill_steps : int
+        How many pixels (of the small grid) a hole is filled from its neighbours.
+    dominant : (vx, vy), optional
+        `dominant_velocity(v)` when the caller has it already.
 
     Returns
     -------
@@ -159,7 +181,7 @@ def splat_velocity(v: np.ndarray, full: tuple[int, int], a: float, b: float,
     # Priority: distance from the dominant (median) motion. The layer that
     # moves against the crowd is in front: an object over a background, or a
     # person the camera follows while the background streams by.
-    med = np.median(v[::3, ::3, :2].reshape(-1, 2), axis=0)
+    med = dominant_velocity(v) if dominant is None else dominant
     prio = np.hypot(v[..., 0] - med[0], v[..., 1] - med[1])
     prio_q = np.minimum(prio * 64.0, 2.0 ** 30).astype(np.int64)
     src = np.arange(h * w, dtype=np.int64).reshape(h, w)

@@ -96,9 +96,11 @@ class FrameCorrector:
         a, b, b_vel = self.coefficients(readout)
         v_next = rs.velocity_from_flow(self.flow(cur, nxt), b_vel, +1) if nxt is not None else None
         v_prev = rs.velocity_from_flow(self.flow(cur, prev), b_vel, -1) if prev is not None else None
-        motion = rs.combine_velocities(v_next, v_prev)
+        acc = None
         if v_next is None and EXTRAPOLATE:
-            motion = self._extrapolate(motion)
+            med = rs.dominant_velocity(v_prev)
+            acc = self._global_acceleration(med)
+        motion = rs.combine_velocities(v_next, v_prev, acc)
         v = rs.smooth_velocity(motion, self._v_before, self.params.smoothing)
         self._v_before = v
         self.last_velocity = v
@@ -109,22 +111,18 @@ class FrameCorrector:
             return None
         return d
 
-    def _extrapolate(self, motion: np.ndarray) -> np.ndarray:
-        """Zero latency: the flow to the previous frame tells the velocity half a frame ago.
+    def _global_acceleration(self, median_velocity: np.ndarray) -> np.ndarray | None:
+        """Zero latency: the camera's acceleration, to carry the half-frame-old velocity to now.
 
-        The camera's acceleration (change of the median velocity since the last
-        frame) carries it forward to now. Only the global part is extrapolated:
-        a per-pixel difference would mix up moving objects with what was there
-        a frame ago.
+        The flow to the previous frame tells the velocity half a frame ago; the
+        change of the median velocity since the last frame is the camera's
+        acceleration. Only this global part is used: a per-pixel difference
+        would mix up moving objects with what was there a frame ago.
         """
-        med = np.median(motion[::3, ::3, :2].reshape(-1, 2), axis=0)
-        before, self._median_before = getattr(self, "_median_before", None), med
+        before, self._median_before = getattr(self, "_median_before", None), median_velocity
         if before is None:
-            return motion
-        acc = np.clip(med - before, -8.0, 8.0).astype(np.float32)  # pixels / frame^2; guard cuts and glitches
-        motion[..., :2] += 0.5 * acc
-        motion[..., 2:] = acc
-        return motion
+            return None
+        return np.clip(median_velocity - before, -8.0, 8.0)  # px / frame^2; guards cuts and glitches
 
     def estimation_gray(self, image: np.ndarray) -> np.ndarray:
         """Grey image at the readout-estimation resolution (from a full-size image)."""
