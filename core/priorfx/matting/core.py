@@ -124,9 +124,7 @@ class MattingSession:
         if p.foreground:
             scale = max(h, w) / 1920.0
             radii = (max(30, int(round(90 * scale))), max(6, int(round(6 * scale))))
-            fg = refine.estimate_foreground(image, alpha, radii)
-            opaque = alpha >= 1.0
-            fg[opaque] = original[opaque]
+            fg = refine.estimate_foreground(image, alpha, radii, opaque=original)
         else:
             fg = original
         t3 = time.perf_counter()

@@ -35,7 +35,8 @@ def _disk(radius: int) -> np.ndarray:
 
 
 def uncertainty_band(prior: np.ndarray, band_px: int) -> np.ndarray:
-    """Pixels to re-solve: the prior's edge and its fractional region, widened.
+    """Pixels to re-solve: the prior's edge and its fractional region, widened
+    by band_px (Euclidean distance).
 
     The band is wider where the prior is unsure over a wider area (a soft,
     blurry transition), so its width follows both the resolution (band_px) and
@@ -44,7 +45,12 @@ def uncertainty_band(prior: np.ndarray, band_px: int) -> np.ndarray:
     hard = (prior >= 0.5).astype(np.uint8)
     edge = cv2.morphologyEx(hard, cv2.MORPH_GRADIENT, _disk(1)) > 0
     soft = (prior > LOW) & (prior < HIGH)
-    return cv2.dilate((edge | soft).astype(np.uint8), _disk(band_px)) > 0
+    seeds = edge | soft
+    if not seeds.any():
+        return seeds
+    # a distance transform costs the same at any width, unlike a dilation
+    dist = cv2.distanceTransform((~seeds).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+    return dist <= band_px
 
 
 def trimap_masks(trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -230,8 +236,8 @@ def _fusion_pass(img: np.ndarray, a: np.ndarray, f: np.ndarray, b: np.ndarray, r
             np.clip(b_blur + (1.0 - a3) * resid, 0.0, 1.0, dtype=np.float32))
 
 
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, int] = (90, 6)
-                        ) -> np.ndarray:
+def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, int] = (90, 6),
+                        opaque: np.ndarray | None = None) -> np.ndarray:
     """Foreground colours with the old background removed (blur fusion).
 
     Our implementation of the two-pass "approximate fast foreground colour
@@ -240,9 +246,10 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
     foreground estimate so that alpha F + (1 - alpha) B reproduces the pixel.
     Box filters make it O(pixels) at any radius. The wide first pass only
     carries smooth colour, so it runs at a quarter of the resolution; the
-    narrow second pass runs at full resolution on the box around the
-    fractional pixels only. Where alpha is 1 the result is the input; where
-    alpha is 0 it is the nearby foreground colour.
+    narrow second pass filters the box around the fractional pixels and
+    updates only those pixels. Where alpha is 1 the result is the input (or
+    `opaque`, e.g. the unclipped plate); where alpha is 0 it is the nearby
+    foreground colour from the first pass.
     """
     img = np.ascontiguousarray(image[..., :3], np.float32)
     a = np.ascontiguousarray(alpha, np.float32)
@@ -253,19 +260,30 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
     small_img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
     small_a = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA)
     f1, b1 = _fusion_pass(small_img, small_a, small_img, small_img, max(1, r1 // q))
-    f1 = cv2.resize(f1, (w, h), interpolation=cv2.INTER_LINEAR)
-    b1 = cv2.resize(b1, (w, h), interpolation=cv2.INTER_LINEAR)
-    fg = np.where(a[..., None] >= 1.0, img, f1)
+    fg = cv2.resize(f1, (w, h), interpolation=cv2.INTER_LINEAR)
     soft = (a > 0.0) & (a < 1.0)
     if soft.any():
-        ys, xs = np.nonzero(soft.any(axis=1))[0], np.nonzero(soft.any(axis=0))[0]
+        rows, cols = np.nonzero(soft.any(axis=1))[0], np.nonzero(soft.any(axis=0))[0]
         m = 2 * r2 + 1
-        y0, y1 = max(0, ys[0] - m), min(h, ys[-1] + m + 1)
-        x0, x1 = max(0, xs[0] - m), min(w, xs[-1] + m + 1)
+        y0, y1 = max(0, rows[0] - m), min(h, rows[-1] + m + 1)
+        x0, x1 = max(0, cols[0] - m), min(w, cols[-1] + m + 1)
         crop = (slice(y0, y1), slice(x0, x1))
-        f2, _ = _fusion_pass(img[crop], a[crop], f1[crop], b1[crop], r2)
-        fg[crop] = np.where(a[crop][..., None] >= 1.0, img[crop], f2)
-    return fg.astype(np.float32, copy=False)
+        ac = a[crop]
+        f = fg[crop]
+        b = cv2.resize(b1, (w, h), interpolation=cv2.INTER_LINEAR)[crop]
+        wa = _box(ac, r2)
+        fa = _box(f * ac[..., None], r2)
+        bb = _box(b * (1.0 - ac)[..., None], r2)
+        # the update itself only at the fractional pixels
+        ys, xs = np.nonzero(soft[crop])
+        av, wav = ac[ys, xs][:, None], wa[ys, xs][:, None]
+        f_blur = np.where(wav > 1e-5, fa[ys, xs] / np.maximum(wav, 1e-5), f[ys, xs])
+        b_blur = np.where(1.0 - wav > 1e-5, bb[ys, xs] / np.maximum(1.0 - wav, 1e-5), b[ys, xs])
+        resid = img[crop][ys, xs] - av * f_blur - (1.0 - av) * b_blur
+        f[ys, xs] = np.clip(f_blur + av * resid, 0.0, 1.0)
+    full = a >= 1.0
+    np.copyto(fg, img if opaque is None else opaque[..., :3], where=full[..., None])
+    return fg
 
 
 def thumbnail(image: np.ndarray, size: int = 32) -> np.ndarray:
