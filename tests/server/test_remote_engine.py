@@ -372,3 +372,23 @@ def test_cli_remote_writes_the_same_pixels_as_local(server, sample, tmp_path, cl
     wrong = cli("undistort", src, "-o", str(tmp_path / "x.png"), "--remote", server.url, "--token", "bad")
     assert wrong.returncode == AuthError.exit_code and "token was refused" in wrong.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_long_clip_goes_up_in_several_uploads_for_deshutter(server, clip):
+    from priorfx.shutter import ShutterParams
+    params = ShutterParams(readout=None)
+    engine = server.engine(upload_chunk_mb=0.3)  # 3 frames of 522 KB -> 3 uploads
+    ticks = []
+    remote = engine.deshutter(clip, params, progress=Progress(lambda *t: ticks.append(t)))
+    _same(remote, LocalEngine().deshutter(clip, params))
+    assert ticks and ticks[-1][0] == ticks[-1][1] > 0  # the server's progress reached the client
+
+
+def test_uploads_beyond_the_frame_limit_are_refused(start_server, clip):
+    from priorfx.errors import LimitError
+    from priorfx.shutter import ShutterParams
+    s = start_server("--max-frames", "4")
+    with pytest.raises(LimitError, match="at most 4"):
+        s.engine().deshutter(clip, ShutterParams(readout=0.7))  # 6 frames, one upload
+    with pytest.raises(LimitError, match="at most 4"):
+        s.engine(upload_chunk_mb=0.3).deshutter(iter(clip), ShutterParams(readout=0.7))  # unknown length

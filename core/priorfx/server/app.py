@@ -10,7 +10,7 @@ Endpoints (all JSON unless marked *bundle*, see protocol.py)::
     POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: deshutter|undistort|matte
     GET    /v1/jobs/{id}?since=V&wait=S   status, long-polled until it changes
     GET    /v1/jobs/{id}/parts/{i}    bundle: result i (releases results before i)
-    POST   /v1/jobs/{id}/frames       bundle: more frames of a matte job sent with more=true
+    POST   /v1/jobs/{id}/frames       bundle: more frames of a job submitted with more=true
     DELETE /v1/jobs/{id}              cancel if running, release results
     WS     /v1/shutter/stream         live shutter correction session
 
@@ -172,14 +172,11 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
     """Validate a decoded request; return the job's work function (and its feed
     when the frames come in several uploads: a matte request with more=true)."""
     params = protocol.params_from_json(params_class(op), _field(req, "params"))
-    fields = {"deshutter": {"frames"}, "undistort": {"image"},
+    fields = {"deshutter": {"frames", "more", "total"}, "undistort": {"image"},
               "matte": {"frames", "guides", "more", "total"}}[op]
     extra = sorted(set(req) - fields - {"params"})
     if extra:
         raise UsageError(f"unknown request field(s) for {op}: {', '.join(extra)}")
-    if op == "deshutter":
-        frames = limits.frames("frames", _field(req, "frames"))
-        return (lambda progress: [engine.deshutter(frames, params, progress)]), None
     if op == "undistort":
         image = limits.image("image", _field(req, "image"))
         return (lambda progress: [engine.undistort(image, params, progress)]), None
@@ -188,6 +185,16 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
     more, total = req.get("more", False), req.get("total")
     if type(more) is not bool or not (total is None or type(total) is int and total >= len(frames)):
         raise UsageError("'more' must be true or false and 'total' a frame count or null")
+    if total is not None and total > limits.cfg.max_frames and op == "deshutter":
+        raise LimitError(f"a clip of {total} frames; this server corrects at most "
+                         f"{limits.cfg.max_frames} at once", "split the clip at a cut")
+    if op == "deshutter":
+        if not more:
+            return (lambda progress: [engine.deshutter(frames, params, progress)]), None
+        # The correction needs the whole clip: collect every upload, then run.
+        feed = FrameFeed(total, hold_all=True)
+        feed.add(frames, {}, more=True)
+        return (lambda progress: [engine.deshutter(list(feed), params, progress)]), feed
     if not more:
         return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress)), None
     # A long shot in several uploads: per-frame guides (lists) travel with their frames.
@@ -405,28 +412,33 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         feed = job.feed
         if feed is None or feed.closed:
             raise UsageError(f"job {job.id} takes no more frames",
-                             "only a matte job submitted with more=true takes further uploads")
+                             "only a job submitted with more=true takes further uploads")
         if job.state not in ("queued", "running"):
             raise PriorfxError.from_json(job.error) if job.error else UsageError(
                 f"job {job.id} has ended")
-        if feed.pending_bytes() > cfg.max_body:
+        if not feed.hold_all and feed.pending_bytes() > cfg.max_body:
             raise LimitError("frames are arriving faster than the server mattes them",
                              "wait until earlier frames are done (RemoteEngine does)")
         req = protocol.unpack(await read_body(request, cfg.max_body))
         extra = sorted(set(req) - {"frames", "guides", "more"}) if isinstance(req, dict) else []
         if extra:
             raise UsageError(f"unknown upload field(s): {', '.join(extra)}")
-        frames = limits.frames("frames", _field(req, "frames"))
+        more = req.get("more", False)
+        raw = _field(req, "frames")
+        # The last upload may be empty when the client could not know it was the last.
+        frames = [] if isinstance(raw, list) and not raw and more is False else limits.frames("frames", raw)
         guides = limits.guides(req.get("guides"))
         if set(guides or {}) - set(feed.per_frame_guides):
             raise UsageError("later uploads may only carry the per-frame guides of the first one: "
                              f"{', '.join(feed.per_frame_guides) or 'none'}")
-        more = req.get("more", False)
         if type(more) is not bool:
             raise UsageError("'more' must be true or false")
         if feed.total is not None and feed.received + len(frames) > feed.total:
             raise UsageError(f"job {job.id} was announced with {feed.total} frames; this upload "
                              f"would make {feed.received + len(frames)}")
+        if feed.hold_all and feed.received + len(frames) > cfg.max_frames:
+            raise LimitError(f"a clip of more than {cfg.max_frames} frames; this server corrects at "
+                             f"most {cfg.max_frames} at once", "split the clip at a cut")
         feed.add(frames, _chunk_guides(guides, feed.per_frame_guides, len(frames)), more)
         return JSONResponse(job.status())
 

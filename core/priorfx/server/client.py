@@ -220,14 +220,26 @@ class RemoteEngine:
         return self._json("GET", "/v1/models")
 
     def deshutter(self, frames: Sequence[np.ndarray], params, progress: Progress | None = None):
-        """Correct a clip on the server; returns the same ShutterResult as locally."""
-        tree = {"params": protocol.params_to_json(params), "frames": list(frames)}
-        return self._one("deshutter", tree, tree["frames"], progress)
+        """Correct a clip on the server; returns the same ShutterResult as locally.
+
+        A clip larger than `upload_chunk_mb` goes up in several uploads into
+        one job (the correction needs the whole clip, so the server starts
+        once the last upload is in).
+        """
+        parts = self._shot("deshutter", frames, params, None, progress, hold_all=True)
+        try:
+            return next(parts)
+        finally:
+            parts.close()
 
     def undistort(self, image: np.ndarray, params, progress: Progress | None = None):
         """Undistort a portrait on the server; returns the same PortraitResult as locally."""
         tree = {"params": protocol.params_to_json(params), "image": image}
-        return self._one("undistort", tree, [image], progress)
+        parts = self._run("undistort", tree, [image], progress)
+        try:
+            return next(parts)
+        finally:
+            parts.close()
 
     def matte(self, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None = None,
               progress: Progress | None = None) -> Iterator:
@@ -239,6 +251,16 @@ class RemoteEngine:
         server runs it as one job, so the prior's state carries across
         uploads exactly as in a local run.
         """
+        return self._shot("matte", frames, params, guides, progress, hold_all=False)
+
+    def _shot(self, op: str, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None,
+              progress: Progress | None, hold_all: bool) -> Iterator:
+        """Submit a sequence as one job, in uploads of about `upload_chunk_mb`.
+
+        hold_all: the server needs every frame before it starts (deshutter), so
+        uploads follow each other at once; otherwise (matte) the next upload
+        waits until the server has started on the previous one.
+        """
         total = len(frames) if hasattr(frames, "__len__") else None
         source = iter(frames)
         guides = {k: g for k, g in (guides or {}).items() if g is not None}
@@ -248,14 +270,13 @@ class RemoteEngine:
         max_body = self._handshake().get("limits", {}).get("max_body_bytes") or (1 << 62)
         budget = min(self.upload_chunk_mb * 2**20, max_body // 2)
         sent = [0]
+        _end = object()
+        peeked = [next(source, _end)]  # one frame read ahead: tells whether more will follow
 
         def guide_at(g, i):
             if callable(g):
                 return g(i)
             return g[i] if i < len(g) else None
-
-        _end = object()
-        peeked = [next(source, _end)]  # one frame read ahead: tells whether more will follow
 
         def next_chunk() -> tuple[list, dict, bool]:
             chunk, size = [], 0
@@ -270,31 +291,31 @@ class RemoteEngine:
             return chunk, chunk_guides, peeked[0] is not _end
 
         frames0, guides0, more = next_chunk()
-        if not frames0:
-            from priorfx.errors import InputError
-            raise InputError("no frames to matte", "pass at least one frame")
-        tree = {"params": protocol.params_to_json(params), "frames": frames0,
-                "guides": {**static, **guides0} or None}
+        tree = {"params": protocol.params_to_json(params), "frames": frames0}
+        if op == "matte":
+            tree["guides"] = {**static, **guides0} or None
         if more:
             tree.update(more=True, total=total)
         uploads = [len(frames0)]
 
         def feeder(job_id: str, status: dict) -> None:
-            """Send the next frames once the server has started on the previous upload."""
             nonlocal more
-            if not more or status["state"] not in ("queued", "running"):
-                return
-            if status.get("frames_received", 0) - status["parts_ready"] > uploads[-1]:
-                return  # two uploads' worth would be waiting: let the server catch up
-            chunk, chunk_guides, more = next_chunk()
-            self._check_limits(chunk)
-            body = protocol.pack({"frames": chunk, "guides": chunk_guides or None, "more": more},
-                                 pack_u8=self.pack_u8)
-            self._request("POST", f"/v1/jobs/{job_id}/frames", data=body,
-                          read_timeout=self.timeout + len(body) / 20e6)
-            uploads.append(max(1, len(chunk)))
+            while more and status["state"] in ("queued", "running"):
+                if not hold_all and status.get("frames_received", 0) - status["parts_ready"] > uploads[-1]:
+                    return  # two uploads' worth would be waiting: let the server catch up
+                chunk, chunk_guides, more = next_chunk()
+                self._check_limits(chunk)
+                if progress is not None:
+                    progress.check()
+                body = {"frames": chunk, "more": more}
+                if chunk_guides:
+                    body["guides"] = chunk_guides
+                data = protocol.pack(body, pack_u8=self.pack_u8)
+                status = self._request("POST", f"/v1/jobs/{job_id}/frames", data=data,
+                                       read_timeout=self.timeout + len(data) / 20e6).json()
+                uploads.append(max(1, len(chunk)))
 
-        return self._run("matte", tree, frames0, progress, feeder if more else None)
+        return self._run(op, tree, frames0, progress, feeder if more else None)
 
     def shutter_stream(self, params) -> "RemoteShutterSession":
         """A live shutter session on the server (a WebSocket), with ShutterSession's calls."""
@@ -318,13 +339,6 @@ class RemoteEngine:
                     f"a {shape[1]}x{shape[0]} image is over the limits of the server at {self.url} "
                     f"({max_side} pixels a side, {max_pixels / 1e6:g} MP)",
                     "scale it down, or start the server with higher --max-side/--max-pixels")
-
-    def _one(self, op: str, tree: dict, images: list, progress: Progress | None) -> Any:
-        parts = self._run(op, tree, images, progress)
-        try:
-            return next(parts)
-        finally:
-            parts.close()
 
     def _run(self, op: str, tree: dict, images: list, progress: Progress | None,
              feeder=None) -> Iterator:

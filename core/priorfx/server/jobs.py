@@ -36,8 +36,10 @@ class FrameFeed:
     Per-frame guides arrive with their frames and are read through `guide()`.
     """
 
-    def __init__(self, total: int | None, per_frame_guides: tuple[str, ...] = ()):
+    def __init__(self, total: int | None, per_frame_guides: tuple[str, ...] = (),
+                 hold_all: bool = False):
         self.total = total
+        self.hold_all = hold_all  # the work needs every frame before it starts
         self.per_frame_guides = per_frame_guides
         self.received = 0
         self.closed = False
