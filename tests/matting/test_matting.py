@@ -184,3 +184,15 @@ def test_demo_section_writes_its_pictures(tmp_path, sample_media):
             assert img is not None and img.shape[0] > 100
     alpha = cv2.imread(str(tmp_path / "matting" / "grace_hopper_alpha.png"), cv2.IMREAD_GRAYSCALE)
     assert alpha[300, 256] == 255 and alpha[20, 20] == 0  # the person, the flag corner
+
+
+def test_temporal_term_steadies_a_noisy_locked_off_shot(astronaut):
+    rng = np.random.default_rng(0)
+    clip = [np.clip(astronaut + rng.normal(0, 0.03, astronaut.shape).astype(np.float32), 0, 1)
+            for _ in range(4)]
+
+    def flicker(temporal):
+        alphas = [r.alpha for r in matte_clip(clip, MattingParams(quality="fast", temporal=temporal))]
+        return np.mean([np.abs(b - a).mean() for a, b in zip(alphas[1:], alphas[2:])])
+
+    assert flicker(1.0) < flicker(0.0)

@@ -24,6 +24,8 @@ OPERATION = "matte"
 TEMPORAL_SCALE = 0.2
 # Width of the grid the optical flow for temporal stability is computed on.
 FLOW_WIDTH = 480
+# Trust the flow only where forward and backward flow agree.
+CHECK_FLOW = True
 
 
 def check_frame(frame: Any, index: int) -> np.ndarray:
@@ -104,6 +106,9 @@ class MattingSession:
                     # flow from this frame back to the previous one, so the
                     # previous alpha can be read where each pixel came from
                     flow = self._flow(gray, self._prev_gray)
+                    if CHECK_FLOW:
+                        flow = refine.reliable_flow(flow, self._flow(self._prev_gray, gray),
+                                                    tuple(self._flow.scale))
                     previous = (self._prev_alpha, self._prev_image, flow)
                 self._prev_gray = gray
             alpha, band, sinfo = refine.refine_alpha(

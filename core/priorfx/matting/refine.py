@@ -150,8 +150,8 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
     target = prior
     if previous is not None and temporal > 0:
         ys, xs = np.nonzero(unknown)
-        prev_a, prev_c = sample_previous(*previous, ys, xs)
-        wt = temporal * still_weight(image[ys, xs], prev_c)
+        prev_a, prev_c, rel = sample_previous(*previous, ys, xs)
+        wt = temporal * still_weight(image[ys, xs], prev_c) * rel
         tot = wp[ys, xs] + wt
         target = prior.copy()
         target[ys, xs] = (wp[ys, xs] * prior[ys, xs] + wt * prev_a) / np.maximum(tot, 1e-12)
@@ -174,21 +174,44 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
     return alpha, band, info
 
 
+def reliable_flow(backward: np.ndarray, forward: np.ndarray, grid_scale: tuple[float, float],
+                  tau: float = 1.0) -> np.ndarray:
+    """Backward flow (this frame -> previous) with a third channel saying how
+    far to trust it: exp(-(e / tau)^2), e the forward-backward mismatch in
+    full-resolution pixels (large at occlusions and where the flow is wrong).
+
+    Both fields lie on the same small grid, in full-resolution pixels;
+    `grid_scale` is (sx, sy), full-resolution pixels per grid step.
+    """
+    fh, fw = backward.shape[:2]
+    sx, sy = grid_scale
+    gy, gx = np.mgrid[0:fh, 0:fw].astype(np.float32)
+    qx = gx + backward[..., 0] / sx
+    qy = gy + backward[..., 1] / sy
+    fwd = cv2.remap(forward, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err2 = np.square(backward[..., 0] + fwd[..., 0]) + np.square(backward[..., 1] + fwd[..., 1])
+    rel = np.exp(-err2 / (tau * tau)).astype(np.float32)
+    return np.dstack([backward[..., :2], rel])
+
+
 def sample_previous(prev_alpha: np.ndarray, prev_image: np.ndarray, flow: np.ndarray | None,
-                    ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The previous frame's alpha (N) and colour (N x 3) seen from pixels (ys, xs)
-    of this frame: where the flow says each pixel was, bilinear; only the N
-    band pixels are sampled, never the whole frame."""
+    of this frame, where the flow says each pixel was (bilinear), and how far
+    to trust that (N; 1 without flow or without a reliability channel). Only
+    the N band pixels are sampled, never the whole frame."""
     if flow is None:
-        return prev_alpha[ys, xs], prev_image[ys, xs, :3]
+        return prev_alpha[ys, xs], prev_image[ys, xs, :3], np.ones(len(ys), np.float32)
     h, w = prev_alpha.shape
     fh, fw = flow.shape[:2]
     # this pixel's position on the flow grid (pixel centres, as cv2.resize)
     gx = (xs + 0.5) * (fw / w) - 0.5
     gy = (ys + 0.5) * (fh / h) - 0.5
-    f = _sample(flow, gx, gy)
+    f = _sample(np.ascontiguousarray(flow), gx, gy)
     mx, my = xs + f[:, 0], ys + f[:, 1]
-    return _sample(prev_alpha, mx, my), _sample(np.ascontiguousarray(prev_image[..., :3]), mx, my)
+    rel = f[:, 2] if flow.shape[2] > 2 else np.ones(len(ys), np.float32)
+    return (_sample(prev_alpha, mx, my), _sample(np.ascontiguousarray(prev_image[..., :3]), mx, my),
+            rel)
 
 
 def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, row: int = 4096) -> np.ndarray:
