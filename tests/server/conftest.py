@@ -32,7 +32,7 @@ class Server:
         self.lines: list[str] = []
         line = self.proc.stdout.readline()
         self.lines.append(line)
-        m = re.search(r"listening on (http://\S+)", line)
+        m = re.search(r"listening on (https?://\S+)", line)
         if not m:
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line!r} {self.proc.stderr.read()}")

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from priorfx.engine import LocalEngine
-from priorfx.errors import AuthError, LimitError, VersionMismatchError
+from priorfx.errors import AuthError, EngineUnreachableError, LimitError, VersionMismatchError
 from priorfx.server import protocol
 
 
@@ -247,3 +247,36 @@ def test_run_endpoint_answers_in_one_request(server, sample):
     r = server.post("/v1/run/undistort", _portrait_body(np.full((64, 64, 3), 0.5, np.float32)))
     assert r.status_code == 422 and r.json()["error"] == "no_face"
     assert not [j for j in server.get("/v1/jobs").json() if j["state"] in ("queued", "running", "done")]
+
+
+def test_tls_serves_https_and_wss(start_server, tmp_path, monkeypatch):
+    import shutil
+
+    from priorfx.shutter import ShutterParams
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    s = start_server("--tls-cert", str(cert), "--tls-key", str(key))
+    assert s.url.startswith("https://127.0.0.1:")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # trust our own test CA, as a studio would
+    engine = s.engine()
+    assert [m["id"] for m in engine.models()] == [m["id"] for m in LocalEngine().models()]
+    frame = np.random.default_rng(0).random((64, 96, 3), dtype=np.float32)
+    with engine.shutter_stream(ShutterParams(readout=0.5)) as session:  # over wss://
+        assert session.push(frame).shape == frame.shape
+    # Without the certificate authority the client refuses the server: no silent downgrade.
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    from priorfx.server.client import RemoteEngine
+    with pytest.raises(EngineUnreachableError, match="cannot verify the TLS certificate") as info:
+        RemoteEngine(s.url, token=s.token).models()
+    assert "REQUESTS_CA_BUNDLE" in info.value.hint
+
+
+def test_tls_with_a_bad_certificate_is_a_usage_error(tmp_path):
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate")
+    proc = _serve("--port", "0", "--tls-cert", str(bad))
+    assert proc.returncode == 2 and "cannot use TLS certificate" in proc.stderr

@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="most jobs queued or running (default: %(default)d)")
     lim.add_argument("--max-streams", type=int, default=8,
                      help="most live shutter sessions (default: %(default)d)")
+    p.add_argument("--tls-cert", metavar="PEM",
+                   help="serve HTTPS/WSS with this certificate (recommended beyond one machine: "
+                        "the token then never crosses the network in clear)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert (if not in the same file)")
     p.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(func=_serve)
@@ -69,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
     def announce(line: str) -> None:
         print(line, flush=True)
 
-    serve(args.host, args.port, cfg, log_level=args.log_level, announce=announce)
+    serve(args.host, args.port, cfg, log_level=args.log_level, announce=announce,
+          tls_cert=args.tls_cert, tls_key=args.tls_key)
     sys.stdout.flush()
     return 0

@@ -641,11 +641,26 @@ def bind(host: str, port: int, cfg: ServerConfig):
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, cfg: ServerConfig | None = None,
-          log_level: str = "warning", announce: Callable[[str], None] = print) -> None:
-    """Run the server until SIGINT/SIGTERM; returns after a clean shutdown."""
+          log_level: str = "warning", announce: Callable[[str], None] = print,
+          tls_cert: str | None = None, tls_key: str | None = None) -> None:
+    """Run the server until SIGINT/SIGTERM; returns after a clean shutdown.
+
+    With `tls_cert` (and `tls_key` unless the key is in the same PEM file) it
+    speaks HTTPS / WSS, so the token and pixels are not readable on the wire.
+    """
+    import ssl
+
     import uvicorn
 
     cfg = cfg or ServerConfig()
+    if tls_key and not tls_cert:
+        raise UsageError("--tls-key needs --tls-cert")
+    if tls_cert:
+        try:  # check the files now: a clear error instead of a uvicorn traceback
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls_cert, tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot use TLS certificate {tls_cert}: {exc}",
+                             "give a PEM certificate (--tls-cert) and its private key (--tls-key)") from None
     sock = bind(host, port, cfg)
     real_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
@@ -661,9 +676,10 @@ def serve(host: str = "127.0.0.1", port: int = 8765, cfg: ServerConfig | None = 
         create_app(cfg), log_level=log_level, access_log=False, lifespan="on",
         ws_max_size=cfg.max_body + (1 << 16), ws_per_message_deflate=False,
         ws_ping_interval=20.0, ws_ping_timeout=60.0, timeout_graceful_shutdown=3,
-        timeout_keep_alive=30)
+        timeout_keep_alive=30, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     server = _Server(config)
-    announce(f"priorfx serve: listening on http://{shown}:{real_port} "
+    scheme = "https" if tls_cert else "http"
+    announce(f"priorfx serve: listening on {scheme}://{shown}:{real_port} "
              f"(priorfx {priorfx.__version__}, protocol {protocol.PROTOCOL_VERSION}, "
              f"{cfg.workers} worker(s), token {'required' if cfg.token else 'not required'})")
     try:

@@ -141,6 +141,11 @@ class RemoteEngine:
             try:
                 resp = self._http.request(method, self.url + path, data=data, params=params,
                                           timeout=timeout, stream=stream)
+            except requests.exceptions.SSLError as exc:  # retrying cannot make it trusted
+                raise EngineUnreachableError(
+                    f"cannot verify the TLS certificate of the priorfx server at {self.url}: "
+                    f"{_ssl_reason(exc)}",
+                    "set REQUESTS_CA_BUNDLE to the server's certificate (or its CA) in PEM form") from None
             except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 # ChunkedEncodingError: the server died while sending its answer.
                 if not (idempotent or _never_connected(exc)):
@@ -401,6 +406,12 @@ class RemoteEngine:
             pass
 
 
+def _ssl_reason(exc: BaseException) -> str:
+    import re
+    m = re.search(r"certificate verify failed: ([^(\]')\"]+)", str(exc))
+    return m.group(1).strip() if m else type(exc).__name__
+
+
 def _chain(first: Any, rest: Iterator) -> Iterator:
     try:
         yield first
@@ -465,9 +476,15 @@ class RemoteShutterSession:
             headers["Authorization"] = f"Bearer {engine.token}"
         limit = engine._handshake().get("limits", {}).get("max_body_bytes")
         self._max_message = limit
+        ssl_ctx = None
+        if scheme == "wss":
+            import ssl
+            # Trust what requests trusts for the HTTP calls (REQUESTS_CA_BUNDLE for a
+            # studio's own certificate authority), else the system's store.
+            ssl_ctx = ssl.create_default_context(cafile=os.environ.get("REQUESTS_CA_BUNDLE") or None)
         try:
             # Entered as a context manager, the form every websockets version supports.
-            self._cm = connect(url, additional_headers=headers, compression=None,
+            self._cm = connect(url, additional_headers=headers, compression=None, ssl=ssl_ctx,
                                open_timeout=engine.connect_timeout, close_timeout=2,
                                max_size=None if limit is None else limit + (1 << 16))
             self._ws = self._cm.__enter__()
