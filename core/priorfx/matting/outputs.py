@@ -15,7 +15,8 @@ fg.R, fg.G, fg.B        unpremultiplied decontaminated foreground
 ======================  ==========================================================
 
 So a compositor reading the file gets a ready-to-merge premultiplied RGBA,
-and the raw matte and confidence in their own layer.
+and the raw matte and confidence in their own layer. OpenEXR stores channels
+sorted by name inside the file: read them by name, not by position.
 
 PNG / TIFF (stills): RGBA 8-bit (16 with ``bits=16``), straight alpha, so
 R, G, B are the *unpremultiplied* decontaminated foreground and A the alpha
