@@ -679,6 +679,9 @@ def serve(host: str = "127.0.0.1", port: int = 8765, cfg: ServerConfig | None = 
         timeout_keep_alive=30, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
     server = _Server(config)
     scheme = "https" if tls_cert else "http"
+    if not tls_cert and not is_loopback(host):
+        print(f"priorfx serve: warning: plain HTTP on {host}: the token and the pixels cross the "
+              "network unencrypted (use --tls-cert, an SSH tunnel or a TLS proxy)", file=sys.stderr)
     announce(f"priorfx serve: listening on {scheme}://{shown}:{real_port} "
              f"(priorfx {priorfx.__version__}, protocol {protocol.PROTOCOL_VERSION}, "
              f"{cfg.workers} worker(s), token {'required' if cfg.token else 'not required'})")
