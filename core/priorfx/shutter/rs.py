@@ -233,11 +233,11 @@ class WarpMaps:
     """
 
     def __init__(self) -> None:
-        self._grids: dict[tuple[int, int, float, float], np.ndarray] = {}
+        self._grids: dict[tuple[int, int], np.ndarray] = {}
         self._buf: dict[tuple[int, int], np.ndarray] = {}
 
-    def _grid(self, size: tuple[int, int], sub: tuple[int, int]) -> np.ndarray:
-        key = (*size, *sub)
+    def _grid(self, size: tuple[int, int]) -> np.ndarray:
+        key = tuple(size)
         g = self._grids.get(key)
         if g is None:
             w, h = size
@@ -257,7 +257,7 @@ class WarpMaps:
         if sub != (1, 1):
             # Chroma sample j sits at luma j * sub + (sub - 1) / 2: displacements scale by 1/sub.
             cv2.multiply(buf, (1.0 / sub[0], 1.0 / sub[1], 0, 0), dst=buf)
-        cv2.add(buf, self._grid(size, sub), dst=buf)
+        cv2.add(buf, self._grid(size), dst=buf)
         return buf
 
 

@@ -14,7 +14,6 @@ motion history would be wrong for the new picture.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Sequence
 
 import cv2
@@ -133,9 +132,6 @@ class FrameCorrector:
     def estimation_flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Fine flow between two `estimation_gray` images, for the readout estimate."""
         return self._est(a, b)
-
-    def reset_motion(self) -> None:
-        self._v_before = None
 
     # ------------------------------------------------------------------ apply
     def correct_rgb(self, frame: np.ndarray, disp: np.ndarray | None, readout: float) -> np.ndarray:
