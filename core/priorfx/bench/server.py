@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> dict:
 
     seconds = args.seconds or (6.0 if args.quick else 30.0)
     stream_frames = args.stream_frames or (20 if args.quick else 60)
-    warmup_s = 2.0 if args.quick else 5.0
+    warmup_s = 2.0 if args.quick else 10.0  # allocator pools reach their plateau (~10 s)
     token = secrets.token_hex(16)
     from priorfx.server.client import RemoteEngine
 
