@@ -1,0 +1,173 @@
+"""What runs on a Dask worker: read a chunk's frames, process them, write or return them.
+
+Every function here is a plain top-level function of picklable arguments, so
+any worker with priorfx installed can run it. PriorfxErrors are returned as
+JSON (``{"error": ...}``) rather than raised: they are deterministic (a bad
+frame stays bad), so Dask must not retry them, and the client re-raises the
+same class with its hint.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from priorfx.cluster.plan import Chunk
+from priorfx.errors import PriorfxError
+
+
+def _threads() -> int:
+    """Threads this task may use: its worker's thread count (1 on a worker per core)."""
+    try:
+        from distributed import get_worker
+        n = int(get_worker().state.nthreads)
+    except Exception:  # not on a worker (called directly), or an older Dask
+        n = 0
+    return n
+
+
+def _set_threads(n: int) -> None:
+    import cv2
+    cv2.setNumThreads(n if n > 0 else -1)
+
+
+def _read(job, first: int, stop: int) -> list[np.ndarray]:
+    """Frames at shot positions first .. stop-1, read from the shared source."""
+    from priorfx import io as pio
+
+    numbers = job.numbers[first:stop]
+    clip = pio.read_frames(job.src, (numbers[0], numbers[-1]), fps=job.fps)
+    frames = list(clip)
+    if len(frames) != len(numbers):
+        raise PriorfxError(f"{job.src}: frames {numbers[0]}-{numbers[-1]} gave {len(frames)} frames "
+                           f"on this worker, expected {len(numbers)}",
+                           "every worker must see the same input files (shared storage)")
+    return frames
+
+
+def _guarded(fn, *args) -> Any:
+    try:
+        return fn(*args)
+    except PriorfxError as err:
+        return {"error": err.to_json()}
+
+
+# ----------------------------------------------------------------- scans
+def scan(job, chunk: Chunk) -> Any:
+    """deshutter: band flows of the frame pairs in the chunk (for the readout
+    estimate); matte: cut scores of the frames after the first."""
+    return _guarded(_scan, job, chunk)
+
+
+def _scan(job, chunk: Chunk) -> list:
+    _set_threads(_threads())
+    frames = _read(job, chunk.read_first, chunk.read_stop)
+    if job.op == "matte":
+        from priorfx.matting.core import check_frame
+        from priorfx.matting.refine import cut_score, thumbnail
+
+        thumbs = [thumbnail(np.clip(check_frame(f, i), 0.0, 1.0)) for i, f in enumerate(frames)]
+        return [cut_score(a, b) if a.shape == b.shape else float("inf") for a, b in zip(thumbs, thumbs[1:])]
+    # Same steps as priorfx.shutter.correct_clip's estimate, pair by pair, so the
+    # concatenated list is the one a single-machine run builds.
+    from priorfx.shutter.readout import band_flows
+    from priorfx.shutter.session import FrameCorrector, check_frame as shutter_frame
+
+    first = shutter_frame(frames[0], "frame 0")
+    corr = FrameCorrector(job.params, first.shape[1], first.shape[0], live=False)
+    bands, prev = [], corr.estimation_gray(first)
+    for f in frames[1:]:
+        cur = corr.estimation_gray(shutter_frame(f))
+        bands.append(band_flows(corr.estimation_flow(prev, cur)))
+        prev = cur
+    return bands
+
+
+def estimate_readout(params, height: int, *band_lists) -> Any:
+    """The readout of a whole shot from the chunks' band flows, in order."""
+    from priorfx.shutter.readout import estimate_from_bands
+
+    for b in band_lists:
+        if isinstance(b, dict) and "error" in b:
+            return b
+    bands = [b for lst in band_lists for b in lst]
+    g, conf = estimate_from_bands(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0)
+    return {"readout": float(g), "confidence": float(conf)}
+
+
+# ----------------------------------------------------------------- chunks
+def run_chunk(job, chunk: Chunk, extra: Any, marker_dir: str | None) -> Any:
+    """Process one chunk. Sequence output: write it, return a summary.
+    Video output: return the frames' pixels (the client encodes them)."""
+    if isinstance(extra, dict) and "error" in extra:
+        return extra
+    marker = Path(marker_dir) / f"shot{chunk.shot:04d}-chunk{chunk.index:05d}.done" if marker_dir else None
+    if marker is not None and marker.exists():
+        # Dask ran this task again (its result was lost with a worker, or a
+        # retry): the frames are already in place under their final names.
+        import json
+        return {**json.loads(marker.read_text()), "skipped": True}
+    return _guarded(_run_chunk, job, chunk, extra, marker)
+
+
+def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
+    threads = _threads()
+    _set_threads(threads)
+    frames = _read(job, chunk.read_first, chunk.read_stop)
+    keep = slice(chunk.first - chunk.read_first, chunk.stop - chunk.read_first)
+    summary: dict[str, Any] = {"shot": chunk.shot, "chunk": chunk.index, "frames": chunk.frames,
+                               "worker_pid": os.getpid()}
+    if job.op == "deshutter":
+        from priorfx.shutter import correct_clip
+
+        result = correct_clip(frames, replace(job.params, readout=extra["readout"]))
+        pixels = result.frames[keep]
+        summary["mean_motion_px"] = result.mean_motion_px
+        cuts: list[int] = []
+    else:
+        from priorfx.matting import matte_clip
+        from priorfx.matting.outputs import matte_pixels
+
+        guides = _shift_guides(job.guides, chunk.read_first)
+        pixels, cuts = [], []
+        for r in matte_clip(frames, job.params, guides=guides, threads=threads):
+            if r.index < keep.start:
+                continue
+            pos = chunk.read_first + r.index
+            pixels.append(matte_pixels(r, job.dst, job.unpremult))
+            if pos in (extra or ()):  # a cut found by the scan (a chunk's first frame cannot see it)
+                cuts.append(job.numbers[pos])
+    summary["cuts"] = cuts
+    numbers = job.numbers[chunk.first:chunk.stop]
+    if job.kind == "video":
+        return {**summary, "pixels": pixels}
+    from priorfx import io as pio
+
+    with pio.FrameWriter(job.dst, fps=job.out_fps, start=numbers[0], provenance=job.provenance,
+                         channel_names=job.channel_names, bits=job.bits) as writer:
+        for n, px in zip(numbers, pixels):
+            writer.write(px, number=n)
+    if marker is not None:
+        import json
+
+        from priorfx.atomic import write_bytes_atomic
+        write_bytes_atomic(marker, json.dumps(summary).encode())
+    return summary
+
+
+def _shift_guides(guides: dict | None, offset: int) -> dict | None:
+    """Guides indexed by shot position -> indexed by chunk position."""
+    if not guides or offset == 0:
+        return guides
+    out = {}
+    for name, value in guides.items():
+        if callable(value):
+            out[name] = (lambda f, o: (lambda i: f(i + o)))(value, offset)
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
+            out[name] = value[offset:]
+        else:
+            out[name] = value
+    return out

@@ -1,0 +1,162 @@
+"""Cluster runs on a real Dask LocalCluster on 127.0.0.1 (2 worker processes, 1 thread each)
+give the same pixels as the single-machine run, survive a killed worker, and
+name an unreachable scheduler."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from priorfx import io as pio
+from priorfx.errors import EngineUnreachableError
+
+distributed = pytest.importorskip("distributed", reason="the cluster extra: pip install 'priorfx[cluster]'")
+
+
+def _write_clip(frames, folder: Path) -> str:
+    folder.mkdir(parents=True)
+    with pio.FrameWriter(folder / "f_%04d.png", fps=25, start=1) as w:
+        for f in frames:
+            w.write(f)
+    return str(folder / "f_%04d.png")
+
+
+def _read_all(pattern: str) -> list[np.ndarray]:
+    return list(pio.read_frames(pattern))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory, sample_media):
+    from priorfx.samples import sample_path
+
+    root = tmp_path_factory.mktemp("clips")
+    bikes = list(pio.read_frames(str(sample_path("bikes.mp4")), (60, 83)))
+    small = [cv2.resize(f, (320, 136), interpolation=cv2.INTER_AREA) for f in bikes[:18]]
+    face = list(pio.read_frames(str(sample_path("single_face.mp4")), (0, 7)))
+    # a shot of a person, then a cut to the street: two shots in one clip
+    two_shots = [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in face] + \
+                [cv2.resize(f, (320, 180), interpolation=cv2.INTER_AREA) for f in bikes[:6]]
+    return {"bikes_small": _write_clip(small, root / "bikes_small"),
+            "bikes_full": _write_clip(bikes, root / "bikes_full"),
+            "two_shots": _write_clip(two_shots, root / "two_shots")}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0", silence_logs=40) as lc:
+        yield lc
+
+
+def test_deshutter_on_cluster_matches_single_machine(clips, cluster, tmp_path):
+    from priorfx.cluster import run_clip_on_cluster
+    from priorfx.shutter import ShutterParams, correct_clip
+
+    src = clips["bikes_small"]
+    params = ShutterParams()  # readout 'auto': estimated once for the whole clip
+    ref = correct_clip(_read_all(src), params)
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = run_clip_on_cluster("deshutter", src, str(out / "c_%04d.exr"), params, cluster,
+                                  chunk_frames=5, bits=32)
+    assert summary["chunks"] == 4 and summary["frames"] == 18
+    assert summary["readout"] == round(ref.readout, 4)
+    got = _read_all(str(out / "c_%04d.exr"))
+    assert len(got) == 18
+    for i, (a, b) in enumerate(zip(got, ref.frames)):
+        assert np.array_equal(a, b), f"frame {i}: max diff {np.abs(a - b).max()}"
+    assert sorted(p.name for p in out.iterdir()) == [f"c_{n:04d}.exr" for n in range(1, 19)]
+
+
+def test_matte_on_cluster_matches_single_machine(clips, cluster, tmp_path):
+    from priorfx.cluster import run_clip_on_cluster
+    from priorfx.matting import MattingParams, matte_clip
+    from priorfx.matting.outputs import matte_pixels
+
+    src = clips["two_shots"]
+    params = MattingParams(quality="fast")
+    dst = tmp_path / "m_%04d.exr"
+    ref = [matte_pixels(r, dst) for r in matte_clip(_read_all(src), params)]
+    summary = run_clip_on_cluster("matte", src, str(dst), params, cluster, bits=32)
+    assert summary["cuts"] == [9]        # the cut to the street (frames are numbered from 1)
+    assert summary["chunks"] == 2        # one task per shot
+    from priorfx.io import read_image, read_image_info
+    from priorfx.matting.outputs import channel_names
+
+    names = channel_names(dst)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"m_{n:04d}.exr" for n in range(1, 15)]
+    for n, r in enumerate(ref, start=1):
+        path = tmp_path / f"m_{n:04d}.exr"
+        stored = read_image_info(path).channel_names  # EXR keeps channels sorted by name
+        px = read_image(path)[..., [stored.index(c) for c in names]]
+        assert px.shape == r.shape
+        assert np.array_equal(px, r), f"frame {n}: max diff {np.abs(px - r).max()}"
+    assert 0.2 < ref[3][..., 3].mean() < 0.9  # the person shot really holds a matte
+
+
+def test_killed_worker_mid_chunk_still_gives_identical_output(clips, tmp_path):
+    from priorfx.cluster import connect, run_clip_on_cluster
+    from priorfx.shutter import ShutterParams, correct_clip
+
+    src = clips["bikes_full"]
+    params = ShutterParams(readout=0.7)
+    ref = correct_clip(_read_all(src), params)
+    dst = tmp_path / "k_%04d.exr"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=":0", silence_logs=50) as lc:
+        client = connect(lc)
+        pids = client.run(os.getpid)
+        box: dict = {}
+
+        def work():
+            try:
+                box["summary"] = run_clip_on_cluster("deshutter", src, str(dst), params, client,
+                                                     chunk_frames=4, bits=32)
+            except BaseException as exc:  # surfaced by the assertion below
+                box["error"] = exc
+
+        t = threading.Thread(target=work)
+        t.start()
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            busy = [w for w, keys in client.processing().items() if any("chunk" in str(k) for k in keys)]
+            if busy:
+                time.sleep(0.3)  # well inside a chunk (each corrects ~21 frames at 640x272)
+                victim = busy[0]
+            else:
+                time.sleep(0.02)
+        assert victim is not None, "no chunk ever started"
+        os.kill(pids[victim], signal.SIGKILL)
+        t.join(120)
+        assert "error" not in box, box.get("error")
+        client.close()
+    assert box["summary"]["frames"] == 24
+    got = _read_all(str(dst))
+    assert len(got) == 24
+    for i, (a, b) in enumerate(zip(got, ref.frames)):
+        assert np.array_equal(a, b), f"frame {i}: max diff {np.abs(a - b).max()}"
+    # nothing half-written or left behind: only the final frames
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"k_{n:04d}.exr" for n in range(1, 25)]
+
+
+def test_unreachable_scheduler_names_the_address(clips, tmp_path):
+    from priorfx.cluster import run_clip_on_cluster
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    with pytest.raises(EngineUnreachableError) as info:
+        run_clip_on_cluster("deshutter", clips["bikes_small"], str(tmp_path / "x_%04d.png"), None,
+                            address, timeout=2)
+    assert address in str(info.value)
+    assert "dask scheduler" in str(info.value)
+    assert not list(tmp_path.iterdir())
