@@ -12,7 +12,7 @@ How the work is split
   `warmup` frames before its start (and reads one frame past its end, the
   next neighbour) and throws those away. The only state carried from frame to
   frame is the temporally smoothed motion, a contraction by at most
-  ``smoothing`` per frame, so after the warm-up (sized from `smoothing`, 17
+  ``smoothing`` per frame, so after the warm-up (sized from `smoothing`, 19
   frames at the default 0.3) it has forgotten the missing history below
   float32 resolution: the frames are bit-identical to a single-machine run
   (tested). An 'auto' readout is estimated once for the whole shot first

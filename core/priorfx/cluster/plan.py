@@ -70,7 +70,7 @@ def plan_chunks(n: int, chunk_frames: int, warmup: int, lookahead: int = 0, shot
 
 def auto_chunk_frames(n: int, workers: int, warmup: int) -> int:
     """Kept frames per chunk: one chunk per worker, but not so small that the
-    warm-up dominates (at least 4x the warm-up) and not over 600 frames (a
+    warm-up dominates (at least 2x the warm-up) and not over 600 frames (a
     dead worker then costs at most that much work again)."""
     even = math.ceil(n / max(1, workers))
-    return max(1, min(max(even, 4 * warmup), 600))
+    return max(1, min(max(even, 2 * warmup), 600))

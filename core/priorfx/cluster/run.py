@@ -44,7 +44,7 @@ class ClipJob:
     unpremult, bits : matte EXR layers / output bit depth (as the CLI writes)
     provenance : record written into the outputs (default: built here)
     chunk_frames : deshutter frames per chunk (default: one chunk per worker
-        thread, at least 4x the warm-up)
+        thread, at least 2x the warm-up)
     matte_chunk_frames : also split a matte between cuts into chunks of this
         many frames with `matte_warmup` warm-up frames. Off by default because
         the result is then close to, not identical with, a single-machine run.

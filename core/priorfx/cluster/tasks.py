@@ -32,6 +32,36 @@ def _threads() -> int:
 def _set_threads(n: int) -> None:
     import cv2
     cv2.setNumThreads(n if n > 0 else -1)
+    _tune_malloc()
+
+
+_MALLOC_TUNED = False
+MMAP_THRESHOLD = 32 << 20
+"""Allocations below this come from the heap, not from fresh mmap'd pages."""
+
+
+def _tune_malloc() -> None:
+    """Undo the allocator setting Dask's nanny gives its workers.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536`` so that
+    they hand memory back to the OS; setting it switches off glibc's dynamic
+    mmap threshold, so every frame-sized temporary (> 128 kB) is a fresh
+    mmap that page-faults on first touch. Measured: a deshutter chunk ran
+    1.7x slower on a worker than in a plain process. The thresholds below are
+    what glibc's dynamic mode settles at for such work.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or not os.environ.get("MALLOC_TRIM_THRESHOLD_"):
+        return
+    _MALLOC_TUNED = True
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+        libc.mallopt(m_trim_threshold, 2 * MMAP_THRESHOLD)
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to undo
+        pass
 
 
 def _read(job, first: int, stop: int) -> list[np.ndarray]:
@@ -144,18 +174,44 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     numbers = job.numbers[chunk.first:chunk.stop]
     if job.kind == "video":
         return {**summary, "pixels": pixels}
-    from priorfx import io as pio
-
-    with pio.FrameWriter(job.dst, fps=job.out_fps, start=numbers[0], provenance=job.provenance,
-                         channel_names=job.channel_names, bits=job.bits) as writer:
-        for n, px in zip(numbers, pixels):
-            writer.write(px, number=n)
+    _write_frames(job, numbers, pixels, marker)
     if marker is not None:
         import json
 
         from priorfx.atomic import write_bytes_atomic
         write_bytes_atomic(marker, json.dumps(summary).encode())
     return summary
+
+
+def _write_frames(job, numbers: list[int], pixels: list[np.ndarray], marker: Path | None) -> None:
+    """Write the chunk's frames, moving them in under their final names only once all are written.
+
+    The frames are staged inside the job folder (beside the output, so the
+    moves are renames on one file system): a worker killed mid-chunk leaves
+    its half-written files there, and the client removes that folder at the
+    end; the output folder only ever sees complete frames.
+    """
+    import shutil
+    import uuid
+
+    from priorfx import io as pio
+
+    final_dir = Path(job.dst).parent
+    stage = None if marker is None else marker.parent / f"{marker.stem}.{uuid.uuid4().hex[:8]}"
+    if stage is not None:
+        stage.mkdir()
+    try:
+        target = job.dst if stage is None else str(stage / Path(job.dst).name)
+        with pio.FrameWriter(target, fps=job.out_fps, start=numbers[0], provenance=job.provenance,
+                             channel_names=job.channel_names, bits=job.bits) as writer:
+            for n, px in zip(numbers, pixels):
+                writer.write(px, number=n)
+        if stage is not None:
+            for path in writer.written:
+                os.replace(path, final_dir / path.name)
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _shift_guides(guides: dict | None, offset: int) -> dict | None:
