@@ -162,7 +162,7 @@ def test_zero_copy_view_of_the_callers_buffer():
     buf = bytearray(camera.frame_size("nv12", w, h))
     buf[:w * h] = bytes([235] * (w * h))
     buf[w * h:] = bytes([128] * (w * h // 2))
-    planes = camera._planes(buf, "nv12", w, h, None)
+    planes = camera.planes(buf, "nv12", w, h, None)
     buf[0] = 16  # a change in the caller's buffer shows through the view
     assert planes[0][0, 0] == 16
 

@@ -64,7 +64,8 @@ _LAYOUTS = {
 }
 
 
-def _fmt(fmt: str) -> str:
+def normalise_format(fmt: str) -> str:
+    """The lower-case layout key of a pixel format name; InputError if unsupported."""
     key = str(fmt).lower()
     if key not in _LAYOUTS:
         raise InputError(f"unsupported pixel format {fmt!r}",
@@ -74,7 +75,7 @@ def _fmt(fmt: str) -> str:
 
 def plane_shapes(fmt: str, width: int, height: int) -> list[tuple[int, int]]:
     """(rows, bytes per row) of each plane of a tightly packed `fmt` frame."""
-    key = _fmt(fmt)
+    key = normalise_format(fmt)
     lay = _LAYOUTS[key]
     if width <= 0 or height <= 0:
         raise InputError(f"frame size {width}x{height} is empty", "width and height must be positive")
@@ -164,7 +165,11 @@ def _plane_view(buf: np.ndarray, offset: int, rows: int, row_bytes: int, stride:
                       strides=(stride, 1))
 
 
-def _planes(data, key: str, width: int, height: int, strides) -> list[np.ndarray]:
+def planes(data, key: str, width: int, height: int, strides=None) -> list[np.ndarray]:
+    """Zero-copy uint8 views of each plane of a frame in `data` (one buffer or one per plane).
+
+    `key` is a normalise_format() key; `strides` one linesize per plane (None: packed).
+    """
     shapes = plane_shapes(key, width, height)
     n = len(shapes)
     if strides is not None:
@@ -257,19 +262,19 @@ def to_rgb(data, fmt: str, width: int, height: int, strides: Sequence[int] | int
     InputError
         Unknown format, odd size for a subsampled format, buffer too small.
     """
-    key = _fmt(fmt)
+    key = normalise_format(fmt)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.uint8):
         raise UsageError(f"to_rgb dtype {dtype} is not supported", "use np.float32 or np.uint8")
-    planes = _planes(data, key, width, height, strides)
+    views = planes(data, key, width, height, strides)
     if key in ("bgra", "rgba"):
-        px = planes[0].reshape(height, width, 4)
+        px = views[0].reshape(height, width, 4)
         code = cv2.COLOR_BGRA2RGB if key == "bgra" else cv2.COLOR_RGBA2RGB
         rgb = cv2.cvtColor(px, code)  # copies into a contiguous 3-channel image
         if dtype == np.uint8:
             return rgb
         return rgb.astype(np.float32) * np.float32(1 / 255)
-    yuv = _yuv444(planes, key, width, height)
+    yuv = _yuv444(views, key, width, height)
     if dtype == np.uint8:
         # one affine pass with rounding + saturation, all in uint8 in and out
         return cv2.transform(yuv, yuv_to_rgb_matrix(matrix, full_range, 255.0))
@@ -329,7 +334,7 @@ def from_rgb(rgb: np.ndarray, fmt: str, matrix: str = "709", full_range: bool = 
         I420/I422 (Y, U, V), YUY2/BGRA/RGBA (one packed plane). These feed
         straight back into `to_rgb`.
     """
-    key = _fmt(fmt)
+    key = normalise_format(fmt)
     rgb, alpha, scale = _rgb_input(rgb)
     h, w = rgb.shape[:2]
     plane_shapes(key, w, h)  # size checks

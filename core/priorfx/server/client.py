@@ -557,7 +557,7 @@ class RemoteShutterSession:
             return planes
         from priorfx.io import camera  # the same plane layout the local session writes
 
-        dst = camera._planes(out, camera._fmt(fmt), int(width), int(height), strides)
+        dst = camera.planes(out, camera.normalise_format(fmt), int(width), int(height), strides)
         for src, d in zip(planes, dst):
             np.copyto(d, src)
         return tuple(dst)

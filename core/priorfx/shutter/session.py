@@ -370,8 +370,8 @@ class ShutterSession:
         """
         from priorfx.io import camera
 
-        key = camera._fmt(fmt)
-        planes = camera._planes(buf, key, int(width), int(height), strides)
+        key = camera.normalise_format(fmt)
+        planes = camera.planes(buf, key, int(width), int(height), strides)
         corr = self._bind(int(width), int(height), key)
         self.frames_in += 1
         if self.params.mode == "rsgr":
@@ -382,7 +382,7 @@ class ShutterSession:
             res = self._step(rgb, corr.gray(rgb), to_fmt, to_fmt, copy=False)
             if res is None or out is None:
                 return res
-            dst = camera._planes(out, key, int(width), int(height), strides)
+            dst = camera.planes(out, key, int(width), int(height), strides)
             for s, d in zip(res, dst):
                 np.copyto(d, s)
             return tuple(dst)
@@ -399,7 +399,7 @@ class ShutterSession:
                               else luma if key == "yuy2" else planes[0])
 
         def apply(pl, disp):
-            dst = None if out is None else camera._planes(out, key, int(width), int(height), strides)
+            dst = None if out is None else camera.planes(out, key, int(width), int(height), strides)
             return tuple(corr.correct_planes(pl, key, disp, dst))
 
         def flush_apply(pl, disp):
