@@ -99,6 +99,21 @@ def _progress(args: argparse.Namespace) -> Iterator[Progress]:
             yield prog
 
 
+def _output_colorspace(frames) -> str | None:
+    """The colour space the matte's colour channels are in: the plate's.
+
+    EXR plates carry their own (oiio:ColorSpace) and it is passed on; PNG,
+    JPEG, TIFF and video frames are display-encoded sRGB. Publishing checks
+    that results and plate agree.
+    """
+    from priorfx import io as pio
+
+    first = frames.paths[0] if getattr(frames, "paths", None) else None
+    if first is not None and first.suffix.lower() == ".exr":
+        return pio.read_image_info(first).colorspace
+    return "sRGB"
+
+
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
     from priorfx.matting import MattingParams
@@ -125,6 +140,8 @@ def _run(args: argparse.Namespace) -> int:
     unpremult = not args.no_unpremult
     numbers = list(getattr(frames, "frame_numbers", range(len(frames))))
     cuts: list[int] = []
+    space = _output_colorspace(frames)
+    colour = {"oiio:ColorSpace": space} if space else None
     with _progress(args) as prog:
         results = engine.matte(frames, params, guides=guides or None, progress=prog)
         if out_is_clip:
@@ -134,11 +151,14 @@ def _run(args: argparse.Namespace) -> int:
             from priorfx.provenance import provenance
 
             prov = provenance(OPERATION, params, [MODEL_ID], input=str(args.input))
+            if numbers:
+                prov["frame_range"] = [numbers[0], numbers[-1]]
             written = 0
             # The writer stages frames in a hidden folder and moves them in only
             # when the block ends cleanly: Ctrl-C or an error leaves nothing.
             with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
-                                 provenance=prov, channel_names=channel_names(out, unpremult)) as writer:
+                                 provenance=prov, channel_names=channel_names(out, unpremult),
+                                 metadata=colour) as writer:
                 for r in results:
                     writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
                     if r.cut:
@@ -148,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
             r = next(iter(results))
             prov = dict(r.provenance)
             prov["input"] = str(args.input)
-            write_matte(out, r, unpremult=unpremult, provenance=prov)
+            write_matte(out, r, unpremult=unpremult, provenance=prov, metadata=colour)
             written = 1
     summary = {"output": out, "frames": written, "cuts": cuts, "parameters": params.to_json()}
     if args.json:

@@ -67,7 +67,8 @@ def matte_pixels(result: MatteResult, path: str | Path, unpremult: bool = True) 
 
 
 def write_matte(path: str | Path, result: MatteResult, *, unpremult: bool = True,
-                provenance: Mapping[str, Any] | None = None, bits: int | str | None = None) -> Path:
+                provenance: Mapping[str, Any] | None = None, bits: int | str | None = None,
+                metadata: Mapping[str, Any] | None = None) -> Path:
     """Write one matte as EXR (named channels, see module docstring) or PNG/TIFF (RGBA).
 
     Parameters
@@ -77,6 +78,7 @@ def write_matte(path: str | Path, result: MatteResult, *, unpremult: bool = True
     unpremult : add the fg.R/G/B layer to an EXR
     provenance : record to store (default: the result's own)
     bits : EXR 16 (half, default) or 32; PNG 8 (default) or 16
+    metadata : extra header attributes (e.g. oiio:ColorSpace of the plate)
     """
     from priorfx.io import write_image
 
@@ -85,4 +87,5 @@ def write_matte(path: str | Path, result: MatteResult, *, unpremult: bool = True
         raise UsageError(f"cannot write a matte as {Path(str(path)).suffix or '(no suffix)'}",
                          "use .exr (compositing) or .png (stills)")
     return write_image(path, matte_pixels(result, path, unpremult), channel_names(path, unpremult),
+                       metadata=metadata,
                        provenance=provenance if provenance is not None else result.provenance, bits=bits)
