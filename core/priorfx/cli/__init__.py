@@ -7,10 +7,10 @@ codes and prints one line (plus a hint) instead of a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 import priorfx
+from priorfx.cli.common import present_modules
 from priorfx.errors import PriorfxError
 
 # Order here is the order in `priorfx --help`.
@@ -30,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "background (matting).")
     parser.add_argument("--version", action="version", version=f"priorfx {priorfx.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"priorfx.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"priorfx.cli.{name}":
-                continue  # command not built yet in this tree
-            raise
+    for _name, module in present_modules("priorfx.cli", COMMANDS):
         module.register(sub)
     return parser
 

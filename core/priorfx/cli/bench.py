@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
 from priorfx.atomic import write_bytes_atomic
 from priorfx.bench.common import environment
+from priorfx.cli.common import present_modules
 
 BENCHES = {
     "shutter": "rolling-shutter correction vs. input and a global-motion peer",
@@ -24,14 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Each benchmark measures priorfx and its peers in the same run "
                                    "and prints JSON with a `summary` object.")
     bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
-    for name, text in BENCHES.items():
-        try:
-            module = importlib.import_module(f"priorfx.bench.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"priorfx.bench.{name}":
-                continue
-            raise
-        b = bsub.add_parser(name, help=text)
+    for name, module in present_modules("priorfx.bench", BENCHES):
+        b = bsub.add_parser(name, help=BENCHES[name])
         b.add_argument("--quick", action="store_true", help="small data, few repeats (minutes -> seconds)")
         b.add_argument("--json", metavar="OUT", help="also write the JSON to this file")
         module.add_arguments(b)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from types import ModuleType
+from typing import Iterable, Iterator
 
 from priorfx.config import load_settings
 from priorfx.engine import Engine, get_engine
@@ -61,3 +63,17 @@ def parse_frame_range(text: str | None) -> tuple[int, int] | None:
         raise UsageError(f"frame range {text!r} is empty (last frame before first)",
                          "give the first frame, then the last, e.g. 1001-1100")
     return first, last
+
+
+def present_modules(package: str, names: Iterable[str]) -> Iterator[tuple[str, ModuleType]]:
+    """(name, module) for each `package.name` that exists in this install.
+
+    Optional parts (a benchmark whose extra is not installed, a command not in
+    this build) are skipped; an import error *inside* a module still raises.
+    """
+    for name in names:
+        try:
+            yield name, importlib.import_module(f"{package}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.{name}":
+                raise

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import importlib
+
+from priorfx.cli.common import present_modules
 
 HOSTS = {
     "gimp": "the GIMP 3 'Undistort Selfie' filter",
@@ -14,13 +15,7 @@ HOSTS = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("install", help="install a host plug-in (gimp, obs, nuke)")
     hsub = p.add_subparsers(dest="host", metavar="HOST", required=True)
-    for name, text in HOSTS.items():
-        try:
-            module = importlib.import_module(f"priorfx.install.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"priorfx.install.{name}":
-                continue
-            raise
-        h = hsub.add_parser(name, help=f"install {text}")
+    for name, module in present_modules("priorfx.install", HOSTS):
+        h = hsub.add_parser(name, help=f"install {HOSTS[name]}")
         module.add_arguments(h)
         h.set_defaults(func=module.run)
