@@ -160,3 +160,23 @@ def test_unreachable_scheduler_names_the_address(clips, tmp_path):
     assert address in str(info.value)
     assert "dask scheduler" in str(info.value)
     assert not list(tmp_path.iterdir())
+
+
+def test_video_output_is_encoded_in_order_from_the_chunks(clips, cluster, tmp_path):
+    from priorfx.cluster import run_clip_on_cluster
+    from priorfx.shutter import ShutterParams, correct_clip
+
+    src = clips["bikes_small"]
+    params = ShutterParams(readout=0.6)
+    ref = correct_clip(_read_all(src), params)
+    with pio.FrameWriter(tmp_path / "single.mp4", fps=25) as w:
+        for f in ref.frames:
+            w.write(f)
+    summary = run_clip_on_cluster("deshutter", src, str(tmp_path / "cluster.mp4"), params, cluster, chunk_frames=4)
+    assert summary["chunks"] == 5
+    got, want = _read_all(str(tmp_path / "cluster.mp4")), _read_all(str(tmp_path / "single.mp4"))
+    assert len(got) == len(want) == 18
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert (tmp_path / "cluster.mp4.json").is_file()  # the provenance sidecar
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.mp4", "cluster.mp4.json",
+                                                          "single.mp4", "single.mp4.json"]

@@ -142,7 +142,11 @@ def run_shots_on_cluster(jobs: Sequence[ClipJob], address: Any, progress: Progre
             marker = None
             if job.kind == "sequence":
                 marker = Path(job.dst).parent / f".priorfx-cluster-{job_id}-{s}"
-                marker.mkdir()
+                try:
+                    marker.mkdir()
+                except OSError as exc:
+                    raise OutputError(f"cannot write into {marker.parent}: {exc.strerror or exc}",
+                                      "choose an output folder you can write to") from None
                 markers.append(marker)
             for c in plans[-1]:
                 fut = client.submit(tasks.run_chunk, job, c, extras[s], str(marker) if marker else None,
