@@ -33,6 +33,7 @@ from priorfx.provenance import provenance
 
 MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
 ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
+WEIGHT_MAX_SIDE = 384         # the head and person weights (smooth, feathered) are built this large at most
 GRID_CELLS = 64              # the warp is computed on this many cells across the head box, then upsampled
 DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera
 MODELS = ["blazeface-short-range", "face-landmark", "selfie-segmentation"]
@@ -191,7 +192,12 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     focal_mm = DEFAULT_FOCAL_MM if params.focal_mm is None else float(params.focal_mm)
     f_small = geometry.focal_px(focal_mm, aw, ah)
     fits = [geometry.fit_face(m.points, (aw, ah), f_small) for m in meshes]
-    person = segmentation.person_probability(small)
+    # The weights are smooth (feathered over a third of a head width): build
+    # them on a smaller copy; that saves most of the blurs and distance transforms.
+    ws = min(1.0, WEIGHT_MAX_SIDE / max(aw, ah))
+    ww, wh = max(1, round(aw * ws)), max(1, round(ah * ws))
+    wsx, wsy = ww / aw, wh / ah
+    person = segmentation.person_probability(small, out_size=(ww, wh))
     tick(progress, 3, 5, "building the warp")
     warps, faces = [], []
     for m, fit in zip(meshes, fits):
@@ -205,27 +211,33 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
                       "score": round(m.score, 4), "distance_m": round(d, 4), "target_m": round(target, 4),
                       "focal_mm": focal_mm, "focal_px": round(geometry.focal_px(focal_mm, w, h), 2),
                       "fit_rms_px": round(fit.rms_px / sx, 3)})
-    heads = warp.head_weights((ah, aw), warps, protect)
-    pweight = warp.person_weight(person, warps)
+    small_warps = [warp.scaled(fw, wsx, wsy) for fw in warps]
+    small_protect = [[warp.scale_points(hull, wsx, wsy) for hull in hs] for hs in protect]
+    heads = warp.head_weights((wh, ww), small_warps, small_protect)
+    pweight = warp.person_weight(person, small_warps)
     weight = np.max(heads, axis=0) * pweight
     ys, xs = np.nonzero(weight > 1e-3)
     if len(xs) == 0:
         return Plan((0, 0, 0, 0), np.zeros((0, 0, 2)), faces, None)
-    # Bounding box of the warp in full-res pixels, and a coarse grid over it.
-    x0, x1 = int(max(0, np.floor(xs.min() / sx) - 2)), int(min(w, np.ceil((xs.max() + 1) / sx) + 2))
-    y0, y1 = int(max(0, np.floor(ys.min() / sy) - 2)), int(min(h, np.ceil((ys.max() + 1) / sy) + 2))
+    # Bounding box of the warp in full-res pixels (one weight pixel of margin), and a coarse grid over it.
+    kx, ky = sx * wsx, sy * wsy           # weight px per full-res px
+    mx, my = int(np.ceil(1 / kx)) + 2, int(np.ceil(1 / ky)) + 2
+    x0, x1 = int(max(0, np.floor(xs.min() / kx) - mx)), int(min(w, np.ceil((xs.max() + 1) / kx) + mx))
+    y0, y1 = int(max(0, np.floor(ys.min() / ky) - my)), int(min(h, np.ceil((ys.max() + 1) / ky) + my))
     bw, bh = x1 - x0, y1 - y0
     step = max(2.0, max(bw, bh) / GRID_CELLS)
     nx, ny = max(2, int(np.ceil(bw / step))), max(2, int(np.ceil(bh / step)))
     gx_full = x0 + (np.arange(nx) + 0.5) * bw / nx - 0.5
     gy_full = y0 + (np.arange(ny) + 0.5) * bh / ny - 0.5
-    grid = warp.coarse_field(warps, heads, pweight, (gx_full + 0.5) * sx - 0.5, (gy_full + 0.5) * sy - 0.5)
+    grid = warp.coarse_field(warps, heads, pweight, (gx_full + 0.5) * sx - 0.5, (gy_full + 0.5) * sy - 0.5,
+                             weight_scale=(wsx, wsy))
     grid[..., 0] /= sx
     grid[..., 1] /= sy
     grid, factor = warp.safe_field(grid, bw / nx, bh / ny)
     for f in faces:
         f["warp_scale"] = round(factor, 3)
-    overlay = _overlay(small, meshes, warps, faces, weight) if params.debug_overlay else None
+    overlay = (_overlay(small, meshes, warps, faces, cv2.resize(weight, (aw, ah), interpolation=cv2.INTER_LINEAR))
+               if params.debug_overlay else None)
     tick(progress, 4, 5, "warping")
     return Plan((x0, y0, x1, y1), grid.astype(np.float32), faces, overlay)
 

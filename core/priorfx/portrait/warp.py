@@ -32,6 +32,7 @@ HEAD_WIDER_THAN_FACE = 1.12            # head breadth / face-outline width
 MIN_JACOBIAN = 0.3                     # below this the warp is scaled down (no tearing)
 PROXY_MARGIN = 1.08                    # head-proxy points start this far out of the face hull
 SPLINE_SMOOTHING = 1e-3                # thin-plate smoothing (coordinates in head widths)
+RIM_SMOOTHING = 3e-2                   # ... for the face-outline landmarks (see coarse_field)
 PERSON_MARGIN = 0.06                   # the warp may reach this far (x head width) into the background
 
 
@@ -44,6 +45,17 @@ class FaceWarp:
     silhouette: np.ndarray    # M x 2 polygon of the projected head proxy (input)
     head_width_px: float
     face_hull: np.ndarray     # K x 2 convex hull of the face landmarks (input)
+
+
+def scale_points(xy: np.ndarray, sx: float, sy: float) -> np.ndarray:
+    """Pixel positions (N x 2) in an image resized by (sx, sy) (pixel centres kept)."""
+    return (xy + 0.5) * np.array([sx, sy]) - 0.5
+
+
+def scaled(fw: FaceWarp, sx: float, sy: float) -> FaceWarp:
+    """The same face warp in an image resized by (sx, sy) (for the smaller weight images)."""
+    return FaceWarp(scale_points(fw.at, sx, sy), fw.disp * np.array([sx, sy]), scale_points(fw.silhouette, sx, sy),
+                    fw.head_width_px * sx, scale_points(fw.face_hull, sx, sy))
 
 
 def head_proxy(shape: np.ndarray, n_lat: int = 24, n_lon: int = 48) -> np.ndarray:
@@ -157,19 +169,19 @@ def sample_bilinear(img: np.ndarray, pts: np.ndarray, border: int = cv2.BORDER_C
 
 
 def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndarray | None,
-                 gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+                 gx: np.ndarray, gy: np.ndarray, weight_scale: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """Backward field (ny x nx x 2, analysis px) at grid positions gx (nx), gy (ny).
 
     Each face's thin-plate spline counts only under its own head weight; where
     heads overlap the fields are averaged; the person weight multiplies all.
+    The weight images may be smaller than the analysis image by `weight_scale`.
     """
-    from scipy.interpolate import RBFInterpolator
-
     pts = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+    wpts = scale_points(pts, *weight_scale)
     acc = np.zeros((len(pts), 2))
     total = np.zeros(len(pts))
     for fw, head in zip(warps, heads):
-        wts = sample_bilinear(head, pts)
+        wts = sample_bilinear(head, wpts)
         near = wts > 1e-4
         if not near.any():
             continue
@@ -182,13 +194,77 @@ def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndar
         unit = max(fw.head_width_px, 1.0)
         at = (np.concatenate([fw.at, ring]) - c) / unit
         val = np.concatenate([fw.disp, np.zeros_like(ring)])
-        rbf = RBFInterpolator(at, val, kernel="thin_plate_spline", smoothing=SPLINE_SMOOTHING, degree=1)
-        acc[near] += rbf((pts[near] - c) / unit) * wts[near, None]
+        spline = fit_tps(at, val, spline_smoothing(fw, len(ring)))
+        acc[near] += eval_tps(spline, (pts[near] - c) / unit) * wts[near, None]
         total += wts
     field = acc / np.maximum(total, 1.0)[:, None]
     if person is not None:
-        field *= sample_bilinear(person, pts)[:, None]
+        field *= sample_bilinear(person, wpts)[:, None]
     return field.reshape(len(gy), len(gx), 2)
+
+
+def _tps_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """r^2 log r between the rows of a (N x 2) and b (M x 2)."""
+    r2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    return 0.5 * r2 * np.log(np.maximum(r2, 1e-300))
+
+
+def fit_tps(at: np.ndarray, val: np.ndarray, smoothing: np.ndarray) -> tuple:
+    """Smoothing thin-plate spline through values `val` (N x k) at `at` (N x 2).
+
+    Minimises sum_i |f(at_i) - val_i|^2 / smoothing_i + bending energy
+    (the same system as scipy's RBFInterpolator with the thin_plate_spline
+    kernel and a degree-1 polynomial), solved directly: a few hundred
+    centres, so one dense solve is cheaper than scipy's general machinery.
+    """
+    n = len(at)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n] = _tps_kernel(at, at) + np.diag(smoothing)
+    poly = np.column_stack([np.ones(n), at])
+    a[:n, n:] = poly
+    a[n:, :n] = poly.T
+    rhs = np.zeros((n + 3, val.shape[1]))
+    rhs[:n] = val
+    coef = np.linalg.solve(a, rhs)
+    return at, coef[:n], coef[n:]
+
+
+def eval_tps(spline: tuple, pts: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Values of a fit_tps spline at pts (M x 2), in chunks (bounded memory)."""
+    at, w, lin = spline
+    # The kernel matrix in float32 (values are pixels; 1e-5 px is plenty), with
+    # r^2 from |p|^2 + |c|^2 - 2 p.c so that it is one matrix product.
+    c32 = at.astype(np.float32)
+    cc = (c32 * c32).sum(1)[None, :]
+    w32 = w.astype(np.float32)
+    out = np.empty((len(pts), w.shape[1]))
+    for i in range(0, len(pts), chunk):
+        p = pts[i:i + chunk]
+        p32 = p.astype(np.float32)
+        r2 = (p32 * p32).sum(1)[:, None] + cc - 2.0 * (p32 @ c32.T)
+        np.maximum(r2, 1e-30, out=r2)
+        k = np.log(r2)
+        k *= r2
+        out[i:i + chunk] = 0.5 * (k @ w32) + lin[0] + p @ lin[1:]
+    return out
+
+
+def spline_smoothing(fw: FaceWarp, n_ring: int) -> np.ndarray:
+    """Per-sample thin-plate smoothing: approximate the face outline, interpolate the rest.
+
+    The motion changes fastest at the face outline (its points lie deepest
+    behind the face centre), and that is where the landmark model is least
+    sure of its points: outline landmarks slide along the contour and sit on
+    whatever is visible there, several pixels from the surface point of the
+    same index. Interpolating them exactly puts a steep ramp at the wrong
+    place; smoothing them spreads it over their uncertainty.
+    """
+    from priorfx.portrait.geometry import rim_mask
+
+    sm = np.full(len(fw.at) + n_ring, SPLINE_SMOOTHING)
+    rim = rim_mask()
+    sm[:len(rim)][rim] = RIM_SMOOTHING      # the mesh landmarks come first in fw.at
+    return sm
 
 
 def jacobian_det(field: np.ndarray, step_x: float, step_y: float) -> np.ndarray:
