@@ -296,7 +296,8 @@ def _collect(distributed, client, jobs, plans, extras, futures, progress, n_work
     for s, job in enumerate(jobs):
         chunk_res = [results[(s, c.index)] for c in plans[s]]
         out = {"output": job.dst, "frames": sum(r["frames"] for r in chunk_res), "chunks": len(plans[s]),
-               "workers": n_workers, "op": job.op}
+               "workers": n_workers, "op": job.op,
+               "chunk_cpu_s": [r.get("cpu_s") for r in chunk_res]}  # worker CPU time of each chunk
         if job.op == "deshutter":
             est = extras[s] if isinstance(extras[s], dict) else extras[s].result()
             _raise_if_error(est)

@@ -144,6 +144,9 @@ def run_chunk(job, chunk: Chunk, extra: Any, marker_dir: str | None) -> Any:
 
 
 def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
+    import time
+
+    cpu0 = time.process_time()  # the worker process's CPU time: one task per worker, I/O threads counted
     threads = _threads()
     _set_threads(threads)
     frames = _read(job, chunk.read_first, chunk.read_stop)
@@ -172,9 +175,11 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
                 cuts.append(job.numbers[pos])
     summary["cuts"] = cuts
     numbers = job.numbers[chunk.first:chunk.stop]
+    if job.kind != "video":
+        _write_frames(job, numbers, pixels, marker)
+    summary["cpu_s"] = round(time.process_time() - cpu0, 3)
     if job.kind == "video":
         return {**summary, "pixels": pixels}
-    _write_frames(job, numbers, pixels, marker)
     if marker is not None:
         import json
 
