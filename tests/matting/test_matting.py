@@ -196,3 +196,35 @@ def test_temporal_term_steadies_a_noisy_locked_off_shot(astronaut):
         return np.mean([np.abs(b - a).mean() for a, b in zip(alphas[1:], alphas[2:])])
 
     assert flicker(1.0) < flicker(0.0)
+
+
+def test_temporal_blend_follows_motion_and_stops_where_the_prior_moved():
+    from priorfx.matting.refine import temporal_blend
+
+    h, w = 40, 60
+    image = np.full((h, w, 3), 0.5, np.float32)
+    band = np.zeros((h, w), bool)
+    band[:, 20:40] = True
+    prior = np.full((h, w), 0.5, np.float32)
+    prev_alpha = np.zeros((h, w), np.float32)
+    prev_alpha[:, 33:] = 1.0  # the previous alpha, 3 px to the right of this frame's
+    flow = np.zeros((h, w, 3), np.float32)
+    flow[..., 0] = 3.0  # every pixel came from 3 px to its right...
+    flow[..., 2] = 1.0  # ...and the flow is fully reliable
+    alpha = np.full((h, w), 0.5, np.float32)
+    out = temporal_blend(alpha.copy(), band, image, prior, (prev_alpha, image, flow, prior.copy()), 0.8)
+    # motion-compensated: column 29 reads column 32 (0), column 31 reads 34 (1)
+    assert out[5, 29] == pytest.approx(0.1, abs=1e-4) and out[5, 31] == pytest.approx(0.9, abs=1e-4)
+    assert (out[:, ~band.any(axis=0)] == 0.5).all()  # outside the band: untouched
+    # where the prior moved differently from the flow (a lagging edge), nothing is taken
+    out2 = temporal_blend(alpha.copy(), band, image, prior + 0.3, (prev_alpha, image, flow, prior), 0.8)
+    assert np.abs(out2[band] - 0.5).max() < 1e-3
+
+
+def test_downsample_ratio_follows_rvm_full_body_advice():
+    from priorfx.priors.person import auto_downsample_ratio
+
+    assert auto_downsample_ratio(2160, 3840) == pytest.approx(0.2)
+    assert auto_downsample_ratio(1080, 1920) == pytest.approx(0.4)
+    assert auto_downsample_ratio(720, 1280) == pytest.approx(0.6)
+    assert auto_downsample_ratio(512, 512) == 1.0

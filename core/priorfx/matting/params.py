@@ -32,8 +32,10 @@ class MattingParams:
     temporal : float in [0, 1]
         Temporal smoothing: how strongly a band pixel keeps the previous
         frame's refined alpha, read where optical flow says the pixel came
-        from and only as far as its colour matches there. 0 refines every
-        frame on its own (the prior's recurrent state is still used).
+        from, and only as far as the flow is reliable there, its colour
+        matches and the prior agrees (see refine.temporal_blend; 0.5 keeps
+        up to 85 %). 0 refines every frame on its own (the prior's recurrent
+        state is still used).
     downsample_ratio : float in (0, 1] or None
         RVM's internal downsample ratio; None chooses it from the resolution.
     cut_threshold : float in (0, 1]
@@ -53,7 +55,7 @@ class MattingParams:
     temporal: float = 0.5
     downsample_ratio: float | None = None
     cut_threshold: float = 0.2
-    prior_weight: float = 0.01
+    prior_weight: float = 0.1
     foreground: bool = True
     refine: bool = True
 
