@@ -19,7 +19,9 @@ original body and background.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -42,9 +44,9 @@ class FaceWarp:
 
     at: np.ndarray            # N x 2 output positions
     disp: np.ndarray          # N x 2 backward displacement (output -> input)
-    silhouette: np.ndarray    # M x 2 polygon of the projected head proxy (input)
+    silhouette: np.ndarray    # M x 2 polygon of the projected head proxy, before and after the warp
     head_width_px: float
-    face_hull: np.ndarray     # K x 2 convex hull of the face landmarks (input)
+    face_hull: np.ndarray     # K x 2 convex hull of the face landmarks, before and after the warp
 
 
 def scale_points(xy: np.ndarray, sx: float, sy: float) -> np.ndarray:
@@ -95,9 +97,13 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     keep = visible & outside & upper
     src = np.concatenate([obs, hb[keep]])
     disp = np.concatenate([disp_face, (ha - hb)[keep]])
-    sil = cv2.convexHull(hb[visible | ~visible].astype(np.float32)).reshape(-1, 2)
-    width = float(np.ptp(sil[:, 0]))
-    return FaceWarp(src + disp, -disp, sil.astype(np.float64), width, hull.astype(np.float64))
+    # The weights that gate the field live in output positions: cover where the
+    # head is and where it goes (the outline moves out by up to a few % of the
+    # face width), or the rim's motion would be cut by the fade.
+    sil = cv2.convexHull(np.concatenate([hb, ha]).astype(np.float32)).reshape(-1, 2)
+    both = cv2.convexHull(np.concatenate([obs, obs + disp_face]).astype(np.float32)).reshape(-1, 2)
+    width = float(np.ptp(cv2.convexHull(hb.astype(np.float32)).reshape(-1, 2)[:, 0]))
+    return FaceWarp(src + disp, -disp, sil.astype(np.float64), width, both.astype(np.float64))
 
 
 def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], protect: list[list[np.ndarray]] | None = None,
@@ -176,6 +182,28 @@ def coarse_field(warps: list[FaceWarp], heads: list[np.ndarray], person: np.ndar
     heads overlap the fields are averaged; the person weight multiplies all.
     The weight images may be smaller than the analysis image by `weight_scale`.
     """
+    with _one_blas_thread():
+        return _coarse_field(warps, heads, person, gx, gy, weight_scale)
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:        # optional: without it BLAS keeps its own thread count
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread():
+    """Context: BLAS on one thread. The spline's systems are small (a few hundred
+    unknowns): on a few shared, busy cores OpenBLAS's threads spin and wait far
+    longer than the work takes (measured: 3x the CPU time for the 1080p plan)."""
+    ctl = _blas_controller()
+    return ctl.limit(limits=1, user_api="blas") if ctl is not None else contextlib.nullcontext()
+
+
+def _coarse_field(warps, heads, person, gx, gy, weight_scale) -> np.ndarray:
     pts = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
     wpts = scale_points(pts, *weight_scale)
     acc = np.zeros((len(pts), 2))
