@@ -350,14 +350,16 @@ def test_a_long_shot_goes_up_in_several_uploads_as_one_job(server, clip):
     remote = []
     for r in engine.matte(iter(frames), params, guides=guides):  # an iterator: no len()
         remote.append(r)
-        uploads_seen.append(max((j.get("frames_received", 0) for j in server.get("/v1/jobs").json()),
+        uploads_seen.append(max((j.get("uploads", 0) for j in server.get("/v1/jobs").json()),
                                 default=0))
     local = list(LocalEngine().matte(frames, params, guides=guides))
     _same(remote, local)
     assert all(np.all(r.alpha[: 10 + 10 * i, :20] == 1.0) for i, r in enumerate(remote))
     assert len(remote) == 4
-    # When the first result arrived, the server did not yet hold the whole shot.
-    assert 0 < uploads_seen[0] < len(frames)
+    # The shot reached the server's one job in several uploads: the second result
+    # needs the second frame, so by then at least two uploads had arrived. (When the
+    # first result comes back depends on load, so that is not asserted.)
+    assert uploads_seen[0] >= 1 and uploads_seen[1] >= 2
 
 
 def test_cli_remote_writes_the_same_pixels_as_local(server, sample, tmp_path, cli):

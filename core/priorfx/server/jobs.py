@@ -42,6 +42,7 @@ class FrameFeed:
         self.hold_all = hold_all  # the work needs every frame before it starts
         self.per_frame_guides = per_frame_guides
         self.received = 0
+        self.uploads = 0
         self.closed = False
         self.cancelled = threading.Event()
         self._frames: collections.deque = collections.deque()
@@ -64,6 +65,7 @@ class FrameFeed:
                     self._guides[name][self.received] = guides[name][i]
                 self._frames.append(frame)
                 self.received += 1
+            self.uploads += 1
             self.closed = not more
             self._cond.notify_all()
 
@@ -145,6 +147,7 @@ class Job:
                    "version": self.version, "error": self.error}
         if self.feed is not None:
             out["frames_received"] = self.feed.received
+            out["uploads"] = self.feed.uploads
             out["frames_closed"] = self.feed.closed
         return out
 
