@@ -55,7 +55,7 @@ class MattingParams:
     temporal: float = 0.5
     downsample_ratio: float | None = None
     cut_threshold: float = 0.2
-    prior_weight: float = 0.1
+    prior_weight: float = 0.05
     foreground: bool = True
     refine: bool = True
 
