@@ -26,7 +26,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from priorfx.portrait.geometry import FaceFit
+from priorfx.portrait.geometry import FaceFit, rim_mask
 
 HEAD_VERTEX_ABOVE_FOREHEAD_M = 0.085   # mid-forehead landmark -> top of the skull
 HEAD_LENGTH_M = 0.19                   # glabella -> back of the head (adult mean ~19 cm)
@@ -34,7 +34,8 @@ HEAD_WIDER_THAN_FACE = 1.12            # head breadth / face-outline width
 MIN_JACOBIAN = 0.3                     # below this the warp is scaled down (no tearing)
 PROXY_MARGIN = 1.08                    # head-proxy points start this far out of the face hull
 SPLINE_SMOOTHING = 1e-3                # thin-plate smoothing (coordinates in head widths)
-RIM_SMOOTHING = 3e-2                   # ... for the face-outline landmarks (see coarse_field)
+RIM_SMOOTHING = 3e-2                   # ... for the face-outline landmarks (see spline_smoothing)
+OUTLINE_FIT_BLEND = 0.5                # outline anchors: this much of the way to the fitted model's points
 PERSON_MARGIN = 0.06                   # the warp may reach this far (x head width) into the background
 
 
@@ -78,6 +79,12 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     """Displacement samples for one face: mesh landmarks plus the visible head proxy."""
     before, after = fit.reproject(fit.shape, target_m)
     obs = landmarks[:, :2].astype(np.float64)
+    # Outline landmarks slide along the face contour: the landmark model puts
+    # them on whatever outline is visible, a few pixels from the surface point
+    # of that index. The fitted head's projection of the point is a second,
+    # independent estimate of where it is; the motion is anchored between the two.
+    rim = rim_mask()[:, None]
+    obs = np.where(rim, OUTLINE_FIT_BLEND * before + (1 - OUTLINE_FIT_BLEND) * obs, obs)
     disp_face = after - before
     head = head_proxy(fit.shape)
     cam = fit.camera_points(head)
@@ -287,8 +294,6 @@ def spline_smoothing(fw: FaceWarp, n_ring: int) -> np.ndarray:
     same index. Interpolating them exactly puts a steep ramp at the wrong
     place; smoothing them spreads it over their uncertainty.
     """
-    from priorfx.portrait.geometry import rim_mask
-
     sm = np.full(len(fw.at) + n_ring, SPLINE_SMOOTHING)
     rim = rim_mask()
     sm[:len(rim)][rim] = RIM_SMOOTHING      # the mesh landmarks come first in fw.at
