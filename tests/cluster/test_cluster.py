@@ -11,13 +11,13 @@ import time
 from pathlib import Path
 
 import cv2
+import distributed  # the cluster extra is part of the test extra: a missing Dask fails loudly
 import numpy as np
 import pytest
 
 from priorfx import io as pio
 from priorfx.errors import EngineUnreachableError
 
-distributed = pytest.importorskip("distributed", reason="the cluster extra: pip install 'priorfx[cluster]'")
 
 
 def _write_clip(frames, folder: Path) -> str:
