@@ -267,20 +267,19 @@ def fit_tps(at: np.ndarray, val: np.ndarray, smoothing: np.ndarray) -> tuple:
 def eval_tps(spline: tuple, pts: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Values of a fit_tps spline at pts (M x 2), in chunks (bounded memory)."""
     at, w, lin = spline
-    # The kernel matrix in float32 (values are pixels; 1e-5 px is plenty), with
-    # r^2 from |p|^2 + |c|^2 - 2 p.c so that it is one matrix product.
-    c32 = at.astype(np.float32)
-    cc = (c32 * c32).sum(1)[None, :]
-    w32 = w.astype(np.float32)
+    # r^2 from |p|^2 + |c|^2 - 2 p.c, so that the kernel matrix is one matrix
+    # product. Float64 throughout: the spline's weights are large and of
+    # alternating sign, and in float32 the rounding (1e-4 px) would make the
+    # output depend on tiny input changes (a host's export round trip).
+    cc = (at * at).sum(1)[None, :]
     out = np.empty((len(pts), w.shape[1]))
     for i in range(0, len(pts), chunk):
         p = pts[i:i + chunk]
-        p32 = p.astype(np.float32)
-        r2 = (p32 * p32).sum(1)[:, None] + cc - 2.0 * (p32 @ c32.T)
-        np.maximum(r2, 1e-30, out=r2)
+        r2 = (p * p).sum(1)[:, None] + cc - 2.0 * (p @ at.T)
+        np.maximum(r2, 1e-300, out=r2)
         k = np.log(r2)
         k *= r2
-        out[i:i + chunk] = 0.5 * (k @ w32) + lin[0] + p @ lin[1:]
+        out[i:i + chunk] = 0.5 * (k @ w) + lin[0] + p @ lin[1:]
     return out
 
 
