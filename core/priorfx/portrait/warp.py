@@ -3,12 +3,19 @@
 The fitted face moves under the dolly zoom (geometry.FaceFit.reproject). Its
 468 landmark displacements, plus those of a head proxy (an ellipsoid behind
 the face standing in for forehead, hair and ears), are interpolated by a thin
-plate spline into a backward displacement field. The field is multiplied by a
-weight that is 1 over the head and fades to 0 over the background: a feather
-around the projected head ellipsoid times the (slightly dilated) person mask,
-so background lines stay straight. The field is computed on a coarse grid,
-checked for fold-over (scaled down if the warp would tear), and upsampled
-strip by strip into one full-resolution cv2.remap of the head's bounding box.
+plate spline into a backward displacement field. The face-outline landmarks
+are treated as sliding points: their motion is anchored halfway between the
+detected point and the fitted head's own projection, and the spline
+approximates rather than interpolates them (the motion changes fastest
+there, and that is where the landmarks are least sure). The field is
+multiplied by a weight that is 1 over the head and fades to 0 over the
+background: a feather around the projected head ellipsoid times the
+(slightly dilated) person mask, so background lines stay straight. Both
+weights cover where the head is and where it goes (the outline moves out);
+they are smooth, so the caller builds them on a small copy of the image.
+The field is computed on a coarse grid, checked for fold-over (scaled down
+if the warp would tear), and upsampled strip by strip into one
+full-resolution cv2.remap of the head's bounding box.
 
 Honest limits: a warp can only move pixels the near camera saw. Ears and the
 sides of the head hidden at 25 cm cannot appear; the face widens by
