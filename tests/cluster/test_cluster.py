@@ -180,3 +180,23 @@ def test_video_output_is_encoded_in_order_from_the_chunks(clips, cluster, tmp_pa
     assert (tmp_path / "cluster.mp4.json").is_file()  # the provenance sidecar
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.mp4", "cluster.mp4.json",
                                                           "single.mp4", "single.mp4.json"]
+
+
+def test_cli_cluster_flag_gives_the_same_frames_as_a_plain_run(clips, cluster, cli, tmp_path):
+    """`priorfx deshutter/matte --cluster ADDRESS`: the user's command, same pixels."""
+    src = clips["two_shots"]
+    for cmd, extra in (("deshutter", ["--readout", "0.6"]), ("matte", ["--quality", "fast"])):
+        plain, spread = tmp_path / f"{cmd}_plain", tmp_path / f"{cmd}_cluster"
+        plain.mkdir()
+        spread.mkdir()
+        r = cli(cmd, src, "-o", str(plain / "o_%04d.exr"), *extra, "--quiet")
+        assert r.returncode == 0, r.stderr
+        r = cli(cmd, src, "-o", str(spread / "o_%04d.exr"), *extra, "--quiet",
+                "--cluster", cluster.scheduler_address)
+        assert r.returncode == 0, r.stderr
+        a, b = _read_all(str(plain / "o_%04d.exr")), _read_all(str(spread / "o_%04d.exr"))
+        assert len(a) == len(b) == 14
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert np.array_equal(x, y), f"{cmd} frame {i}: max diff {np.abs(x - y).max()}"
+    r = cli("matte", src, "-o", str(tmp_path / "x_%04d.exr"), "--cluster", "tcp://127.0.0.1:9")
+    assert r.returncode == 7 and "127.0.0.1:9" in r.stderr

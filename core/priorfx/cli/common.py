@@ -22,6 +22,12 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
 
 
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="spread the clip over a Dask cluster (tcp://HOST:8786); "
+                        "needs pip install 'priorfx[cluster]'")
+
+
 def engine_from_args(args: argparse.Namespace) -> Engine:
     return get_engine(load_settings(remote=args.remote, token=args.token, threads=args.threads))
 

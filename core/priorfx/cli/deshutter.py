@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from priorfx.cli.common import add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_cluster_option, add_engine_options, engine_from_args, parse_frame_range, progress_bar
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the readout and settings as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_engine_options(p)
+    add_cluster_option(p)
     p.set_defaults(func=_run)
 
 
@@ -57,6 +58,14 @@ def _run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output).parent
     if not out_dir.is_dir():  # fail before the work, not after it
         raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
+    if args.cluster:
+        from priorfx.cluster import run_clip_on_cluster
+        with progress_bar("deshutter", quiet=args.quiet) as prog:
+            summary = run_clip_on_cluster("deshutter", args.input, args.output, params, args.cluster, prog,
+                                          frame_range=parse_frame_range(args.frames), fps=args.fps)
+        print(json.dumps(summary, indent=2) if args.json else
+              f"readout: {summary['readout']:.3f} of the frame time ({summary['chunks']} chunks on the cluster)")
+        return 0
     clip = pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps)
     frames = list(clip)
     if len(frames) < 2:

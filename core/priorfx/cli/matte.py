@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from priorfx.cli.common import add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_cluster_option, add_engine_options, engine_from_args, parse_frame_range, progress_bar
 from priorfx.errors import UsageError
 from priorfx.progress import Progress
 
@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         '({"progress": {"done", "total", "message"}}, for hosts), or none')
     p.add_argument("--quiet", action="store_true", help="no progress bar (same as --progress none)")
     add_engine_options(p)
+    add_cluster_option(p)
     p.set_defaults(func=_run)
 
 
@@ -136,6 +137,18 @@ def _run(args: argparse.Namespace) -> int:
     guides = {k: _load_guide(v, k, frame_range, len(frames))
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
+    if args.cluster:
+        from priorfx.cluster import run_clip_on_cluster
+        with _progress(args) as prog:
+            summary = run_clip_on_cluster("matte", args.input, out, params, args.cluster, prog,
+                                          frame_range=frame_range, fps=args.fps, guides=guides or None,
+                                          unpremult=not args.no_unpremult)
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print(f"wrote {summary['frames']} matte frame(s) to {out} "
+                  f"({summary['chunks']} segment(s) on the cluster)", file=sys.stderr)
+        return 0
     engine = engine_from_args(args)
     unpremult = not args.no_unpremult
     numbers = list(getattr(frames, "frame_numbers", range(len(frames))))
