@@ -1,11 +1,14 @@
 """Process PriorfxMatte nodes without a GUI (render farm, terminal).
 
-    nuke -t /path/to/nuke/priorfx_nuke/farm.py shot.nk [--node NAME ...] [--save]
+    nuke -t /path/to/nuke/priorfx_nuke/farm.py shot.nk [--node NAME ...] [--save] [--cluster ADDR]
 
 Runs each node's Process synchronously (the cache makes already-processed
 frames free), then optionally saves the script so the Read paths are kept.
 Run it once per shot before the render job: the recurrent prior needs the
-whole range in one go, so do not split this step into frame chunks.
+whole range in one go, so do not split this step into frame chunks: with
+`--cluster tcp://SCHED:8786` the core itself spreads each shot over a Dask
+cluster (split at cuts, same pixels), which needs the cache folder on storage
+every worker sees.
 """
 from __future__ import annotations
 
@@ -44,7 +47,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("script", help="the .nk script")
     parser.add_argument("--node", action="append", help="process only this node (repeatable)")
     parser.add_argument("--save", action="store_true", help="save the script afterwards")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run the core jobs on a Dask cluster (priorfx[cluster] on every machine)")
     args = parser.parse_args(argv)
+    if args.cluster:
+        os.environ["PRIORFX_CLUSTER"] = args.cluster  # inherited by every `priorfx matte` started
     if nuke.GUI:
         parser.error("run this with `nuke -t`, not inside the GUI")
     nuke.scriptOpen(args.script)

@@ -200,3 +200,11 @@ def test_cli_cluster_flag_gives_the_same_frames_as_a_plain_run(clips, cluster, c
             assert np.array_equal(x, y), f"{cmd} frame {i}: max diff {np.abs(x - y).max()}"
     r = cli("matte", src, "-o", str(tmp_path / "x_%04d.exr"), "--cluster", "tcp://127.0.0.1:9")
     assert r.returncode == 7 and "127.0.0.1:9" in r.stderr
+
+
+def test_priorfx_cluster_env_sends_the_job_to_the_cluster(clips, cli, tmp_path):
+    """$PRIORFX_CLUSTER (set by Nuke's farm.py --cluster) routes `priorfx matte` there."""
+    r = cli("matte", clips["two_shots"], "-o", str(tmp_path / "x_%04d.exr"),
+            env={"PRIORFX_CLUSTER": "tcp://127.0.0.1:9"})
+    assert r.returncode == 7 and "127.0.0.1:9" in r.stderr
+    assert list(tmp_path.iterdir()) == []

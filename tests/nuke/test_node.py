@@ -373,6 +373,17 @@ def test_farm_script_entry_point(shot, engine, capsys):
     assert "no PriorfxMatte named Nope" in capsys.readouterr().err
 
 
+def test_farm_cluster_reaches_the_core_jobs(shot, engine, monkeypatch):
+    from priorfx_nuke import farm
+    monkeypatch.delenv("PRIORFX_CLUSTER", raising=False)
+    shot["nuke"].GUI = False
+    script = shot["tmp"] / "sh010.nk"
+    script.write_text("# saved by Nuke\n")
+    assert farm.main([str(script), "--cluster", "tcp://sched:8786"]) == 0
+    # every `priorfx matte` the node starts inherits it (the core reads $PRIORFX_CLUSTER)
+    assert logic.clean_env(os.environ, local=True)["PRIORFX_CLUSTER"] == "tcp://sched:8786"
+
+
 def test_a_pasted_copy_gets_its_own_cache_folder(shot, engine):
     nuke, node = shot["nuke"], shot["node"]
     twin = pnode.create()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from contextlib import contextmanager
 from types import ModuleType
@@ -23,8 +24,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cluster", metavar="ADDRESS",
-                   help="spread the clip over a Dask cluster (tcp://HOST:8786); "
+    # The environment variable lets a farm wrapper (Nuke's farm.py --cluster)
+    # send every core job it starts to the cluster without changing commands.
+    p.add_argument("--cluster", metavar="ADDRESS", default=os.environ.get("PRIORFX_CLUSTER") or None,
+                   help="spread the clip over a Dask cluster (tcp://HOST:8786; default $PRIORFX_CLUSTER); "
                         "needs pip install 'priorfx[cluster]'")
 
 
