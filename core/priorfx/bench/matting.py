@@ -34,7 +34,17 @@ import numpy as np
 from priorfx.errors import InputError
 from priorfx.matting import metrics
 
-DEFAULT_DATA = Path(os.environ.get("PRIORFX_MATTING_DATA", "/work/shared/data/matting"))
+def _default_data() -> Path:
+    """$PRIORFX_MATTING_DATA, else the project's shared/data/matting beside the
+    checkout (where CI and developers have it), else the current folder's."""
+    env = os.environ.get("PRIORFX_MATTING_DATA")
+    if env:
+        return Path(env)
+    beside_checkout = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "matting"
+    return beside_checkout if beside_checkout.is_dir() else Path("shared/data/matting")
+
+
+DEFAULT_DATA = _default_data()
 WORK_SIZE = (960, 540)  # (width, height) of the quality composites
 TRIMAP_PX = 8  # half-width of the unknown region of the user trimap at WORK_SIZE
 
