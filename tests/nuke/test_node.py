@@ -375,7 +375,9 @@ def test_farm_script_entry_point(shot, engine, capsys):
 
 def test_farm_cluster_reaches_the_core_jobs(shot, engine, monkeypatch):
     from priorfx_nuke import farm
-    monkeypatch.delenv("PRIORFX_CLUSTER", raising=False)
+    # setenv records the variable's original state, so the value farm.main puts
+    # into os.environ is undone after the test (delenv of an absent one is not)
+    monkeypatch.setenv("PRIORFX_CLUSTER", "")
     shot["nuke"].GUI = False
     script = shot["tmp"] / "sh010.nk"
     script.write_text("# saved by Nuke\n")
