@@ -137,12 +137,14 @@ def test_real_obs_loads_the_script_runs_the_filter_and_quits_cleanly(obs_tools, 
         # OBS must shut down completely: libobs freed, its memory accounted for.
         assert "Freeing OBS context data" in text and "Number of memory leaks" in text, text[-3000:]
         if rc == -signal.SIGSEGV:
-            # KNOWN DEFECT (open, see the note on issue 7): about 1 run in 5 under CPU
-            # load, OBS 29 segfaults at process exit, after its shutdown has finished
-            # (the log above is complete, the worker and slot files are gone). The
-            # cause is not found yet; it is reported loudly, not hidden.
-            warnings.warn("KNOWN DEFECT: OBS segfaulted at process exit after a complete "
-                          "shutdown (issue 7 note)")
+            # OBS 29.0.2's own bug, not ours: with a source's Filters dialog open (the test
+            # opens it for the screenshot), a SIGINT shutdown segfaults in Qt's event loop
+            # (QWidget::event from sendPostedEvents) right after "All scene data cleared",
+            # about 1 run in 5 under load. Reproduced under gdb with no priorfx script at
+            # all and only OBS's built-in filters (gain, async video delay). Everything we
+            # own (worker gone, slot files freed, complete libobs shutdown) is asserted.
+            warnings.warn("OBS 29 segfaulted in Qt after a complete shutdown (its Filters dialog "
+                          "bug, reproduced without priorfx)")
         else:
             assert rc == 0
         stats = re.search(r"filter \d+: (\d+) frames, (\d+) corrected, (\d+) passed through", text)
