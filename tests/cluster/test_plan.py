@@ -25,6 +25,20 @@ def test_matte_chunks_start_at_cuts_and_never_warm_up_across_them():
     assert [(c.first, c.read_first) for c in inside] == [(0, 0), (10, 0), (20, 20), (30, 20), (40, 24)]
 
 
+def test_first_chunk_takes_extra_frames_for_the_warmup_the_others_pay():
+    n, warm, extra = 250, 19, 11
+    size = auto_chunk_frames(n, 2, warm, extra)
+    chunks = plan_chunks(n, size, warm, 1, first_extra=extra)
+    assert [p for c in chunks for p in range(c.first, c.stop)] == list(range(n))
+    assert [(c.first, c.stop, c.read_first) for c in chunks] == [(0, 131, 0), (131, 250, 112)]
+    # equal work when a warm-up frame costs 0.6 of a kept one
+    costs = [c.frames + 0.6 * (c.first - c.read_first) for c in chunks]
+    assert abs(costs[0] - costs[1]) <= 2
+    # every segment's first chunk (after a cut too) gets the extra frames
+    cut = plan_chunks(40, 10, 4, bounds=[20], first_extra=3)
+    assert [(c.first, c.stop) for c in cut] == [(0, 13), (13, 20), (20, 33), (33, 40)]
+
+
 def test_shutter_warmup_follows_the_smoothing():
     # history shrinks by `smoothing` per frame: 0.3**18 < 1e-9 <= 0.3**17, plus the previous neighbour
     assert shutter_warmup(0.3) == 19

@@ -57,6 +57,24 @@ def test_strength_zero_leaves_frames_alone(pan_clip):
         np.testing.assert_array_equal(a, b)
 
 
+def test_kept_range_matches_the_whole_clip_run_after_a_warmup(pan_clip):
+    """A chunk of a longer shot (warm-up frames first, one neighbour after):
+    its frames are those of the whole-clip run, to the bit."""
+    from priorfx.cluster.plan import shutter_warmup
+
+    rs, _ = pan_clip(0.8, speed=6.0, n=34, shake=4.0)
+    params = ShutterParams(readout=0.8)
+    whole = correct_clip(rs, params).frames
+    warm = shutter_warmup(params.smoothing)
+    first, stop = 28, 33
+    part = correct_clip(rs[first - warm:stop + 1], params, keep=range(warm, warm + stop - first))
+    assert len(part.frames) == stop - first
+    for a, b in zip(part.frames, whole[first:stop]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(InputError, match="not inside the clip"):
+        correct_clip(rs[:4], params, keep=range(2, 9))
+
+
 def test_readout_is_estimated_within_0_1(pan_clip):
     """Changing motion (a shaky pan) reveals g; the estimate is reported."""
     for g in (0.4, 0.9):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from priorfx.cluster import tasks
-from priorfx.cluster.plan import Chunk, auto_chunk_frames, plan_chunks, shutter_warmup
+from priorfx.cluster.plan import WARMUP_COST, Chunk, auto_chunk_frames, plan_chunks, shutter_warmup
 from priorfx.errors import (CancelledError, EngineUnreachableError, InputError, OutputError,
                             PriorfxError, UsageError)
 from priorfx.progress import Progress, tick
@@ -241,8 +241,10 @@ def _plan(job: ClipJob, shot: int, slots: int, extra: Any) -> list[Chunk]:
     n = len(job.numbers)
     if job.op == "deshutter":
         warm = shutter_warmup(job.params.smoothing)
-        size = job.chunk_frames or auto_chunk_frames(n, slots, warm)
-        return plan_chunks(n, size, warm, 1, shot)
+        if job.chunk_frames:
+            return plan_chunks(n, job.chunk_frames, warm, 1, shot)
+        extra = round(warm * WARMUP_COST)  # the first chunk has no warm-up: give it more frames
+        return plan_chunks(n, auto_chunk_frames(n, slots, warm, extra), warm, 1, shot, first_extra=extra)
     # matte: cut-to-cut segments (exact); inside them only when asked (approximate)
     size = job.matte_chunk_frames or n
     return plan_chunks(n, size, job.matte_warmup, 0, shot, bounds=extra)

@@ -156,8 +156,9 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     if job.op == "deshutter":
         from priorfx.shutter import correct_clip
 
-        result = correct_clip(frames, replace(job.params, readout=extra["readout"]))
-        pixels = result.frames[keep]
+        result = correct_clip(frames, replace(job.params, readout=extra["readout"]),
+                              keep=range(keep.start, keep.stop))
+        pixels = result.frames
         summary["mean_motion_px"] = result.mean_motion_px
         cuts: list[int] = []
     else:

@@ -14,7 +14,7 @@ from priorfx.shutter.session import FrameCorrector, check_frame
 
 
 def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = None,
-                 progress: Progress | None = None) -> ShutterResult:
+                 progress: Progress | None = None, keep: range | None = None) -> ShutterResult:
     """Remove rolling-shutter skew and wobble (RS) or ramp and blur (RSGR) from a clip.
 
     Parameters
@@ -29,6 +29,12 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
         ignored: a clip always uses both neighbours of each frame.
     progress : Progress, optional
         Ticked per frame; cancelling raises CancelledError.
+    keep : range, optional
+        Positions to correct and return (default: all). Frames before it are
+        warm-up: they only prime the temporally smoothed motion (flow, no
+        warp), as a chunk of a longer shot needs; frames after it are only
+        the last kept frame's neighbour. The readout estimate, when asked
+        for, still uses every frame.
 
     Returns
     -------
@@ -43,6 +49,10 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
     n = len(frames)
     if n == 0:
         raise InputError("the clip has no frames", "check the input path or pattern")
+    keep = range(n) if keep is None else keep
+    if keep.step != 1 or not 0 <= keep.start <= keep.stop <= n:
+        raise InputError(f"frames to keep {keep.start}-{keep.stop - 1} are not inside the clip's 0-{n - 1}",
+                         "pass a range of positions within the clip")
     first = check_frame(frames[0], "frame 0")
     h, w = first.shape[:2]
     corr = FrameCorrector(params, w, h, live=False)
@@ -56,7 +66,7 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
         smalls.append(corr.gray(f))
 
     readout, estimated, confidence = params.readout, params.readout is None, 1.0
-    total = 2 * n if estimated else n
+    total = (n if estimated else 0) + keep.stop
     if estimated:
         bands = []
         prev = corr.estimation_gray(first)
@@ -68,8 +78,13 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
         rate = 0.5 if params.mode == "rsgr" else 1.0
         readout, confidence = estimate_from_bands(bands, h, params.scan, rate)
 
+    done = n if estimated else 0
+    for i in range(keep.start):  # warm-up: advance the motion state only
+        corr.velocity(smalls[i], smalls[i - 1] if i > 0 else None, smalls[i + 1] if i + 1 < n else None, readout)
+        done += 1
+        tick(progress, done, total, "warming up")
     out, speeds = [], []
-    for i in range(n):
+    for i in keep:
         f = check_frame(frames[i], f"frame {i}")
         disp = corr.displacement(smalls[i], smalls[i - 1] if i > 0 else None,
                                  smalls[i + 1] if i + 1 < n else None, readout)
@@ -79,7 +94,8 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
         out.append(res)
         if corr.last_velocity is not None:
             speeds.append(float(np.hypot(corr.last_velocity[..., 0], corr.last_velocity[..., 1]).mean()))
-        tick(progress, (n if estimated else 0) + i + 1, total, f"readout {readout:.2f}")
+        done += 1
+        tick(progress, done, total, f"readout {readout:.2f}")
     return ShutterResult(frames=out, readout=float(readout), readout_estimated=estimated,
                          readout_confidence=float(confidence),
                          mean_motion_px=float(np.mean(speeds)) if speeds else 0.0,

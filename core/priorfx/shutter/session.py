@@ -87,12 +87,13 @@ class FrameCorrector:
         a, b = rs.time_coefficients(h, readout, p.scan, p.target)
         return a, b, b
 
-    def displacement(self, cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None,
-                     readout: float) -> np.ndarray | None:
-        """Small displacement field for the frame `cur` (small grey), None without neighbours."""
+    def velocity(self, cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None,
+                 readout: float) -> np.ndarray | None:
+        """Smoothed velocity field of the frame `cur` (small grey); advances the motion
+        state. None without neighbours. All a warm-up frame needs (see `correct_clip`)."""
         if prev is None and nxt is None:
             return None
-        a, b, b_vel = self.coefficients(readout)
+        _, _, b_vel = self.coefficients(readout)
         v_next = rs.velocity_from_flow(self.flow(cur, nxt), b_vel, +1) if nxt is not None else None
         v_prev = rs.velocity_from_flow(self.flow(cur, prev), b_vel, -1) if prev is not None else None
         acc = None
@@ -103,6 +104,15 @@ class FrameCorrector:
         v = rs.smooth_velocity(motion, self._v_before, self.params.smoothing)
         self._v_before = v
         self.last_velocity = v
+        return v
+
+    def displacement(self, cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None,
+                     readout: float) -> np.ndarray | None:
+        """Small displacement field for the frame `cur` (small grey), None without neighbours."""
+        v = self.velocity(cur, prev, nxt, readout)
+        if v is None:
+            return None
+        a, b, _ = self.coefficients(readout)
         v_t = rs.splat_velocity(v, self.full, a, b)
         self.last_target_velocity = v_t
         d = rs.displacement(v_t, self.full, a, b, self.params.strength)
