@@ -135,7 +135,7 @@ def run_shots_on_cluster(jobs: Sequence[ClipJob], address: Any, progress: Progre
     try:
         workers = client.scheduler_info().get("workers", {})
         slots = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
-        extras = _scan(client, jobs, slots, job_id)
+        extras, scan_cpu = _scan(client, jobs, slots, job_id)
         plans: list[list[Chunk]] = []
         for s, job in enumerate(jobs):
             plans.append(_plan(job, s, slots, extras[s]))
@@ -153,7 +153,7 @@ def run_shots_on_cluster(jobs: Sequence[ClipJob], address: Any, progress: Progre
                                     retries=retries, pure=False,
                                     key=f"priorfx-{job.op}-{job_id}-shot{s}-chunk{c.index}")
                 futures[fut] = (s, c)
-        return _collect(distributed, client, jobs, plans, extras, futures, progress, len(workers))
+        return _collect(distributed, client, jobs, plans, extras, scan_cpu, futures, progress, len(workers))
     except BaseException:
         with contextlib.suppress(Exception):
             client.cancel(list(futures))
@@ -202,11 +202,13 @@ def _prepare(job: ClipJob) -> ClipJob:
     return job
 
 
-def _scan(client, jobs: list[ClipJob], slots: int, job_id: str) -> list[Any]:
+def _scan(client, jobs: list[ClipJob], slots: int, job_id: str) -> tuple[list[Any], list[float]]:
     """Per job, what its chunks need from the whole shot: deshutter the readout
-    (a future, estimated on the cluster), matte the positions of its cuts."""
+    (a future, estimated on the cluster), matte the positions of its cuts;
+    and the matte scans' worker CPU seconds (a readout result carries its own)."""
     scans: dict[int, list] = {}
     extras: list[Any] = [None] * len(jobs)
+    scan_cpu = [0.0] * len(jobs)
     for s, job in enumerate(jobs):
         n = len(job.numbers)
         if job.op == "deshutter" and job.params.readout is not None:
@@ -226,10 +228,11 @@ def _scan(client, jobs: list[ClipJob], slots: int, job_id: str) -> list[Any]:
         scores: list[float] = []
         for part in client.gather(futs):
             _raise_if_error(part)
-            scores.extend(part)
+            scores.extend(part["items"])
+            scan_cpu[s] += part["cpu_s"]
         threshold = jobs[s].params.cut_threshold
         extras[s] = sorted(i + 1 for i, v in enumerate(scores) if v > threshold)
-    return extras
+    return extras, scan_cpu
 
 
 def _frame_height(job: ClipJob) -> int:
@@ -255,7 +258,7 @@ def _raise_if_error(result: Any) -> None:
         raise PriorfxError.from_json(result["error"])
 
 
-def _collect(distributed, client, jobs, plans, extras, futures, progress, n_workers) -> list[dict]:
+def _collect(distributed, client, jobs, plans, extras, scan_cpu, futures, progress, n_workers) -> list[dict]:
     """Wait for the chunks; encode video outputs in order; build the summaries."""
     from priorfx import io as pio
 
@@ -299,17 +302,20 @@ def _collect(distributed, client, jobs, plans, extras, futures, progress, n_work
         chunk_res = [results[(s, c.index)] for c in plans[s]]
         out = {"output": job.dst, "frames": sum(r["frames"] for r in chunk_res), "chunks": len(plans[s]),
                "workers": n_workers, "op": job.op,
-               "chunk_cpu_s": [r.get("cpu_s") for r in chunk_res]}  # worker CPU time of each chunk
+               "chunk_cpu_s": [r.get("cpu_s") for r in chunk_res],  # worker CPU time of each chunk
+               "chunk_wall_s": [r.get("wall_s") for r in chunk_res]}
         if job.op == "deshutter":
             est = extras[s] if isinstance(extras[s], dict) else extras[s].result()
             _raise_if_error(est)
             # frame-weighted mean of the chunks' means (warm-up frames included): approximate
             motion = sum(r["mean_motion_px"] * r["frames"] for r in chunk_res) / max(1, out["frames"])
+            scan_cpu[s] = est.get("scan_cpu_s", 0.0)
             out.update(readout=round(est["readout"], 4), readout_estimated=job.params.readout is None,
                        readout_confidence=round(est["confidence"], 3), mean_motion_px=round(motion, 2),
                        mode=job.params.mode, scan=job.params.scan)
         else:
             out.update(cuts=sorted(n for r in chunk_res for n in r["cuts"]),
                        parameters=job.params.to_json())
+        out["scan_cpu_s"] = round(scan_cpu[s], 3)
         summaries.append(out)
     return summaries

@@ -88,8 +88,15 @@ def _guarded(fn, *args) -> Any:
 # ----------------------------------------------------------------- scans
 def scan(job, chunk: Chunk) -> Any:
     """deshutter: band flows of the frame pairs in the chunk (for the readout
-    estimate); matte: cut scores of the frames after the first."""
-    return _guarded(_scan, job, chunk)
+    estimate); matte: cut scores of the frames after the first. Returned as
+    ``{"items": [...], "cpu_s": worker CPU seconds}``."""
+    import time
+
+    cpu0 = time.process_time()
+    items = _guarded(_scan, job, chunk)
+    if isinstance(items, dict):  # an error
+        return items
+    return {"items": items, "cpu_s": round(time.process_time() - cpu0, 3)}
 
 
 def _scan(job, chunk: Chunk) -> list:
@@ -121,11 +128,12 @@ def estimate_readout(params, height: int, *band_lists) -> Any:
     from priorfx.shutter.readout import estimate_from_bands
 
     for b in band_lists:
-        if isinstance(b, dict) and "error" in b:
+        if "error" in b:
             return b
-    bands = [b for lst in band_lists for b in lst]
+    bands = [b for part in band_lists for b in part["items"]]
     g, conf = estimate_from_bands(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0)
-    return {"readout": float(g), "confidence": float(conf)}
+    return {"readout": float(g), "confidence": float(conf),
+            "scan_cpu_s": round(sum(part["cpu_s"] for part in band_lists), 3)}
 
 
 # ----------------------------------------------------------------- chunks
@@ -146,7 +154,7 @@ def run_chunk(job, chunk: Chunk, extra: Any, marker_dir: str | None) -> Any:
 def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     import time
 
-    cpu0 = time.process_time()  # the worker process's CPU time: one task per worker, I/O threads counted
+    cpu0, wall0 = time.process_time(), time.perf_counter()  # process CPU: one task per worker, I/O threads counted
     threads = _threads()
     _set_threads(threads)
     frames = _read(job, chunk.read_first, chunk.read_stop)
@@ -179,6 +187,7 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     if job.kind != "video":
         _write_frames(job, numbers, pixels, marker)
     summary["cpu_s"] = round(time.process_time() - cpu0, 3)
+    summary["wall_s"] = round(time.perf_counter() - wall0, 3)
     if job.kind == "video":
         return {**summary, "pixels": pixels}
     if marker is not None:
