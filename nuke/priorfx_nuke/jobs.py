@@ -1,8 +1,9 @@
 """Run the matting core on exported frames: locally or on a priorfx server.
 
 No `nuke` here and no third-party imports (Nuke's Python has none of them):
-the local engine starts `priorfx matte ...` as a subprocess, the remote
-engine speaks HTTP to `priorfx serve` with urllib. `process_range` is the
+both engines start `priorfx matte ...` as a subprocess, the remote one with
+``--remote URL`` (the core's RemoteEngine speaks HTTP to `priorfx serve`);
+urllib only checks the server's /v1/health first. `process_range` is the
 whole job path after the internal Writes have rendered the inputs: hash the
 frames, skip what the cache already holds, run the core, and publish the
 result sequence the internal Read shows.

@@ -208,3 +208,16 @@ def test_priorfx_cluster_env_sends_the_job_to_the_cluster(clips, cli, tmp_path):
             env={"PRIORFX_CLUSTER": "tcp://127.0.0.1:9"})
     assert r.returncode == 7 and "127.0.0.1:9" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_remote_and_cluster_together_are_refused_or_explained(clips, cli, tmp_path):
+    """A clip runs on one remote server or across a cluster: both on the command
+    line is a usage error; a remote from the environment is not used, and the note says so."""
+    out = str(tmp_path / "x_%04d.exr")
+    r = cli("deshutter", clips["two_shots"], "-o", out, "--remote", "http://127.0.0.1:9",
+            "--cluster", "tcp://127.0.0.1:9")
+    assert r.returncode == 2 and "--remote and --cluster" in r.stderr
+    r = cli("matte", clips["two_shots"], "-o", out, "--cluster", "tcp://127.0.0.1:9",
+            env={"PRIORFX_REMOTE": "http://127.0.0.1:9"})
+    assert r.returncode == 7 and "remote engine http://127.0.0.1:9" in r.stderr and "not used" in r.stderr
+    assert list(tmp_path.iterdir()) == []

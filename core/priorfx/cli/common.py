@@ -31,6 +31,23 @@ def add_cluster_option(p: argparse.ArgumentParser) -> None:
                         "needs pip install 'priorfx[cluster]'")
 
 
+def check_cluster_engine(args: argparse.Namespace) -> None:
+    """A clip goes either to one engine or across a cluster, never both.
+
+    --remote with --cluster is a usage error; a remote engine that comes
+    from $PRIORFX_REMOTE or the config file is not used on the cluster, and
+    the user is told so rather than left to wonder which machine ran it."""
+    if not args.cluster:
+        return
+    if args.remote:
+        raise UsageError("--remote and --cluster both given: a clip runs on one remote server or across "
+                         "a Dask cluster, not both", "drop one of the two options")
+    settings = load_settings()
+    if settings.remote:
+        print(f"note: the clip runs on the Dask workers at {args.cluster}; the remote engine "
+              f"{settings.remote} (from $PRIORFX_REMOTE or the config file) is not used", file=sys.stderr)
+
+
 def engine_from_args(args: argparse.Namespace) -> Engine:
     return get_engine(load_settings(remote=args.remote, token=args.token, threads=args.threads))
 

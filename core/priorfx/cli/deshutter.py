@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from priorfx.cli.common import add_cluster_option, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     out_dir = Path(args.output).parent
     if not out_dir.is_dir():  # fail before the work, not after it
         raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
+    check_cluster_engine(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_bar("deshutter", quiet=args.quiet) as prog:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from priorfx.cli.common import add_cluster_option, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
 from priorfx.errors import UsageError
 from priorfx.progress import Progress
 
@@ -137,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     guides = {k: _load_guide(v, k, frame_range, len(frames))
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
+    check_cluster_engine(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with _progress(args) as prog:

@@ -21,7 +21,7 @@ class ModelEntry:
     sha256: str
     size: int
     license: str
-    runtime: str                      # "onnxruntime" | "litert" | "torch"
+    runtime: str                      # "onnxruntime" | "litert"
     inputs: str = ""
     outputs: str = ""
     package: str | None = None        # PyPI distribution the file comes from

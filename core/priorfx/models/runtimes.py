@@ -117,7 +117,8 @@ def load(model_id: str, threads: int = 0) -> OnnxModel | LiteRTModel:
                 _cache[key] = LiteRTModel(p, model_id, threads)
             else:
                 raise UsageError(f"model {model_id!r} needs runtime {e.runtime!r}, which priorfx "
-                                 "cannot run here", "install the optional extra: pip install 'priorfx[torch]'")
+                                 "cannot run", "priorfx runs ONNX (onnxruntime) and TFLite (litert) models; "
+                                 "export the model to one of them and `priorfx models add` it")
         return _cache[key]
 
 
