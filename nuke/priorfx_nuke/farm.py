@@ -7,8 +7,8 @@ frames free), then optionally saves the script so the Read paths are kept.
 Run it once per shot before the render job: the recurrent prior needs the
 whole range in one go, so do not split this step into frame chunks: with
 `--cluster tcp://SCHED:8786` the core itself spreads each shot over a Dask
-cluster (split at cuts, same pixels), which needs the cache folder on storage
-every worker sees.
+cluster (in the matte's own chunks: at cuts and every 480 frames, same
+pixels), which needs the cache folder on storage every worker sees.
 """
 from __future__ import annotations
 

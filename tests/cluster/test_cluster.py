@@ -81,12 +81,13 @@ def test_matte_on_cluster_matches_single_machine(clips, cluster, tmp_path):
     from priorfx.matting.outputs import matte_pixels
 
     src = clips["two_shots"]
-    params = MattingParams(quality="fast")
+    # chunks of 4 (primed on 2 frames) within each shot, as a long shot's chunks of 480
+    params = MattingParams(quality="fast", chunk_frames=4, chunk_warmup=2)
     dst = tmp_path / "m_%04d.exr"
     ref = [matte_pixels(r, dst) for r in matte_clip(_read_all(src), params)]
     summary = run_clip_on_cluster("matte", src, str(dst), params, cluster, bits=32)
     assert summary["cuts"] == [9]        # the cut to the street (frames are numbered from 1)
-    assert summary["chunks"] == 2        # one task per shot
+    assert summary["chunks"] == 4        # 8 + 6 frames: [1-4] [5-8] | [9-12] [13-14]
     from priorfx.io import read_image, read_image_info
     from priorfx.matting.outputs import channel_names
 

@@ -4,8 +4,9 @@ Data: bikes.mp4 (real panning street footage, 250 frames at 640x272; --quick:
 the first 120 frames at half size), written once as a PNG sequence that every
 worker reads itself (the shared storage of a farm). ``--op matte`` uses a
 two-shot clip instead (single_face.mp4 then bikes.mp4 at 320x180, a cut in
-between): a matte is split only at cuts (see priorfx.cluster), so two shots
-are what two workers can share.
+between): a matte is split at cuts and every `MattingParams.chunk_frames`
+(480) frames after one (see priorfx.cluster), so here the two shots are what
+two workers share.
 
 Runs, each writing an EXR sequence (float32) as the CLI would:
 

@@ -19,16 +19,15 @@ How the work is split
   (its band flows are computed in parallel, chunk by chunk) and the same
   value goes to every chunk.
 * matte: RVM's recurrent state does *not* forget its history to float
-  precision. Measured on single_face.mp4 at 320x180 (quality 'fast'), alpha
-  of a chunk started 16 frames early vs the whole-shot run: 2.4 % of pixels
-  more than 1/255 off, max 0.38, mean 5e-4; with 48 frames: 1.1 %, max
-  0.2, mean 2e-4 (the differences sit on hair and edges, where RVM itself
-  flickers). So a shot is
-  split only at its cuts, where the single-machine run resets that state too:
-  a cheap parallel scan finds the cuts exactly as `MattingSession` does, and
-  each cut-to-cut segment is matted by one task -- bit-identical. Splitting
-  inside a segment is opt-in (``matte_chunk_frames``), with the tolerance
-  above.
+  precision, so no warm-up could make a chunk equal an unbroken run. Instead
+  the matte itself is defined in chunks (`MattingParams.chunk_frames`, 480
+  by default): a shot restarts its temporal state at every cut and every
+  `chunk_frames` frames after one, from a fresh state primed on the
+  `chunk_warmup` (32) frames before. `matte_clip` on one machine follows
+  that rule (a primer session runs beside the current one), and the cluster
+  plans exactly those chunks: a cheap parallel scan finds the cuts as
+  `MattingSession` does, and each chunk task starts fresh at its warm-up --
+  bit-identical, however many machines.
 
 Outputs
 -------

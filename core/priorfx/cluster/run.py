@@ -44,10 +44,8 @@ class ClipJob:
     unpremult, bits : matte EXR layers / output bit depth (as the CLI writes)
     provenance : record written into the outputs (default: built here)
     chunk_frames : deshutter frames per chunk (default: one chunk per worker
-        thread, at least 2x the warm-up)
-    matte_chunk_frames : also split a matte between cuts into chunks of this
-        many frames with `matte_warmup` warm-up frames. Off by default because
-        the result is then close to, not identical with, a single-machine run.
+        thread, at least 2x the warm-up). A matte is chunked by its params
+        (`MattingParams.chunk_frames`), the rule a single-machine run follows too.
     """
 
     op: str
@@ -61,8 +59,6 @@ class ClipJob:
     bits: int | str | None = None
     provenance: dict | None = None
     chunk_frames: int | None = None
-    matte_chunk_frames: int | None = None
-    matte_warmup: int = 16
     # filled in by the client before the job is sent
     numbers: list = field(default_factory=list)
     out_fps: float = 24.0
@@ -248,9 +244,10 @@ def _plan(job: ClipJob, shot: int, slots: int, extra: Any) -> list[Chunk]:
             return plan_chunks(n, job.chunk_frames, warm, 1, shot)
         extra = round(warm * WARMUP_COST)  # the first chunk has no warm-up: give it more frames
         return plan_chunks(n, auto_chunk_frames(n, slots, warm, extra), warm, 1, shot, first_extra=extra)
-    # matte: cut-to-cut segments (exact); inside them only when asked (approximate)
-    size = job.matte_chunk_frames or n
-    return plan_chunks(n, size, job.matte_warmup, 0, shot, bounds=extra)
+    # matte: chunks start at cuts and every chunk_frames after one, primed on
+    # chunk_warmup frames -- the restarts matte_clip makes on one machine too
+    p = job.params
+    return plan_chunks(n, p.chunk_frames or n, p.chunk_warmup, 0, shot, bounds=extra)
 
 
 def _raise_if_error(result: Any) -> None:

@@ -175,7 +175,8 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
 
         guides = _shift_guides(job.guides, chunk.read_first)
         pixels, cuts = [], []
-        for r in matte_clip(frames, job.params, guides=guides, threads=threads):
+        # the plan made this chunk's restart; no second restart inside it
+        for r in matte_clip(frames, replace(job.params, chunk_frames=0), guides=guides, threads=threads):
             if r.index < keep.start:
                 continue
             pos = chunk.read_first + r.index

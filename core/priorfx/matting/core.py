@@ -184,12 +184,31 @@ def matte_clip(frames: Iterable[np.ndarray], params: MattingParams | None = None
 
 
 def _run(frames, params, guides, progress, total, threads) -> Iterator[MatteResult]:
-    session = MattingSession(params, threads)
-    n = 0
+    """One session over the frames, restarted per `params.chunk_frames`.
+
+    The restart rule is the cluster's chunk plan (priorfx.cluster.plan): a
+    chunk starts at every cut and every `chunk_frames` frames after it; a
+    fresh session is primed on the `chunk_warmup` frames before a chunk that
+    does not start at a cut. Here the primer runs beside the current session
+    on the same frames, so no frame is read twice or kept in memory.
+    """
+    session, primer = MattingSession(params, threads), None
+    size, warmup = params.chunk_frames, params.chunk_warmup
+    n = segment_start = 0
     tick(progress, 0, total, "matting")
     for frame in frames:
-        shape = np.shape(frame)[:2]
-        result = session.push(frame, guides_for_frame(guides, n, shape))
+        frame_guides = guides_for_frame(guides, n, np.shape(frame)[:2])
+        pos = n - segment_start
+        if primer is not None and size and pos % size == 0:
+            session, primer = primer, None  # a chunk boundary: the primed state takes over
+        result = session.push(frame, frame_guides)
+        if result.cut:
+            segment_start, pos, primer = n, 0, None
+        elif size and pos % size == size - warmup:
+            primer = MattingSession(params, threads)
+        if primer is not None:
+            primer.push(frame, frame_guides)
+        result.index = n
         n += 1
         tick(progress, n, total, f"frame {n}")
         yield result
