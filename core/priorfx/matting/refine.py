@@ -26,6 +26,23 @@ PRIOR_POWER = 16.0
 # where Levin et al.'s 1e-7 did best).
 EPS = 1e-6
 EPS_TRIMAP = 1e-7
+# Colour data term (`colour_posterior`): the band's colours are classified by
+# colour histograms (COLOUR_BINS levels per channel) of the known foreground
+# and background within COLOUR_RING x band_px of the band; a band pixel is
+# pulled towards the posterior q with weight COLOUR_WEIGHT * |2q - 1|^COLOUR_POWER
+# (only where one side's colours clearly dominate). Tuned on the benchmark
+# (automatic band, 16 composites): SAD 1.21 without the term, 0.97 with
+# 0.08 / 16 / 16 / 2 (0.01 / 8: 1.03, 0.04 / 8: 0.99, 0.1 / 32: 0.96,
+# 0.3 / 32: 1.00, 1.0 / 64: 1.06; 8 or 32 levels and rings 1 / 3 / 6 / the
+# whole frame were within 0.02 or worse at 0.01 / 4).
+# With a user trimap (no prior term, eps 1e-7) the known sides are the
+# user's and the weight is COLOUR_WEIGHT_TRIMAP: trimap SAD 2.24 without the
+# term, 1.88 with 0.001 (0.0005: 1.91; at power 8, 0.0001 / 0.01: 2.12 / 2.50).
+COLOUR_WEIGHT = 0.08
+COLOUR_WEIGHT_TRIMAP = 0.001
+COLOUR_POWER = 16
+COLOUR_BINS = 16
+COLOUR_RING = 2
 # Colour and prior-agreement tolerances of the temporal blend (`temporal_blend`).
 BLEND_SIGMA = 0.08
 BLEND_TAU = 0.1
@@ -48,15 +65,46 @@ def uncertainty_band(prior: np.ndarray, band_px: int) -> np.ndarray:
     blurry transition), so its width follows both the resolution (band_px) and
     the prior's uncertainty.
     """
+    dist = seed_distance(prior)
+    return np.zeros(prior.shape, bool) if dist is None else dist <= band_px
+
+
+def seed_distance(prior: np.ndarray) -> np.ndarray | None:
+    """Euclidean distance (float32 H x W) to the prior's edge and fractional
+    region; None where the prior has neither (all 0 or all 1)."""
     hard = (prior >= 0.5).astype(np.uint8)
     edge = cv2.morphologyEx(hard, cv2.MORPH_GRADIENT, _disk(1)) > 0
     soft = (prior > LOW) & (prior < HIGH)
     seeds = edge | soft
     if not seeds.any():
-        return seeds
+        return None
     # a distance transform costs the same at any width, unlike a dilation
-    dist = cv2.distanceTransform((~seeds).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
-    return dist <= band_px
+    return cv2.distanceTransform((~seeds).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5)
+
+
+def colour_posterior(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, near: np.ndarray,
+                     at: np.ndarray, bins: int = COLOUR_BINS) -> np.ndarray:
+    """Probability (float32, one per pixel of `at`) that a pixel's colour is
+    foreground, from colour histograms of the known foreground (`fg`) and
+    background (`bg`) pixels within `near` (boolean masks, H x W).
+
+    A GrabCut-like colour model, local to the band: q = pf / (pf + pb), pf and
+    pb the normalised histogram counts of the pixel's colour bin (a small
+    floor keeps colours seen on neither side at 0.5). It catches what the
+    matting Laplacian cannot: a region the prior got wrong whose colours are
+    seen elsewhere on the right side (a shoe, a glove, a hose).
+    """
+    def codes(mask: np.ndarray) -> np.ndarray:
+        q = np.minimum((image[mask] * bins).astype(np.int32), bins - 1)
+        return (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
+
+    hf = np.bincount(codes(fg & near), minlength=bins ** 3).astype(np.float64)
+    hb = np.bincount(codes(bg & near), minlength=bins ** 3).astype(np.float64)
+    hf /= max(hf.sum(), 1.0)
+    hb /= max(hb.sum(), 1.0)
+    floor = 1e-4
+    post = (hf + floor) / (hf + hb + 2 * floor)
+    return post[codes(at)].astype(np.float32)
 
 
 def trimap_masks(trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +176,8 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
         info["prior_agreement"] = round(agree, 4)
         prior_weight, iterations, tol, eps = 0.0, 4 * iterations, 1e-6, EPS_TRIMAP
     else:
-        unknown = uncertainty_band(prior, band_px)
+        dist = seed_distance(prior)
+        unknown = np.zeros((h, w), bool) if dist is None else dist <= band_px
         known = (prior >= 0.5).astype(np.float32)
         agree = 1.0  # the band's start is the prior itself
     forced = np.zeros((h, w), bool)
@@ -146,6 +195,19 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
     # is 1 at 0 and 1, small elsewhere).
     wp = _prior_weight(prior, prior_weight)
     target = prior
+    if unknown.any():
+        # Colour term: the known sides near the band (the user's, or where
+        # the prior is sure), classified by colour.
+        if trimap is None:
+            near = dist <= band_px * (1 + COLOUR_RING)
+            sides = (prior >= 1.0 - SNAP) & ~unknown, (prior <= SNAP) & ~unknown
+            weight = COLOUR_WEIGHT
+        else:
+            near = cv2.distanceTransform((~unknown).astype(np.uint8), cv2.DIST_L2,
+                                         cv2.DIST_MASK_5) <= band_px * COLOUR_RING
+            sides = (known >= 1.0) & ~unknown, (known <= 0.0) & ~unknown
+            weight = COLOUR_WEIGHT_TRIMAP
+        target, wp = _add_colour_term(image, unknown, sides, near, weight, target, wp)
     start = np.where(unknown, prior if trimap is None or agree > 0 else 0.5, known).astype(np.float32)
     alpha, sinfo = solve_band_cascadic(image, start, unknown, target.astype(np.float32),
                                        wp.astype(np.float32), iterations=iterations, eps=eps, tol=tol)
@@ -161,6 +223,26 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
     if garbage is not None:
         alpha[garbage > 0.5] = 0.0
     return alpha, band, info
+
+
+def _add_colour_term(image: np.ndarray, unknown: np.ndarray, sides: tuple[np.ndarray, np.ndarray],
+                     near: np.ndarray, weight: float, target: np.ndarray, wp: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Target and weight of the band's data term with the colour posterior
+    (`colour_posterior`) added: weights add, targets mix by weight."""
+    if weight <= 0:
+        return target, wp
+    q = colour_posterior(image, sides[0], sides[1], near, unknown)
+    wc = weight * np.abs(2.0 * q - 1.0) ** COLOUR_POWER
+    ys, xs = np.nonzero(unknown)
+    wu = wp[ys, xs]
+    target = np.array(target, np.float32, copy=True)
+    total = wu + wc
+    target[ys, xs] = np.where(total > 0, (wu * target[ys, xs] + wc * q) / np.maximum(total, 1e-30),
+                              target[ys, xs])
+    wp = np.array(wp, np.float32, copy=True)
+    wp[ys, xs] = wu + wc
+    return target, wp
 
 
 def temporal_blend(alpha: np.ndarray, band: np.ndarray, image: np.ndarray, prior: np.ndarray,

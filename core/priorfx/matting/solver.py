@@ -307,9 +307,12 @@ def solve_band_cascadic(image: np.ndarray, known_alpha: np.ndarray, unknown: np.
     coarse_unknown = cv2.resize(unknown.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     coarse_unknown |= half(unknown.astype(np.float32)) > 0.25
     # Known pixels keep their (rounded) value at half size; the coarse
-    # problem uses the same data term.
+    # problem uses the same data term: weights averaged, targets averaged by
+    # weight (a plain average would let weightless targets pull the coarse one).
+    cw = half(weight)
+    ct = np.where(cw > 0, half(target * weight) / np.maximum(cw, 1e-30), half(target))
     coarse, cinfo = solve_band_cascadic(
-        half(image[..., :3]), np.round(half(known_alpha)), coarse_unknown, half(target), half(weight),
+        half(image[..., :3]), np.round(half(known_alpha)), coarse_unknown, ct.astype(np.float32), cw,
         eps=eps, iterations=iterations, tol=tol, min_unknown=min_unknown)
     start = np.where(unknown, cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR), known_alpha)
     alpha, info = solve_band(image, known_alpha, unknown, target, weight, eps=eps,
