@@ -87,3 +87,36 @@ def test_benchmark_heads_are_not_the_faces_the_mean_face_was_built_from():
     record = json.loads(resources.files("priorfx.portrait").joinpath("mean_face.json").read_text())
     assert record["faces"] >= 5
     assert not set(record["sources"]) & set(bench.SOURCES)
+
+
+def test_visible_depth_is_the_front_surface_and_the_outline_moves_less_than_the_vertex_behind_it():
+    """A face turned 35 degrees at 25 cm: the camera sees the cheek in front of the far-side outline."""
+    w = h = 800
+    c = np.array([w / 2, h / 2])
+    f = geometry.focal_px(26.0, w, h)
+    model = geometry.face_model()
+    rot = geometry.rodrigues(np.radians([0.0, 35.0, 0.0]))
+    fit = geometry.FaceFit(f, c, rot, np.array([0.0, 0.0, 0.25]), model.mean, 0.0)
+    cam = fit.camera_points()
+    proj = fit.project(cam)
+    # Visible points: the surface at their own pixel is the point itself (nose tip, eye corners).
+    for i in (1, 33, 263):
+        assert fit.visible_depth(proj[i:i + 1])[0] == pytest.approx(cam[i, 2], abs=1e-3)
+    # Some outline vertices are folded behind the near cheek: the visible surface there is nearer.
+    depth = fit.visible_depth(proj)
+    assert np.all(depth <= cam[:, 2] + 1e-6)
+    hidden = depth < cam[:, 2] - 0.005
+    assert hidden[geometry.rim_mask()].sum() >= 3 and not hidden[[1, 33, 263, 152]].any()
+    # Moving back, what lies deeper moves outwards more (away from the principal point): the visible
+    # surface in front of a folded outline vertex moves out less than the vertex.
+    before, after = fit.reproject(fit.shape, 1.5)
+    out = (proj - c) / np.linalg.norm(proj - c, axis=1, keepdims=True)
+    vertex = ((after - before) * out).sum(1)
+    surface = (fit.dolly(proj, depth, 1.5) * out).sum(1)
+    assert np.all(surface[hidden] < vertex[hidden])
+    assert (vertex - surface)[hidden & geometry.rim_mask()].mean() > 1.0     # pixels, at 800 px
+    np.testing.assert_allclose(fit.dolly(proj, cam[:, 2], 1.5), after - before, atol=1e-6)
+    # Off the face, a point takes the depth of the outline next to it; far away, none.
+    outside = proj[234:235] + (proj[234:235] - proj.mean(0)) * 0.1
+    assert np.isfinite(fit.visible_depth(outside)[0])
+    assert np.isnan(fit.visible_depth(np.array([[-5000.0, -5000.0]]))[0])

@@ -34,7 +34,7 @@ from priorfx.provenance import provenance
 MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
 ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
 WEIGHT_MAX_SIDE = 384         # the head and person weights (smooth, feathered) are built this large at most
-GRID_CELLS = 64              # the warp is computed on this many cells across the head box, then upsampled
+GRID_CELLS = 96              # the warp is computed on this many cells across the head box, then upsampled
 DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera
 MODELS = ["blazeface-short-range", "face-landmark", "selfie-segmentation"]
 

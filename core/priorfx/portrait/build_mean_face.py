@@ -100,7 +100,8 @@ def build(out: Path) -> dict:
     for name in SOURCES:
         bgr = cv2.imread(str(sample_path(name)), cv2.IMREAD_COLOR)
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-        meshes += [m.points.astype(np.float64) for m in face.find_faces(rgb)]
+        # Plain meshes: the mirror averaging uses the mirror map built here.
+        meshes += [m.points.astype(np.float64) for m in face.find_faces(rgb, mirror_average=False)]
     pts, mir, modes = mean_face(meshes)
     record = {
         "description": "priorfx metric mean face on the mediapipe 468-point mesh topology; "

@@ -36,7 +36,7 @@ SENSOR_DIAGONAL_MM = 43.2666   # 36 x 24 mm: 35 mm-equivalent focal lengths refe
 # Weights of the residual terms (pixels of landmark error vs. prior sigmas).
 _SHAPE_SCALE_SIGMA = 0.06      # axis scales ~ N(1, 6%)
 _DEPTH_WEIGHT = 0.3            # the mesh's own relative depth, a weak cue for pose
-RIM_WEIGHT = 0.3               # weight of the face-outline landmarks in the fit (they slide along the contour)
+RIM_WEIGHT = 0.6               # weight of the face-outline landmarks in the fit (they slide along the contour)
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,52 @@ class FaceFit:
         f = self.f if f is None else f
         z = np.maximum(pts_cam[:, 2:3], 1e-6)
         return f * pts_cam[:, :2] / z + self.center
+
+    def dolly(self, xy: np.ndarray, depth: np.ndarray, target_m: float) -> np.ndarray:
+        """Image motion under the dolly zoom of points at image positions `xy`
+        (N x 2) whose camera depth is `depth` (N): see `reproject`."""
+        d = self.distance_m
+        scale = (target_m / d) * depth / (depth + target_m - d)
+        return (xy - self.center) * (scale - 1.0)[:, None]
+
+    def visible_depth(self, xy: np.ndarray, max_steps: int = 12) -> np.ndarray:
+        """Camera depth of the fitted face's surface that is visible at image points xy (N x 2).
+
+        The fitted shape is triangulated (`triangles`); a point takes the
+        nearest of the triangles over it (perspective-correct depth). A point
+        off the face is walked towards the face centre (4 % of the way per
+        step) until it meets the surface: its depth is that of the outline
+        next to it. NaN where it never does (far off the face).
+        """
+        tri = triangles()
+        cam = self.camera_points()
+        proj = self.project(cam)
+        a, b, c = proj[tri[:, 0]], proj[tri[:, 1]], proj[tri[:, 2]]
+        inv_z = 1.0 / cam[tri, 2]                                   # T x 3
+        den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
+        ok = np.abs(den) > 1e-12                                     # edge-on triangles cover nothing
+        den = np.where(ok, den, 1.0)
+        centre = proj.mean(0)
+        pts = np.asarray(xy, np.float64)
+        out = np.full(len(pts), np.nan)
+        q = pts.copy()
+        todo = np.arange(len(pts))
+        for _ in range(max_steps):
+            if not len(todo):
+                break
+            p = q[todo]
+            dx, dy = p[:, 0:1] - c[None, :, 0], p[:, 1:2] - c[None, :, 1]
+            l1 = ((b[:, 1] - c[:, 1]) * dx + (c[:, 0] - b[:, 0]) * dy) / den
+            l2 = ((c[:, 1] - a[:, 1]) * dx + (a[:, 0] - c[:, 0]) * dy) / den
+            l3 = 1.0 - l1 - l2
+            inside = (l1 >= 0) & (l2 >= 0) & (l3 >= 0) & ok
+            iz = np.where(inside, l1 * inv_z[:, 0] + l2 * inv_z[:, 1] + l3 * inv_z[:, 2], 0.0)
+            best = iz.max(1)                                         # largest 1/z: the front surface
+            hit = best > 0
+            out[todo[hit]] = 1.0 / best[hit]
+            todo = todo[~hit]
+            q[todo] += 0.04 * (centre - pts[todo])
+        return out
 
     def reproject(self, pts: np.ndarray, target_m: float) -> tuple[np.ndarray, np.ndarray]:
         """Image positions now and after the dolly zoom to `target_m`.
@@ -186,6 +232,20 @@ def fit_face(landmarks: np.ndarray, image_size: tuple[int, int], focal: float,
     proj = focal * cam[:, :2] / cam[:, 2:3] + center
     rms = float(np.sqrt(((proj - obs) ** 2).sum(1).mean()))
     return FaceFit(float(focal), center, rot, t, shape, rms)
+
+
+@lru_cache(maxsize=1)
+def triangles() -> np.ndarray:
+    """Triangles (T x 3 indices) over the 468 points: a Delaunay triangulation of
+    the frontal mean face, wound so that their normals face the camera (-z)."""
+    from scipy.spatial import Delaunay
+
+    mean = face_model().mean
+    tri = Delaunay(mean[:, :2]).simplices.astype(np.int64)
+    p = mean[tri]
+    normal_z = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])[:, 2]
+    tri[normal_z > 0] = tri[normal_z > 0][:, [0, 2, 1]]
+    return tri
 
 
 @lru_cache(maxsize=1)

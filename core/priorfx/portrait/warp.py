@@ -5,9 +5,12 @@ The fitted face moves under the dolly zoom (geometry.FaceFit.reproject). Its
 the face standing in for forehead, hair and ears), are interpolated by a thin
 plate spline into a backward displacement field. The face-outline landmarks
 are treated as sliding points: their motion is anchored halfway between the
-detected point and the fitted head's own projection, and the spline
-approximates rather than interpolates them (the motion changes fastest
-there, and that is where the landmarks are least sure). The field is
+detected point and the fitted head's own projection; their motion is half
+the motion of their own surface point and half that of the fitted surface
+visible where they are placed (on the visible outline, which moves less than
+a point folded behind it); and the spline approximates rather than
+interpolates them (the motion changes fastest there, and that is where the
+landmarks are least sure). The field is
 multiplied by a weight that is 1 over the head and fades to 0 over the
 background: a feather around the projected head ellipsoid times the
 (slightly dilated) person mask, so background lines stay straight. Both
@@ -39,10 +42,11 @@ HEAD_VERTEX_ABOVE_FOREHEAD_M = 0.085   # mid-forehead landmark -> top of the sku
 HEAD_LENGTH_M = 0.19                   # glabella -> back of the head (adult mean ~19 cm)
 HEAD_WIDER_THAN_FACE = 1.12            # head breadth / face-outline width
 MIN_JACOBIAN = 0.3                     # below this the warp is scaled down (no tearing)
-PROXY_MARGIN = 1.08                    # head-proxy points start this far out of the face hull
+PROXY_MARGIN = 1.25                    # head-proxy points start this far out of the face hull
 SPLINE_SMOOTHING = 1e-3                # thin-plate smoothing (coordinates in head widths)
-RIM_SMOOTHING = 3e-2                   # ... for the face-outline landmarks (see spline_smoothing)
+RIM_SMOOTHING = 1e-2                   # ... for the face-outline landmarks (see spline_smoothing)
 OUTLINE_FIT_BLEND = 0.5                # outline anchors: this much of the way to the fitted model's points
+OUTLINE_SURFACE_BLEND = 0.5            # outline motion: this much of the visible surface's motion there
 PERSON_MARGIN = 0.06                   # the warp may reach this far (x head width) into the background
 
 
@@ -93,6 +97,11 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     rim = rim_mask()[:, None]
     obs = np.where(rim, OUTLINE_FIT_BLEND * before + (1 - OUTLINE_FIT_BLEND) * obs, obs)
     disp_face = after - before
+    # Where an outline anchor sits, what the camera sees is the visible
+    # surface: near the occluding contour that is a point in front of the
+    # outline vertex (folded behind it at close range), and it moves less. Both
+    # are estimates of the motion there; take the middle.
+    disp_face[rim[:, 0]] = outline_motion(fit, obs[rim[:, 0]], disp_face[rim[:, 0]], target_m)
     head = head_proxy(fit.shape)
     cam = fit.camera_points(head)
     hb, ha = fit.reproject(head, target_m)
@@ -118,6 +127,17 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     both = cv2.convexHull(np.concatenate([obs, obs + disp_face]).astype(np.float32)).reshape(-1, 2)
     width = float(np.ptp(cv2.convexHull(hb.astype(np.float32)).reshape(-1, 2)[:, 0]))
     return FaceWarp(src + disp, -disp, sil.astype(np.float64), width, both.astype(np.float64))
+
+
+def outline_motion(fit: FaceFit, xy: np.ndarray, vertex_motion: np.ndarray, target_m: float) -> np.ndarray:
+    """Motion of outline anchors at xy: OUTLINE_SURFACE_BLEND of the way from
+    their own vertices' motion to that of the fitted surface visible at xy
+    (the vertices' own motion where no surface is found)."""
+    depth = fit.visible_depth(xy)
+    found = np.isfinite(depth)
+    surface = vertex_motion.copy()
+    surface[found] = fit.dolly(xy[found], depth[found], target_m)
+    return OUTLINE_SURFACE_BLEND * surface + (1 - OUTLINE_SURFACE_BLEND) * vertex_motion
 
 
 def head_weights(shape_hw: tuple[int, int], warps: list[FaceWarp], protect: list[list[np.ndarray]] | None = None,
