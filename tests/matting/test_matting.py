@@ -296,3 +296,31 @@ def test_cascadic_solve_matches_the_single_level_solve():
                                      tol=1e-8, min_unknown=100)
     assert "coarse" in info
     assert np.abs(casc - direct)[unknown].max() < 0.02
+
+
+def test_prior_is_trusted_more_away_from_its_own_edge(monkeypatch):
+    """The band's data term grows with the distance from where the prior
+    hesitates (its edge), so a wide band does not let the solver wander
+    where the prior is sure."""
+    from priorfx.matting import refine
+
+    seen = {}
+
+    def capture(image, start, unknown, target, weight, **kw):
+        seen.update(unknown=unknown, weight=weight)
+        return start.copy(), {}
+
+    monkeypatch.setattr(refine, "solve_band_cascadic", capture)
+    monkeypatch.setattr(refine, "COLOUR_WEIGHT", 0.0)
+    h, w = 40, 80
+    prior = np.zeros((h, w), np.float32)
+    prior[:, 40:] = 1.0
+    image = np.full((h, w, 3), 0.5, np.float32)
+    refine.refine_alpha(image, prior, band_px=8, prior_weight=0.05, iterations=10)
+    row = seen["weight"][20]
+    assert seen["unknown"][20, 32:48].all() and not seen["unknown"][20, 30]
+    # the edge pixels are 39 and 40: column 33 is 6 px from it, column 38 1 px
+    gain = refine.PRIOR_DISTANCE_GAIN
+    assert row[33] == pytest.approx(0.05 * (1 + gain * (6 / 8) ** 2), rel=0.02)
+    assert row[38] == pytest.approx(0.05 * (1 + gain * (1 / 8) ** 2), rel=0.02)
+    assert row[33] > 5 * row[38]

@@ -20,6 +20,15 @@ SNAP = 0.02
 # SAD 1.21, against 1.27 for 0.01 / 32, 1.25 for 0.1 / 8, 1.24 for 0.03 / 8
 # and 1.40 / 1.32 for 0.1 with power 2 / 4 (no prior: 1.46).
 PRIOR_POWER = 16.0
+# The band's whole data term (prior and colour) grows with the distance d from
+# the prior's edge and fractional region:
+# x (1 + PRIOR_DISTANCE_GAIN * (min(d, 4 band_px) / band_px)^2). A band pixel
+# far from where the prior hesitates is one it is sure of, and the colour
+# term keeps its share there, so clear colour evidence can still overrule the
+# prior. Benchmark SAD 0.97 -> 0.94 (the prior's term alone: 0.93, but then
+# it overrules the colours of a region the prior missed), and a wider band
+# costs less.
+PRIOR_DISTANCE_GAIN = 20.0
 # Covariance regularisation of the matting Laplacian (tuned on the benchmark:
 # 1e-6 beat Levin et al.'s 1e-7 and 1e-5 on clean and noisy composites), and
 # the value for a user trimap's unknown region (solved without the prior,
@@ -208,6 +217,10 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
             sides = (known >= 1.0) & ~unknown, (known <= 0.0) & ~unknown
             weight = COLOUR_WEIGHT_TRIMAP
         target, wp = _add_colour_term(image, unknown, sides, near, weight, target, wp)
+        if trimap is None and PRIOR_DISTANCE_GAIN > 0:
+            ys, xs = np.nonzero(unknown)
+            r = np.minimum(dist[ys, xs], 4.0 * band_px) / band_px
+            wp[ys, xs] *= 1.0 + PRIOR_DISTANCE_GAIN * r * r
     start = np.where(unknown, prior if trimap is None or agree > 0 else 0.5, known).astype(np.float32)
     alpha, sinfo = solve_band_cascadic(image, start, unknown, target.astype(np.float32),
                                        wp.astype(np.float32), iterations=iterations, eps=eps, tol=tol)
