@@ -5,13 +5,16 @@ The fitted face moves under the dolly zoom (geometry.FaceFit.reproject). Its
 the face standing in for forehead, hair and ears), are interpolated by a thin
 plate spline into a backward displacement field. The face-outline landmarks
 are treated as sliding points: their motion is anchored halfway between the
-detected point and the fitted head's own projection; their motion is half
-the motion of their own surface point and half that of the fitted surface
-visible where they are placed (on the visible outline, which moves less than
-a point folded behind it); and the spline approximates rather than
-interpolates them (the motion changes fastest there, and that is where the
-landmarks are least sure). The field is
-multiplied by a weight that is 1 over the head and fades to 0 over the
+detected point and the fitted head's own projection; their motion leans
+(OUTLINE_SURFACE_BLEND) from the motion of their own surface point towards
+that of the fitted surface visible where they are placed (the visible outline
+moves less than a point folded behind it at close range: more of that gives
+better landmarks inside the outline, less a better placed outline in the
+picture); and the spline approximates rather than interpolates them (the
+motion changes fastest there, and that is where the landmarks are least
+sure). Outline vertices folded behind the cheek at close range (about one in
+five at 25 cm) cannot be followed by any warp: the picture shows the cheek
+in front of them, which moves less. The field is multiplied by a weight that is 1 over the head and fades to 0 over the
 background: a feather around the projected head ellipsoid times the
 (slightly dilated) person mask, so background lines stay straight. Both
 weights cover where the head is and where it goes (the outline moves out);
@@ -46,7 +49,7 @@ PROXY_MARGIN = 1.25                    # head-proxy points start this far out of
 SPLINE_SMOOTHING = 1e-3                # thin-plate smoothing (coordinates in head widths)
 RIM_SMOOTHING = 1e-2                   # ... for the face-outline landmarks (see spline_smoothing)
 OUTLINE_FIT_BLEND = 0.5                # outline anchors: this much of the way to the fitted model's points
-OUTLINE_SURFACE_BLEND = 0.5            # outline motion: this much of the visible surface's motion there
+OUTLINE_SURFACE_BLEND = 0.35           # outline motion: this much of the visible surface's motion there
 PERSON_MARGIN = 0.06                   # the warp may reach this far (x head width) into the background
 
 
@@ -100,7 +103,7 @@ def face_warp(fit: FaceFit, landmarks: np.ndarray, target_m: float) -> FaceWarp:
     # Where an outline anchor sits, what the camera sees is the visible
     # surface: near the occluding contour that is a point in front of the
     # outline vertex (folded behind it at close range), and it moves less. Both
-    # are estimates of the motion there; take the middle.
+    # are estimates of the motion there (see OUTLINE_SURFACE_BLEND).
     disp_face[rim[:, 0]] = outline_motion(fit, obs[rim[:, 0]], disp_face[rim[:, 0]], target_m)
     head = head_proxy(fit.shape)
     cam = fit.camera_points(head)
