@@ -42,8 +42,10 @@ class MattingParams:
         Mean absolute colour change between small thumbnails of consecutive
         frames above which a cut is assumed and the recurrent state is reset.
     prior_weight : float >= 0
-        Weight of the person prior's alpha in the band solve (0: plain
-        closed-form matting inside the band).
+        Weight of the person prior's alpha in the band solve, where the
+        prior is nearly sure; it grows with the distance from the prior's
+        edge, as does the colour term beside it (0: no prior term, closed-form
+        matting with the colour term only).
     foreground : bool
         Estimate decontaminated foreground colours (else fg is the input).
     refine : bool

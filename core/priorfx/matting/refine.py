@@ -1,5 +1,5 @@
-"""Pure functions of the refinement: band, guides, band solve, confidence,
-foreground colours, cut detection. All arrays float32 in [0, 1]."""
+"""Pure functions of the refinement: band, colour model, guides, band solve,
+confidence, foreground colours, cut detection. All arrays float32 in [0, 1]."""
 from __future__ import annotations
 
 import cv2
@@ -155,6 +155,13 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
                  ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Refine the prior's alpha at full resolution.
 
+    The band is solved with the matting Laplacian and a data term made of
+    two parts: the prior's alpha where it is nearly sure (`_prior_weight`),
+    and a colour posterior from histograms of the known foreground and
+    background next to the band (`colour_posterior`), which catches the
+    regions the prior got wrong whose colours say otherwise. Both grow with
+    the distance from the prior's own edge (PRIOR_DISTANCE_GAIN).
+
     Parameters
     ----------
     image : H x W x 3 frame.
@@ -166,7 +173,9 @@ def refine_alpha(image: np.ndarray, prior: np.ndarray, *, band_px: int, prior_we
         region, solved closer to convergence (4x the iterations, tolerance
         1e-6) and without the prior's data term: on the benchmark the prior
         did not help inside a user's unknown region, even on people, while
-        it hurt on objects that are not people (fire, animals).
+        it hurt on objects that are not people (fire, animals). The colour
+        term stays, learnt from the trimap's own known regions
+        (COLOUR_WEIGHT_TRIMAP).
     holdout, garbage : H x W masks (> 0.5 = set) forcing alpha to 1 / 0 exactly.
     Temporal stability is a separate step (`temporal_blend`).
 
