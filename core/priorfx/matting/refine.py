@@ -457,7 +457,11 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
         crop = (slice(y0, y1), slice(x0, x1))
         ac = a[crop]
         f = fg[crop]
-        b = cv2.resize(b1, (w, h), interpolation=cv2.INTER_LINEAR)[crop]
+        # the background estimate is only needed on the box: upsample just that
+        sx, sy = b1.shape[1] / w, b1.shape[0] / h
+        to_small = np.float32([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
+        b = cv2.warpAffine(b1, to_small, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                           borderMode=cv2.BORDER_REPLICATE)
         wa = _box(ac, r2)
         fa = _box(f * ac[..., None], r2)
         bb = _box(b * (1.0 - ac)[..., None], r2)
