@@ -60,3 +60,26 @@ def test_foreground_colours_of_a_two_colour_composite_are_recovered():
     assert (fg[alpha >= 1.0] == image[alpha >= 1.0]).all()
     # the input at those pixels is far from red: the blue really was removed
     assert np.abs(image[soft] - RED).max() > 0.5
+
+
+def test_cascade_skips_band_pixels_the_coarse_level_settles(monkeypatch):
+    """A wide band around a soft-edged disk: most of it is plain 0 or 1
+    after the coarse solve, and skipping those pixels at full size gives the
+    answer of solving them all."""
+    from priorfx.matting import solver
+
+    h, w = 192, 256
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = np.clip((60.0 - np.hypot(yy - 96, xx - 128)) / 3.0, 0, 1).astype(np.float32)
+    image = (truth[..., None] * RED + (1 - truth[..., None]) * BLUE).astype(np.float32)
+    unknown = np.abs(np.hypot(yy - 96, xx - 128) - 58.5) < 14  # the edge +- 14 px
+    known = (truth >= 0.5).astype(np.float32)
+    weight = np.zeros((h, w), np.float32)
+    kw = dict(eps=1e-6, iterations=150, tol=1e-6, min_unknown=1000)
+    skipped, info = solver.solve_band_cascadic(image, known, unknown, known, weight, **kw)
+    assert info["skipped"] > 0.5 * unknown.sum()
+    monkeypatch.setattr(solver, "FINE_SKIP", 0.0)
+    full, info0 = solver.solve_band_cascadic(image, known, unknown, known, weight, **kw)
+    assert info0["skipped"] == 0
+    assert np.abs(skipped - full).max() < 0.02
+    assert np.abs(skipped - truth).max() < 0.05

@@ -285,17 +285,30 @@ def solve_band(image: np.ndarray, known_alpha: np.ndarray, unknown: np.ndarray,
     return alpha, {"n_unknown": int(n), "iterations": it, "residual": res}
 
 
+# At each finer level of the cascade, band pixels whose upsampled coarse
+# alpha is within FINE_SKIP of 0 or 1, with no fractional pixel within 2 px,
+# keep that value and are not solved again (the refinement snaps alpha to
+# 0 / 1 within 0.02 anyway). A wide band is mostly such pixels: CPU time of a
+# 4K frame outside the prior 1.85 -> 0.97 s, 1080p 0.33 -> 0.28 s, with SAD
+# against the ground truth of the benchmark's speed clips 20.37 -> 20.26 (4K)
+# and 7.069 -> 7.060 (1080p); 0.05 / 0.1 cost SAD (7.09 / 7.13 at 1080p).
+FINE_SKIP = 0.02
+
+
 def solve_band_cascadic(image: np.ndarray, known_alpha: np.ndarray, unknown: np.ndarray,
                         target: np.ndarray, weight: np.ndarray, *, eps: float = 1e-7,
-                        iterations: int = 100, tol: float = 1e-4, min_unknown: int = 20000
-                        ) -> tuple[np.ndarray, dict]:
+                        iterations: int = 100, tol: float = 1e-4, min_unknown: int = 20000,
+                        skip: float | None = None) -> tuple[np.ndarray, dict]:
     """`solve_band`, started from the solution of the same problem at half
     the resolution (recursively), when the band is large.
 
     Conjugate gradients spend most iterations carrying information along the
     band; at half size that is four times cheaper, so the full-size solve
     starts close to its answer and needs a fraction of the iterations
-    (cascadic CG). Same arguments as `solve_band`.
+    (cascadic CG). Band pixels the coarse answer already settles (FINE_SKIP)
+    keep it (`skip`, default FINE_SKIP; 0 solves every band pixel at every
+    level). Otherwise the arguments of `solve_band`; info["skipped"] counts
+    the pixels kept.
     """
     n = int(unknown.sum())
     h, w = unknown.shape
@@ -313,11 +326,21 @@ def solve_band_cascadic(image: np.ndarray, known_alpha: np.ndarray, unknown: np.
     ct = np.where(cw > 0, half(target * weight) / np.maximum(cw, 1e-30), half(target))
     coarse, cinfo = solve_band_cascadic(
         half(image[..., :3]), np.round(half(known_alpha)), coarse_unknown, ct.astype(np.float32), cw,
-        eps=eps, iterations=iterations, tol=tol, min_unknown=min_unknown)
+        eps=eps, iterations=iterations, tol=tol, min_unknown=min_unknown, skip=skip)
     start = np.where(unknown, cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR), known_alpha)
-    alpha, info = solve_band(image, known_alpha, unknown, target, weight, eps=eps,
+    skip = FINE_SKIP if skip is None else skip
+    active = unknown
+    if skip > 0:
+        # Where the coarse answer is already (nearly) 0 or 1 and so is all
+        # around it, the full-size solve would only confirm it: those band
+        # pixels keep the upsampled coarse value and the solve skips them.
+        frac = ((start > skip) & (start < 1.0 - skip) & unknown).astype(np.uint8)
+        active = unknown & (cv2.dilate(frac, np.ones((5, 5), np.uint8)) > 0)
+        known_alpha = np.where(unknown & ~active, start, known_alpha).astype(np.float32)
+    alpha, info = solve_band(image, known_alpha, active, target, weight, eps=eps,
                              iterations=max(10, iterations // 3), tol=tol, start=start)
     info["coarse"] = cinfo
+    info["skipped"] = int(unknown.sum() - active.sum())
     return alpha, info
 
 
