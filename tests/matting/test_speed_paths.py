@@ -83,3 +83,15 @@ def test_cascade_skips_band_pixels_the_coarse_level_settles(monkeypatch):
     assert info0["skipped"] == 0
     assert np.abs(skipped - full).max() < 0.02
     assert np.abs(skipped - truth).max() < 0.05
+
+
+def test_clip01_is_np_clip_to_the_unit_range():
+    from priorfx.matting.solver import clip01
+
+    x = np.random.default_rng(5).normal(0.5, 1.0, (50, 60, 3)).astype(np.float32)
+    out = np.empty_like(x)
+    got = clip01(x, out)
+    assert got is out and got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.clip(x, 0.0, 1.0))
+    assert (x < 0).any() and (x > 1).any()  # the input itself is left alone
+    np.testing.assert_array_equal(clip01(x.astype(np.float64)), np.clip(x.astype(np.float64), 0, 1))

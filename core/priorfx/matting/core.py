@@ -15,6 +15,7 @@ from priorfx.errors import InputError
 from priorfx.matting import refine
 from priorfx.matting.guides import check_guides, guides_for_frame
 from priorfx.matting.params import CG_ITERATIONS, MatteResult, MattingParams
+from priorfx.matting.solver import clip01
 from priorfx.progress import Progress, tick
 from priorfx.provenance import provenance
 
@@ -87,7 +88,7 @@ class MattingSession:
         original = check_frame(frame, self.index)
         # Scene-linear EXR plates may exceed 1: the prior and the solver work on
         # [0, 1] values, while opaque foreground keeps the plate's own values.
-        image = np.clip(original, 0.0, 1.0)
+        image = clip01(original, np.empty_like(original))
         h, w = image.shape[:2]
         guides = dict(guides or {})
         t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from priorfx.matting.solver import solve_band_cascadic
+from priorfx.matting.solver import clip01, solve_band_cascadic
 
 # Prior alpha strictly between these counts as uncertain (inside the band).
 LOW, HIGH = 0.03, 0.97
@@ -434,8 +434,8 @@ def _fusion_pass(img: np.ndarray, a: np.ndarray, f: np.ndarray, b: np.ndarray, r
     f_blur = np.where(wa > 1e-5, f_blur, img)
     b_blur = np.where(wb > 1e-5, b_blur, img)
     resid = img - a3 * f_blur - (1.0 - a3) * b_blur
-    return (np.clip(f_blur + a3 * resid, 0.0, 1.0, dtype=np.float32),
-            np.clip(b_blur + (1.0 - a3) * resid, 0.0, 1.0, dtype=np.float32))
+    return (clip01((f_blur + a3 * resid).astype(np.float32, copy=False)),
+            clip01((b_blur + (1.0 - a3) * resid).astype(np.float32, copy=False)))
 
 
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, int] = (90, 6),
@@ -486,7 +486,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
         f_blur = np.where(wav > 1e-5, fa[ys, xs] / np.maximum(wav, 1e-5), f[ys, xs])
         b_blur = np.where(1.0 - wav > 1e-5, bb[ys, xs] / np.maximum(1.0 - wav, 1e-5), b[ys, xs])
         resid = img[crop][ys, xs] - av * f_blur - (1.0 - av) * b_blur
-        f[ys, xs] = np.clip(f_blur + av * resid, 0.0, 1.0)
+        f[ys, xs] = clip01(f_blur + av * resid)
     full = a >= 1.0
     np.copyto(fg, img if opaque is None else opaque[..., :3], where=full[..., None])
     return fg
