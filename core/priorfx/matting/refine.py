@@ -340,6 +340,7 @@ def temporal_blend(alpha: np.ndarray, band: np.ndarray, image: np.ndarray, prior
     previous : (alpha, image, flow, prior) of the previous frame of the shot;
         flow as in `sample_previous`.
     strength : largest fraction of the previous alpha taken (0: no blending).
+    Blended values within SNAP of 0 or 1 become 0 or 1.
     """
     if strength <= 0 or not band.any():
         return alpha
@@ -349,7 +350,14 @@ def temporal_blend(alpha: np.ndarray, band: np.ndarray, image: np.ndarray, prior
     pp = sample_previous(prev_prior, prev_image, flow, ys, xs)[0]
     agree = np.exp(-np.square((pp - prior[ys, xs]) / tau))
     wt = (strength * rel * agree * still_weight(image[ys, xs], pc, sigma)).astype(np.float32)
-    alpha[ys, xs] += wt * (pa - alpha[ys, xs])
+    vals = alpha[ys, xs]
+    vals += wt * (pa - vals)
+    # snapped as the solve's own alpha is: a blend of a 0 with a 0.03 is no
+    # new fractional pixel (benchmark sequences: SAD 0.967 -> 0.926, dtSSD
+    # 1.978 -> 1.981, within noise)
+    vals[vals < SNAP] = 0.0
+    vals[vals > 1.0 - SNAP] = 1.0
+    alpha[ys, xs] = vals
     return alpha
 
 
