@@ -228,3 +228,19 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         write_image(target, np.ones((4, 4, 3), np.float32))
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.exr"]
+
+
+def test_set_threads_bounds_the_codecs_and_files_stay_the_same(tmp_path):
+    """A farm worker of one core sets 1: OpenImageIO's and OpenEXR's pools
+    follow, and what is written does not depend on the thread count."""
+    px = _ramp(64, 96, 3, seed=5)
+    try:
+        images.set_threads(1)
+        assert (oiio.get_int_attribute("threads"), oiio.get_int_attribute("exr_threads")) == (1, 1)
+        one = read_image(write_image(tmp_path / "one.exr", px, bits=32))
+        images.set_threads(3)
+        assert (oiio.get_int_attribute("threads"), oiio.get_int_attribute("exr_threads")) == (3, 3)
+        three = read_image(write_image(tmp_path / "three.exr", px, bits=32))
+    finally:
+        images.set_threads(0)  # back to the libraries' default (all cores)
+    assert np.array_equal(one, three) and np.array_equal(one, px)

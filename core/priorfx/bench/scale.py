@@ -13,10 +13,12 @@ Runs, each writing an EXR sequence (float32) as the CLI would:
 * ``s_single``: the plain single-machine path (`correct_clip` / `matte_clip`
   in this process, reading, processing and writing), OpenCV and onnxruntime
   on all cores -- what a user gets without ``--cluster``;
-* ``s_single_1thread``: the same, limited to one thread;
+* ``s_single_1thread``: the same, limited to one thread (OpenCV,
+  onnxruntime and the EXR codec's compression pool);
 * ``s_cluster_1`` / ``s_cluster_2``: `run_clip_on_cluster` on a Dask
   LocalCluster on 127.0.0.1 with 1 or 2 worker processes of 1 thread each
-  (a farm node per core). Cluster start-up is not timed (a farm's workers
+  (a farm node per core; a task holds OpenCV and the EXR codec to its
+  worker's threads, else one worker's writes would borrow the other core). Cluster start-up is not timed (a farm's workers
   are already running); connecting, planning, the readout estimate, chunks
   with their warm-up, writing and collecting are.
 
@@ -108,6 +110,7 @@ def _single(op: str, src: str, dst: str, threads: int, readout: str) -> None:
     from priorfx.provenance import provenance
 
     cv2.setNumThreads(threads if threads > 0 else -1)
+    pio.set_threads(threads)  # the EXR writer's compression threads too
     clip = pio.read_frames(src)
     params = _params(op, readout)
     if op == "deshutter":
@@ -165,6 +168,8 @@ def run(args: argparse.Namespace) -> dict:
         single = _timed(lambda d: _single(args.op, src, d, 0, args.readout), repeat, tmp, "single")
         single1 = _timed(lambda d: _single(args.op, src, d, 1, args.readout), repeat, tmp, "single1")
         cv2.setNumThreads(-1)
+        from priorfx.io import set_threads
+        set_threads(0)
         cluster = {}
         for workers in (1, 2):
             with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

@@ -30,8 +30,12 @@ def _threads() -> int:
 
 
 def _set_threads(n: int) -> None:
+    """OpenCV and the EXR/PNG codecs use the worker's threads, no more."""
     import cv2
+
+    from priorfx.io import set_threads
     cv2.setNumThreads(n if n > 0 else -1)
+    set_threads(n)
     _tune_malloc()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 _EXPORTS = {
     "read_image": "images", "read_image_info": "images", "write_image": "images",
-    "ImageInfo": "images", "DEFAULT_MAX_PIXELS": "images",
+    "ImageInfo": "images", "DEFAULT_MAX_PIXELS": "images", "set_threads": "images",
     "read_frames": "video", "FrameWriter": "video", "Frames": "video",
     "to_rgb": "camera", "from_rgb": "camera", "to_rgb_u8": "camera", "from_rgb_u8": "camera",
 }

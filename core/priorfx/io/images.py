@@ -62,6 +62,17 @@ def _oiio():
     return oiio
 
 
+def set_threads(threads: int) -> None:
+    """Threads OpenImageIO and OpenEXR may use to encode and decode (0: as
+    many as cores, their default). A farm worker given one core sets 1: by
+    default an EXR write compresses on every core, so one worker per core
+    would oversubscribe the machine."""
+    oiio = _oiio()
+    n = max(0, int(threads))
+    oiio.attribute("threads", n)
+    oiio.attribute("exr_threads", n)
+
+
 def max_pixels_setting(max_pixels: int | None = None) -> int:
     """The pixel-count guard: argument, else PRIORFX_MAX_PIXELS, else the default."""
     if max_pixels is not None:
