@@ -18,9 +18,10 @@ Runs, each writing an EXR sequence (float32) as the CLI would:
 * ``s_cluster_1`` / ``s_cluster_2``: `run_clip_on_cluster` on a Dask
   LocalCluster on 127.0.0.1 with 1 or 2 worker processes of 1 thread each
   (a farm node per core; a task holds OpenCV and the EXR codec to its
-  worker's threads, else one worker's writes would borrow the other core). Cluster start-up is not timed (a farm's workers
-  are already running); connecting, planning, the readout estimate, chunks
-  with their warm-up, writing and collecting are.
+  worker's threads, else one worker's writes would borrow the other core).
+  Cluster start-up is not timed (a farm's workers are already running);
+  connecting, planning, the readout estimate, chunks with their warm-up,
+  writing and collecting are.
 
 The deshutter readout is estimated, as `priorfx deshutter` does by default:
 both paths first fit it to the whole clip (`estimate_from_bands`). The
@@ -156,6 +157,7 @@ def _same(a: str, b: str) -> bool:
 def run(args: argparse.Namespace) -> dict:
     import distributed
 
+    from priorfx import io as pio
     from priorfx.cluster import run_clip_on_cluster
 
     n = args.frames or (120 if args.quick else 250)
@@ -168,8 +170,7 @@ def run(args: argparse.Namespace) -> dict:
         single = _timed(lambda d: _single(args.op, src, d, 0, args.readout), repeat, tmp, "single")
         single1 = _timed(lambda d: _single(args.op, src, d, 1, args.readout), repeat, tmp, "single1")
         cv2.setNumThreads(-1)
-        from priorfx.io import set_threads
-        set_threads(0)
+        pio.set_threads(0)
         cluster = {}
         for workers in (1, 2):
             with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

@@ -289,11 +289,16 @@ def _refine_box(image: np.ndarray, prior: np.ndarray, known: np.ndarray, unknown
     alpha, info = solve_band_cascadic(image, start, unknown, target.astype(np.float32),
                                       wp.astype(np.float32), iterations=iterations, eps=eps, tol=tol,
                                       skip=0.0 if trimap else None)
-    vals = alpha[unknown]
+    alpha[unknown] = snap01(alpha[unknown])
+    return alpha, info
+
+
+def snap01(vals: np.ndarray) -> np.ndarray:
+    """Values within SNAP of 0 or 1 set to exactly 0 or 1 (in place; returns
+    `vals`): below the solver's noise floor a pixel is no fractional pixel."""
     vals[vals < SNAP] = 0.0
     vals[vals > 1.0 - SNAP] = 1.0
-    alpha[unknown] = vals
-    return alpha, info
+    return vals
 
 
 def _add_colour_term(image: np.ndarray, unknown: np.ndarray, sides: tuple[np.ndarray, np.ndarray],
@@ -355,9 +360,7 @@ def temporal_blend(alpha: np.ndarray, band: np.ndarray, image: np.ndarray, prior
     # snapped as the solve's own alpha is: a blend of a 0 with a 0.03 is no
     # new fractional pixel (benchmark sequences: SAD 0.967 -> 0.926, dtSSD
     # 1.978 -> 1.981, within noise)
-    vals[vals < SNAP] = 0.0
-    vals[vals > 1.0 - SNAP] = 1.0
-    alpha[ys, xs] = vals
+    alpha[ys, xs] = snap01(vals)
     return alpha
 
 
