@@ -47,6 +47,32 @@ def test_dtssd_by_hand():
     assert metrics.dtssd(preds, preds) == 0.0
 
 
+def test_dtssd_consistent_removes_flicker_and_keeps_moving_error():
+    # a still subject whose matte flickers: the consistent version is still
+    gts = [np.zeros((1, 2))] * 3
+    preds = [np.full((1, 2), v) for v in (0.0, 0.3, 0.6)]
+    assert metrics.dtssd(preds, gts) == pytest.approx(30.0)
+    assert metrics.dtssd_consistent(preds, gts, [(0, 0)] * 3) == pytest.approx(0.0)
+    # a one-pixel subject moving right by 1 px, matted at 0.8 in both frames,
+    # with +-0.1 of flicker: per pair (dp - dg) is -0.2 at two of six pixels
+    # -> sqrt(2 * 0.04 / 6) * 100 = 11.547 once the flicker is gone
+    gts = [np.array([[0, 1, 0, 0, 0, 0.0]]), np.array([[0, 0, 1, 0, 0, 0.0]])]
+    preds = [g * 0.8 + g * f for g, f in zip(gts, (0.1, -0.1))]
+    assert metrics.dtssd_consistent(preds, gts, [(1, 0), (2, 0)]) == pytest.approx(11.547, abs=1e-3)
+    assert metrics.dtssd([g * 0.8 for g in gts], gts) == pytest.approx(11.547, abs=1e-3)
+    assert metrics.dtssd(preds, gts) > 12.0
+    with pytest.raises(ValueError):
+        metrics.dtssd_consistent(preds, gts, [(0, 0)])
+
+
+def test_shift_moves_by_whole_pixels_and_fills_zero():
+    x = np.arange(12, dtype=float).reshape(3, 4) + 1
+    moved = metrics.shift(x, 1, -1)
+    assert moved[0, 1:].tolist() == x[1, :3].tolist()
+    assert moved[:, 0].tolist() == [0, 0, 0] and moved[2].tolist() == [0, 0, 0, 0]
+    assert np.array_equal(metrics.shift(moved, -1, 1)[1:, :3], x[1:, :3])
+
+
 def test_metrics_refuse_mismatched_shapes():
     with pytest.raises(ValueError):
         metrics.sad(np.zeros((2, 2)), np.zeros((2, 3)))

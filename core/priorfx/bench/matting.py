@@ -10,6 +10,11 @@ Without a trimap only the person cut-outs (--people glob) are used: the
 prior is a person prior. With a user trimap (made from the ground truth by
 widening its edge) every cut-out is used, people or not.
 
+Beside dtSSD of our mattes and of per-frame matting (fresh prior state, no
+temporal blend) the sequences report `dtssd_consistent`: per-frame matting
+made perfectly consistent over time from the known motion
+(metrics.dtssd_consistent), the floor that temporal handling alone can reach.
+
 Peers, in the same run: raw RVM alpha; pymatting closed-form from the same
 automatic trimap (our band); with a user trimap, pymatting closed-form and
 KNN. OpenCV alphamat (information-flow matting) lives in opencv-contrib-python,
@@ -91,8 +96,8 @@ def place(fg: np.ndarray, alpha: np.ndarray, size: tuple[int, int], height_frac:
     """Scale a cut-out to `height_frac` of the frame height and place it
     (bottom-aligned, centred at x_frac) on an empty W x H canvas."""
     w, h = size
+    fw, fh = _placed_size(fg.shape, size, height_frac)
     s = height_frac * h / fg.shape[0]
-    fw, fh = max(1, int(round(fg.shape[1] * s))), max(1, int(round(fg.shape[0] * s)))
     interp = cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
     # Resize the premultiplied colours so that edges do not pick up the
     # cut-out's undefined colours where alpha is 0.
@@ -101,13 +106,24 @@ def place(fg: np.ndarray, alpha: np.ndarray, size: tuple[int, int], height_frac:
     f = np.where(a[..., None] > 1e-4, np.clip(pm / np.maximum(a[..., None], 1e-4), 0, 1), 0)
     F = np.zeros((h, w, 3), np.float32)
     A = np.zeros((h, w), np.float32)
-    x0 = int(round(x_frac * w - fw / 2))
-    y0 = h - fh - int(round(0.02 * h)) + y_off
+    x0, y0 = _origin(fw, fh, size, x_frac, y_off)
     ys, xs = slice(max(0, y0), min(h, y0 + fh)), slice(max(0, x0), min(w, x0 + fw))
     cy, cx = slice(ys.start - y0, ys.stop - y0), slice(xs.start - x0, xs.stop - x0)
     F[ys, xs] = f[cy, cx]
     A[ys, xs] = a[cy, cx]
     return F, A
+
+
+def _placed_size(shape: tuple[int, ...], size: tuple[int, int], height_frac: float = 0.85) -> tuple[int, int]:
+    """(width, height) of a cut-out of `shape` once `place` has scaled it."""
+    s = height_frac * size[1] / shape[0]
+    return max(1, int(round(shape[1] * s))), max(1, int(round(shape[0] * s)))
+
+
+def _origin(fw: int, fh: int, size: tuple[int, int], x_frac: float, y_off: int) -> tuple[int, int]:
+    """Top-left corner of a fw x fh cut-out placed by `place`."""
+    w, h = size
+    return int(round(x_frac * w - fw / 2)), h - fh - int(round(0.02 * h)) + y_off
 
 
 def add_strands(F: np.ndarray, A: np.ndarray, rng: np.random.Generator, count: int = 160,
@@ -269,7 +285,7 @@ def temporal_runs(data: Path, people: str, quick: bool) -> dict:
     rows = []
     for (fname, F0, A0), (bname, bg) in zip(cutouts, bgs[1:] + bgs[:1]):
         for kind in SEQUENCE_KINDS:
-            frames, gts = make_sequence(F0, A0, bg, size, n, kind)
+            frames, gts, positions = make_sequence(F0, A0, bg, size, n, kind)
             ours = list(matte_clip(frames, MattingParams()))
             # no temporal handling at all: fresh prior state, no temporal term
             per_frame_results = [next(iter(matte_clip([fr], MattingParams(temporal=0.0)))) for fr in frames]
@@ -280,6 +296,9 @@ def temporal_runs(data: Path, people: str, quick: bool) -> dict:
                          "dtssd_ours": metrics.dtssd([r.alpha for r in ours][k:], gts[k:]),
                          "dtssd_rvm": metrics.dtssd([r.prior_alpha for r in ours][k:], gts[k:]),
                          "dtssd_per_frame": metrics.dtssd(per_frame[k:], gts[k:]),
+                         # the best any temporal filter of these per-frame mattes could do
+                         "dtssd_consistent": metrics.dtssd_consistent(per_frame[k:], gts[k:],
+                                                                      positions[k:]),
                          "dtssd_rvm_per_frame": metrics.dtssd([r.prior_alpha for r in per_frame_results][k:],
                                                               gts[k:]),
                          "sad_ours": float(np.mean([metrics.sad(r.alpha, g) for r, g in zip(ours, gts)])),
@@ -291,27 +310,32 @@ SEQUENCE_KINDS = ("walk", "sway")
 
 
 def make_sequence(F0: np.ndarray, A0: np.ndarray, bg: np.ndarray, size: tuple[int, int], n: int,
-                  kind: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Frames and ground-truth alphas of a short shot.
+                  kind: str) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple[int, int]]]:
+    """Frames, ground-truth alphas and the person's (x, y) position (whole
+    pixels, top-left corner of the placed cut-out) in each frame of a short shot.
 
     walk: the person crosses the frame (about 1 % of the width per frame)
     and bobs while the camera pans. sway: a locked-off camera, the person
     moves by about a pixel, and every frame carries its own sensor noise
     (sigma 0.015), the case where per-frame matting flickers.
     """
-    frames, gts = [], []
+    frames, gts, positions = [], [], []
     rng = np.random.default_rng(3)
+    fw, fh = _placed_size(A0.shape, size)
     for t in range(n):
         if kind == "walk":
-            F, A = place(F0, A0, size, x_frac=0.3 + 0.012 * t, y_off=int(round(3 * np.sin(t))))
+            x_frac, y_off = 0.3 + 0.012 * t, int(round(3 * np.sin(t)))
+            F, A = place(F0, A0, size, x_frac=x_frac, y_off=y_off)
             img = compose(F, A, crop_bg(bg, size, dx=2 * t))
         else:
-            F, A = place(F0, A0, size, x_frac=0.5 + 0.0015 * np.sin(t))
+            x_frac, y_off = 0.5 + 0.0015 * np.sin(t), 0
+            F, A = place(F0, A0, size, x_frac=x_frac)
             img = compose(F, A, crop_bg(bg, size))
             img = np.clip(img + rng.normal(0, 0.015, img.shape).astype(np.float32), 0, 1)
         frames.append(img)
         gts.append(A)
-    return frames, gts
+        positions.append(_origin(fw, fh, size, x_frac, y_off))
+    return frames, gts, positions
 
 
 def speed_child(width: int, height: int, frames: int) -> dict:
@@ -382,6 +406,7 @@ def run(args: argparse.Namespace) -> dict:
         "s_rvm_1080p": speed.get("1080p", {}).get("s_rvm"), "peak_mb_4k": speed.get("4k", {}).get("peak_mb"),
     }
     extra = {"dtssd_per_frame": _mean(seq, "dtssd_per_frame"),
+             "dtssd_consistent": _mean(seq, "dtssd_consistent"),
              "dtssd_rvm_per_frame": _mean(seq, "dtssd_rvm_per_frame"),
              "mad_ours": _mean(auto, "mad_ours"), "mad_rvm": _mean(auto, "mad_rvm"),
              "mad_cf": _mean(auto, "mad_cf"), "grad_rvm": _mean(auto, "grad_rvm"),

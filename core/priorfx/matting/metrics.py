@@ -97,3 +97,39 @@ def all_metrics(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     """SAD, MSE, MAD, Grad and Conn of one matte."""
     return {"sad": sad(pred, gt), "mse": mse(pred, gt), "mad": mad(pred, gt),
             "grad": grad(pred, gt), "conn": conn(pred, gt)}
+
+
+def shift(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """x moved by whole pixels (dx right, dy down); uncovered pixels are 0."""
+    h, w = x.shape
+    out = np.zeros_like(x)
+    ys, yd = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
+    xs, xd = slice(max(0, -dx), min(w, w - dx)), slice(max(0, dx), min(w, w + dx))
+    out[yd, xd] = x[ys, xs]
+    return out
+
+
+def dtssd_consistent(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
+                     offsets: Sequence[tuple[int, int]]) -> float:
+    """dtSSD of the same mattes made perfectly consistent over time.
+
+    For a shot whose only motion is a whole-pixel translation of the subject
+    (`offsets`: (dx, dy) of each frame relative to any fixed reference, as
+    the benchmark's sequences are built), each frame's error a_t - g_t is
+    moved back into the subject's frame and averaged over the shot; the
+    result is g_t plus that mean error moved to frame t. This is what any
+    temporal filter that only combines these mattes (averaging,
+    motion-compensated blending, recurrence) can at best reach: the part of
+    the error that flickers is gone, the part that moves with the subject
+    stays, and a moving error still counts in dtSSD. It bounds what temporal
+    handling can do for a given per-frame matting.
+    """
+    if not (len(preds) == len(gts) == len(offsets)) or len(preds) < 2:
+        raise ValueError("dtSSD needs two or more predicted and ground-truth frames and an "
+                         "offset per frame")
+    errs = [shift(np.asarray(p, np.float64) - np.asarray(g, np.float64), -dx, -dy)
+            for p, g, (dx, dy) in zip(preds, gts, offsets)]
+    mean_err = np.mean(errs, axis=0)
+    consistent = [np.clip(np.asarray(g, np.float64) + shift(mean_err, dx, dy), 0.0, 1.0)
+                  for g, (dx, dy) in zip(gts, offsets)]
+    return dtssd(consistent, gts)
