@@ -292,7 +292,7 @@ def temporal_runs(data: Path, people: str, quick: bool) -> dict:
             per_frame = [r.alpha for r in per_frame_results]
             # Skip the first frames: a recurrent prior needs a few frames to settle.
             k = 2
-            rows.append({"case": f"{fname}/{bname}/{kind}", "frames": n,
+            rows.append({"case": f"{fname}/{bname}/{kind}", "kind": kind, "frames": n,
                          "dtssd_ours": metrics.dtssd([r.alpha for r in ours][k:], gts[k:]),
                          "dtssd_rvm": metrics.dtssd([r.prior_alpha for r in ours][k:], gts[k:]),
                          "dtssd_per_frame": metrics.dtssd(per_frame[k:], gts[k:]),
@@ -408,6 +408,11 @@ def run(args: argparse.Namespace) -> dict:
     extra = {"dtssd_per_frame": _mean(seq, "dtssd_per_frame"),
              "dtssd_consistent": _mean(seq, "dtssd_consistent"),
              "dtssd_rvm_per_frame": _mean(seq, "dtssd_rvm_per_frame"),
+             # per kind of shot: a locked-off noisy shot is where per-frame
+             # matting flickers; on a walk the error moves with the person
+             "dtssd_by_kind": {kind: {key: _mean([r for r in seq if r["kind"] == kind], key)
+                                      for key in ("dtssd_ours", "dtssd_per_frame", "dtssd_consistent")}
+                               for kind in SEQUENCE_KINDS},
              "mad_ours": _mean(auto, "mad_ours"), "mad_rvm": _mean(auto, "mad_rvm"),
              "mad_cf": _mean(auto, "mad_cf"), "grad_rvm": _mean(auto, "grad_rvm"),
              "grad_cf": _mean(auto, "grad_cf"), "conn_rvm": _mean(auto, "conn_rvm"),
