@@ -11,9 +11,9 @@ so high bit depth survives; the EXIF goes along for the focal length), the
 through `--remote URL`), and GIMP's loader reads the result back.
 
 How to reach the core is recorded by `priorfx install gimp` in
-`priorfx-undistort.json` next to this file::
-
-    {"priorfx": "/path/to/venv/bin/priorfx", "remote": null, "env": {}}
+`priorfx_host.json` next to this file, and read by the host kit
+(`priorfx_hostkit.py`, copied beside it), which also runs the core and turns
+its errors into one message.
 
 Batch use (same parameters as the dialog)::
 
@@ -31,52 +31,20 @@ Batch use (same parameters as the dialog)::
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+import priorfx_hostkit as kit   # copied beside this file by `priorfx install gimp`
+
 PROC_NAME = "plug-in-priorfx-undistort-selfie"
-CONFIG_NAME = "priorfx-undistort.json"
-EXIT_NO_FACE = 6
-# Variables that GIMP (or a bundled Python) sets for its own interpreter and
-# that would break the core's Python in the child process.
-_HOST_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 # ---------------------------------------------------------------------------
 # Pure helpers (no GIMP): tested on the host with plain Python.
-
-class CoreError(Exception):
-    """The core failed; `message` is what the user sees, `no_face` marks exit 6."""
-
-    def __init__(self, message: str, no_face: bool = False):
-        super().__init__(message)
-        self.message = message
-        self.no_face = no_face
-
-
-def load_core_config(plugin_dir: str) -> dict:
-    """Read how to reach the core (written by `priorfx install gimp`).
-
-    Missing file: fall back to `priorfx` on PATH, run locally.
-    """
-    path = os.path.join(plugin_dir, CONFIG_NAME)
-    cfg = {"priorfx": None, "remote": None, "env": {}}
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                cfg.update(json.load(fh))
-        except (OSError, ValueError) as exc:
-            raise CoreError(f"cannot read {path}: {exc}; run `priorfx install gimp` again") from None
-    if not cfg.get("priorfx"):
-        cfg["priorfx"] = shutil.which("priorfx")
-    return cfg
-
 
 def focal_35mm_from_metadata_xml(xml_text: str | None) -> float | None:
     """35 mm-equivalent focal length from GIMP's serialized metadata, or None.
@@ -101,75 +69,24 @@ def focal_35mm_from_metadata_xml(xml_text: str | None) -> float | None:
     return None
 
 
-def build_command(cfg: dict, src: str, dst: str, distance: float, strength: float,
-                  focal_mm: float | None) -> list[str]:
+def build_command(core: list, remote, src: str, dst: str, distance: float, strength: float,
+                  focal_mm) -> list:
     """The `priorfx undistort` command line for one layer."""
-    exe = cfg.get("priorfx")
-    if not exe:
-        raise CoreError("the priorfx command was not found; run `priorfx install gimp` "
-                        "(it records where priorfx is) or put priorfx on PATH")
-    cmd = [exe, "undistort", src, "-o", dst, "--distance", f"{distance:.6g}",
-           "--strength", f"{strength:.6g}"]
+    cmd = list(core) + ["undistort", src, "-o", dst, "--distance", f"{distance:.6g}",
+                        "--strength", f"{strength:.6g}", "--progress", "json"]
     if focal_mm is not None:
         cmd += ["--focal-mm", f"{focal_mm:.6g}"]
-    if cfg.get("remote"):
-        cmd += ["--remote", cfg["remote"]]
+    if remote:
+        cmd += ["--remote", remote]
     return cmd
 
 
-def child_env(cfg: dict, base: dict | None = None) -> dict:
-    """Environment for the core: ours minus GIMP's Python settings, plus the recorded ones."""
-    env = dict(os.environ if base is None else base)
-    for var in _HOST_PYTHON_VARS:
-        env.pop(var, None)
-    env.update({k: str(v) for k, v in (cfg.get("env") or {}).items()})
-    return env
-
-
-def error_from_output(returncode: int, stderr: str) -> CoreError:
-    """Turn the CLI's 'priorfx: error: ...' / 'priorfx: hint: ...' lines into one message."""
-    msg = hint = None
-    for line in stderr.splitlines():
-        if line.startswith("priorfx: error:"):
-            msg = line.split(":", 2)[2].strip()
-        elif line.startswith("priorfx: hint:"):
-            hint = line.split(":", 2)[2].strip()
-    if msg is None:
-        tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
-        msg = f"priorfx failed with exit code {returncode}" + (": " + " / ".join(tail) if tail else "")
-    if returncode == EXIT_NO_FACE:
-        text = f"Undistort Selfie: {msg}. The image was not changed."
-    else:
-        text = f"Undistort Selfie: {msg}"
-    if hint:
-        text += f" ({hint})"
-    return CoreError(text, no_face=returncode == EXIT_NO_FACE)
-
-
-def run_core(cmd: list[str], env: dict, poll=None) -> None:
-    """Run the CLI; call `poll()` while it works (progress pulse); raise CoreError on failure."""
-    try:
-        # CREATE_NO_WINDOW: no console window flashing up on Windows
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    except OSError as exc:
-        raise CoreError(f"Undistort Selfie: cannot run {cmd[0]}: {exc.strerror or exc}; "
-                        "run `priorfx install gimp` again or fix the path in "
-                        f"{CONFIG_NAME} next to the plug-in") from None
-    # stderr is read by communicate() in a loop with a timeout so that GIMP's
-    # progress bar keeps moving and a full pipe never blocks the core.
-    chunks = []
-    while True:
-        try:
-            _, err = proc.communicate(timeout=0.2)
-            chunks.append(err or b"")
-            break
-        except subprocess.TimeoutExpired:
-            if poll:
-                poll()
-    stderr = b"".join(chunks).decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise error_from_output(proc.returncode, stderr)
+def user_message(err: "kit.CoreError") -> str:
+    """What GIMP shows for a failed core run."""
+    text = f"Undistort Selfie: {err.message}"
+    if err.no_face:
+        text += ". The image was not changed."
+    return text + (f" ({err.hint})" if err.hint else "")
 
 
 # ---------------------------------------------------------------------------
@@ -184,8 +101,6 @@ def _gimp_main() -> None:
 
     def _(text: str) -> str:
         return GLib.dgettext(None, text)
-
-    plugin_dir = os.path.dirname(os.path.abspath(__file__))
 
     def export_layer(image, drawable, path: str, high_bit: bool) -> None:
         """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter."""
@@ -222,7 +137,7 @@ def _gimp_main() -> None:
             cfg.set_property("include-exif", metadata is not None)
             res = proc.run(cfg)
             if res.index(0) != Gimp.PDBStatusType.SUCCESS:
-                raise CoreError(f"Undistort Selfie: GIMP could not write the layer to {path}")
+                raise kit.CoreError(f"GIMP could not write the layer to {path}")
         finally:
             tmp.delete()
 
@@ -231,7 +146,7 @@ def _gimp_main() -> None:
         try:
             out = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
         except GLib.Error as exc:
-            raise CoreError(f"Undistort Selfie: GIMP could not read the result: {exc.message}") from None
+            raise kit.CoreError(f"GIMP could not read the result: {exc.message}") from None
         profile = image.get_color_profile()
         if profile is not None:
             out.set_color_profile(profile)  # assign (not convert): the values are in the layer's space
@@ -260,6 +175,19 @@ def _gimp_main() -> None:
         layer.set_offsets(ox, oy)
         image.set_selected_layers([layer])
         return layer
+
+    seen_progress = []   # the bar pulses until the core reports real progress
+
+    def _show_progress(done: int, total: int, message: str) -> None:
+        seen_progress.append(done)
+        if total:
+            Gimp.progress_update(done / total)
+        if message:
+            Gimp.progress_set_text(message)
+
+    def _pulse() -> None:
+        if not seen_progress:
+            Gimp.progress_pulse()
 
     def fail(procedure, run_mode, text: str, status=None):
         # Interactive: GIMP itself shows the returned error in a message box (as
@@ -310,25 +238,26 @@ def _gimp_main() -> None:
         Gimp.progress_init(_("Undistorting selfie"))
         out_image = None
         try:
-            core_cfg = load_core_config(plugin_dir)
+            record = kit.load_record(PLUGIN_DIR)
+            core = kit.find_core(record)
             with tempfile.TemporaryDirectory(prefix="priorfx-gimp-") as tmpdir:
                 src = os.path.join(tmpdir, "layer.png")
                 dst = os.path.join(tmpdir, "undistorted.png")
                 export_layer(image, drawable, src, high_bit)
-                cmd = build_command(core_cfg, src, dst, distance, strength, focal)
-                run_core(cmd, child_env(core_cfg), poll=Gimp.progress_pulse)
+                cmd = build_command(core, record.get("remote"), src, dst, distance, strength, focal)
+                kit.run_core(cmd, kit.child_env(record), on_progress=_show_progress,
+                             poll=_pulse)
                 out_image = load_result(dst, image)
             if (out_image.get_width(), out_image.get_height()) != (drawable.get_width(), drawable.get_height()):
-                raise CoreError("Undistort Selfie: the core returned an image of another size; "
-                                "the image was not changed")
+                raise kit.CoreError("the core returned an image of another size; the image was not changed")
             # Only now touch the user's image, all in one undo step.
             image.undo_group_start()
             try:
                 apply_result(image, drawable, out_image, mode)
             finally:
                 image.undo_group_end()
-        except CoreError as err:
-            return fail(procedure, run_mode, err.message)
+        except kit.CoreError as err:
+            return fail(procedure, run_mode, user_message(err))
         except Exception as exc:  # never a traceback in the user's face
             return fail(procedure, run_mode, f"Undistort Selfie: internal error: {exc}")
         finally:

@@ -14,6 +14,9 @@ import re
 import tempfile
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+import priorfx_hostkit as kit
+
+
 NODE_CLASS = "PriorfxMatte"
 KEY_VERSION = 1  # bump when the key recipe changes, so old caches are ignored
 
@@ -53,16 +56,10 @@ MODEL_ID = "rvm-mobilenetv3"  # the learned person prior behind `priorfx matte`
 FRAME_PATTERN = "%04d"
 
 
-class AdapterError(Exception):
-    """A problem the artist can act on: `message` says what, `hint` what to do."""
-
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def __str__(self) -> str:
-        return "{} ({})".format(self.message, self.hint) if self.hint else self.message
+# A problem the artist can act on (`message` says what, `hint` what to do): the
+# host kit's error, so what the node finds wrong and what the core reports are
+# shown alike.
+AdapterError = kit.CoreError
 
 
 class CancelledByUser(AdapterError):
@@ -99,16 +96,6 @@ class MatteSettings(NamedTuple):
         d["band_width"] = int(d["band_width"])
         return json.dumps(d, sort_keys=True)
 
-
-def option_index(choices: Sequence, value: str) -> int:
-    """Index of `value` in a choice list (plain strings or (value, label) pairs)."""
-    values = [c[0] if isinstance(c, tuple) else c for c in choices]
-    if value not in values:
-        raise AdapterError("unknown choice {!r}".format(value), "expected one of " + ", ".join(values))
-    return values.index(value)
-
-
-# --------------------------------------------------------------------------- ranges
 
 def resolve_range(mode: str, input_range: Optional[Tuple[int, int]],
                   custom: Tuple[int, int]) -> Tuple[int, int]:
@@ -297,133 +284,25 @@ def plan_work(keys: Mapping[int, str], have: Iterable[str], chained: bool = True
 # --------------------------------------------------------------------------- core job protocol
 
 def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: str,
-                  first: int, last: int, settings: MatteSettings,
-                  supported: Optional[Iterable[str]] = None, remote_url: str = "") -> List[str]:
+                  first: int, last: int, settings: MatteSettings, remote_url: str = "") -> List[str]:
     """The `priorfx matte` command line for one run.
 
     `inputs` maps input names (plate, trimap, holdout, garbage) to sequence
-    patterns; only connected ones are given. `supported` lists the long
-    options this core's CLI accepts (from its --help): an optional setting
-    whose flag it lacks is left out rather than failing the run, and where
-    releases spelt a flag differently the first spelling it knows is used.
+    patterns; only connected ones are given.
     """
     if "plate" not in inputs:
         raise AdapterError("no plate was exported", "connect the plate to input 0 (plate)")
-    allowed = None if supported is None else set(supported)
-
-    def flag(*spellings: str) -> Optional[str]:
-        if allowed is None:
-            return spellings[0]
-        return next((s for s in spellings if s in allowed), None)
-
     cmd = list(exe) + ["matte", inputs["plate"], "-o", out_pattern,
-                       "--frames", "{}-{}".format(first, last), "--quality", settings.quality]
+                       "--frames", "{}-{}".format(first, last), "--quality", settings.quality,
+                       "--temporal", "{:g}".format(settings.temporal), "--progress", "json"]
     for name in GUIDE_INPUTS:
         if name in inputs:
             cmd += [GUIDE_FLAGS[name], inputs[name]]
-    optional = [(("--band", "--band-px", "--band-width"), str(int(settings.band_width)),
-                 settings.band_width > 0),
-                (("--temporal",), "{:g}".format(settings.temporal), True),
-                (("--progress",), "json", True)]
-    for spellings, value, wanted in optional:
-        spelt = flag(*spellings)
-        if wanted and spelt:
-            cmd += [spelt, value]
+    if settings.band_width > 0:
+        cmd += ["--band", str(int(settings.band_width))]
     if remote_url:
-        if flag("--remote") is None:
-            raise AdapterError("this priorfx has no remote engine (--remote)",
-                               "upgrade priorfx on this machine, or use the local engine")
         cmd += ["--remote", remote_url]
     return cmd
-
-
-def supported_flags(help_text: str) -> List[str]:
-    """Long options named in a `--help` text."""
-    return sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", help_text)))
-
-
-class ProgressEvent(NamedTuple):
-    done: int
-    total: int
-    message: str
-
-
-def parse_progress_line(line: str) -> Optional[ProgressEvent]:
-    """One line of the core's machine-readable progress stream, or None.
-
-    Accepted: a JSON object with `done` and `total` (and optional `message`),
-    at the top level or under "progress".
-    """
-    line = line.strip()
-    if not line.startswith("{"):
-        return None
-    try:
-        obj = json.loads(line)
-    except ValueError:
-        return None
-    if isinstance(obj, dict) and isinstance(obj.get("progress"), dict):
-        obj = obj["progress"]
-    if not isinstance(obj, dict) or "done" not in obj or "total" not in obj:
-        return None
-    try:
-        return ProgressEvent(int(obj["done"]), int(obj["total"]), str(obj.get("message") or ""))
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_cli_error(stderr: str, returncode: int) -> AdapterError:
-    """Turn the CLI's `priorfx: error: ...` / `priorfx: hint: ...` lines into an error."""
-    message, hint = "", ""
-    for line in stderr.splitlines():
-        if line.startswith("priorfx: error:"):
-            message = line.split(":", 2)[2].strip()
-        elif line.startswith("priorfx: hint:"):
-            hint = line.split(":", 2)[2].strip()
-    if not message:
-        tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
-        message = "priorfx matte failed with exit code {}".format(returncode)
-        if tail:
-            message += ": " + " | ".join(tail)
-    return AdapterError(message, hint)
-
-
-def clean_env(environ: Mapping[str, str], host_dir: str = "", local: bool = False) -> Dict[str, str]:
-    """The environment for the core process.
-
-    Nuke sets PYTHONHOME/PYTHONPATH for its embedded Python and puts its own
-    libraries (OpenEXR, OCIO, Qt) on the loader path; the core is a separate
-    Python with its own copies, so those must not leak into it. `local`
-    drops PRIORFX_REMOTE so the node's engine knob, not the environment,
-    decides where the work runs.
-    """
-    drop = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE") + (
-        ("PRIORFX_REMOTE",) if local else ())
-    env = {k: v for k, v in environ.items() if k not in drop}
-    if host_dir:
-        host = os.path.normcase(os.path.abspath(host_dir))
-        for var in ("LD_LIBRARY_PATH", "DYLD_LIBRARY_PATH"):
-            if var in env:
-                keep = [p for p in env[var].split(os.pathsep)
-                        if p and not os.path.normcase(os.path.abspath(p)).startswith(host)]
-                if keep:
-                    env[var] = os.pathsep.join(keep)
-                else:
-                    del env[var]
-    return env
-
-
-def find_core(environ: Mapping[str, str], which: Optional[str]) -> List[str]:
-    """The command that starts the core: $PRIORFX_EXE, else `priorfx` on PATH."""
-    exe = environ.get("PRIORFX_EXE", "").strip()
-    if exe:
-        if not os.path.exists(exe):
-            raise AdapterError("PRIORFX_EXE points to {}, which does not exist".format(exe),
-                               "run `priorfx install nuke` again or fix the path in ~/.nuke/init.py")
-        return [exe]
-    if which:
-        return [which]
-    raise AdapterError("the priorfx command was not found",
-                       "run `priorfx install nuke` (it records the path), or set PRIORFX_EXE")
 
 
 # --------------------------------------------------------------------------- status line

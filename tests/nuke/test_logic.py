@@ -8,24 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from priorfx_nuke import logic
+from priorfx_nuke import jobs, logic
 from priorfx_nuke.logic import AdapterError, MatteSettings
+
+HOSTKIT = Path(jobs.kit.__file__)
 
 PLUGIN = Path(__file__).resolve().parents[2] / "nuke"
 
 
 def test_adapter_sources_parse_as_python_3_7():
     """Nuke 13 embeds Python 3.7: no walrus, no positional-only params, etc."""
-    files = sorted(PLUGIN.rglob("*.py"))
-    assert {f.name for f in files} >= {"menu.py", "init.py", "node.py", "logic.py", "jobs.py", "farm.py"}
+    files = sorted(PLUGIN.rglob("*.py")) + [HOSTKIT]
+    assert {f.name for f in files} >= {"menu.py", "init.py", "node.py", "logic.py", "jobs.py", "farm.py",
+                                       "priorfx_hostkit.py"}
     for f in files:
         ast.parse(f.read_text(), filename=str(f), feature_version=(3, 7))
 
 
 def test_adapter_imports_only_the_standard_library():
     import sys
-    allowed = set(sys.stdlib_module_names) | {"nuke", "priorfx_nuke"}
-    for f in PLUGIN.rglob("*.py"):
+    allowed = set(sys.stdlib_module_names) | {"nuke", "priorfx_nuke", "priorfx_hostkit"}
+    for f in [*PLUGIN.rglob("*.py"), HOSTKIT]:
         for node in ast.walk(ast.parse(f.read_text())):
             names = []
             if isinstance(node, ast.Import):
@@ -221,67 +224,34 @@ def test_matte_command_with_guides_and_settings():
     assert "--remote" not in joined
 
 
-def test_matte_command_follows_the_flags_the_cli_has():
-    s = MatteSettings(band_width=8)
-    old = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, s,
-                              supported=["--frames", "--quality", "--band-width", "--remote"])
-    assert "--band-width" in old and "--temporal" not in old and "--progress" not in old
+def test_matte_command_band_zero_and_remote():
     auto = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2,
-                               MatteSettings(band_width=0), supported=["--band-px"])
-    assert "--band-px" not in auto  # 0 = automatic: leave the core's own default
-    remote = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, s,
-                                 supported=["--remote"], remote_url="http://gpu:8765")
+                               MatteSettings(band_width=0))
+    assert "--band" not in auto  # 0 = automatic: leave the core's own default
+    assert auto[auto.index("--progress") + 1] == "json"
+    remote = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2,
+                                 MatteSettings(band_width=8), remote_url="http://gpu:8765")
     assert remote[-2:] == ["--remote", "http://gpu:8765"]
-    with pytest.raises(AdapterError, match="no remote engine"):
-        logic.matte_command(["priorfx"], {"plate": "p"}, "o", 1, 2, s, supported=[], remote_url="http://x")
     with pytest.raises(AdapterError, match="no plate"):
-        logic.matte_command(["priorfx"], {"trimap": "t"}, "o", 1, 2, s)
+        logic.matte_command(["priorfx"], {"trimap": "t"}, "o", 1, 2, MatteSettings())
 
 
-def test_supported_flags_from_help_text():
-    text = "usage: priorfx matte [-h] [--frames A-B] [--quality {fast,best}]\n  --band-px N  band\nsee foo--bar"
-    assert logic.supported_flags(text) == ["--band-px", "--frames", "--quality"]
-
-
-def test_parse_progress_line():
-    assert logic.parse_progress_line('{"done": 3, "total": 10, "message": "frame 3"}') == (3, 10, "frame 3")
-    assert logic.parse_progress_line('{"progress": {"done": 1, "total": 2}}\n') == (1, 2, "")
-    for line in ("", "frames: 30%|###", '{"done": "x", "total": 2}', '{"total": 2}', "{broken"):
-        assert logic.parse_progress_line(line) is None
-
-
-def test_parse_cli_error_keeps_message_and_hint():
-    err = logic.parse_cli_error("noise\npriorfx: error: guide is 10x10, plate is 20x20\n"
-                                "priorfx: hint: render the guide at plate size\n", 3)
-    assert err.message == "guide is 10x10, plate is 20x20"
-    assert err.hint == "render the guide at plate size"
-    raw = logic.parse_cli_error("Traceback...\nSegmentation fault\n", -11)
-    assert "exit code -11" in raw.message and "Segmentation fault" in raw.message
-
-
-def test_clean_env_drops_nukes_python_and_libraries(tmp_path):
+def test_make_engine_takes_the_core_from_priorfx_exe_and_drops_remote_for_local(tmp_path):
     nuke_dir = tmp_path / "Nuke13.2v5"
-    env = {"PYTHONHOME": str(nuke_dir), "PYTHONPATH": str(nuke_dir / "plugins"), "HOME": "/home/a",
-           "LD_LIBRARY_PATH": os.pathsep.join([str(nuke_dir), "/usr/local/cuda/lib64"]),
-           "DYLD_LIBRARY_PATH": str(nuke_dir / "lib")}
-    out = logic.clean_env(env, str(nuke_dir))
-    assert out == {"HOME": "/home/a", "LD_LIBRARY_PATH": "/usr/local/cuda/lib64"}
-    assert env["PYTHONHOME"]  # the input is not changed
-    studio = {"PRIORFX_REMOTE": "http://gpu:8765", "PRIORFX_TOKEN": "t"}
-    assert logic.clean_env(studio, local=True) == {"PRIORFX_TOKEN": "t"}  # the knob said local
-    assert logic.clean_env(studio) == studio
-
-
-def test_find_core(tmp_path):
-    exe = tmp_path / "priorfx"
+    exe = tmp_path / "my tools" / "priorfx"
+    exe.parent.mkdir()
     exe.write_text("#!/bin/sh\n")
-    assert logic.find_core({"PRIORFX_EXE": str(exe)}, "/usr/bin/priorfx") == [str(exe)]
-    assert logic.find_core({}, "/usr/bin/priorfx") == ["/usr/bin/priorfx"]
+    env = {"PRIORFX_EXE": str(exe), "PYTHONHOME": str(nuke_dir), "PRIORFX_REMOTE": "http://gpu:8765",
+           "LD_LIBRARY_PATH": os.pathsep.join([str(nuke_dir), "/usr/local/cuda/lib64"])}
+    local = jobs.make_engine("local", "", env, host_dir=str(nuke_dir))
+    assert local.exe == [str(exe)]
+    assert "PYTHONHOME" not in local.env and "PRIORFX_REMOTE" not in local.env  # the knob said local
+    assert local.env["LD_LIBRARY_PATH"] == "/usr/local/cuda/lib64"
+    remote = jobs.make_engine("remote", "http://gpu:8765", env)
+    assert remote.env["PRIORFX_REMOTE"] == "http://gpu:8765" and remote.remote_url == "http://gpu:8765"
     with pytest.raises(AdapterError, match="does not exist") as e:
-        logic.find_core({"PRIORFX_EXE": str(tmp_path / "gone")}, None)
-    assert "priorfx install nuke" in e.value.hint
-    with pytest.raises(AdapterError, match="not found"):
-        logic.find_core({}, None)
+        jobs.make_engine("local", "", {"PRIORFX_EXE": str(tmp_path / "gone")})
+    assert "priorfx install" in e.value.hint
 
 
 def test_channel_layout_maps_every_core_channel_into_nuke():

@@ -383,7 +383,7 @@ def test_farm_cluster_reaches_the_core_jobs(shot, engine, monkeypatch):
     script.write_text("# saved by Nuke\n")
     assert farm.main([str(script), "--cluster", "tcp://sched:8786"]) == 0
     # every `priorfx matte` the node starts inherits it (the core reads $PRIORFX_CLUSTER)
-    assert logic.clean_env(os.environ, local=True)["PRIORFX_CLUSTER"] == "tcp://sched:8786"
+    assert jobs.kit.child_env({}, os.environ, drop=("PRIORFX_REMOTE",))["PRIORFX_CLUSTER"] == "tcp://sched:8786"
 
 
 def test_a_pasted_copy_gets_its_own_cache_folder(shot, engine):

@@ -22,10 +22,14 @@ def test_install_copies_the_script_and_adds_it_to_every_scene_collection(cli, tm
     dest = cfg / "priorfx"
     script = dest / "priorfx_rolling_shutter.py"
     assert script.read_bytes() == obs_helpers.SCRIPT.read_bytes()
-    assert (dest / "priorfx_shm.py").read_bytes() == \
-        (obs_helpers.REPO / "core" / "priorfx" / "streaming" / "shm.py").read_bytes()
-    record = json.loads((dest / "priorfx_obs.json").read_text())
-    assert record["worker"] == [obs_helpers.PRIORFX]
+    core = obs_helpers.REPO / "core" / "priorfx"
+    for copied, source in (("priorfx_shm.py", "streaming/shm.py"),
+                           ("priorfx_supervisor.py", "streaming/supervisor.py"),
+                           ("priorfx_hostkit.py", "hosts/priorfx_hostkit.py")):
+        assert (dest / copied).read_bytes() == (core / source).read_bytes()
+    record_file = dest / "priorfx_host.json"
+    assert json.loads(record_file.read_text())["command"] == [obs_helpers.PRIORFX]
+    assert record_file.stat().st_mode & 0o777 == 0o600  # may hold a token
     for name in ("Untitled", "Streaming"):
         paths = [s["path"] for s in json.loads((cfg / "basic" / "scenes" / f"{name}.json").read_text())
                  ["modules"]["scripts-tool"]]

@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import (add_cluster_option, add_engine_options, add_progress_options, check_cluster_engine,
+                                engine_from_args, parse_frame_range, progress_from_args)
 from priorfx.errors import UsageError
-from priorfx.progress import Progress
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
 person prior (RVM, recurrent, so steady across frames) gives a confident guess,
@@ -52,10 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
-                   help="progress on stderr: a bar (default), one JSON object per line "
-                        '({"progress": {"done", "total", "message"}}, for hosts), or none')
-    p.add_argument("--quiet", action="store_true", help="no progress bar (same as --progress none)")
+    add_progress_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -85,19 +81,6 @@ def _load_guide(src: str | None, name: str, frame_range, n_frames: int) -> Any:
         raise InputError(f"the {name} clip {src} has {len(clip)} frames, the plate has {n_frames}",
                          "give one guide frame per plate frame, or a single image")
     return lambda i: clip[i]
-
-
-@contextmanager
-def _progress(args: argparse.Namespace) -> Iterator[Progress]:
-    """The Progress the chosen --progress style reports to."""
-    if args.progress == "json" and not args.quiet:
-        def emit(done: int, total: int, message: str) -> None:
-            line = json.dumps({"progress": {"done": done, "total": total, "message": message}})
-            print(line, file=sys.stderr, flush=True)
-        yield Progress(emit)
-    else:
-        with progress_bar("matte", quiet=args.quiet or args.progress == "none") as prog:
-            yield prog
 
 
 def _output_colorspace(frames) -> str | None:
@@ -140,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     check_cluster_engine(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
-        with _progress(args) as prog:
+        with progress_from_args(args, "matte") as prog:
             summary = run_clip_on_cluster("matte", args.input, out, params, args.cluster, prog,
                                           frame_range=frame_range, fps=args.fps, guides=guides or None,
                                           unpremult=not args.no_unpremult)
@@ -156,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     cuts: list[int] = []
     space = _output_colorspace(frames)
     colour = {"oiio:ColorSpace": space} if space else None
-    with _progress(args) as prog:
+    with progress_from_args(args, "matte") as prog:
         results = engine.matte(frames, params, guides=guides or None, progress=prog)
         if out_is_clip:
             from priorfx.matting.core import OPERATION

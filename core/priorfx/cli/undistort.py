@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from priorfx.cli.common import add_engine_options, engine_from_args, progress_bar
+from priorfx.cli.common import add_engine_options, add_progress_options, engine_from_args, progress_from_args
 
 DESCRIPTION = """Re-renders a close-up portrait as if the camera had been farther away
 (a dolly zoom: the camera moves back, the focal length grows, the face keeps
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug-overlay", action="store_true",
                    help="also write OUT's name + '.debug.png' with landmarks, head proxy and distances")
     p.add_argument("--json", action="store_true", help="print the faces found and the settings used as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_options(p)
     add_engine_options(p)
     p.set_defaults(func=_run)
 
@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
                             face=args.face, debug_overlay=args.debug_overlay)
     image = as_rgb(pio.read_image(args.input))
     engine = engine_from_args(args)
-    with progress_bar("undistort", unit="step", quiet=args.quiet) as prog:
+    with progress_from_args(args, "undistort", unit="step") as prog:
         result = engine.undistort(image, params, progress=prog)
     prov = dict(result.provenance)
     prov["focal_source"] = source
