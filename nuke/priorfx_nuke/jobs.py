@@ -5,17 +5,16 @@ both engines start `priorfx matte ...` through priorfx's host kit (finding the
 core, its environment, progress, cancel and errors), the remote one with
 ``--remote URL`` (the core's RemoteEngine speaks HTTP to `priorfx serve`; the
 node never does). `process_range` is the whole job path after the internal
-Writes have rendered the inputs: hash the frames, skip what the cache already
-holds, run the core, and publish the result sequence the internal Read shows.
+Writes have rendered the inputs: the core writes the sequence the internal Read
+shows, serving unchanged frames from its cache (`--cache`, shared with farm
+renders and the CLI), and the node's manifest records what was made.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-import uuid
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence
 
 import priorfx_hostkit as kit
 
@@ -64,17 +63,27 @@ class CoreEngine:
         return Identity(self.name, str(version), logic.MODEL_ID)
 
     def run(self, inputs: Mapping[str, str], first: int, last: int, out_pattern: str,
-            settings: MatteSettings, on_progress: ProgressFn, is_cancelled: CancelFn) -> None:
+            settings: MatteSettings, on_progress: ProgressFn, is_cancelled: CancelFn,
+            cache_dir: str = "") -> Dict[str, Any]:
+        """Run the core; with `cache_dir`, return its JSON summary (frames, cached)."""
         cmd = logic.matte_command(self.exe, inputs, out_pattern, first, last, settings,
-                                  remote_url=self.remote_url)
+                                  remote_url=self.remote_url, cache_dir=cache_dir)
         total = last - first + 1
         try:
-            kit.run_core(cmd, self.env, on_progress=on_progress, is_cancelled=is_cancelled)
+            out = kit.run_core(cmd, self.env, on_progress=on_progress, is_cancelled=is_cancelled)
         except kit.CoreError as err:
             if err.cancelled:
                 raise CancelledByUser() from None
             raise
         on_progress(total, total, "")
+        if not cache_dir:
+            return {"frames": total, "cached": 0}
+        try:
+            summary = json.loads(out)
+        except ValueError:
+            raise AdapterError("the core did not print its JSON summary",
+                               "install a priorfx of the same release as this plug-in") from None
+        return summary if isinstance(summary, dict) else {}
 
 
 class Result(NamedTuple):
@@ -85,7 +94,6 @@ class Result(NamedTuple):
     seconds: float
     identity: Identity
     out_pattern: str
-    keys: Dict[int, str]
 
     def status(self) -> str:
         return logic.status_done(self.last - self.first + 1, self.cached, self.seconds,
@@ -96,7 +104,7 @@ def process_range(engine, layout: logic.CacheLayout, inputs: Mapping[str, str],
                   first: int, last: int, settings: MatteSettings,
                   on_progress: Optional[ProgressFn] = None,
                   is_cancelled: Optional[CancelFn] = None) -> Result:
-    """Hash the exported frames, run what the cache lacks, publish the sequence.
+    """Run the core into the node's output sequence, through the shared cache.
 
     Parameters
     ----------
@@ -108,77 +116,37 @@ def process_range(engine, layout: logic.CacheLayout, inputs: Mapping[str, str],
 
     Returns a Result; the frames are at `layout.out_pattern()` when it returns.
     Raises CancelledByUser or AdapterError; on either the previously published
-    sequence is left as it was.
+    sequence is left as it was (the core renames its frames in only at the end).
     """
     report = on_progress or (lambda d, t, m: None)
     cancelled = is_cancelled or (lambda: False)
     settings.validate()
     t0 = time.time()
-    frames = list(range(first, last + 1))
-    report(0, len(frames), "hashing inputs")
-    digests = {}  # type: Dict[int, Dict[str, str]]
-    for f in frames:
-        if cancelled():
-            raise CancelledByUser()
-        digests[f] = {name: logic.file_digest(logic.frame_path(pat, f)) for name, pat in inputs.items()}
     ident = engine.identity()
-    keys = logic.frame_keys(frames, digests, settings, ident.model_id, ident.version)
-    have = [k for k in set(keys.values()) if os.path.exists(layout.store_path(k))]
-    plan = logic.plan_work(keys, have)
-    for run_first, run_last in plan.runs:
-        _run_into_store(engine, layout, inputs, run_first, run_last, settings, keys, report, cancelled)
-    _publish(layout, keys, ident, settings)
-    report(len(frames), len(frames), "")
-    return Result(first, last, len(plan.cached), len(plan.todo), time.time() - t0, ident,
-                  layout.out_pattern(), keys)
-
-
-def _run_into_store(engine, layout: logic.CacheLayout, inputs: Mapping[str, str],
-                    first: int, last: int, settings: MatteSettings, keys: Mapping[int, str],
-                    report: ProgressFn, cancelled: CancelFn) -> None:
-    os.makedirs(layout.jobs_dir(), exist_ok=True)
-    job_dir = os.path.join(layout.jobs_dir(), uuid.uuid4().hex[:12])
-    os.makedirs(job_dir)
-    out_pattern = os.path.join(job_dir, "matte." + logic.FRAME_PATTERN + ".exr")
-    try:
-        engine.run(inputs, first, last, out_pattern, settings, report, cancelled)
-        missing = [f for f in range(first, last + 1) if not os.path.exists(logic.frame_path(out_pattern, f))]
-        if missing:
-            raise AdapterError("the core finished without frames " + logic.format_ranges(missing),
-                               "check the frame range of the plate")
-        for f in range(first, last + 1):
-            dst = layout.store_path(keys[f])
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.replace(logic.frame_path(out_pattern, f), dst)
-    finally:
-        shutil.rmtree(job_dir, ignore_errors=True)
-
-
-def _publish(layout: logic.CacheLayout, keys: Mapping[int, str], ident: Identity,
-             settings: MatteSettings) -> None:
-    """Point the node's output sequence at the stored results, frame by frame.
-
-    Hard links when the file system allows (no copy of 4K EXRs), else copies;
-    each frame is swapped in with a rename so a Read never sees half a file.
-    Frames outside the range are removed so the Read shows black there.
-    """
     out_pattern = layout.out_pattern()
+    os.makedirs(os.path.dirname(out_pattern), exist_ok=True)
+    summary = engine.run(inputs, first, last, out_pattern, settings, report, cancelled, cache_dir=layout.root)
+    _drop_outside(out_pattern, first, last)
+    _write_manifest(layout, first, last, ident, settings, summary)
+    total = last - first + 1
+    cached = int(summary.get("cached") or 0)
+    report(total, total, "")
+    return Result(first, last, cached, total - cached, time.time() - t0, ident, out_pattern)
+
+
+def _drop_outside(out_pattern: str, first: int, last: int) -> None:
+    """Frames of an earlier, longer range are removed, so the Read shows black there."""
     out_dir = os.path.dirname(out_pattern)
-    os.makedirs(out_dir, exist_ok=True)
-    wanted = {os.path.basename(logic.frame_path(out_pattern, f)) for f in keys}
+    wanted = {os.path.basename(logic.frame_path(out_pattern, f)) for f in range(first, last + 1)}
     for name in os.listdir(out_dir):
         if name.startswith("matte.") and name.endswith(".exr") and name not in wanted:
             os.remove(os.path.join(out_dir, name))
-    for f, key in keys.items():
-        dst = logic.frame_path(out_pattern, f)
-        tmp = os.path.join(out_dir, ".tmp-{}-{}".format(uuid.uuid4().hex[:8], os.path.basename(dst)))
-        try:
-            os.link(layout.store_path(key), tmp)
-        except OSError:
-            shutil.copyfile(layout.store_path(key), tmp)
-        os.replace(tmp, dst)
-    manifest = {"frames": {str(f): k for f, k in sorted(keys.items())},
-                "engine": ident.engine, "priorfx_version": ident.version, "model": ident.model_id,
+
+
+def _write_manifest(layout: logic.CacheLayout, first: int, last: int, ident: Identity,
+                    settings: MatteSettings, summary: Mapping[str, Any]) -> None:
+    manifest = {"frames": [first, last], "cached": summary.get("cached"), "engine": ident.engine,
+                "priorfx_version": ident.version, "model": ident.model_id,
                 "settings": json.loads(settings.canonical())}
     tmp = layout.manifest_path() + ".tmp"
     with open(tmp, "w") as fh:

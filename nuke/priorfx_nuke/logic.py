@@ -7,7 +7,6 @@ channel layout the core writes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -18,7 +17,6 @@ import priorfx_hostkit as kit
 
 
 NODE_CLASS = "PriorfxMatte"
-KEY_VERSION = 1  # bump when the key recipe changes, so old caches are ignored
 
 # Knob choices: (value sent to the core / stored, label shown in Nuke).
 RANGE_MODES = ("input", "custom")
@@ -161,9 +159,10 @@ class CacheLayout(NamedTuple):
     """Where one node keeps its files under the cache root.
 
     exports: what the internal Writes render (one sequence per input);
-    store:   content-addressed results, shared by every node under the root;
-    out:     the sequence the internal Read shows (links into the store);
-    jobs:    scratch folders of running core jobs.
+    store:   the core's content-addressed results (`priorfx matte --cache ROOT`),
+             shared by every node, farm render and CLI run under the root;
+    out:     the sequence the internal Read shows (the core writes it, served from
+             the store when nothing changed).
     """
 
     root: str
@@ -177,12 +176,6 @@ class CacheLayout(NamedTuple):
 
     def manifest_path(self) -> str:
         return os.path.join(self.node_dir, "out", "manifest.json")
-
-    def store_path(self, key: str) -> str:
-        return os.path.join(self.root, "store", key[:2], key + ".exr")
-
-    def jobs_dir(self) -> str:
-        return os.path.join(self.node_dir, "jobs")
 
 
 def cache_layout(root: str, node_id: str) -> CacheLayout:
@@ -203,92 +196,17 @@ def resolve_cache_root(knob_value: str, script_path: str, env: Mapping[str, str]
     return os.path.join(tempfile.gettempdir(), "priorfx_nuke_cache")
 
 
-def file_digest(path: str) -> str:
-    """sha256 of a file's bytes (the exported EXR of one frame of one input).
-
-    The internal Writes export without metadata, so identical pixels give
-    identical bytes and any changed pixel changes the digest.
-    """
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    except OSError as exc:
-        raise AdapterError("cannot read exported frame {}: {}".format(path, exc.strerror),
-                           "check that the plate renders at this frame") from None
-    return h.hexdigest()
-
-
-# --------------------------------------------------------------------------- cache keys
-
-def frame_keys(frames: Sequence[int], digests: Mapping[int, Mapping[str, str]],
-               settings: MatteSettings, model_id: str, core_version: str,
-               chained: bool = True) -> Dict[int, str]:
-    """One cache key per frame.
-
-    A key hashes the frame's input files (plate and guides), the settings, the
-    model id and the core version. The recurrent prior makes a frame depend on
-    every earlier frame of the shot, so by default each key also hashes the
-    previous frame's key: a change at frame k invalidates k and everything
-    after it, and the first frame of the range starts a fresh chain.
-    """
-    keys = {}  # type: Dict[int, str]
-    prev = ""
-    common = "{}|{}|{}|{}".format(KEY_VERSION, settings.canonical(), model_id, core_version)
-    for f in sorted(frames):
-        if f not in digests:
-            raise AdapterError("frame {} was not exported".format(f))
-        inputs = json.dumps(dict(digests[f]), sort_keys=True)
-        text = "{}|{}|{}".format(common, inputs, prev if chained else "")
-        key = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        keys[f] = key
-        prev = key
-    return keys
-
-
-class Plan(NamedTuple):
-    """What a Process press must do.
-
-    cached: frames whose result is in the store already.
-    todo:   frames whose result must be made.
-    runs:   inclusive ranges to submit to the core. With chained keys any
-            missing frame means the whole range runs again (the recurrent
-            state must be rebuilt from the first frame); without chaining
-            only the missing stretches run.
-    """
-
-    cached: List[int]
-    todo: List[int]
-    runs: List[Tuple[int, int]]
-
-
-def plan_work(keys: Mapping[int, str], have: Iterable[str], chained: bool = True) -> Plan:
-    present = set(have)
-    frames = sorted(keys)
-    cached = [f for f in frames if keys[f] in present]
-    todo = [f for f in frames if keys[f] not in present]
-    if not todo:
-        return Plan(cached, todo, [])
-    if chained:
-        return Plan(cached, todo, [(frames[0], frames[-1])])
-    runs = []  # type: List[Tuple[int, int]]
-    for f in todo:
-        if runs and runs[-1][1] == f - 1:
-            runs[-1] = (runs[-1][0], f)
-        else:
-            runs.append((f, f))
-    return Plan(cached, todo, runs)
-
-
 # --------------------------------------------------------------------------- core job protocol
 
 def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: str,
-                  first: int, last: int, settings: MatteSettings, remote_url: str = "") -> List[str]:
+                  first: int, last: int, settings: MatteSettings, remote_url: str = "",
+                  cache_dir: str = "") -> List[str]:
     """The `priorfx matte` command line for one run.
 
     `inputs` maps input names (plate, trimap, holdout, garbage) to sequence
-    patterns; only connected ones are given.
+    patterns; only connected ones are given. `cache_dir`: the core serves
+    unchanged frames from there and stores new ones (`--cache`); the JSON
+    summary on stdout says how many came from it.
     """
     if "plate" not in inputs:
         raise AdapterError("no plate was exported", "connect the plate to input 0 (plate)")
@@ -300,6 +218,8 @@ def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: st
             cmd += [GUIDE_FLAGS[name], inputs[name]]
     if settings.band_width > 0:
         cmd += ["--band", str(int(settings.band_width))]
+    if cache_dir:
+        cmd += ["--cache", cache_dir, "--json"]
     if remote_url:
         cmd += ["--remote", remote_url]
     return cmd

@@ -51,3 +51,5 @@ for f in range(first, last + 1):
 for name in os.listdir(stage):
     os.replace(os.path.join(stage, name), os.path.join(os.path.dirname(out), name))
 os.rmdir(stage)
+if "--json" in args:
+    print(json.dumps({"output": out, "frames": total, "cached": 0}))

@@ -86,10 +86,7 @@ def test_cache_layout_paths(tmp_path):
     lay = logic.cache_layout(str(tmp_path), "abc123")
     assert lay.export_pattern("plate") == str(tmp_path / "nodes/abc123/export/plate/plate.%04d.exr")
     assert lay.out_pattern() == str(tmp_path / "nodes/abc123/out/matte.%04d.exr")
-    key = "ff" + "0" * 62
-    # The store is shared by all nodes under a root (same key -> same file).
-    assert lay.store_path(key) == str(tmp_path / "store/ff" / (key + ".exr"))
-    assert logic.cache_layout(str(tmp_path), "other").store_path(key) == lay.store_path(key)
+    assert lay.root == str(tmp_path)   # the core's --cache folder, shared by every node under it
     with pytest.raises(AdapterError):
         logic.cache_layout(str(tmp_path), "../escape")
 
@@ -103,97 +100,9 @@ def test_resolve_cache_root_precedence(tmp_path):
     assert unsaved.endswith("priorfx_nuke_cache") and os.path.isabs(unsaved)
 
 
-def test_file_digest_follows_bytes(tmp_path):
-    a, b = tmp_path / "a.exr", tmp_path / "b.exr"
-    a.write_bytes(b"\x76\x2f\x31\x01" + bytes(100))
-    b.write_bytes(b"\x76\x2f\x31\x01" + bytes(100))
-    assert logic.file_digest(str(a)) == logic.file_digest(str(b))
-    b.write_bytes(b"\x76\x2f\x31\x01" + bytes(99) + b"\x01")
-    assert logic.file_digest(str(a)) != logic.file_digest(str(b))
-    with pytest.raises(AdapterError, match="cannot read exported frame"):
-        logic.file_digest(str(tmp_path / "missing.exr"))
-
-
-# ------------------------------------------------------------------ cache keys
-
-def _digests(frames, changed=None):
-    out = {f: {"plate": "p%d" % f} for f in frames}
-    if changed is not None:
-        out[changed] = {"plate": "edited"}
-    return out
-
-
-def test_frame_keys_are_deterministic_and_distinct():
-    frames = range(1, 6)
-    k1 = logic.frame_keys(frames, _digests(frames), MatteSettings(), "m", "1.0")
-    k2 = logic.frame_keys(list(frames), _digests(frames), MatteSettings(), "m", "1.0")
-    assert k1 == k2
-    assert len(set(k1.values())) == 5 and all(len(k) == 64 for k in k1.values())
-
-
-def test_chained_keys_invalidate_the_changed_frame_and_everything_after():
-    frames = range(1001, 1011)
-    base = logic.frame_keys(frames, _digests(frames), MatteSettings(), "m", "1.0")
-    edit = logic.frame_keys(frames, _digests(frames, changed=1005), MatteSettings(), "m", "1.0")
-    same = [f for f in frames if base[f] == edit[f]]
-    assert same == [1001, 1002, 1003, 1004]
-
-
-def test_unchained_keys_invalidate_only_the_changed_frame():
-    frames = range(1, 11)
-    base = logic.frame_keys(frames, _digests(frames), MatteSettings(), "m", "1.0", chained=False)
-    edit = logic.frame_keys(frames, _digests(frames, changed=5), MatteSettings(), "m", "1.0", chained=False)
-    assert [f for f in frames if base[f] != edit[f]] == [5]
-
-
-def test_a_later_range_start_starts_a_new_chain():
-    """Frame 5 matted from frame 1 differs from frame 5 matted from frame 5 (recurrent state)."""
-    full = logic.frame_keys(range(1, 11), _digests(range(1, 11)), MatteSettings(), "m", "1")
-    tail = logic.frame_keys(range(5, 11), _digests(range(5, 11)), MatteSettings(), "m", "1")
-    assert all(full[f] != tail[f] for f in range(5, 11))
-
-
-@pytest.mark.parametrize("change", [
-    {"settings": MatteSettings(quality="fast")},
-    {"settings": MatteSettings(band_width=12)},
-    {"settings": MatteSettings(temporal=0.25)},
-    {"settings": MatteSettings(mask_channel="red")},
-    {"model": "other-model"},
-    {"version": "0.2.0"},
-])
-def test_any_setting_model_or_version_change_invalidates_every_frame(change):
-    frames = range(1, 4)
-    base = logic.frame_keys(frames, _digests(frames), MatteSettings(), "m", "0.1.0")
-    other = logic.frame_keys(frames, _digests(frames), change.get("settings", MatteSettings()),
-                             change.get("model", "m"), change.get("version", "0.1.0"))
-    assert all(base[f] != other[f] for f in frames)
-
-
-def test_guides_are_part_of_the_key():
-    frames = [1, 2]
-    plain = logic.frame_keys(frames, _digests(frames), MatteSettings(), "m", "1")
-    guided = {f: {"plate": "p%d" % f, "holdout": "h"} for f in frames}
-    assert logic.frame_keys(frames, guided, MatteSettings(), "m", "1")[1] != plain[1]
-
-
 def test_settings_canonical_text_ignores_float_noise():
     assert MatteSettings(temporal=0.5).canonical() == MatteSettings(temporal=0.50000001).canonical()
     assert json.loads(MatteSettings().canonical())["quality"] == "best"
-
-
-def test_frame_keys_refuse_unexported_frames():
-    with pytest.raises(AdapterError, match="frame 3 was not exported"):
-        logic.frame_keys([1, 2, 3], _digests([1, 2]), MatteSettings(), "m", "1")
-
-
-def test_plan_work_chained_and_unchained():
-    keys = {f: "k%d" % f for f in range(1, 8)}
-    p = logic.plan_work(keys, {"k%d" % f for f in range(1, 8)})
-    assert p.runs == [] and p.todo == [] and len(p.cached) == 7
-    p = logic.plan_work(keys, {"k1", "k2", "k3", "k6"})
-    assert p.todo == [4, 5, 7] and p.runs == [(1, 7)]  # state must be rebuilt from frame 1
-    p = logic.plan_work(keys, {"k1", "k2", "k3", "k6"}, chained=False)
-    assert p.runs == [(4, 5), (7, 7)]
 
 
 def test_settings_validation():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 
 def _obs_config(tmp_path):
@@ -56,16 +57,33 @@ def test_install_into_an_unwritable_folder_fails_with_a_hint(cli, tmp_path):
     assert r.returncode == 11 and "--dest" in r.stderr
 
 
-def test_the_installed_copy_runs_in_libobs_with_the_recorded_worker(cli, tmp_path, obs_tools):
-    H = obs_tools
-    cfg = _obs_config(tmp_path)
-    assert cli("install", "obs", "--obs-config", str(cfg)).returncode == 0
+def _run_installed_copy(H, cfg, tmp_path) -> dict:
+    """The installed script in libobs, finding the worker through its install record;
+    the worker inverts (a diagnostic) so the output proves it came from the worker."""
     frames = [np.roll(H.texture(128, 64), 5 * k, axis=1) for k in range(3)]
     raws = H.write_frames(tmp_path / "f", "NV12", frames)
     result = H.run_harness({"script": str(cfg / "priorfx" / "priorfx_rolling_shutter.py"), "canvas": [128, 64],
                             "steps": [{"op": "wait_live"},
                                       {"op": "feed", "tag": "f", "dir": str(tmp_path / "f"), "wait_result": True}]},
                            tmp_path / "out", invert=True, worker_env=False)
-    assert f"started worker pid" in result["log_text"] and f"{H.PRIORFX} worker shutter" in result["log_text"]
     got, src = H.outputs(tmp_path / "out", "f"), H.shown(result, "f")
     assert src[2] in (1, 2) and got[2] == bytes(255 - np.frombuffer(raws[src[2]], np.uint8))
+    return result
+
+
+def test_the_installed_copy_runs_in_libobs_with_the_recorded_worker(cli, tmp_path, obs_tools):
+    cfg = _obs_config(tmp_path)
+    assert cli("install", "obs", "--obs-config", str(cfg)).returncode == 0
+    result = _run_installed_copy(obs_tools, cfg, tmp_path)
+    assert "started worker pid" in result["log_text"] and f"{obs_tools.PRIORFX} worker shutter" in result["log_text"]
+
+
+@pytest.mark.slow
+def test_the_script_installed_from_the_wheel_runs_in_libobs(wheel_install, tmp_path, obs_tools):
+    """`pip install priorfx` + `priorfx install obs`, with no checkout anywhere: the
+    installed script loads its modules from beside itself and starts the wheel's worker."""
+    cfg = _obs_config(tmp_path)
+    inst = wheel_install.run("install", "obs", "--obs-config", str(cfg))
+    assert inst.returncode == 0, inst.stderr
+    result = _run_installed_copy(obs_tools, cfg, tmp_path)
+    assert f"{wheel_install.priorfx} worker shutter" in result["log_text"]

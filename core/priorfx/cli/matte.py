@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-unpremult", action="store_true",
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
+    p.add_argument("--cache", metavar="DIR",
+                   help="reuse results from DIR when the inputs, settings, models and version are the "
+                        "same (per frame, chained through the range), and store new ones there; "
+                        "image and sequence outputs")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     add_progress_options(p)
     add_engine_options(p)
@@ -121,6 +125,12 @@ def _run(args: argparse.Namespace) -> int:
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
     check_cluster_engine(args)
+    cached = _CacheRun.plan(args, frames, params, out) if args.cache else None
+    if cached is not None and cached.complete():
+        written = cached.restore(getattr(frames, "frame_numbers", None) or [None])
+        _report(args, {"output": out, "frames": written, "cached": written, "cuts": [],
+                       "parameters": params.to_json()})
+        return 0
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_from_args(args, "matte") as prog:
@@ -161,15 +171,104 @@ def _run(args: argparse.Namespace) -> int:
                     if r.cut:
                         cuts.append(numbers[r.index])
                     written += 1
+            files = [p for p in writer.written if p.suffix.lower() != ".json"]
         else:
             r = next(iter(results))
             prov = dict(r.provenance)
             prov["input"] = str(args.input)
             write_matte(out, r, unpremult=unpremult, provenance=prov, metadata=colour)
             written = 1
-    summary = {"output": out, "frames": written, "cuts": cuts, "parameters": params.to_json()}
+            files = [Path(out)]
+    if cached is not None:
+        cached.save(files)
+    _report(args, {"output": out, "frames": written, "cached": 0, "cuts": cuts,
+                   "parameters": params.to_json()})
+    return 0
+
+
+def _report(args: argparse.Namespace, summary: dict) -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"wrote {written} matte frame(s) to {out}", file=sys.stderr)
-    return 0
+        reused = f" ({summary['cached']} from the cache)" if summary["cached"] else ""
+        print(f"wrote {summary['frames']} matte frame(s) to {summary['output']}{reused}", file=sys.stderr)
+
+
+class _CacheRun:
+    """`--cache DIR` for one run: the frames' keys, and moving results in and out of the store."""
+
+    def __init__(self, frame_cache, keys: list[str], out: str, suffix: str):
+        self.cache, self.keys, self.out, self.suffix = frame_cache, keys, out, suffix
+
+    @classmethod
+    def plan(cls, args: argparse.Namespace, frames, params, out: str) -> "_CacheRun":
+        import priorfx
+        from priorfx import cache
+        from priorfx.io.video import VIDEO_SUFFIXES
+        from priorfx.priors.person import MODEL_ID
+
+        suffix = Path(out).suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            raise UsageError("--cache keeps one file per frame and cannot serve a video output",
+                             "write an image sequence (out/matte_%04d.exr) or leave out --cache")
+        inputs = {"plate": _digests(frames, args.input)}
+        for name, src in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage)):
+            if src is not None:
+                inputs[name] = _digests(None, src, n=len(frames), frame_range=parse_frame_range(args.frames))
+        recipe = cache.recipe("matte", params.to_json(), [MODEL_ID], priorfx.__version__, suffix,
+                              unpremult=not args.no_unpremult)
+        per_frame = [{name: d[i] for name, d in inputs.items()} for i in range(len(frames))]
+        return cls(cache.FrameCache(args.cache), cache.frame_keys(recipe, per_frame), out, suffix)
+
+    def complete(self) -> bool:
+        return self.cache.has_all(self.keys, self.suffix)
+
+    def _targets(self, numbers: list) -> list[Path]:
+        from priorfx.io.video import frame_file, is_sequence_pattern
+
+        if not is_sequence_pattern(self.out):
+            return [Path(self.out)]
+        return [frame_file(self.out, n) for n in numbers]
+
+    def restore(self, numbers: list) -> int:
+        """Every frame from the store into its output name; all or none appear."""
+        import shutil
+        import uuid
+        from priorfx.errors import OutputError
+
+        targets = self._targets(numbers)
+        folder = targets[0].parent
+        if not folder.is_dir():
+            raise OutputError(f"output folder {folder} does not exist", "create it first or choose another output path")
+        stage = folder / f".priorfx-cache-{uuid.uuid4().hex[:8]}"
+        stage.mkdir()
+        try:
+            staged = []
+            for key, target in zip(self.keys, targets):
+                self.cache.get(key, stage / target.name)
+                staged.append((stage / target.name, target))
+            for tmp, target in staged:
+                tmp.replace(target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return len(targets)
+
+    def save(self, files: list[Path]) -> None:
+        """The run's output files into the store, one per key."""
+        for key, path in zip(self.keys, files):
+            self.cache.put(key, path)
+
+
+def _digests(frames, src: str, n: int | None = None, frame_range=None) -> list[str]:
+    """Per-frame sha256 of an input: its files' bytes, or a video's decoded pixels;
+    a single image guide counts for every frame."""
+    from priorfx import cache
+    from priorfx import io as pio
+
+    if frames is None and _is_still(src):
+        return [cache.file_digest(src)] * int(n or 1)
+    frames = frames if frames is not None else pio.read_frames(src, frame_range)
+    paths = getattr(frames, "paths", None)
+    if paths and len(paths) == len(frames):
+        return [cache.file_digest(p) for p in paths]
+    return [cache.pixels_digest(f) for f in frames]
