@@ -87,3 +87,19 @@ def test_the_script_installed_from_the_wheel_runs_in_libobs(wheel_install, tmp_p
     assert inst.returncode == 0, inst.stderr
     result = _run_installed_copy(obs_tools, cfg, tmp_path)
     assert f"{wheel_install.priorfx} worker shutter" in result["log_text"]
+
+
+def test_obs_config_folders_on_every_platform(tmp_path):
+    from priorfx.install.common import executable_name
+    from priorfx.install.obs import obs_config_dir
+    home = tmp_path / "Ann Lee"
+    assert obs_config_dir("win32", {"APPDATA": str(home / "AppData" / "Roaming")}, home) == \
+        home / "AppData" / "Roaming" / "obs-studio"
+    assert obs_config_dir("darwin", {}, home) == home / "Library" / "Application Support" / "obs-studio"
+    assert obs_config_dir("linux", {"XDG_CONFIG_HOME": str(home / "cfg")}, home) == home / "cfg" / "obs-studio"
+    flatpak = home / ".var" / "app" / "com.obsproject.Studio" / "config" / "obs-studio"
+    flatpak.mkdir(parents=True)
+    assert obs_config_dir("linux", {}, home) == flatpak   # only the Flatpak has run here
+    (home / ".config" / "obs-studio").mkdir(parents=True)
+    assert obs_config_dir("linux", {}, home) == home / ".config" / "obs-studio"
+    assert executable_name("win32") == "priorfx.exe" and executable_name("linux") == "priorfx"
