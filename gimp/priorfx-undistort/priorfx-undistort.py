@@ -146,8 +146,11 @@ def error_from_output(returncode: int, stderr: str) -> CoreError:
     return CoreError(text, no_face=returncode == EXIT_NO_FACE)
 
 
-def run_core(cmd: list[str], env: dict, poll=None) -> None:
-    """Run the CLI; call `poll()` while it works (progress pulse); raise CoreError on failure."""
+def run_core(cmd: list[str], env: dict, poll=None) -> list[str]:
+    """Run the CLI; call `poll()` while it works (progress pulse); raise CoreError on failure.
+
+    Returns the core's per-face lines ("face 0: about 45 cm (30-80 cm) from the
+    camera -> re-rendered at 150 cm", "...; nothing to correct")."""
     try:
         # CREATE_NO_WINDOW: no console window flashing up on Windows
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
@@ -170,6 +173,12 @@ def run_core(cmd: list[str], env: dict, poll=None) -> None:
     stderr = b"".join(chunks).decode("utf-8", "replace")
     if proc.returncode != 0:
         raise error_from_output(proc.returncode, stderr)
+    return face_lines(stderr)
+
+
+def face_lines(stderr: str) -> list[str]:
+    """The CLI's "face N: ..." lines (distance interval and what was done), progress bars dropped."""
+    return [ln.strip() for ln in stderr.replace("\r", "\n").splitlines() if ln.strip().startswith("face ")]
 
 
 # ---------------------------------------------------------------------------
@@ -309,6 +318,7 @@ def _gimp_main() -> None:
                                      Gimp.Precision.U8_PERCEPTUAL)
         Gimp.progress_init(_("Undistorting selfie"))
         out_image = None
+        faces = []
         try:
             core_cfg = load_core_config(plugin_dir)
             with tempfile.TemporaryDirectory(prefix="priorfx-gimp-") as tmpdir:
@@ -316,7 +326,7 @@ def _gimp_main() -> None:
                 dst = os.path.join(tmpdir, "undistorted.png")
                 export_layer(image, drawable, src, high_bit)
                 cmd = build_command(core_cfg, src, dst, distance, strength, focal)
-                run_core(cmd, child_env(core_cfg), poll=Gimp.progress_pulse)
+                faces = run_core(cmd, child_env(core_cfg), poll=Gimp.progress_pulse)
                 out_image = load_result(dst, image)
             if (out_image.get_width(), out_image.get_height()) != (drawable.get_width(), drawable.get_height()):
                 raise CoreError("Undistort Selfie: the core returned an image of another size; "
@@ -336,6 +346,9 @@ def _gimp_main() -> None:
                 out_image.delete()
             Gimp.progress_end()
         Gimp.displays_flush()
+        if faces:
+            # The estimated distance of each face (with its interval), and whether it was left as is.
+            Gimp.message("Undistort Selfie:\n" + "\n".join(faces))
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     class UndistortSelfie(Gimp.PlugIn):
