@@ -292,8 +292,9 @@ def _gimp_main() -> None:
             dialog.get_spin_scale("strength", 1.0)
             dialog.get_widget("focal-mode", GimpUi.IntRadioFrame)
             dialog.get_widget("output", GimpUi.IntRadioFrame)
-            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent)" if exif_focal
-                    else "EXIF has no 35 mm focal length: priorfx assumes 26 mm")
+            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent), weighed with the face's perspective"
+                    if exif_focal else "No EXIF focal length: estimated from the face's perspective "
+                                       "(coarse; faces that may be far are left alone)")
             dialog.get_label("exif-note", note, False, False)
             dialog.get_widget("focal-mm", GObject.TYPE_NONE)  # exists before its sensitivity rule
             try:
@@ -377,7 +378,7 @@ def _gimp_main() -> None:
                                           _("Camera distance to simulate, in metres"),
                                           0.3, 10.0, 1.5, flags)
             focal_mode = Gimp.Choice.new()
-            focal_mode.add("auto", 0, _("Auto (from EXIF)"), "")
+            focal_mode.add("auto", 0, _("Auto (face perspective, EXIF)"), "")
             focal_mode.add("manual", 1, _("Manual"), "")
             procedure.add_choice_argument("focal-mode", _("_Focal length"),
                                           _("Take the 35 mm equivalent focal length from the photo's "

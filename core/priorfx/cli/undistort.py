@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         for i, f in enumerate(result.faces):
-            print(f"{face_message(i, f)} (focal {f['focal_mm']:g} mm, {f['focal_source']})", file=sys.stderr)
+            print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
     return 0
 
 

@@ -58,7 +58,7 @@ class PortraitParams:
         None: the distance and the focal length are estimated together from the
         face's perspective (see geometry.estimate_distance).
     exif_focal_mm : 35 mm-equivalent focal length from the file's EXIF: a
-        prior (~25 %) weighed against the perspective, not a fact (a crop or
+        prior (~20 %) weighed against the perspective, not a fact (a crop or
         digital zoom lengthens it). Ignored when focal_mm is given.
     strength : 0..1, blends between no change (0) and the full correction (1),
         linearly in inverse distance.

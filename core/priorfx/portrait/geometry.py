@@ -314,7 +314,7 @@ def _initial_rotation(mesh3d: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 INTERVAL_LEVEL = 0.9           # central posterior mass of the reported distance interval
 NEAREST_M, FARTHEST_M = 0.2, 5.0   # the prior: log-uniform camera distance in this range
-EXIF_LOG_SIGMA = 0.25          # EXIF focal length: log-normal, ~25 % (crops and digital zoom lengthen it)
+EXIF_LOG_SIGMA = 0.2           # EXIF focal length: log-normal, ~20 % (crops and digital zoom lengthen it)
 USER_SCALE_SIGMA = 0.06        # with a known focal length only the face's metric size is uncertain (IPD)
 
 
