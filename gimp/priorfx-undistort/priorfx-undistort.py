@@ -43,6 +43,8 @@ import xml.etree.ElementTree as ET
 PROC_NAME = "plug-in-priorfx-undistort-selfie"
 CONFIG_NAME = "priorfx-undistort.json"
 EXIT_NO_FACE = 6
+PREVIEW_MAX_SIDE = 1024    # the Preview runs the filter on a copy this large at most
+PREVIEW_SHOW_SIDE = 360    # and shows it this large in the dialog
 # Variables that GIMP (or a bundled Python) sets for its own interpreter and
 # that would break the core's Python in the child process.
 _HOST_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
@@ -196,8 +198,9 @@ def _gimp_main() -> None:
 
     plugin_dir = os.path.dirname(os.path.abspath(__file__))
 
-    def export_layer(image, drawable, path: str, high_bit: bool) -> None:
-        """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter."""
+    def export_layer(image, drawable, path: str, high_bit: bool, max_side: int | None = None) -> None:
+        """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter
+        (scaled down to `max_side` at most, for the Preview)."""
         w, h = drawable.get_width(), drawable.get_height()
         # Same precision and profile as the image, so copying the layer converts
         # nothing (copying into another precision also converts colours in 3.0).
@@ -209,6 +212,9 @@ def _gimp_main() -> None:
             layer = Gimp.Layer.new_from_drawable(drawable, tmp)
             tmp.insert_layer(layer, None, 0)
             layer.set_offsets(0, 0)
+            if max_side and max(w, h) > max_side:
+                k = max_side / max(w, h)
+                tmp.scale(max(1, round(w * k)), max(1, round(h * k)))
             if high_bit:
                 # 16-bit display-encoded PNG: lossless for 16-bit layers, and the
                 # core writes 16-bit PNG back for 16-bit PNG input.
@@ -270,6 +276,61 @@ def _gimp_main() -> None:
         image.set_selected_layers([layer])
         return layer
 
+    def focal_of(config):
+        # auto: no --focal-mm; the core reads the EXIF that travels with the layer
+        return config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
+
+    def add_preview(dialog, config, image, drawable, high_bit: bool) -> None:
+        """A Preview button: the filter on a reduced copy, shown in the dialog with
+        each face's estimated distance. The image is not touched (a temporary image
+        is exported), so OK still makes one undo step."""
+        gi.require_version("Gtk", "3.0")
+        gi.require_version("GdkPixbuf", "2.0")
+        from gi.repository import GdkPixbuf, Gtk
+
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
+        button = Gtk.Button.new_with_mnemonic(_("_Preview"))
+        label = Gtk.Label(label=_("Preview: the filter on a reduced copy, with each face's estimated distance"))
+        label.set_line_wrap(True)
+        label.set_xalign(0.0)
+        picture = Gtk.Image()
+
+        def pump():
+            while Gtk.events_pending():
+                Gtk.main_iteration()
+
+        def on_click(_button):
+            label.set_text(_("Working..."))
+            button.set_sensitive(False)
+            pump()
+            try:
+                core_cfg = load_core_config(plugin_dir)
+                with tempfile.TemporaryDirectory(prefix="priorfx-preview-") as tmpdir:
+                    src = os.path.join(tmpdir, "preview.png")
+                    dst = os.path.join(tmpdir, "preview_out.png")
+                    export_layer(image, drawable, src, high_bit, max_side=PREVIEW_MAX_SIDE)
+                    cmd = build_command(core_cfg, src, dst, config.get_property("distance"),
+                                        config.get_property("strength"), focal_of(config))
+                    faces = run_core(cmd, child_env(core_cfg), poll=pump)
+                    pix = GdkPixbuf.Pixbuf.new_from_file_at_scale(dst, PREVIEW_SHOW_SIDE, PREVIEW_SHOW_SIDE, True)
+                picture.set_from_pixbuf(pix)
+                label.set_text("\n".join(faces))
+            except CoreError as err:
+                picture.clear()
+                label.set_text(err.message)
+            except Exception as exc:  # the dialog stays usable
+                picture.clear()
+                label.set_text(f"Undistort Selfie: preview failed: {exc}")
+            finally:
+                button.set_sensitive(True)
+
+        button.connect("clicked", on_click)
+        box.pack_start(button, False, False, 0)
+        box.pack_start(label, False, False, 0)
+        box.pack_start(picture, False, False, 0)
+        dialog.get_content_area().pack_end(box, False, False, 6)
+        box.show_all()
+
     def fail(procedure, run_mode, text: str, status=None):
         # Interactive: GIMP itself shows the returned error in a message box (as
         # for its own Python plug-ins); batch: also say it on GIMP's console.
@@ -282,6 +343,9 @@ def _gimp_main() -> None:
             return fail(procedure, run_mode, "Undistort Selfie: select exactly one layer.",
                         Gimp.PDBStatusType.CALLING_ERROR)
         drawable = drawables[0]
+        precision = image.get_precision()
+        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
+                                     Gimp.Precision.U8_PERCEPTUAL)
         exif_focal = focal_35mm_from_metadata_xml(
             image.get_metadata().serialize() if image.get_metadata() else None)
 
@@ -303,6 +367,7 @@ def _gimp_main() -> None:
             except (TypeError, AttributeError, ValueError):
                 pass  # other 3.0.x bindings: the field just stays editable
             dialog.fill(["distance", "focal-mode", "exif-note", "focal-mm", "strength", "output"])
+            add_preview(dialog, config, image, drawable, high_bit)
             ok = dialog.run()
             dialog.destroy()
             if not ok:
@@ -311,12 +376,7 @@ def _gimp_main() -> None:
         distance = config.get_property("distance")
         strength = config.get_property("strength")
         mode = config.get_property("output")
-        # auto: no --focal-mm; the core reads the EXIF that travels with the layer
-        focal = config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
-
-        precision = image.get_precision()
-        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
-                                     Gimp.Precision.U8_PERCEPTUAL)
+        focal = focal_of(config)
         Gimp.progress_init(_("Undistorting selfie"))
         out_image = None
         faces = []

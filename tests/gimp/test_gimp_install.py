@@ -99,6 +99,18 @@ def test_cli_errors_become_one_message(plugin):
     assert not other.no_face and "exit code 1" in other.message and "boom" in other.message
 
 
+def test_the_cores_face_lines_become_the_message(plugin, cli, sample, tmp_path):
+    """The real CLI's stderr (progress bar and all) -> one line per face, distance and interval."""
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(tmp_path / "out.png"), "--focal-mm", "26")
+    assert r.returncode == 0, r.stderr
+    lines = plugin.face_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("face 0: about ") and "from the camera" in lines[0]
+    assert "re-rendered at 150 cm" in lines[0]
+    assert plugin.face_lines("undistort 40%|###\r\nINFO: x\nface 1: about 2.5 m (1.2 m or more) from the camera; "
+                             "nothing to correct\n") == [
+        "face 1: about 2.5 m (1.2 m or more) from the camera; nothing to correct"]
+
+
 def test_missing_executable_is_a_clear_error(plugin, tmp_path):
     with pytest.raises(plugin.CoreError, match="cannot run .*priorfx install gimp"):
         plugin.run_core([str(tmp_path / "nope"), "undistort"], dict(os.environ))
