@@ -41,6 +41,8 @@ import priorfx_hostkit as kit   # copied beside this file by `priorfx install gi
 
 PROC_NAME = "plug-in-priorfx-undistort-selfie"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+PREVIEW_MAX_SIDE = 1024    # the Preview runs the filter on a copy this large at most
+PREVIEW_SHOW_SIDE = 360    # and shows it this large in the dialog
 
 
 # ---------------------------------------------------------------------------
@@ -89,6 +91,22 @@ def user_message(err: "kit.CoreError") -> str:
     return text + (f" ({err.hint})" if err.hint else "")
 
 
+def run_filter(record: dict, src: str, dst: str, distance: float, strength: float, focal_mm,
+               on_progress=None, poll=None) -> list:
+    """`priorfx undistort` on one exported layer; returns the core's per-face lines
+    ("face 0: about 45 cm (30-80 cm) from the camera -> re-rendered at 150 cm",
+    "...; nothing to correct"). Raises kit.CoreError."""
+    faces = []
+
+    def keep_face_line(line: str) -> None:
+        if line.strip().startswith("face "):
+            faces.append(line.strip())
+
+    cmd = build_command(kit.find_core(record), record.get("remote"), src, dst, distance, strength, focal_mm)
+    kit.run_core(cmd, kit.child_env(record), on_progress=on_progress, poll=poll, on_line=keep_face_line)
+    return faces
+
+
 # ---------------------------------------------------------------------------
 # GIMP side.
 
@@ -102,8 +120,9 @@ def _gimp_main() -> None:
     def _(text: str) -> str:
         return GLib.dgettext(None, text)
 
-    def export_layer(image, drawable, path: str, high_bit: bool) -> None:
-        """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter."""
+    def export_layer(image, drawable, path: str, high_bit: bool, max_side: int | None = None) -> None:
+        """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter
+        (scaled down to `max_side` at most, for the Preview)."""
         w, h = drawable.get_width(), drawable.get_height()
         # Same precision and profile as the image, so copying the layer converts
         # nothing (copying into another precision also converts colours in 3.0).
@@ -115,6 +134,9 @@ def _gimp_main() -> None:
             layer = Gimp.Layer.new_from_drawable(drawable, tmp)
             tmp.insert_layer(layer, None, 0)
             layer.set_offsets(0, 0)
+            if max_side and max(w, h) > max_side:
+                k = max_side / max(w, h)
+                tmp.scale(max(1, round(w * k)), max(1, round(h * k)))
             if high_bit:
                 # 16-bit display-encoded PNG: lossless for 16-bit layers, and the
                 # core writes 16-bit PNG back for 16-bit PNG input.
@@ -189,6 +211,60 @@ def _gimp_main() -> None:
         if not seen_progress:
             Gimp.progress_pulse()
 
+    def focal_of(config):
+        # auto: no --focal-mm; the core reads the EXIF that travels with the layer
+        return config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
+
+    def add_preview(dialog, config, image, drawable, high_bit: bool) -> None:
+        """A Preview button: the filter on a reduced copy, shown in the dialog with
+        each face's estimated distance. The image is not touched (a temporary image
+        is exported), so OK still makes one undo step."""
+        gi.require_version("Gtk", "3.0")
+        gi.require_version("GdkPixbuf", "2.0")
+        from gi.repository import GdkPixbuf, Gtk
+
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
+        button = Gtk.Button.new_with_mnemonic(_("_Preview"))
+        label = Gtk.Label(label=_("Preview: the filter on a reduced copy, with each face's estimated distance"))
+        label.set_line_wrap(True)
+        label.set_xalign(0.0)
+        picture = Gtk.Image()
+
+        def pump():
+            while Gtk.events_pending():
+                Gtk.main_iteration()
+
+        def on_click(_button):
+            label.set_text(_("Working..."))
+            button.set_sensitive(False)
+            pump()
+            try:
+                record = kit.load_record(PLUGIN_DIR)
+                with tempfile.TemporaryDirectory(prefix="priorfx-preview-") as tmpdir:
+                    src = os.path.join(tmpdir, "preview.png")
+                    dst = os.path.join(tmpdir, "preview_out.png")
+                    export_layer(image, drawable, src, high_bit, max_side=PREVIEW_MAX_SIDE)
+                    faces = run_filter(record, src, dst, config.get_property("distance"),
+                                       config.get_property("strength"), focal_of(config), poll=pump)
+                    pix = GdkPixbuf.Pixbuf.new_from_file_at_scale(dst, PREVIEW_SHOW_SIDE, PREVIEW_SHOW_SIDE, True)
+                picture.set_from_pixbuf(pix)
+                label.set_text("\n".join(faces))
+            except kit.CoreError as err:
+                picture.clear()
+                label.set_text(user_message(err))
+            except Exception as exc:  # the dialog stays usable
+                picture.clear()
+                label.set_text(f"Undistort Selfie: preview failed: {exc}")
+            finally:
+                button.set_sensitive(True)
+
+        button.connect("clicked", on_click)
+        box.pack_start(button, False, False, 0)
+        box.pack_start(label, False, False, 0)
+        box.pack_start(picture, False, False, 0)
+        dialog.get_content_area().pack_end(box, False, False, 6)
+        box.show_all()
+
     def fail(procedure, run_mode, text: str, status=None):
         # Interactive: GIMP itself shows the returned error in a message box (as
         # for its own Python plug-ins); batch: also say it on GIMP's console.
@@ -201,6 +277,9 @@ def _gimp_main() -> None:
             return fail(procedure, run_mode, "Undistort Selfie: select exactly one layer.",
                         Gimp.PDBStatusType.CALLING_ERROR)
         drawable = drawables[0]
+        precision = image.get_precision()
+        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
+                                     Gimp.Precision.U8_PERCEPTUAL)
         exif_focal = focal_35mm_from_metadata_xml(
             image.get_metadata().serialize() if image.get_metadata() else None)
 
@@ -211,8 +290,9 @@ def _gimp_main() -> None:
             dialog.get_spin_scale("strength", 1.0)
             dialog.get_widget("focal-mode", GimpUi.IntRadioFrame)
             dialog.get_widget("output", GimpUi.IntRadioFrame)
-            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent)" if exif_focal
-                    else "EXIF has no 35 mm focal length: priorfx assumes 26 mm")
+            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent), weighed with the face's perspective"
+                    if exif_focal else "No EXIF focal length: estimated from the face's perspective "
+                                       "(coarse; faces that may be far are left alone)")
             dialog.get_label("exif-note", note, False, False)
             dialog.get_widget("focal-mm", GObject.TYPE_NONE)  # exists before its sensitivity rule
             try:
@@ -221,6 +301,7 @@ def _gimp_main() -> None:
             except (TypeError, AttributeError, ValueError):
                 pass  # other 3.0.x bindings: the field just stays editable
             dialog.fill(["distance", "focal-mode", "exif-note", "focal-mm", "strength", "output"])
+            add_preview(dialog, config, image, drawable, high_bit)
             ok = dialog.run()
             dialog.destroy()
             if not ok:
@@ -229,24 +310,18 @@ def _gimp_main() -> None:
         distance = config.get_property("distance")
         strength = config.get_property("strength")
         mode = config.get_property("output")
-        # auto: no --focal-mm; the core reads the EXIF that travels with the layer
-        focal = config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
-
-        precision = image.get_precision()
-        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
-                                     Gimp.Precision.U8_PERCEPTUAL)
+        focal = focal_of(config)
         Gimp.progress_init(_("Undistorting selfie"))
         out_image = None
+        faces = []
         try:
             record = kit.load_record(PLUGIN_DIR)
-            core = kit.find_core(record)
             with tempfile.TemporaryDirectory(prefix="priorfx-gimp-") as tmpdir:
                 src = os.path.join(tmpdir, "layer.png")
                 dst = os.path.join(tmpdir, "undistorted.png")
                 export_layer(image, drawable, src, high_bit)
-                cmd = build_command(core, record.get("remote"), src, dst, distance, strength, focal)
-                kit.run_core(cmd, kit.child_env(record), on_progress=_show_progress,
-                             poll=_pulse)
+                faces = run_filter(record, src, dst, distance, strength, focal,
+                                   on_progress=_show_progress, poll=_pulse)
                 out_image = load_result(dst, image)
             if (out_image.get_width(), out_image.get_height()) != (drawable.get_width(), drawable.get_height()):
                 raise kit.CoreError("the core returned an image of another size; the image was not changed")
@@ -265,6 +340,9 @@ def _gimp_main() -> None:
                 out_image.delete()
             Gimp.progress_end()
         Gimp.displays_flush()
+        if faces:
+            # The estimated distance of each face (with its interval), and whether it was left as is.
+            Gimp.message("Undistort Selfie:\n" + "\n".join(faces))
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     class UndistortSelfie(Gimp.PlugIn):
@@ -293,7 +371,7 @@ def _gimp_main() -> None:
                                           _("Camera distance to simulate, in metres"),
                                           0.3, 10.0, 1.5, flags)
             focal_mode = Gimp.Choice.new()
-            focal_mode.add("auto", 0, _("Auto (from EXIF)"), "")
+            focal_mode.add("auto", 0, _("Auto (face perspective, EXIF)"), "")
             focal_mode.add("manual", 1, _("Manual"), "")
             procedure.add_choice_argument("focal-mode", _("_Focal length"),
                                           _("Take the 35 mm equivalent focal length from the photo's "

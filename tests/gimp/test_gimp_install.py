@@ -126,6 +126,15 @@ def test_no_face_becomes_the_message_gimp_shows(plugin):
     assert plugin.user_message(other).startswith("Undistort Selfie: priorfx failed with exit code 1")
 
 
+def test_the_cores_face_lines_become_the_message(plugin, sample, tmp_path):
+    """The real CLI through the plug-in's own call: one line per face, distance and interval."""
+    faces = plugin.run_filter(plugin.kit.load_record(plugin.PLUGIN_DIR), str(sample("single_face.jpg")),
+                              str(tmp_path / "out.png"), 1.5, 1.0, 26.0)
+    assert len(faces) == 1 and faces[0].startswith("face 0: about ") and "from the camera" in faces[0]
+    assert "re-rendered at 150 cm" in faces[0]
+    assert (tmp_path / "out.png").is_file()
+
+
 def test_exif_focal_length_from_gimp_metadata(plugin):
     xml = ('<?xml version="1.0"?><metadata><tag name="Exif.Photo.FocalLength">85/1</tag>'
            '<tag name="Exif.Photo.FocalLengthIn35mmFilm">28</tag></metadata>')

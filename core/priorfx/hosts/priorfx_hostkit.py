@@ -206,10 +206,12 @@ def start_error(cmd: Sequence[str], exc: OSError) -> CoreError:
 
 def run_core(cmd: Sequence[str], env: Mapping[str, str], on_progress: Optional[ProgressFn] = None,
              is_cancelled: Optional[CancelFn] = None, poll: Optional[Callable[[], None]] = None,
-             poll_s: float = 0.2) -> str:
+             poll_s: float = 0.2, on_line: Optional[Callable[[str], None]] = None) -> str:
     """Run one core command to the end and return its stdout.
 
     `on_progress(done, total, message)` gets each `--progress json` line;
+    `on_line(line)` each other line the core writes on stderr (what it tells
+    the user, such as the distance of each face);
     `poll()` is called every `poll_s` while the core works (a host's progress
     pulse); `is_cancelled()` returning True interrupts the core (which then
     cancels its server job and keeps no partial output) and raises CoreError
@@ -234,6 +236,8 @@ def run_core(cmd: Sequence[str], env: Mapping[str, str], on_progress: Optional[P
             event = parse_progress(line)
             if event is None:
                 err_lines.append(line)
+                if on_line is not None:
+                    on_line(line)
             elif on_progress is not None:
                 on_progress(*event)
 
