@@ -31,7 +31,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import types
@@ -309,8 +308,9 @@ class FilterInstance:
         self.restart_at = 0.0
         self.backoff = BACKOFF_S[0]
         self.last_beat = (0, 0.0)
-        self.log_path = os.path.join(tempfile.gettempdir(),
-                                     f"priorfx-obs-worker-{os.getpid()}-{key}.log")
+        # In this user's 0700 folder, created afresh (never a name another user
+        # could have planted in the shared temp dir); removed with the filter.
+        self.log_path = os.path.join(shm.private_dir(), f"obs-worker-{os.getpid()}-{key}.log")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._manage, name=f"priorfx-filter-{key}", daemon=True)
         self._thread.start()
@@ -421,6 +421,10 @@ class FilterInstance:
                 self._stop_worker()
                 self.restart_at = time.monotonic() + self.backoff
         self._stop_worker()
+        try:
+            os.unlink(self.log_path)
+        except OSError:
+            pass
         st = self.stats
         _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} passed "
              f"through, {st.restarts} worker start(s)")
@@ -497,7 +501,7 @@ class FilterInstance:
         if extra:
             cmd += shlex.split(extra)
         try:
-            log = open(self.log_path, "wb")
+            log = os.fdopen(shm.open_private(self.log_path), "wb")
         except OSError:
             log = subprocess.DEVNULL
         kw = {"creationflags": 0x08000000} if os.name == "nt" else {}   # CREATE_NO_WINDOW

@@ -74,6 +74,14 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
+def write_bytes_atomic(target: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `target` atomically; with `mode` (e.g. 0o600 for a file
+    holding a secret) the file has that mode from its creation on."""
     with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
+        if mode is None:
+            tmp.write_bytes(data)
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)  # the umask may have taken bits away; never added any
+            fh.write(data)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from priorfx.cli.common import add_engine_options, engine_from_args, progress_bar
+from priorfx.cli.common import add_engine_options, check_output, engine_from_args, progress_bar
 
 DESCRIPTION = """Re-renders a close-up portrait as if the camera had been farther away
 (a dolly zoom: the camera moves back, the focal length grows, the face keeps
@@ -46,6 +46,7 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
     from priorfx.portrait import DEFAULT_FOCAL_MM, PortraitParams
 
+    check_output(args.output, [args.input], kinds=("image",))  # before any work
     info = pio.read_image_info(args.input)
     focal, source = args.focal_mm, "user"
     if focal is None:

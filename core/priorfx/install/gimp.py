@@ -82,7 +82,8 @@ def install(plugins_dir: Path, priorfx_exe: str, remote: str | None = None) -> P
     write_bytes_atomic(script, (src / f"{PLUGIN}.py").read_bytes())
     script.chmod(0o755)  # GIMP only runs executable plug-ins on Unix
     cfg = core_config(priorfx_exe, remote)
-    write_bytes_atomic(dst / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
+    # The record may hold PRIORFX_TOKEN: only its owner (who runs GIMP) reads it.
+    write_bytes_atomic(dst / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode(), mode=0o600)
     return script
 
 
