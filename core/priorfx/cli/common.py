@@ -19,7 +19,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--remote", metavar="URL",
                    help="run on a `priorfx serve` at URL (default: $PRIORFX_REMOTE, the config file, or local)")
-    g.add_argument("--token", help="token for the remote server (default: $PRIORFX_TOKEN)")
+    g.add_argument("--token", help="token for the remote server (default: $PRIORFX_TOKEN or the config "
+                                   "file; prefer those: a --token shows in the process list)")
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
 
 

@@ -264,10 +264,10 @@ def check_request_headers(headers, cfg: ServerConfig) -> None:
         scheme, _, given = auth.partition(" ")
         if not auth:
             raise AuthError("this priorfx server needs a token",
-                            "pass --token or set PRIORFX_TOKEN on the client")
+                            "set PRIORFX_TOKEN (or token in the config file) on the client")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), cfg.token.encode()):
             raise AuthError("the token was refused by the priorfx server",
-                            "use the token the server was started with (--token / PRIORFX_TOKEN)")
+                            "use the token the server was started with (--token-file / PRIORFX_TOKEN)")
 
 
 class Guard:
@@ -670,7 +670,7 @@ def bind(host: str, port: int, cfg: ServerConfig):
     if not cfg.token and not is_loopback(host):
         raise UsageError(f"refusing to listen on {host} without a token: anyone on the network "
                          "could use this machine's inference",
-                         "pass --token T (or set PRIORFX_TOKEN), or listen on 127.0.0.1")
+                         "pass --token-file PATH (or set PRIORFX_TOKEN), or listen on 127.0.0.1")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
