@@ -5,6 +5,7 @@ real sockets (raw ones where a well-behaved client could not misbehave).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -272,15 +273,16 @@ def test_finished_results_expire_sooner_than_running_jobs():
 
 # ---------------------------------------------------------------- the live WebSocket
 
+@contextlib.contextmanager
 def _stream(server, hello=True):
     from websockets.sync.client import connect
 
     url = server.url.replace("http", "ws") + "/v1/shutter/stream"
-    ws = connect(url, additional_headers=server.headers, compression=None)
-    if hello:
-        ws.send(protocol.pack({"params": {}}))
-        assert protocol.unpack(ws.recv(timeout=60))["ok"] is True
-    return ws
+    with connect(url, additional_headers=server.headers, compression=None) as ws:
+        if hello:
+            ws.send(protocol.pack({"params": {}}))
+            assert protocol.unpack(ws.recv(timeout=60))["ok"] is True
+        yield ws
 
 
 @pytest.mark.parametrize("message, words", [
@@ -294,16 +296,13 @@ def _stream(server, hello=True):
     (protocol.pack({"method": "flush", "args": [1, 2, 3]}), "flush()"),
 ])
 def test_bad_stream_messages_get_an_error_reply_and_the_session_goes_on(server, message, words):
-    ws = _stream(server)
-    try:
+    with _stream(server) as ws:
         ws.send(message)
         reply = protocol.unpack(ws.recv(timeout=60))
         assert words in reply["error"]["message"], reply
         assert "internal" not in reply["error"]["message"]
         ws.send(protocol.pack({"method": "push", "args": [np.zeros((16, 16, 3), np.float32)]}))
         assert "result" in protocol.unpack(ws.recv(timeout=60))
-    finally:
-        ws.close()
     _no_traceback(server)
 
 
@@ -311,13 +310,14 @@ def test_a_session_without_its_opening_message_is_closed(start_server, wait_unti
     from websockets.exceptions import ConnectionClosed
 
     s = start_server("--hello-timeout", "1", "--max-streams", "1")
-    ws = _stream(s, hello=False)
-    reply = protocol.unpack(ws.recv(timeout=30))
-    assert "opening message within 1 s" in reply["error"]["message"]
-    with pytest.raises(ConnectionClosed):
-        ws.recv(timeout=30)
+    with _stream(s, hello=False) as ws:
+        reply = protocol.unpack(ws.recv(timeout=30))
+        assert "opening message within 1 s" in reply["error"]["message"]
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=30)
     wait_until(lambda: s.get("/v1/info").json()["streams"] == 0)
-    _stream(s).close()  # the slot is free again
+    with _stream(s):  # the slot is free again
+        pass
 
 
 # ---------------------------------------------------------------- the command line
