@@ -148,12 +148,7 @@ class Limits:
             raise InputError(f"{what} has shape {a.shape}; an image is H x W or H x W x C "
                              f"(C from 1 to {MAX_CHANNELS})")
         self.size(what, *a.shape[:2])
-        # Over HTTP and the live stream alike: NaN/Inf pixels would spread through
-        # the warps and the networks (min/max: two passes, no temporary array).
-        if a.dtype.kind == "f" and not (np.isfinite(a.min()) and np.isfinite(a.max())):
-            raise InputError(f"{what} contains NaN or infinite values",
-                             "replace them (e.g. numpy.nan_to_num) before sending")
-        # dtypes are the manipulation's business (as locally): it checks them itself.
+        # dtypes and values (NaN) are the manipulation's business, as locally: it checks them.
         return a
 
     def size(self, what: str, h: int, w: int) -> None:
