@@ -9,14 +9,16 @@ import sys
 from priorfx.errors import UsageError
 
 
-EPILOG = """clients: priorfx COMMAND --remote http://HOST:PORT --token T (or PRIORFX_REMOTE,
-PRIORFX_TOKEN, or the config file); in Python, priorfx.engine.get_engine().
+EPILOG = """clients: priorfx COMMAND --remote http://HOST:PORT with PRIORFX_TOKEN (or the
+config file; PRIORFX_REMOTE too); in Python, priorfx.engine.get_engine().
 
 API (v1; pixels travel as binary bundles, see priorfx/server/protocol.py):
   GET  /v1/health  /v1/info  /v1/models  /v1/jobs
   POST /v1/run/{deshutter|undistort|matte}    (one request, results in the answer)
   POST /v1/jobs/{deshutter|undistort|matte}   GET|DELETE /v1/jobs/ID
-  GET  /v1/jobs/ID/parts/N                    WS /v1/shutter/stream"""
+  GET  /v1/jobs/ID/parts/N                    WS /v1/shutter/stream
+POST bodies are bundles sent as Content-Type: application/x-priorfx-bundle (anything
+else is 415); requests from a browser page (an Origin header) are refused."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
