@@ -67,6 +67,11 @@ class AuthError(PriorfxError):
     code, exit_code, http_status = "auth", 8, 401
 
 
+class ForbiddenError(AuthError):
+    """A request the server refuses whoever sends it: a foreign Host or Origin (DNS rebinding, a web page)."""
+    code, http_status = "forbidden", 403
+
+
 class LimitError(PriorfxError):
     """Input over a configured limit (image size, body size, frame count)."""
     code, exit_code, http_status = "limit", 9, 413
@@ -82,6 +87,16 @@ class OutputError(PriorfxError):
     code, exit_code, http_status = "output", 11, 500
 
 
+class UnsupportedMediaError(UsageError):
+    """A POST whose Content-Type is not the priorfx bundle type (a web form, text/plain)."""
+    http_status = 415
+
+
+class BodyTimeoutError(InputError):
+    """A request body that stopped arriving before its end."""
+    http_status = 408
+
+
 class CancelledError(PriorfxError):
     """Work was cancelled by the user (Ctrl-C, Cancel button, DELETE on a job)."""
     code, exit_code, http_status = "cancelled", 130, 409
@@ -94,7 +109,7 @@ class NotFoundError(PriorfxError):
 
 _BY_CODE = {c.code: c for c in (
     PriorfxError, UsageError, InputError, ModelMissingError, ModelChecksumError,
-    NoFaceError, EngineUnreachableError, AuthError, LimitError,
+    NoFaceError, EngineUnreachableError, AuthError, ForbiddenError, LimitError,
     VersionMismatchError, OutputError, CancelledError, NotFoundError)}
 
 EXIT_CODES = {c.__name__: c.exit_code for c in _BY_CODE.values()}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -193,7 +194,28 @@ def resolve_cache_root(knob_value: str, script_path: str, env: Mapping[str, str]
         return os.path.abspath(env["PRIORFX_NUKE_CACHE"])
     if script_path and script_path not in ("Root", "untitled"):
         return os.path.join(os.path.dirname(os.path.abspath(script_path)), "priorfx_cache")
-    return os.path.join(tempfile.gettempdir(), "priorfx_nuke_cache")
+    return private_temp_dir("priorfx_nuke_cache")
+
+
+def private_temp_dir(name: str) -> str:
+    """`<temp>/<name>-<uid>`, mode 0700: an unsaved script's cache, which other
+    users of a shared /tmp can neither read nor swap for a symlink."""
+    base = tempfile.gettempdir()
+    if not hasattr(os, "getuid"):  # Windows: the temp folder is the user's own
+        return os.path.join(base, name)
+    uid = os.getuid()
+    path = os.path.join(base, "{}-{}".format(name, uid))
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise AdapterError("cannot create the cache folder {}: {}".format(path, exc.strerror))
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+        raise AdapterError("{} belongs to another user or others can write to it: refusing to cache "
+                           "there; save the script or set the node's cache folder".format(path))
+    return path
 
 
 # --------------------------------------------------------------------------- core job protocol

@@ -97,7 +97,23 @@ def test_resolve_cache_root_precedence(tmp_path):
     assert logic.resolve_cache_root("  ", script, {"PRIORFX_NUKE_CACHE": str(tmp_path / "env")}) == str(tmp_path / "env")
     assert logic.resolve_cache_root("", script, {}) == str(tmp_path / "shots" / "priorfx_cache")
     unsaved = logic.resolve_cache_root("", "", {})
-    assert unsaved.endswith("priorfx_nuke_cache") and os.path.isabs(unsaved)
+    assert unsaved.endswith(f"priorfx_nuke_cache-{os.getuid()}") and os.path.isabs(unsaved)
+    # per user, and closed to the others (not a shared /tmp name)
+    assert os.stat(unsaved).st_mode & 0o777 == 0o700 and os.stat(unsaved).st_uid == os.getuid()
+
+
+def test_unsaved_cache_refuses_a_folder_others_can_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(logic.tempfile, "gettempdir", lambda: str(tmp_path))
+    planted = tmp_path / f"priorfx_nuke_cache-{os.getuid()}"
+    planted.mkdir(mode=0o777)
+    planted.chmod(0o777)
+    with pytest.raises(AdapterError, match="others can write"):
+        logic.resolve_cache_root("", "", {})
+    planted.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    planted.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(AdapterError):
+        logic.resolve_cache_root("", "", {})
 
 
 def test_settings_canonical_text_ignores_float_noise():

@@ -182,3 +182,66 @@ def test_worker_reports_an_unreachable_remote_engine_to_the_host():
         ch.close(unlink=True)
     assert rc == 7, proc.stderr.read()
     assert state == shm.FAILED and "127.0.0.1:9" in error
+
+
+# ---------------------------------------------------------------- slot headers from another process
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_u32 = st.integers(0, 2 ** 32 - 1)
+
+
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seq=st.integers(1, 2 ** 64 - 1), fmt=st.sampled_from(list(shm.OBS_FORMATS)) | _u32,
+       width=st.sampled_from([0, 1, 64, 2 ** 15, 2 ** 32 - 1]) | _u32,
+       height=st.sampled_from([0, 1, 32, 2 ** 32 - 1]) | _u32, n_planes=st.integers(0, 8) | _u32,
+       linesizes=st.lists(st.sampled_from([0, 64, 128, 2 ** 31]) | _u32, min_size=4, max_size=4),
+       size=st.sampled_from([0, 4096, 64 * 32 * 2, 2 ** 32 - 1]) | _u32)
+def test_fuzzed_slot_headers_never_point_outside_the_slot(seq, fmt, width, height, n_planes, linesizes, size):
+    ch = shm.Channel.create(64 * 32 * 4)
+    try:
+        shm._SLOT.pack_into(ch.mm, ch.slot_offset("in", 0), seq, seq, seq, 0, fmt, width, height,
+                            n_planes, *linesizes, size)
+        h = ch.read_header("in", 0)
+        if h is not None:  # accepted only when it describes a frame that fits the slot
+            assert h.size <= ch.capacity and h.fmt in shm.SUPPORTED + tuple(shm.OBS_FORMATS.values())
+            assert shm.frame_size(h.fmt, h.height, h.linesizes) == h.size
+            got = ch.read("in", 0)
+            assert got is not None and len(got[1]) == h.size
+    finally:
+        ch.close()
+
+
+def test_worker_skips_a_slot_whose_size_is_over_capacity_and_goes_on():
+    ch = shm.Channel.create(64 * 32 * 4)
+    proc = _start_worker(ch, "--selftest-invert")
+    try:
+        _wait(lambda: ch.state == shm.READY)
+        # A host bug (or another process) claims a frame larger than the slot.
+        shm._SLOT.pack_into(ch.mm, ch.slot_offset("in", 0), 1, 1, 1, 0, shm.FORMAT_IDS["BGRA"],
+                            64, 2 ** 20, 1, 256, 0, 0, 0, 2 ** 32 - 1)
+        ch.publish_input(1)
+        proc.stdin.write(b"\x01")
+        proc.stdin.flush()
+        raw = bytes(np.arange(64 * 32 * 4).astype(np.uint8))
+        hd, got = _push(ch, proc, 2, "BGRA", 64, 32, raw)  # the next good frame is served
+        assert got == bytes(255 - np.frombuffer(raw, np.uint8))
+        assert proc.poll() is None
+    finally:
+        proc.stdin.close()
+        proc.wait(20)
+        ch.close()
+    assert b"Traceback" not in proc.stderr.read()
+
+
+def test_attach_refuses_a_control_block_whose_slots_do_not_fit(tmp_path):
+    ch = shm.Channel.create(4096)
+    try:
+        shm._CONTROL.pack_into(ch.mm, 0, shm.MAGIC, shm.VERSION, 3, 3, 2 ** 40, 0, 0, 0, 0, 0.6, 1, 0,
+                               1.0, 0, 0, 0)
+        with pytest.raises(ValueError, match="do not fit"):
+            shm.Channel.attach(ch.path)
+    finally:
+        ch.close()

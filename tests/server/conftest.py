@@ -39,7 +39,8 @@ class Server:
         self.url = m.group(1)
         # Keep draining stderr so a chatty server never blocks on a full pipe.
         self.stderr: list[str] = []
-        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
+        self._drain = threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True)
+        self._drain.start()
 
     @property
     def headers(self) -> dict:
@@ -49,7 +50,8 @@ class Server:
         return requests.get(self.url + path, headers=self.headers, timeout=10, **kw)
 
     def post(self, path: str, data: bytes, **kw) -> requests.Response:
-        return requests.post(self.url + path, data=data, headers=self.headers, timeout=30, **kw)
+        headers = {"Content-Type": "application/x-priorfx-bundle", **self.headers, **kw.pop("headers", {})}
+        return requests.post(self.url + path, data=data, headers=headers, timeout=30, **kw)
 
     def engine(self, **kw):
         from priorfx.server.client import RemoteEngine
@@ -63,6 +65,7 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._drain.join(10)  # all of stderr is in self.stderr once the process is gone
         rest = self.proc.stdout.read()
         self.lines.extend(rest.splitlines())
         return self.proc.returncode
@@ -81,6 +84,20 @@ def start_server(models_home):
         s = Server(*args, **kw)
         started.append(s)
         return s
+
+    yield _start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def module_server(models_home):
+    """module_server(*args) -> a Server kept for the whole module (stopped after it)."""
+    started: list[Server] = []
+
+    def _start(*args: str, **kw) -> Server:
+        started.append(Server(*args, **kw))
+        return started[-1]
 
     yield _start
     for s in started:

@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class _Server:
     def __init__(self, workers: int, token: str):
         cmd = [sys.executable, "-c", "import sys; from priorfx.cli import main; sys.exit(main())",
-               "serve", "--port", "0", "--token", token, "--workers", str(workers)]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+               "serve", "--port", "0", "--workers", str(workers)]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PRIORFX_TOKEN": token}  # not in `ps`
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True, env=env)
         line = self.proc.stdout.readline()

@@ -20,7 +20,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--remote", metavar="URL",
                    help="run on a `priorfx serve` at URL (default: $PRIORFX_REMOTE, the config file, or local)")
-    g.add_argument("--token", help="token for the remote server (default: $PRIORFX_TOKEN)")
+    g.add_argument("--token", help="token for the remote server (default: $PRIORFX_TOKEN or the config "
+                                   "file; prefer those: a --token shows in the process list)")
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
 
 
@@ -124,3 +125,74 @@ def present_modules(package: str, names: Iterable[str]) -> Iterator[tuple[str, M
         except ModuleNotFoundError as exc:
             if exc.name != f"{package}.{name}":
                 raise
+
+
+def check_output(output: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
+                 kinds: tuple[str, ...] = ("image", "clip")) -> None:
+    """Everything about the output path that can be checked before any work runs.
+
+    A known extension for what the command writes (`kinds`: "image" and/or
+    "clip"), an existing, writable folder, and no overlap with an input: writing
+    over the source (the same file, a link to it, or sequence frames with the
+    input frames' names) would destroy it, so that is a usage error up front.
+    """
+    from pathlib import Path
+
+    from priorfx.errors import OutputError
+    from priorfx.io import images, video
+
+    out = str(output)
+    suffix = Path(out).suffix.lower()
+    if video.is_sequence_pattern(out) or suffix in video.VIDEO_SUFFIXES:
+        kind, known = "clip", suffix in images.WRITE_FORMATS or suffix in video.VIDEO_SUFFIXES
+    else:
+        kind, known = "image", suffix in images.WRITE_FORMATS
+    if not known or kind not in kinds:
+        wanted = {"image": f"an image ({', '.join(images.WRITE_FORMATS)})",
+                  "clip": f"a video ({', '.join(video.VIDEO_SUFFIXES)}) or a sequence pattern "
+                          "like out/frame_%04d.exr"}
+        raise UsageError(f"cannot write {out}: {suffix or 'no extension'} is not a format this "
+                         "command writes", "write " + " or ".join(wanted[k] for k in kinds))
+    folder = Path(out).parent
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} does not exist",
+                          "create it first or choose another output path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} is not writable", "choose another output path")
+    for inp in inputs:
+        if inp is not None and _overlaps(out, str(inp)):
+            raise UsageError(f"output {out} is the input {inp}: writing it would destroy the source",
+                             "choose another output name (the result is written beside, never over, the input)")
+
+
+def _overlaps(out: str, inp: str) -> bool:
+    """True when writing `out` would replace a file of the input `inp` (a file,
+    a folder of frames or a sequence pattern)."""
+    import re
+    from pathlib import Path
+
+    from priorfx.io import video
+
+    def names(path: str) -> tuple[Path, re.Pattern | None]:
+        """(folder, pattern of frame names) of a sequence pattern; (path, None) otherwise."""
+        if video.is_sequence_pattern(path):
+            printf = video._to_printf(path)
+            return Path(printf).parent.resolve(), video._pattern_regex(printf)
+        return Path(path).resolve(), None
+
+    out_at, out_re = names(out)
+    in_at, in_re = names(inp)
+    if in_re is None and in_at.is_dir():  # a folder of frames: every image in it is input
+        in_re = re.compile(r".*")
+    if in_re is None:  # one input file
+        if out_re is None:
+            return out_at == in_at or (Path(out).exists() and os.path.samefile(out, inp))
+        return in_at.parent == out_at and bool(out_re.match(in_at.name))
+    if out_re is None:  # one output file among the input's frames
+        return out_at.parent == in_at and out_at.exists() and bool(in_re.match(out_at.name))
+    if out_at != in_at:
+        return False
+    if out_re.pattern == in_re.pattern:
+        return True
+    return any(in_re.match(p.name) and out_re.match(p.name) for p in in_at.iterdir()
+               if p.suffix.lower() in video.IMAGE_SUFFIXES)

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 
-from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, add_progress_options, engine_from_args, parse_frame_range, progress_from_args
+from priorfx.cli.common import (add_cluster_option, add_engine_options, add_progress_options, check_cluster_engine,
+                                check_output, engine_from_args, parse_frame_range, progress_from_args)
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
@@ -46,18 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from priorfx import io as pio
-    from priorfx.errors import InputError, OutputError
+    from priorfx.errors import InputError
     from priorfx.provenance import provenance
     from priorfx.shutter import ShutterParams
 
     params = ShutterParams(readout=args.readout, mode=args.mode, scan=args.scan, lookahead=args.lookahead,
                            strength=args.strength, target=args.target, exposure=args.exposure)
-    out_dir = Path(args.output).parent
-    if not out_dir.is_dir():  # fail before the work, not after it
-        raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
+    check_output(args.output, [args.input], kinds=("clip",))  # fail before the work, not after it
     check_cluster_engine(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from priorfx.cli.common import (add_cluster_option, add_engine_options, add_progress_options, check_cluster_engine,
-                                engine_from_args, parse_frame_range, progress_from_args)
+                                check_output, engine_from_args, parse_frame_range, progress_from_args)
 from priorfx.errors import UsageError
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
@@ -113,8 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     still_in = _is_still(args.input)
     if still_in and frame_range is not None:
         raise UsageError("--frames applies to videos and image sequences, not to a single image")
-    frames = pio.read_frames(args.input, frame_range, fps=args.fps)
     out = args.output
+    check_output(out, [args.input, args.guide, args.holdout, args.garbage])  # before any work
+    frames = pio.read_frames(args.input, frame_range, fps=args.fps)
     out_is_clip = is_sequence_pattern(out) or Path(out).suffix.lower() in pio.video.VIDEO_SUFFIXES
     if len(frames) > 1 and not out_is_clip:
         raise UsageError(f"{args.input} has {len(frames)} frames but {out} is a single image",

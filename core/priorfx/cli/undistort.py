@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from priorfx.cli.common import add_engine_options, add_progress_options, engine_from_args, progress_from_args
+from priorfx.cli.common import add_engine_options, add_progress_options, check_output, engine_from_args, progress_from_args
 
 DESCRIPTION = """Re-renders a close-up portrait as if the camera had been farther away
 (a dolly zoom: the camera moves back, the focal length grows, the face keeps
@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
     from priorfx.portrait import PortraitParams, face_message
 
+    check_output(args.output, [args.input], kinds=("image",))  # before any work
     info = pio.read_image_info(args.input)
     focal, source = args.focal_mm, "user"
     exif = None

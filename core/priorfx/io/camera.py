@@ -165,6 +165,20 @@ def _plane_view(buf: np.ndarray, offset: int, rows: int, row_bytes: int, stride:
                       strides=(stride, 1))
 
 
+def _strides(strides) -> list[int]:
+    """Linesizes as a list of whole byte counts, or InputError (never a bare ValueError)."""
+    items = [strides] if np.isscalar(strides) else strides
+    try:
+        items = list(items)
+    except TypeError:
+        items = [None]
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 < s < 1 << 31
+               for s in items):
+        raise InputError(f"strides must be whole positive byte counts per row, got {strides!r}",
+                         "pass one linesize (bytes per row) per plane")
+    return [int(s) for s in items]
+
+
 def planes(data, key: str, width: int, height: int, strides=None) -> list[np.ndarray]:
     """Zero-copy uint8 views of each plane of a frame in `data` (one buffer or one per plane).
 
@@ -173,7 +187,7 @@ def planes(data, key: str, width: int, height: int, strides=None) -> list[np.nda
     shapes = plane_shapes(key, width, height)
     n = len(shapes)
     if strides is not None:
-        strides = [int(s) for s in ([strides] if np.isscalar(strides) else strides)]
+        strides = _strides(strides)
         if len(strides) != n:
             raise InputError(f"{key.upper()} has {n} plane(s) but {len(strides)} stride(s) were given",
                              "give one stride (linesize) per plane")

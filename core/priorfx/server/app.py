@@ -23,29 +23,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import inspect
 import json
+import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Iterable
 
 import anyio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import priorfx
 from priorfx.engine import LocalEngine
-from priorfx.errors import (AuthError, CancelledError, InputError, LimitError, NotFoundError,
-                            PriorfxError, UsageError, VersionMismatchError)
+from priorfx.errors import (AuthError, BodyTimeoutError, CancelledError, InputError, LimitError,
+                            NotFoundError, PriorfxError, UsageError, VersionMismatchError)
 from priorfx.progress import Progress
 from priorfx.server import protocol
+from priorfx.server.guard import BodyBudget, RequestPolicy, read_body
 from priorfx.server.jobs import FrameFeed, JobManager
 
 MB = 1 << 20
+MAX_CHANNELS = 16  # an image's third axis: RGB(A), planes, a few AOVs
 
 
 @dataclass(frozen=True)
@@ -60,16 +64,30 @@ class ServerConfig:
     max_frames: int = 2000            # frames in one job
     max_jobs: int = 32                # jobs queued or running
     max_streams: int = 8              # live shutter sessions open at once
-    job_ttl_s: float = 600.0          # results nobody fetches are dropped after this
+    job_ttl_s: float = 600.0          # jobs nobody asks about are dropped after this
+    result_ttl_s: float = 120.0       # results of a finished job nobody fetches, after this
+    max_inflight_mb: float | None = None  # bytes being received by all uploads; None: max_body_mb
+    body_timeout_s: float = 60.0      # a body that sends nothing for this long is refused
+    hello_timeout_s: float = 15.0     # a live session must send its opening message by then
+    bound_host: str = "127.0.0.1"     # the address it listens on (a Host it always answers)
+    allow_hosts: tuple[str, ...] = ()  # more Host / Origin names it answers (--allow-host)
 
     @property
     def max_body(self) -> int:
         return int(self.max_body_mb * MB)
 
+    @property
+    def max_inflight(self) -> int:
+        return int((self.max_inflight_mb or self.max_body_mb) * MB)
+
+    def policy(self) -> RequestPolicy:
+        return RequestPolicy(bool(self.token), self.bound_host, self.allow_hosts)
+
     def limits(self) -> dict[str, Any]:
         return {"max_body_bytes": self.max_body, "max_side": self.max_side,
                 "max_pixels": self.max_pixels, "max_frames": self.max_frames,
-                "max_jobs": self.max_jobs, "max_streams": self.max_streams}
+                "max_jobs": self.max_jobs, "max_streams": self.max_streams,
+                "max_inflight_bytes": self.max_inflight}
 
 
 # ---------------------------------------------------------------- operations
@@ -126,15 +144,20 @@ class Limits:
         if not isinstance(a, np.ndarray):
             raise InputError(f"{what} must be an image array, got {type(a).__name__}",
                              "send a float32 H x W x C array")
-        if a.ndim not in (2, 3):
-            raise InputError(f"{what} has shape {a.shape}; an image is H x W or H x W x C")
-        h, w = a.shape[:2]
+        if a.ndim not in (2, 3) or a.ndim == 3 and not 1 <= a.shape[2] <= MAX_CHANNELS:
+            raise InputError(f"{what} has shape {a.shape}; an image is H x W or H x W x C "
+                             f"(C from 1 to {MAX_CHANNELS})")
+        self.size(what, *a.shape[:2])
+        # dtypes and values (NaN) are the manipulation's business, as locally: it checks them.
+        return a
+
+    def size(self, what: str, h: int, w: int) -> None:
+        if h < 1 or w < 1:
+            raise InputError(f"{what} is {w}x{h} pixels; an image has at least one pixel")
         if max(h, w) > self.cfg.max_side or h * w > self.cfg.max_pixels:
             raise LimitError(f"{what} is {w}x{h}; this server accepts at most {self.cfg.max_side} "
                              f"pixels a side and {self.cfg.max_pixels / 1e6:g} MP",
                              "scale the image down or raise the server's --max-side/--max-pixels")
-        # dtypes are the manipulation's business (as locally): it checks them itself.
-        return a
 
     def frames(self, what: str, frames: Any) -> list:
         if not isinstance(frames, list) or not frames:
@@ -185,9 +208,9 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
     more, total = req.get("more", False), req.get("total")
     if type(more) is not bool or not (total is None or type(total) is int and total >= len(frames)):
         raise UsageError("'more' must be true or false and 'total' a frame count or null")
-    if total is not None and total > limits.cfg.max_frames and op == "deshutter":
-        raise LimitError(f"a clip of {total} frames; this server corrects at most "
-                         f"{limits.cfg.max_frames} at once", "split the clip at a cut")
+    if total is not None and total > limits.cfg.max_frames:
+        raise LimitError(f"a job of {total} frames; this server takes at most "
+                         f"{limits.cfg.max_frames} in one job", "split the shot at a cut")
     if op == "deshutter":
         if not more:
             return (lambda progress: [engine.deshutter(frames, params, progress)]), None
@@ -236,56 +259,36 @@ def check_request_headers(headers, cfg: ServerConfig) -> None:
         scheme, _, given = auth.partition(" ")
         if not auth:
             raise AuthError("this priorfx server needs a token",
-                            "pass --token or set PRIORFX_TOKEN on the client")
+                            "set PRIORFX_TOKEN (or token in the config file) on the client")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), cfg.token.encode()):
             raise AuthError("the token was refused by the priorfx server",
-                            "use the token the server was started with (--token / PRIORFX_TOKEN)")
+                            "use the token the server was started with (--token-file / PRIORFX_TOKEN)")
 
 
 class Guard:
-    """ASGI middleware: auth + protocol version for HTTP; JSON errors for everything."""
+    """ASGI middleware: Host, Origin and Content-Type (guard.RequestPolicy) for HTTP
+    and WebSocket handshakes, then auth + protocol version for HTTP; JSON errors."""
 
     def __init__(self, app, cfg: ServerConfig):
         self.app = app
         self.cfg = cfg
+        self.policy = cfg.policy()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope["path"] != "/v1/health":
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if scope["type"] in ("http", "websocket"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             try:
-                check_request_headers(headers, self.cfg)
+                self.policy.check(headers, scope.get("scheme", "http"))
+                if scope["type"] == "http" and scope["path"] != "/v1/health":
+                    check_request_headers(headers, self.cfg)
+                    self.policy.check_body_type(headers, scope["method"])
             except PriorfxError as err:
-                await error_response(err)(scope, receive, send)
+                if scope["type"] == "websocket":  # refuse the handshake (HTTP 403)
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await error_response(err)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-async def read_body(request: Request, limit: int) -> bytearray:
-    """The request body as a writeable buffer, refused early when over `limit`."""
-    over = LimitError(f"request body is over this server's limit of {limit / MB:g} MB",
-                      "send fewer frames per job or smaller images, or raise --max-body-mb")
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise InputError("Content-Length is not a number")
-        if int(length) > limit:
-            raise over
-        buf = bytearray(int(length))
-        pos = 0
-        async for chunk in request.stream():
-            if pos + len(chunk) > len(buf):
-                raise InputError("request body is longer than its Content-Length")
-            buf[pos:pos + len(chunk)] = chunk
-            pos += len(chunk)
-        if pos != len(buf):
-            raise InputError(f"request body ended after {pos} of {len(buf)} bytes")
-        return buf
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise over
-    return buf
 
 
 def rss_mb() -> float | None:
@@ -303,7 +306,17 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
     cfg = cfg or ServerConfig()
     engine = engine or LocalEngine()
     limits = Limits(cfg)
-    jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s)
+    jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s,
+                      result_ttl_s=cfg.result_ttl_s)
+    budget = BodyBudget(cfg.max_inflight)
+
+    async def body(request: Request) -> Any:
+        """The request's bundle, decoded; a dict or an InputError."""
+        req = protocol.unpack(await read_body(request, cfg.max_body, budget, cfg.body_timeout_s))
+        if not isinstance(req, dict):
+            raise InputError(f"the request bundle holds a {type(req).__name__}, not an object of fields",
+                             "send bodies made by RemoteEngine (a mapping of request fields)")
+        return req
     stream_slots = anyio.CapacityLimiter(cfg.max_streams)
     open_streams = [0]
 
@@ -311,7 +324,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
     async def lifespan(app):
         async def reaper():
             while True:
-                await asyncio.sleep(min(30.0, cfg.job_ttl_s / 4))
+                await asyncio.sleep(min(30.0, cfg.job_ttl_s / 4, cfg.result_ttl_s / 4))
                 jobs.reap()
         task = asyncio.create_task(reaper())
         try:
@@ -329,7 +342,8 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
             "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
             "priorfx_version": priorfx.__version__, "python": sys.version.split()[0],
             "workers": cfg.workers, "limits": cfg.limits(), "operations": available_ops(),
-            "jobs": jobs.counts(), "streams": open_streams[0], "rss_mb": rss_mb()})
+            "jobs": jobs.counts(), "streams": open_streams[0], "rss_mb": rss_mb(),
+            "upload_bytes_in_flight": budget.in_flight})
 
     async def models(request: Request):
         rows = await anyio.to_thread.run_sync(engine.models)
@@ -338,8 +352,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
     async def submit(request: Request):
         op = request.path_params["op"]
         params_class(op)  # unknown or missing operation: fail before reading pixels
-        body = await read_body(request, cfg.max_body)
-        req = protocol.unpack(body)
+        req = await body(request)
         work, feed = build_work(op, req, limits, engine)
         try:
             job = jobs.submit(op, work, feed)
@@ -355,8 +368,8 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         """
         op = request.path_params["op"]
         params_class(op)
-        req = protocol.unpack(await read_body(request, cfg.max_body))
-        if isinstance(req, dict) and req.get("more"):
+        req = await body(request)
+        if req.get("more"):
             raise UsageError("a shot in several uploads needs the jobs API (POST /v1/jobs/matte)")
         work, _feed = build_work(op, req, limits, engine)
         try:
@@ -419,8 +432,8 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         if not feed.hold_all and feed.pending_bytes() > cfg.max_body:
             raise LimitError("frames are arriving faster than the server mattes them",
                              "wait until earlier frames are done (RemoteEngine does)")
-        req = protocol.unpack(await read_body(request, cfg.max_body))
-        extra = sorted(set(req) - {"frames", "guides", "more"}) if isinstance(req, dict) else []
+        req = await body(request)
+        extra = sorted(set(req) - {"frames", "guides", "more"})
         if extra:
             raise UsageError(f"unknown upload field(s): {', '.join(extra)}")
         more = req.get("more", False)
@@ -436,9 +449,9 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         if feed.total is not None and feed.received + len(frames) > feed.total:
             raise UsageError(f"job {job.id} was announced with {feed.total} frames; this upload "
                              f"would make {feed.received + len(frames)}")
-        if feed.hold_all and feed.received + len(frames) > cfg.max_frames:
-            raise LimitError(f"a clip of more than {cfg.max_frames} frames; this server corrects at "
-                             f"most {cfg.max_frames} at once", "split the clip at a cut")
+        if feed.received + len(frames) > cfg.max_frames:
+            raise LimitError(f"a job of more than {cfg.max_frames} frames; this server takes at "
+                             f"most {cfg.max_frames} in one job", "split the shot at a cut")
         feed.add(frames, _chunk_guides(guides, feed.per_frame_guides, len(frames)), more)
         return JSONResponse(job.status())
 
@@ -450,6 +463,21 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
 
         async def send_error(err: PriorfxError) -> None:
             await ws.send_bytes(protocol.pack({"error": err.to_json()}))
+
+        async def receive_bundle(timeout: float | None = None) -> bytes:
+            """The next binary message; InputError for a text one, BodyTimeoutError after `timeout`."""
+            try:
+                message = await asyncio.wait_for(ws.receive(), timeout)
+            except asyncio.TimeoutError:
+                raise BodyTimeoutError(f"a live session must send its opening message within "
+                                       f"{timeout:g} s", "send it right after connecting") from None
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            if message.get("bytes") is None:
+                raise InputError("a live session takes binary priorfx bundles, not text messages",
+                                 "send bundles made by priorfx.server.protocol.pack "
+                                 "(RemoteShutterSession does)")
+            return message["bytes"]
 
         try:
             check_request_headers(ws.headers, cfg)
@@ -466,7 +494,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         session = None
         try:
             try:
-                hello = protocol.unpack(await ws.receive_bytes())
+                hello = protocol.unpack(await receive_bundle(cfg.hello_timeout_s))
                 params = protocol.params_from_json(params_class("deshutter"), _field(hello, "params"))
                 session = await anyio.to_thread.run_sync(engine.shutter_stream, params)
             except PriorfxError as err:
@@ -477,13 +505,15 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
             await ws.send_bytes(protocol.pack({"ok": True, "priorfx_version": priorfx.__version__,
                                                "methods": methods}))
             while True:
-                message = await ws.receive_bytes()
                 try:
+                    message = await receive_bundle()
                     # Frames are decoded in place (read-only views, no copy): the session
                     # only reads its input, as with a camera's shared-memory buffer.
                     call = _stream_call(protocol.unpack(message, bytes_as_views=True),
                                         session, methods, limits)
                     reply = await anyio.to_thread.run_sync(call, limiter=stream_slots)
+                except WebSocketDisconnect:
+                    raise
                 except PriorfxError as err:
                     reply = protocol.pack({"error": err.to_json()})
                 except Exception as exc:  # a bug in the session: report it, keep serving
@@ -512,7 +542,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
                 Route("/v1/jobs/{id:str}/parts/{index:int}", job_part, methods=["GET"]),
                 Route("/v1/jobs/{id:str}/frames", job_frames, methods=["POST"]),
                 WebSocketRoute("/v1/shutter/stream", shutter_stream)],
-        exception_handlers={PriorfxError: _priorfx_error, 404: _not_found, 405: _not_allowed,
+        exception_handlers={PriorfxError: _priorfx_error, ClientDisconnect: _client_gone, 404: _not_found, 405: _not_allowed,
                             Exception: _internal_error},
         lifespan=lifespan)
     app.state.config = cfg
@@ -535,6 +565,11 @@ def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> 
     args, kwargs = msg.get("args", []), msg.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise InputError("stream call needs 'args' as a list and 'kwargs' as a mapping")
+    fn = getattr(session, method)
+    try:  # wrong arguments are the client's mistake, not an internal error
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise UsageError(f"{method}(): {exc}") from None
     import numpy as np
 
     for i, a in enumerate([*args, *kwargs.values()]):
@@ -551,8 +586,7 @@ def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> 
         w, h = named.get("width"), named.get("height")
         if type(w) is not int or type(h) is not int or w < 1 or h < 1:
             raise InputError(f"push_buffer needs whole positive width and height, got {w!r} x {h!r}")
-        limits.image("frame", np.empty((h, w, 0), np.uint8))
-    fn = getattr(session, method)
+        limits.size("frame", h, w)
 
     def call() -> bytes:
         t0 = time.perf_counter()
@@ -573,13 +607,20 @@ def _int_query(request: Request, name: str, default: int) -> int:
 
 def _float_query(request: Request, name: str, default: float) -> float:
     try:
-        return float(request.query_params.get(name, default))
+        value = float(request.query_params.get(name, default))
     except ValueError:
-        raise UsageError(f"query parameter {name} must be a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise UsageError(f"query parameter {name} must be a finite number")
+    return value
 
 
 async def _priorfx_error(request: Request, err: PriorfxError):
     return error_response(err)
+
+
+async def _client_gone(request: Request, exc: ClientDisconnect):
+    return Response(status_code=400)  # nobody reads it: the client left mid-body
 
 
 async def _not_found(request: Request, exc):
@@ -624,7 +665,7 @@ def bind(host: str, port: int, cfg: ServerConfig):
     if not cfg.token and not is_loopback(host):
         raise UsageError(f"refusing to listen on {host} without a token: anyone on the network "
                          "could use this machine's inference",
-                         "pass --token T (or set PRIORFX_TOKEN), or listen on 127.0.0.1")
+                         "pass --token-file PATH (or set PRIORFX_TOKEN), or listen on 127.0.0.1")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -652,7 +693,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, cfg: ServerConfig | None = 
 
     import uvicorn
 
-    cfg = cfg or ServerConfig()
+    cfg = replace(cfg or ServerConfig(), bound_host=host)
     if tls_key and not tls_cert:
         raise UsageError("--tls-key needs --tls-cert")
     if tls_cert:

@@ -140,7 +140,8 @@ class RemoteEngine:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 resp = self._http.request(method, self.url + path, data=data, params=params,
-                                          timeout=timeout, stream=stream)
+                                          timeout=timeout, stream=stream,
+                                          headers=None if data is None else _BUNDLE_HEADERS)
             except requests.exceptions.SSLError as exc:  # retrying cannot make it trusted
                 raise EngineUnreachableError(
                     f"cannot verify the TLS certificate of the priorfx server at {self.url}: "
@@ -404,6 +405,9 @@ class RemoteEngine:
             self._http.delete(self.url + path, timeout=(self.connect_timeout, 5.0))
         except requests.RequestException:
             pass
+
+
+_BUNDLE_HEADERS = {"Content-Type": protocol.CONTENT_TYPE}
 
 
 def _ssl_reason(exc: BaseException) -> str:

@@ -182,13 +182,15 @@ class Job:
 
 
 class JobManager:
-    """Runs jobs on `workers` threads; at most `max_active` queued or running."""
+    """Runs jobs on `workers` threads; at most `max_active` held (queued, running,
+    or finished with results nobody has fetched yet: those hold memory too)."""
 
     def __init__(self, workers: int = 1, max_active: int = 32, ttl_s: float = 600.0,
-                 max_unfetched: int = 4):
+                 max_unfetched: int = 4, result_ttl_s: float = 120.0):
         self.workers = workers
         self.max_active = max_active
         self.ttl_s = ttl_s
+        self.result_ttl_s = min(result_ttl_s, ttl_s)
         self.max_unfetched = max_unfetched
         self.jobs: dict[str, Job] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="priorfx-job")
@@ -197,10 +199,11 @@ class JobManager:
     def submit(self, op: str, work: Callable[[Progress], Iterable[Any]],
                feed: FrameFeed | None = None) -> Job:
         self.reap()
-        active = sum(j.state in ACTIVE for j in self.jobs.values())
+        active = sum(j.state in ACTIVE or bool(j.parts) for j in self.jobs.values())
         if active >= self.max_active:
-            raise LimitError(f"the server already has {active} job(s) queued or running",
-                             "wait for some to finish and submit again")
+            raise LimitError(f"the server already has {active} job(s) queued or running, or "
+                             "finished with results not yet fetched",
+                             "wait for some to finish (and fetch or DELETE their results), then submit again")
         job = Job(op, asyncio.get_running_loop())
         job.feed = feed
         self.jobs[job.id] = job
@@ -247,10 +250,12 @@ class JobManager:
         return out
 
     def reap(self) -> None:
-        """Forget jobs nobody asked about for `ttl_s` (cancelling any still running)."""
+        """Forget jobs nobody asked about for `ttl_s` (cancelling any still running),
+        and finished ones nobody asked about for `result_ttl_s`."""
         now = time.monotonic()
         for job in list(self.jobs.values()):
-            if now - job.last_access > self.ttl_s:
+            ttl = self.ttl_s if job.state in ACTIVE else self.result_ttl_s
+            if now - job.last_access > ttl:
                 if job.state in ACTIVE:
                     self.cancel(job)
                 self.jobs.pop(job.id, None)

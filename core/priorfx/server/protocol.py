@@ -52,6 +52,7 @@ _HEAD = struct.Struct("<4sHHIQ")
 ALIGN = 64
 MAX_JSON_BYTES = 4 << 20
 MAX_NDIM = 4
+MAX_DIM = 1 << 31  # one axis
 
 # Only plain numeric dtypes cross the wire (no objects, no structured types),
 # little-endian. Decoded arrays get the native dtype object ('=' not '<'):
@@ -221,7 +222,10 @@ def unpack(buf, allow_dataclasses: bool = False, max_arrays: int = 100_000,
     if jlen > MAX_JSON_BYTES or _HEAD.size + jlen > len(buf):
         raise _bad("JSON header length is out of range")
     try:
-        head = json.loads(bytes(buf[_HEAD.size:_HEAD.size + jlen]), parse_constant=_no_constant)
+        head = json.loads(bytes(buf[_HEAD.size:_HEAD.size + jlen]), parse_constant=_no_constant,
+                          parse_float=_finite_float)
+    except RecursionError:
+        raise _bad("JSON header is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(f"JSON header does not parse ({exc})") from None
     if not isinstance(head, dict) or not isinstance(head.get("arrays"), list) or "tree" not in head:
@@ -250,6 +254,14 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+def _finite_float(text: str) -> float:
+    # 1e400 parses to inf: non-finite numbers travel only as {"$f": ...}.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def _array(mv: memoryview, d: Any, data_start: int) -> np.ndarray:
     if not isinstance(d, dict):
         raise _bad("array descriptor is not an object")
@@ -257,17 +269,20 @@ def _array(mv: memoryview, d: Any, data_start: int) -> np.ndarray:
     if dtype not in DTYPES:
         raise _bad(f"array dtype {dtype!r} is not one of {sorted(DTYPES)}")
     if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-            or not all(type(s) is int and s >= 0 for s in shape)):
+            or not all(type(s) is int and 0 <= s <= MAX_DIM for s in shape)):
         raise _bad(f"array shape {shape!r} is not a list of at most {MAX_NDIM} sizes")
     if type(off) is not int or type(nbytes) is not int or off < data_start or off + nbytes > len(mv):
         raise _bad("array bytes lie outside the message")
     dt = DTYPES[dtype]
     if math.prod(shape) * dt.itemsize != nbytes:
         raise _bad(f"array of shape {shape} and dtype {dtype} cannot have {nbytes} bytes")
-    if _NATIVE_LE:
-        a = np.frombuffer(mv[off:off + nbytes], dtype=np.dtype(dtype)).reshape(shape)
-    else:  # a big-endian machine: convert (a copy) so the core sees native numbers
-        a = np.frombuffer(mv[off:off + nbytes], dtype=dt).reshape(shape).astype(np.dtype(dtype))
+    try:  # numpy refuses some zero-size shapes whose other axes multiply past its limit
+        if _NATIVE_LE:
+            a = np.frombuffer(mv[off:off + nbytes], dtype=np.dtype(dtype)).reshape(shape)
+        else:  # a big-endian machine: convert (a copy) so the core sees native numbers
+            a = np.frombuffer(mv[off:off + nbytes], dtype=dt).reshape(shape).astype(np.dtype(dtype))
+    except ValueError:
+        raise _bad(f"array shape {shape} is too large") from None
     as_ = d.get("as")
     if as_ is None:
         return a

@@ -318,6 +318,11 @@ class ShutterSession:
         (each later call returns the previous frame).
         """
         frame = check_frame(frame)
+        # A live frame with NaN/Inf would poison the motion estimate of every later
+        # frame (min/max: two passes, no temporary array; uint8 frames skip it).
+        if frame.dtype == np.float32 and not (np.isfinite(frame.min()) and np.isfinite(frame.max())):
+            raise InputError("frame contains NaN or infinite values",
+                             "replace them (e.g. numpy.nan_to_num) before pushing the frame")
         h, w = frame.shape[:2]
         corr = self._bind(w, h, "rgb")
         small = corr.gray(frame)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ CONTROL_SIZE = 512
 SLOT_HEADER_SIZE = 128
 ALIGN = 64
 MAX_PLANES = 4
+MAX_SLOTS = 64
+MAX_SIDE = 1 << 15  # pixels along a frame side
 
 # libobs `enum video_format` values (stable since OBS 26) -> name.
 OBS_FORMATS = {1: "I420", 2: "NV12", 3: "YVYU", 4: "YUY2", 5: "UYVY", 6: "RGBA",
@@ -99,6 +102,38 @@ def _round_up(n: int, to: int = ALIGN) -> int:
 def default_dir() -> str:
     """Where slot files live: /dev/shm (RAM) when there is one, else the temp dir."""
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def private_dir(base: str | None = None) -> str:
+    """`<temp>/priorfx-<uid>`: a folder only this user can enter (mode 0700).
+
+    Made on first use; if the name is taken by another user, a symlink or a
+    folder others can write to, a fresh private folder (mkdtemp) is used instead,
+    so nothing priorfx writes lands where another user can swap it.
+    """
+    base = base or tempfile.gettempdir()
+    if not hasattr(os, "getuid"):  # Windows: the temp folder is the user's own
+        return base
+    uid = os.getuid()
+    path = os.path.join(base, f"priorfx-{uid}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or st.st_mode & 0o077:
+        return tempfile.mkdtemp(prefix=f"priorfx-{uid}-", dir=base)
+    return path
+
+
+def open_private(path: str) -> int:
+    """A new file at `path` for writing, mode 0600: never follows a symlink, never
+    reuses a file it did not just create (O_EXCL after removing an old one)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
 
 
 @dataclass
@@ -177,6 +212,11 @@ class Channel:
         if magic != MAGIC or version != VERSION:
             mm.close()
             raise ValueError(f"{path} is not a priorfx slot file of version {VERSION}")
+        # The control block is data from another process: its slots must lie in the file.
+        if (not (1 <= n_in <= MAX_SLOTS and 1 <= n_out <= MAX_SLOTS) or capacity < 1
+                or CONTROL_SIZE + (n_in + n_out) * (SLOT_HEADER_SIZE + _round_up(capacity)) > size):
+            mm.close()
+            raise ValueError(f"{path}: {n_in}+{n_out} slots of {capacity} bytes do not fit its {size} bytes")
         return cls(path, mm, n_in, n_out, capacity, owner=False)
 
     def close(self, unlink: bool | None = None) -> None:
@@ -288,14 +328,24 @@ class Channel:
         struct.pack_into("<Q", self.mm, self.slot_offset(kind, index) + _SEQ_END_OFFSET, seq)
 
     def read_header(self, kind: str, index: int) -> SlotHeader | None:
-        """The slot's header when it holds a complete frame, else None."""
+        """The slot's header when it holds a complete, consistent frame, else None.
+
+        The other process wrote it: a size past the slot's capacity, an unknown
+        format or planes that do not add up to the size would make the reader
+        copy outside the slot, so such a slot counts as empty."""
         v = _SLOT.unpack_from(self.mm, self.slot_offset(kind, index))
         seq_begin, seq_end = v[0], v[1]
         if seq_begin == 0 or seq_begin != seq_end:
             return None
-        return SlotHeader(seq=seq_begin, source_seq=v[2], timestamp=v[3],
-                          fmt=OBS_FORMATS.get(v[4], "?"), width=v[5], height=v[6],
-                          linesizes=tuple(v[8:8 + v[7]]), size=v[12])
+        fmt, n_planes, size = OBS_FORMATS.get(v[4]), v[7], v[12]
+        if fmt is None or size > self.capacity or not 0 < v[5] <= MAX_SIDE or not 0 < v[6] <= MAX_SIDE:
+            return None
+        rows = plane_rows(fmt, v[6])
+        linesizes = tuple(v[8:8 + n_planes])
+        if n_planes != len(rows) or 0 in linesizes or frame_size(fmt, v[6], linesizes) != size:
+            return None
+        return SlotHeader(seq=seq_begin, source_seq=v[2], timestamp=v[3], fmt=fmt, width=v[5],
+                          height=v[6], linesizes=linesizes, size=size)
 
     def still_valid(self, kind: str, index: int, seq: int) -> bool:
         """After copying a slot: True when nobody started rewriting it meanwhile."""

@@ -18,13 +18,13 @@ no live worker, `live` is False and the host passes frames through unchanged.
 The host's video thread takes `lock` (with a short timeout, never blocking) to
 use `channel` and `live`; the manager takes it only to swap them.
 
-The worker's output goes to a log in a per-user 0700 folder, opened without
-following links and removed when the worker is stopped for good.
+The worker's output goes to a log in a per-user 0700 folder (shm.private_dir),
+created anew without following links (shm.open_private) and removed when the
+worker is stopped for good.
 """
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 import time
 from typing import Callable, List, Optional
@@ -35,25 +35,6 @@ BACKOFF_S = (0.5, 30.0)    # restart delay after a crash: first, largest (double
 FORGIVE_AFTER_S = 30.0     # a worker that ran fine this long resets the back-off
 MIN_CAPACITY = 1280 * 720 * 4
 CREATE_NO_WINDOW = 0x08000000
-
-
-def private_log_dir() -> str:
-    """A folder only this user can enter, for worker logs (not a guessable shared /tmp name)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    folder = os.path.join(base, "priorfx-{}".format(uid))
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    st = os.lstat(folder)
-    if hasattr(os, "getuid") and (st.st_uid != uid or (st.st_mode & 0o077)):
-        raise OSError("{} is not a private folder of this user".format(folder))
-    return folder
-
-
-def open_private_log(folder: str, name: str) -> int:
-    """A new log file that no other user can read and that is never a link someone planted."""
-    path = os.path.join(folder, name)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    return os.open(path, flags, 0o600)
 
 
 class WorkerSupervisor:
@@ -248,9 +229,9 @@ class WorkerSupervisor:
 
         try:
             if not self.log_path:
-                self.log_path = os.path.join(private_log_dir(), "obs-worker-{}-{}.log".format(
-                    os.getpid(), self.name.replace(os.sep, "_")))
-            return open_private_log(os.path.dirname(self.log_path), os.path.basename(self.log_path))
+                self.log_path = os.path.join(self.shm.private_dir(), "obs-worker-{}-{}.log".format(
+                    os.getpid(), self.name.replace(" ", "-").replace(os.sep, "_")))
+            return self.shm.open_private(self.log_path)
         except OSError as exc:
             self._log("{}: no worker log ({})".format(self.name, exc))
             self.log_path = ""
