@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from priorfx.cli.common import add_engine_options, engine_from_args, progress_bar
+from priorfx.cli.common import add_colour_options, add_engine_options, colour_from_args, engine_from_args, progress_bar
 
 DESCRIPTION = """Re-renders a close-up portrait as if the camera had been farther away
 (a dolly zoom: the camera moves back, the focal length grows, the face keeps
@@ -14,6 +14,8 @@ its size). A metric 3D face is fitted to each face under full perspective to
 estimate the camera distance. The focal length comes from --focal-mm, else the
 file's EXIF (FocalLengthIn35mmFilm), else 26 mm (a phone front camera).
 16-bit PNG/TIFF and float EXR keep their precision; alpha is warped along.
+Colour: the face priors see the picture display-encoded; the result stays
+in the input's colour space (--colorspace, default auto from the file; --ocio).
 Exit code 6 (and no output file) when no face is found."""
 
 
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write OUT's name + '.debug.png' with landmarks, head proxy and distances")
     p.add_argument("--json", action="store_true", help="print the faces found and the settings used as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_colour_options(p)
     add_engine_options(p)
     p.set_defaults(func=_run)
 
@@ -53,14 +56,16 @@ def _run(args: argparse.Namespace) -> int:
         source = "exif" if focal else "default"
     params = PortraitParams(distance_m=args.distance, focal_mm=focal, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
+    colour = colour_from_args(args, args.input, info)
     image = as_rgb(pio.read_image(args.input))
     engine = engine_from_args(args)
     with progress_bar("undistort", unit="step", quiet=args.quiet) as prog:
-        result = engine.undistort(image, params, progress=prog)
+        result = engine.undistort(image, params, progress=prog, colour=colour)
     prov = dict(result.provenance)
     prov["focal_source"] = source
     prov["input"] = str(args.input)
-    pio.write_image(args.output, result.image, provenance=prov,
+    prov["colour"] = colour.provenance()
+    pio.write_image(args.output, result.image, provenance=prov, metadata=colour.header(args.output),
                     bits=output_bits(info.pixel_type, args.output))
     dbg = None
     if args.debug_overlay and result.debug is not None:
