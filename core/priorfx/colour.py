@@ -12,7 +12,7 @@ back with a `Boundary`:
   ``"display"``: sdr-video encodings (sRGB, Rec.709, ...) are taken as they
   are, exactly what the priors saw in training; anything else (scene-linear,
   log, HDR) goes through OCIO to the config's sRGB texture space, and values
-  above `ROLLOFF_KNEE` are rolled off softly towards 1 (not clipped), so
+  above 1 are rolled off softly into 1 .. 1.25 (not clipped), so
   highlights keep their texture.
 * `Boundary.back(out, working_in, plate)`: an output in the plate's own
   encoding. Pixels the manipulation left as they came in (opaque foreground,
@@ -48,12 +48,14 @@ AUTO = "auto"
 DISPLAY = "display"
 WORKING_ENCODINGS = (DISPLAY,)
 
-# Soft roll-off of display values above the knee: with t = (x-k)/(1-k),
-# x -> k + (1-k) t/(1+t). Continuous in value and slope at the knee, below 1
-# for every input, and invertible in float32 far up (display 3, linear ~16,
-# maps to 0.996), so highlights of a scene-linear plate keep their gradients
-# and come back. (tanh flattens too fast to invert in float32.)
-ROLLOFF_KNEE = 0.9
+# Soft roll-off of display values above 1 (values up to 1 are left alone, so
+# a linear EXR and the sRGB PNG of one photo give the priors the same
+# numbers): with t = (x - 1) / h, x -> 1 + h t / (1 + t), below 1 + h for
+# every input. Continuous in value and slope at 1 and invertible in float32
+# far up (display 3, linear ~16, maps to 1.22), so highlights keep their
+# gradients and come back. (tanh flattens too fast to invert in float32.)
+ROLLOFF_START = 1.0
+ROLLOFF_HEADROOM = 0.25
 
 # The sRGB texture space under its usual names (the CG/studio configs' alias
 # first, then ACES 1.x and nuke-default spellings).
@@ -188,22 +190,22 @@ def convert(pixels: np.ndarray, config: str, src: str, dst: str) -> np.ndarray:
 
 
 def rolloff(x: np.ndarray) -> np.ndarray:
-    """Soft roll-off of values above ROLLOFF_KNEE towards 1, in place."""
-    k = ROLLOFF_KNEE
+    """Soft roll-off of values above ROLLOFF_START, in place (see ROLLOFF_HEADROOM)."""
+    k, h = ROLLOFF_START, ROLLOFF_HEADROOM
     high = x > k
     if high.any():
-        t = (x[high] - k) / (1.0 - k)
-        x[high] = k + (1.0 - k) * t / (1.0 + t)
+        t = (x[high] - k) / h
+        x[high] = k + h * t / (1.0 + t)
     return x
 
 
 def unrolloff(x: np.ndarray) -> np.ndarray:
-    """The inverse of `rolloff`, in place (values at or above 1 are held just below it)."""
-    k = ROLLOFF_KNEE
+    """The inverse of `rolloff`, in place (values at the ceiling are held just below it)."""
+    k, h = ROLLOFF_START, ROLLOFF_HEADROOM
     high = x > k
     if high.any():
-        s = np.minimum((x[high] - k) / (1.0 - k), np.float32(0.999))
-        x[high] = k + (1.0 - k) * s / (1.0 - s)
+        s = np.minimum((x[high] - k) / h, np.float32(0.999))
+        x[high] = k + h * s / (1.0 - s)
     return x
 
 
@@ -246,7 +248,7 @@ class ColourSpec:
         """What provenance records: config, input space, how chosen, working encoding."""
         b = Boundary(self, working)
         return {"ocio_config": self.config, "input_space": self.space, "chosen_by": self.chosen_by,
-                "working": "as encoded" if b.identity else f"{b.target} (roll-off above {ROLLOFF_KNEE})"}
+                "working": "as encoded" if b.identity else f"{b.target} (roll-off above {ROLLOFF_START:g})"}
 
 
 def detect_space(path: str | os.PathLike, config: str, info: Any = None) -> ColourSpec:

@@ -238,6 +238,33 @@ def test_matte_command_follows_the_flags_the_cli_has():
         logic.matte_command(["priorfx"], {"trimap": "t"}, "o", 1, 2, s)
 
 
+def test_matte_command_passes_the_plates_colour_space():
+    s = MatteSettings(colorspace="ACES - ACEScg", ocio_config="/studio/aces_1.2/config.ocio")
+    cmd = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, s,
+                              supported=["--colorspace", "--ocio"])
+    joined = " ".join(cmd)
+    assert "--colorspace ACES - ACEScg" in joined and "--ocio /studio/aces_1.2/config.ocio" in joined
+    with pytest.raises(AdapterError, match="no colour management"):
+        logic.matte_command(["priorfx"], {"plate": "p"}, "o", 1, 2, s, supported=["--quality"])
+    assert MatteSettings(colorspace="linear").canonical() != MatteSettings(colorspace="ACEScg").canonical()
+
+
+def test_plate_colour_follows_the_projects_ocio_settings():
+    exe = "/opt/Nuke15.1v2/Nuke15.1"
+    assert logic.plate_colour("nuke-default", "", "linear", exe, env={}) == \
+        ("/opt/Nuke15.1v2/plugins/OCIOConfigs/configs/nuke-default/config.ocio", "linear")
+    assert logic.plate_colour("aces_1.2", "", "ACES - ACEScg", exe, env={}) == \
+        ("/opt/Nuke15.1v2/plugins/OCIOConfigs/configs/aces_1.2/config.ocio", "ACES - ACEScg")
+    assert logic.plate_colour("fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "", "scene_linear", exe,
+                              env={}) == ("ocio://studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "scene_linear")
+    assert logic.plate_colour("custom", "/show/config.ocio", "ACEScg", exe, "ACEScct", env={}) == \
+        ("/show/config.ocio", "ACEScct")
+    # $OCIO: Nuke and the core (same environment) both use it
+    assert logic.plate_colour("nuke-default", "", "", exe, env={"OCIO": "/show/c.ocio"}) == ("", "scene_linear")
+    with pytest.raises(AdapterError, match="no config file"):
+        logic.plate_colour("custom", "", "linear", exe, env={})
+
+
 def test_supported_flags_from_help_text():
     text = "usage: priorfx matte [-h] [--frames A-B] [--quality {fast,best}]\n  --band-px N  band\nsee foo--bar"
     assert logic.supported_flags(text) == ["--band-px", "--frames", "--quality"]
