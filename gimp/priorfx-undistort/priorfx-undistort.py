@@ -310,8 +310,10 @@ def _gimp_main() -> None:
         precision = image.get_precision()
         # 8-bit perceptual layers go as they are. Everything else, linear-light
         # 8-bit included, goes as a 16-bit perceptual (sRGB-encoded) PNG: the
-        # core reads a PNG as sRGB (its --colorspace auto), and GIMP's precision
-        # conversion on the way back returns the result to linear light.
+        # core reads a PNG as sRGB (its --colorspace auto), GIMP's precision
+        # conversion on the way back returns the result to linear light, and
+        # at 16 bits no 8-bit linear level is merged on the way out (GIMP's
+        # exporter would encode an 8-bit linear layer to 8-bit perceptual).
         high_bit = precision not in (Gimp.Precision.U8_NON_LINEAR, Gimp.Precision.U8_PERCEPTUAL)
         Gimp.progress_init(_("Undistorting selfie"))
         out_image = None
