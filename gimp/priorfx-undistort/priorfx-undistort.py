@@ -5,8 +5,10 @@ Filters > Distorts > Undistort Selfie... runs the priorfx core on the active
 layer and puts the result in a new layer (default) or back into the layer, in
 one undo step. The plug-in runs in GIMP's own Python, so it uses only the
 standard library and GObject introspection: GIMP's own exporters write the
-layer to a temporary PNG (8-bit for 8-bit images, 16-bit for 16/32-bit ones,
-so high bit depth survives; the EXIF goes along for the focal length), the
+layer to a temporary PNG (8-bit for 8-bit perceptual images; 16-bit
+perceptual for 16/32-bit and linear-light ones, so high bit depth survives and
+the core, which reads a PNG as sRGB, sees display-encoded values; the EXIF
+goes along for the focal length), the
 `priorfx undistort` command processes it (locally, or on a `priorfx serve`
 through `--remote URL`), and GIMP's loader reads the result back.
 
@@ -139,7 +141,8 @@ def _gimp_main() -> None:
                 tmp.scale(max(1, round(w * k)), max(1, round(h * k)))
             if high_bit:
                 # 16-bit display-encoded PNG: lossless for 16-bit layers, and the
-                # core writes 16-bit PNG back for 16-bit PNG input.
+                # core writes 16-bit PNG back for 16-bit PNG input; linear-light
+                # values are converted to perceptual here, by GIMP.
                 tmp.convert_precision(Gimp.Precision.U16_NON_LINEAR)
             metadata = image.get_metadata()
             if metadata is not None:
@@ -278,8 +281,13 @@ def _gimp_main() -> None:
                         Gimp.PDBStatusType.CALLING_ERROR)
         drawable = drawables[0]
         precision = image.get_precision()
-        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
-                                     Gimp.Precision.U8_PERCEPTUAL)
+        # 8-bit perceptual layers go as they are. Everything else, linear-light
+        # 8-bit included, goes as a 16-bit perceptual (sRGB-encoded) PNG: the
+        # core reads a PNG as sRGB (its --colorspace auto), GIMP's precision
+        # conversion on the way back returns the result to linear light, and
+        # at 16 bits no 8-bit linear level is merged on the way out (GIMP's
+        # exporter would encode an 8-bit linear layer to 8-bit perceptual).
+        high_bit = precision not in (Gimp.Precision.U8_NON_LINEAR, Gimp.Precision.U8_PERCEPTUAL)
         exif_focal = focal_35mm_from_metadata_xml(
             image.get_metadata().serialize() if image.get_metadata() else None)
 

@@ -73,6 +73,8 @@ class MatteSettings(NamedTuple):
     band_width: int = 0          # refinement band in pixels; 0 = automatic from resolution
     temporal: float = 0.5        # temporal smoothing, 0 = none .. 1 = strongest
     mask_channel: str = "alpha"  # which channel of a guide input is the mask
+    colorspace: str = ""         # the plate's OCIO colour space (the project's working space)
+    ocio_config: str = ""        # the OCIO config it is named in ("" = the core's $OCIO / default)
 
     def validate(self) -> "MatteSettings":
         if self.quality not in QUALITIES:
@@ -240,11 +242,47 @@ def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: st
             cmd += [GUIDE_FLAGS[name], inputs[name]]
     if settings.band_width > 0:
         cmd += ["--band", str(int(settings.band_width))]
+    if settings.colorspace:
+        # the plate's OCIO space: a linear plate read as display-encoded would pull a wrong matte
+        cmd += ["--colorspace", settings.colorspace]
+        if settings.ocio_config:
+            cmd += ["--ocio", settings.ocio_config]
     if cache_dir:
         cmd += ["--cache", cache_dir, "--json"]
     if remote_url:
         cmd += ["--remote", remote_url]
     return cmd
+
+
+NUKE_BUILTIN_PREFIX = "fn-nuke_"  # Nuke 15+: its OCIO 2 built-in configs, e.g. fn-nuke_cg-config-v...
+
+
+def plate_colour(config_knob: str, custom_path: str, working_space: str, nuke_exe: str,
+                 override: str = "", env: Optional[Mapping[str, str]] = None) -> Tuple[str, str]:
+    """(OCIO config, colour space) of the pixels the node exports.
+
+    The internal Write is raw, so the exported plate is in the script's
+    working space (root ``workingSpaceLUT``: ``linear`` under nuke-default,
+    ``ACES - ACEScg`` / ``scene_linear`` under ACES configs), unless the
+    artist names another (`override`). The config is the one Nuke uses: $OCIO
+    when set (the core reads it from the same environment: ""), the custom
+    file, an OCIO built-in for Nuke's ``fn-nuke_*`` configs, else the config
+    folder shipped beside the Nuke executable (nuke-default, aces_1.2, ...).
+    """
+    env = os.environ if env is None else env
+    space = (override or working_space or "scene_linear").strip()
+    if env.get("OCIO"):
+        return "", space
+    if config_knob == "custom":
+        if not custom_path:
+            raise AdapterError("the project's OCIO config is 'custom' but no config file is set",
+                               "set Project Settings > Color > custom OCIO config")
+        return custom_path, space
+    if config_knob.startswith(NUKE_BUILTIN_PREFIX):
+        return "ocio://" + config_knob[len(NUKE_BUILTIN_PREFIX):], space
+    name = config_knob or "nuke-default"
+    return os.path.join(os.path.dirname(nuke_exe), "plugins", "OCIOConfigs", "configs", name,
+                        "config.ocio"), space
 
 
 # --------------------------------------------------------------------------- status line

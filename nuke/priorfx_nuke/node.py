@@ -33,7 +33,7 @@ _KNOB_CHANGED = "import priorfx_nuke.node as _pfx; _pfx.knob_changed(nuke.thisNo
 ID_KNOB = "priorfx_id"
 # Knobs whose change makes the shown result stale.
 PIXEL_KNOBS = ("range_mode", "range_first", "range_last", "quality", "band_width",
-               "temporal", "mask_channel", "linear_plate", "engine", "remote_url")
+               "temporal", "mask_channel", "plate_colorspace", "engine", "remote_url")
 OUTPUT_LABELS = [label for _, label in logic.OUTPUTS]
 STATUS_EVERY_S = 1.0
 
@@ -118,11 +118,11 @@ def _add_knobs(group: nuke.Group) -> None:
     temporal.setRange(0.0, 1.0)
     temporal.setValue(logic.MatteSettings().temporal)
     group.addKnob(temporal)
-    linear = nuke.Boolean_Knob("linear_plate", "plate is scene-linear")
-    linear.setTooltip("on: the plate goes to the person prior as sRGB and the foreground comes "
-                      "back linear; off: the plate is display-encoded already")
-    linear.setValue(True)
-    group.addKnob(linear)
+    space = nuke.String_Knob("plate_colorspace", "plate colour space")
+    space.setTooltip("OCIO colour space of the plate; empty: the project's working space. The core "
+                     "shows the person prior a display-encoded copy and returns the foreground "
+                     "in this space")
+    group.addKnob(space)
     mask = nuke.Enumeration_Knob("mask_channel", "guide channel", list(logic.MASK_CHANNELS))
     mask.setTooltip("channel of the trimap / holdout / garbage inputs that holds the mask")
     group.addKnob(mask)
@@ -156,14 +156,9 @@ def _build_graph(group: nuke.Group) -> None:
     group.begin()
     try:
         inputs = [nuke.nodes.Input(name=name) for name in logic.INPUT_NAMES]
-        # The person prior was trained on display-encoded video: a scene-linear
-        # plate goes to it as sRGB, and the foreground it returns comes back
-        # to linear. Expressions (not callbacks) so a farm render follows too.
-        to_srgb = nuke.nodes.Colorspace(name="to_prior_space", colorspace_in="linear",
-                                        colorspace_out="sRGB")
-        to_srgb.setInput(0, inputs[0])
-        to_srgb["disable"].setExpression("!parent.linear_plate")
-        _write(to_srgb, "plate")
+        # The plate is exported as it is in the working space; the core is told
+        # its OCIO colour space and converts for the person prior and back.
+        _write(inputs[0], "plate")
         for src, name in zip(inputs[1:], logic.GUIDE_INPUTS):
             # Every guide is exported as a mask in all four channels, whatever
             # channel the artist painted it in (roto shapes are alpha-only).
@@ -181,18 +176,14 @@ def _build_graph(group: nuke.Group) -> None:
                              to1="rgba.green", from2="fg.blue", to2="rgba.blue")
         fg.setInput(0, read)
         fg.setInput(1, read)
-        to_linear = nuke.nodes.Colorspace(name="from_prior_space", colorspace_in="sRGB",
-                                          colorspace_out="linear")
-        to_linear.setInput(0, fg)
-        to_linear["disable"].setExpression("!parent.linear_plate")
         premult = nuke.nodes.Premult(name="premult")
-        premult.setInput(0, to_linear)
+        premult.setInput(0, fg)
         layer = nuke.nodes.Copy(name="matte_layer", from0="matte.alpha", to0="matte.alpha",
                                 from1="matte.confidence", to1="matte.confidence")
         layer.setInput(0, inputs[0])
         layer.setInput(1, read)
         switch = nuke.nodes.Switch(name="output_switch")
-        for i, n in enumerate((rgba, premult, to_linear, layer)):  # order of logic.OUTPUTS
+        for i, n in enumerate((rgba, premult, fg, layer)):  # order of logic.OUTPUTS
             switch.setInput(i, n)
         switch["which"].setExpression("parent.output")
         out = nuke.nodes.Output(name="Output1")
@@ -311,9 +302,15 @@ def _request(node: nuke.Node) -> Request:
     first, last = logic.resolve_range(
         node["range_mode"].value(), input_range,
         (int(node["range_first"].value()), int(node["range_last"].value())))
+    root_knobs = nuke.root()
+    config, space = logic.plate_colour(root_knobs["OCIO_config"].value(),
+                                       root_knobs["customOCIOConfigPath"].value(),
+                                       root_knobs["workingSpaceLUT"].value(), nuke.EXE_PATH,
+                                       node["plate_colorspace"].value().strip())
     settings = logic.MatteSettings(
         quality=node["quality"].value(), band_width=int(node["band_width"].value()),
         temporal=float(node["temporal"].value()), mask_channel=node["mask_channel"].value(),
+        colorspace=space, ocio_config=config,
     ).validate()
     engine = node["engine"].value()
     url = node["remote_url"].value().strip()

@@ -203,6 +203,33 @@ def test_cli_cluster_flag_gives_the_same_frames_as_a_plain_run(clips, cluster, c
     assert r.returncode == 7 and "127.0.0.1:9" in r.stderr
 
 
+def test_cluster_with_an_acescg_plate_gives_the_same_frames_as_a_plain_run(clips, cluster, cli, tmp_path):
+    """The colour space travels with the job: each worker converts as a single machine does."""
+    from priorfx import colour
+
+    plate = tmp_path / "plate"
+    plate.mkdir()
+    for n, f in enumerate(_read_all(clips["two_shots"])[:6], start=1):
+        px = np.ascontiguousarray(f[..., :3]) * np.float32(1.2)
+        colour.convert(px, colour.DEFAULT_CONFIG, "sRGB - Texture", "ACEScg")
+        pio.write_image(plate / f"p_{n:04d}.exr", px, metadata={"oiio:ColorSpace": "ACEScg"})
+    src = str(plate / "p_%04d.exr")
+    for cmd, extra in (("deshutter", ["--readout", "0.6"]), ("matte", ["--quality", "fast"])):
+        plain, spread = tmp_path / f"{cmd}_plain", tmp_path / f"{cmd}_cluster"
+        plain.mkdir()
+        spread.mkdir()
+        assert cli(cmd, src, "-o", str(plain / "o_%04d.exr"), *extra, "--quiet").returncode == 0
+        r = cli(cmd, src, "-o", str(spread / "o_%04d.exr"), *extra, "--quiet", "--cluster", cluster.scheduler_address)
+        assert r.returncode == 0, r.stderr
+        a, b = _read_all(str(plain / "o_%04d.exr")), _read_all(str(spread / "o_%04d.exr"))
+        assert len(a) == len(b) == 6
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert np.array_equal(x, y), f"{cmd} frame {i}: max diff {np.abs(x - y).max()}"
+        info = pio.read_image_info(spread / "o_0001.exr")
+        assert colour.find_space(colour.DEFAULT_CONFIG, info.colorspace) == "ACEScg"
+        assert info.provenance["colour"]["input_space"] == "ACEScg"
+
+
 def test_priorfx_cluster_env_sends_the_job_to_the_cluster(clips, cli, tmp_path):
     """$PRIORFX_CLUSTER (set by Nuke's farm.py --cluster) routes `priorfx matte` there."""
     r = cli("matte", clips["two_shots"], "-o", str(tmp_path / "x_%04d.exr"),

@@ -127,6 +127,10 @@ def gimp(gimp_root, sample_media, tmp_path_factory):
              "output": str(d / "exif_out.png")},
             {"name": "u16", "input": str(selfie), "precision": "U16_NON_LINEAR", "params": {**MANUAL},
              "format": "rgb16", "input_export": str(d / "u16_in.png"), "output": str(d / "u16_out.png")},
+            {"name": "linear", "input": str(selfie), "precision": "FLOAT_LINEAR", "params": {**MANUAL},
+             "format": "rgb16", "output": str(d / "linear_out.png")},
+            {"name": "linear8", "input": str(selfie), "precision": "U8_LINEAR", "params": {**MANUAL},
+             "output": str(d / "linear8_out.png")},
             {"name": "remote", "input": str(selfie), "params": {**MANUAL},
              "core_config": str(remote_dir / "priorfx-undistort" / "priorfx_host.json"),
              "output": str(d / "remote_out.png")},
@@ -235,6 +239,23 @@ def test_16_bit_image_keeps_its_precision(gimp, cli):
     # interpolated values between the 8-bit levels survive the round trip
     levels = np.round(ours * 65535) / 257
     assert np.mean(np.abs(levels - np.round(levels)) > 0.01) > 0.2
+
+
+def test_linear_light_image_gives_the_same_picture_as_the_srgb_one(gimp):
+    """A 32-bit linear-light image goes to the core as a 16-bit perceptual PNG
+    (GIMP converts), so the core, which reads PNG as sRGB, sees the same
+    picture as for the 8-bit photo; the result returns to linear light."""
+    res = _case(gimp, "linear")
+    assert res["status"] == "success", res.get("error")
+    assert res["after"]["precision"] == "float-linear"
+    ours = pio.read_image(gimp.dir / "linear_out.png")[..., :3]
+    ref = pio.read_image(gimp.dir / "selfie_out.png")[..., :3]
+    assert _diff(ours, ref).mean() * 255 < 1.0
+    # 8-bit linear light too
+    res = _case(gimp, "linear8")
+    assert res["status"] == "success" and res["after"]["precision"] == "u8-linear"
+    ours = pio.read_image(gimp.dir / "linear8_out.png")[..., :3]
+    assert _diff(ours, ref).mean() * 255 < 2.0  # 8-bit linear loses dark levels
 
 
 def test_remote_mode_runs_on_a_priorfx_server(gimp, cli):

@@ -138,22 +138,35 @@ def test_guides_exported_as_rgba_masks_are_honoured(plates, tmp_path):
         assert ch["A"][70:90, 120:140].max() == 0.0
 
 
-def test_node_on_a_linear_plate_through_the_real_core(plates, fnuke, tmp_path):
-    """PriorfxMatte in the (fake) GUI: Read of a linear EXR plate -> Process -> worker -> real core."""
-    from priorfx import io as pio
+# Colour-space names as nuke-default spells them (its sRGB is a LUT file there;
+# the same curve as a built-in transform here).
+NUKE_DEFAULT_LIKE = """ocio_profile_version: 2
+roles: {scene_linear: linear, default: linear, color_picking: sRGB, data: raw}
+file_rules:
+  - !<Rule> {name: Default, colorspace: linear}
+displays:
+  sRGB:
+    - !<View> {name: Film, colorspace: sRGB}
+active_displays: []
+active_views: []
+colorspaces:
+  - !<ColorSpace> {name: linear}
+  - !<ColorSpace>
+    name: sRGB
+    from_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055, direction: inverse}
+  - !<ColorSpace> {name: raw, isdata: true}
+"""
 
-    def colorspace(n, frame, upstream):
-        # Nuke's Colorspace node, done for real on the pixels.
-        src = tmp_path / "cs_in.exr"
-        src.write_bytes(upstream(frame))
-        px = pio.read_image(src)
-        assert (n["colorspace_in"].value(), n["colorspace_out"].value()) == ("linear", "sRGB")
-        dst = tmp_path / "cs_out.exr"
-        pio.write_image(dst, np.concatenate([_linear_to_srgb(px[..., :3]), px[..., 3:]], axis=2),
-                        ["R", "G", "B", "A"], bits=16)
-        return dst.read_bytes()
 
-    fnuke._renderers["Colorspace"] = colorspace
+def test_node_on_a_linear_plate_through_the_real_core(plates, fnuke, tmp_path, monkeypatch):
+    """PriorfxMatte in the (fake) GUI: Read of a linear EXR plate -> Process -> worker -> real core,
+    which is told the plate is 'linear' in the project's OCIO config (nuke-default names)."""
+    monkeypatch.delenv("OCIO", raising=False)
+    config = tmp_path / "nuke-default-like.ocio"
+    config.write_text(NUKE_DEFAULT_LIKE)
+    fnuke.root()["OCIO_config"].setValue("custom")
+    fnuke.root()["customOCIOConfigPath"].setValue(str(config))
+    fnuke.root()["workingSpaceLUT"].setValue("linear")
     fnuke.root()["name"].setValue(str(tmp_path / "shot.nk"))
     read = fnuke.nodes.Read(file=plates["linear"].replace("%04d", "####"), first=FIRST, last=LAST)
     read.setSelected(True)
@@ -172,15 +185,18 @@ def test_node_on_a_linear_plate_through_the_real_core(plates, fnuke, tmp_path):
     direct = tmp_path / "direct"
     direct.mkdir()
     r = subprocess.run([PRIORFX, "matte", plates["srgb"], "-o", str(direct / "m.%04d.exr"),
-                        "--frames", "{}-{}".format(FIRST, LAST), "--quality", "fast"],
+                        "--frames", "{}-{}".format(FIRST, LAST), "--quality", "fast", "--colorspace", "srgb_tx"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     for f in range(FIRST, LAST + 1):
         ch = _check_matte(logic.frame_path(out, f))
         ref, _ = _read(str(direct / "m.{}.exr".format(f)))
         # The linear plate went to the prior as sRGB: same matte as the sRGB plate
-        # (up to half-float rounding of the round trip).
+        # (up to half-float rounding), and its foreground is linear again.
         assert np.abs(ch["A"] - ref["A"]).mean() < 0.01
+        opaque = ch["A"] >= 1.0
+        plate, _ = _read(plates["linear"] % f)
+        assert opaque.any() and np.array_equal(ch["fg.R"][opaque], plate["R"][opaque])
 
 
 def _cancel_after_first_frame(engine, plates, tmp_path):

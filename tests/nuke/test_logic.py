@@ -161,6 +161,30 @@ def test_matte_command_band_zero_and_remote():
         logic.matte_command(["priorfx"], {"trimap": "t"}, "o", 1, 2, MatteSettings())
 
 
+def test_matte_command_passes_the_plates_colour_space():
+    s = MatteSettings(colorspace="ACES - ACEScg", ocio_config="/studio/aces_1.2/config.ocio")
+    cmd = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, s)
+    assert cmd[cmd.index("--colorspace") + 1] == "ACES - ACEScg"
+    assert cmd[cmd.index("--ocio") + 1] == "/studio/aces_1.2/config.ocio"
+    assert MatteSettings(colorspace="linear").canonical() != MatteSettings(colorspace="ACEScg").canonical()
+
+
+def test_plate_colour_follows_the_projects_ocio_settings():
+    exe = "/opt/Nuke15.1v2/Nuke15.1"
+    assert logic.plate_colour("nuke-default", "", "linear", exe, env={}) == \
+        ("/opt/Nuke15.1v2/plugins/OCIOConfigs/configs/nuke-default/config.ocio", "linear")
+    assert logic.plate_colour("aces_1.2", "", "ACES - ACEScg", exe, env={}) == \
+        ("/opt/Nuke15.1v2/plugins/OCIOConfigs/configs/aces_1.2/config.ocio", "ACES - ACEScg")
+    assert logic.plate_colour("fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "", "scene_linear", exe,
+                              env={}) == ("ocio://studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "scene_linear")
+    assert logic.plate_colour("custom", "/show/config.ocio", "ACEScg", exe, "ACEScct", env={}) == \
+        ("/show/config.ocio", "ACEScct")
+    # $OCIO: Nuke and the core (same environment) both use it
+    assert logic.plate_colour("nuke-default", "", "", exe, env={"OCIO": "/show/c.ocio"}) == ("", "scene_linear")
+    with pytest.raises(AdapterError, match="no config file"):
+        logic.plate_colour("custom", "", "linear", exe, env={})
+
+
 def test_make_engine_takes_the_core_from_priorfx_exe_and_drops_remote_for_local(tmp_path):
     nuke_dir = tmp_path / "Nuke13.2v5"
     exe = tmp_path / "my tools" / "priorfx"

@@ -63,8 +63,9 @@ class CopyEngine:
                             raise logic.CancelledByUser()
                 with open(logic.frame_path(inputs["plate"], f), "rb") as src:
                     data = src.read()
+                # the tag names the colour space the core was told the plate is in
                 (stage / Path(logic.frame_path(out_pattern, f)).name).write_bytes(
-                    b"matte:" + settings.quality.encode() + b":" + data)
+                    b"matte:" + settings.quality.encode() + b":" + settings.colorspace.encode() + b":" + data)
                 on_progress(i + 1, total, "frame {}".format(f))
             for key, f in zip(keys, frames):
                 final = logic.frame_path(out_pattern, f)
@@ -92,9 +93,6 @@ def shot(fnuke, tmp_path):
         (plates / "plate.{}.exr".format(f)).write_bytes(b"frame%d" % f)
     fnuke.root()["name"].setValue(str(tmp_path / "sh010.nk"))
     read = fnuke.nodes.Read(file=str(plates / "plate.####.exr"), first=1001, last=1005)
-    # Stands in for Nuke's linear -> sRGB conversion in front of the export.
-    fnuke._renderers["Colorspace"] = lambda n, frame, up: (
-        n["colorspace_out"].value().encode() + b":" + up(frame))
     read.setSelected(True)
     node = pnode.create()
     return {"nuke": fnuke, "read": read, "node": node, "plates": plates, "tmp": tmp_path}
@@ -143,12 +141,12 @@ def test_create_builds_the_node_under_the_selection(shot):
     switch = inside["output_switch"]
     assert switch["which"].expression() == "parent.output"
     assert [switch.input(i).name() for i in range(4)] == \
-        ["rgba_new_alpha", "premult", "from_prior_space", "matte_layer"]
-    assert inside["from_prior_space"].input(0).name() == "fg_to_rgb"
+        ["rgba_new_alpha", "premult", "fg_to_rgb", "matte_layer"]
+    assert inside["premult"].input(0).name() == "fg_to_rgb"
     assert inside["fg_to_rgb"]["from2"].value() == "fg.blue"
-    for name in ("to_prior_space", "from_prior_space"):
-        assert inside[name]["disable"].expression() == "!parent.linear_plate"
-    assert inside["export_plate"].input(0) is inside["to_prior_space"]
+    # no colour conversion inside the node: the core is told the plate's OCIO space
+    assert not [n for n in node.nodes() if n.Class() == "Colorspace"]
+    assert inside["export_plate"].input(0) is inside["plate"]
     layer = inside["matte_layer"]
     assert (layer["from1"].value(), layer["to1"].value()) == ("matte.confidence", "matte.confidence")
     assert inside["rgba_new_alpha"].input(0).name() == "plate"
@@ -157,12 +155,30 @@ def test_create_builds_the_node_under_the_selection(shot):
     assert nuke._layers["fg"] == ["fg.red", "fg.green", "fg.blue"]
 
 
-def test_display_encoded_plate_is_exported_as_is(shot, engine):
+def test_the_plates_ocio_space_goes_to_the_core(shot, engine, monkeypatch):
+    """nuke-default: the working space 'linear'; an ACES config: its name for ACEScg;
+    the artist's override wins; the config is the one the project uses."""
     nuke, node = shot["nuke"], shot["node"]
-    nuke._user_sets(node, "linear_plate", False)
+    monkeypatch.delenv("OCIO", raising=False)
+    seen = []
+    run = engine.run
+    engine.run = lambda inputs, first, last, out, settings, *a, **kw: (seen.append(settings), run(
+        inputs, first, last, out, settings, *a, **kw))[1]
     _process_gui(nuke, node)
+    assert (seen[-1].colorspace, seen[-1].ocio_config) == \
+        ("linear", "/opt/Nuke13.2v5/plugins/OCIOConfigs/configs/nuke-default/config.ocio")
+    nuke.root()["OCIO_config"].setValue("fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1")
+    nuke.root()["workingSpaceLUT"].setValue("ACES - ACEScg")
+    _process_gui(nuke, node)
+    assert (seen[-1].colorspace, seen[-1].ocio_config) == \
+        ("ACES - ACEScg", "ocio://cg-config-v1.0.0_aces-v1.3_ocio-v2.1")
     read = _result_files(node, nuke)
-    assert Path(logic.frame_path(read["file"].value(), 1002)).read_bytes() == b"matte:best:frame1002"
+    assert Path(logic.frame_path(read["file"].value(), 1002)).read_bytes() == b"matte:best:ACES - ACEScg:frame1002"
+    nuke._user_sets(node, "plate_colorspace", "sRGB - Texture")
+    assert node["status"].value().startswith("settings changed")
+    _process_gui(nuke, node)
+    assert seen[-1].colorspace == "sRGB - Texture"
+    assert len(engine.runs) == 3  # each space is its own cache entry
 
 
 def test_two_nodes_get_distinct_names_and_ids(shot):
@@ -211,7 +227,7 @@ def test_process_gui_exports_on_main_thread_runs_worker_and_shows_result(shot, e
     assert ("reload", "PriorfxMatte1.result") in nuke._events
     for f in range(1001, 1006):
         data = Path(logic.frame_path(read["file"].value(), f)).read_bytes()
-        assert data == b"matte:best:sRGB:frame%d" % f
+        assert data == b"matte:best:linear:frame%d" % f
     assert node["status"].value().startswith("done: 5 frames (5 new, 0 from cache)")
     shown = [e[3] for e in nuke._events if e[:3] == ("setValue", "PriorfxMatte1", "status")]
     assert any(t.startswith("processing") for t in shown)  # progress on the node, via the main thread
@@ -230,7 +246,7 @@ def test_second_process_uses_the_cache_and_a_changed_knob_invalidates(shot, engi
     _process_gui(nuke, node)
     assert len(engine.runs) == 2
     read = _result_files(node, nuke)
-    assert Path(logic.frame_path(read["file"].value(), 1003)).read_bytes() == b"matte:fast:sRGB:frame1003"
+    assert Path(logic.frame_path(read["file"].value(), 1003)).read_bytes() == b"matte:fast:linear:frame1003"
     # Back to the old setting: the old frames are still in the store.
     nuke._user_sets(node, "quality", "best")
     _process_gui(nuke, node)
@@ -245,7 +261,7 @@ def test_a_changed_plate_frame_reruns_the_shot(shot, engine):
     assert [r[:2] for r in engine.runs] == [(1001, 1005), (1001, 1005)]  # recurrent: whole range
     assert "(5 new, 0 from cache)" in node["status"].value()
     read = _result_files(node, nuke)
-    assert Path(logic.frame_path(read["file"].value(), 1004)).read_bytes() == b"matte:best:sRGB:retouched"
+    assert Path(logic.frame_path(read["file"].value(), 1004)).read_bytes() == b"matte:best:linear:retouched"
 
 
 def test_custom_range(shot, engine):

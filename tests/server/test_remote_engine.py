@@ -394,3 +394,59 @@ def test_uploads_beyond_the_frame_limit_are_refused(start_server, clip):
         s.engine().deshutter(clip, ShutterParams(readout=0.7))  # 6 frames, one upload
     with pytest.raises(LimitError, match="at most 4"):
         s.engine(upload_chunk_mb=0.3).deshutter(iter(clip), ShutterParams(readout=0.7))  # unknown length
+
+
+def _acescg(frames):
+    """The frames as an ACEScg plate (scene-linear, values above 1 kept), converted by OCIO."""
+    from priorfx import colour
+    out = []
+    for f in frames:
+        px = np.ascontiguousarray(f[..., :3], np.float32) * np.float32(1.3)  # highlights above 1
+        out.append(colour.convert(px, colour.DEFAULT_CONFIG, "sRGB - Texture", "ACEScg"))
+    return out
+
+
+def test_matte_with_colour_space_remote_equals_local(server, clip, selfie):
+    """The colour space travels with the request; the server converts as a local run does."""
+    from priorfx.colour import ColourSpec
+    from priorfx.matting import MattingParams
+    spec = ColourSpec("ocio://default", "ACEScg", "user")
+    params = MattingParams(quality="fast")
+    for frames in (_acescg(clip[:2]), _acescg([cv2.resize(selfie, (320, 240), interpolation=cv2.INTER_AREA)])):
+        remote = list(server.engine().matte(frames, params, colour=spec))
+        local = list(LocalEngine().matte(frames, params, colour=spec))
+        _same(remote, local)
+    assert remote[0].provenance["colour"]["input_space"] == "ACEScg"
+    # the foreground is in the plate's encoding: opaque pixels are the plate's own values
+    opaque = remote[0].alpha >= 1.0
+    assert opaque.mean() > 0.1 and np.array_equal(remote[0].fg[opaque], frames[0][opaque])
+    assert remote[0].fg.max() > 1.0
+
+
+def test_undistort_and_deshutter_with_colour_space_remote_equals_local(server, selfie, clip):
+    from priorfx.colour import ColourSpec
+    from priorfx.portrait import PortraitParams
+    from priorfx.shutter import ShutterParams
+    spec = ColourSpec("ocio://default", "ACEScg", "user")
+    plate = _acescg([selfie])[0]
+    _same(server.engine().undistort(plate, PortraitParams(), colour=spec),
+          LocalEngine().undistort(plate, PortraitParams(), colour=spec))
+    frames = _acescg(clip)
+    _same(server.engine().deshutter(frames, ShutterParams(readout=0.8), colour=spec),
+          LocalEngine().deshutter(frames, ShutterParams(readout=0.8), colour=spec))
+
+
+def test_colour_config_file_is_converted_on_the_client(server, clip, tmp_path):
+    """A config file never travels (the server opens no paths from a request):
+    the client converts, and the result is the same as a local run."""
+    import PyOpenColorIO as ocio
+
+    from priorfx.colour import ColourSpec
+    from priorfx.matting import MattingParams
+    cfg_path = tmp_path / "config.ocio"
+    cfg_path.write_text(ocio.Config.CreateFromFile("ocio://default").serialize())
+    spec = ColourSpec(str(cfg_path), "ACEScg", "user")
+    frames = _acescg(clip[:1])
+    params = MattingParams(quality="fast")
+    _same(list(server.engine().matte(frames, params, colour=spec)),
+          list(LocalEngine().matte(frames, params, colour=spec)))

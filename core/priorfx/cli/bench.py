@@ -16,6 +16,7 @@ BENCHES = {
     "server": "HTTP server load test on loopback",
     "obs": "OBS filter in real libobs: callback time, lagged/passthrough frames, latency",
     "scale": "cluster scale-out: 1 vs 2 local workers",
+    "colour": "the same matte, warp and correction from sRGB, linear, ACEScg and ACEScct plates",
 }
 
 

@@ -25,6 +25,27 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
 
 
+def add_colour_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("colour")
+    g.add_argument("--colorspace", metavar="NAME|auto", default="auto",
+                   help="the input's colour space: an OCIO name, alias or role (ACEScg, lin_rec709, "
+                        "'sRGB - Texture', ACEScct, scene_linear, ...); auto (default): the file's "
+                        "metadata, else its format (EXR: scene_linear; PNG/JPEG/TIFF: sRGB; video: Rec.709)")
+    g.add_argument("--ocio", metavar="CONFIG",
+                   help="OCIO config file or built-in (ocio://studio-config-latest, ...); "
+                        "default: $OCIO, else ocio://default")
+
+
+def colour_from_args(args: argparse.Namespace, source, info=None):
+    """The input's ColourSpec from --colorspace/--ocio; `source` is the input
+    path or a priorfx.io Frames (its first file decides for a sequence)."""
+    from priorfx.colour import input_spec
+
+    paths = getattr(source, "paths", None)
+    path = paths[0] if paths else getattr(source, "source", source)
+    return input_spec(path, args.colorspace, args.ocio, info)
+
+
 def add_cluster_option(p: argparse.ArgumentParser) -> None:
     # The environment variable lets a farm wrapper (Nuke's farm.py --cluster)
     # send every core job it starts to the cluster without changing commands.

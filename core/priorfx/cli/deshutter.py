@@ -5,15 +5,18 @@ import argparse
 import json
 import sys
 
-from priorfx.cli.common import (add_cluster_option, add_engine_options, add_progress_options, check_cluster_engine,
-                                check_output, engine_from_args, parse_frame_range, progress_from_args)
+from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
+                                check_cluster_engine, check_output, colour_from_args, engine_from_args,
+                                parse_frame_range, progress_from_args)
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
 image sequence. Every row is moved to one instant along the motion measured by
 optical flow. The readout time (a fraction of the frame time) is estimated from
 the footage unless --readout gives it; the value used is printed. IN and OUT
-are video files (.mp4, .mov, .avi, .mkv) or image sequences (frames/%04d.png)."""
+are video files (.mp4, .mov, .avi, .mkv) or image sequences (frames/%04d.png).
+Colour: the motion is measured on display-encoded pictures; the frames stay in
+the input's colour space (--colorspace, default auto; --ocio)."""
 
 
 def _readout(text: str):
@@ -41,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image-sequence input (default 24)")
     p.add_argument("--json", action="store_true", help="print the readout and settings as JSON")
     add_progress_options(p)
+    add_colour_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -55,27 +59,31 @@ def _run(args: argparse.Namespace) -> int:
     params = ShutterParams(readout=args.readout, mode=args.mode, scan=args.scan, lookahead=args.lookahead,
                            strength=args.strength, target=args.target, exposure=args.exposure)
     check_output(args.output, [args.input], kinds=("clip",))  # fail before the work, not after it
+    clip = pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps)
+    colour = colour_from_args(args, clip)
     check_cluster_engine(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_from_args(args, "deshutter") as prog:
             summary = run_clip_on_cluster("deshutter", args.input, args.output, params, args.cluster, prog,
-                                          frame_range=parse_frame_range(args.frames), fps=args.fps)
+                                          frame_range=parse_frame_range(args.frames), fps=args.fps,
+                                          colour=colour)
         print(json.dumps(summary, indent=2) if args.json else
               f"readout: {summary['readout']:.3f} of the frame time ({summary['chunks']} chunks on the cluster)")
         return 0
-    clip = pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps)
     frames = list(clip)
     if len(frames) < 2:
         raise InputError(f"{args.input} holds {len(frames)} frame(s)",
                          "rolling-shutter correction needs motion between at least 2 frames")
     engine = engine_from_args(args)
     with progress_from_args(args, "deshutter") as prog:
-        result = engine.deshutter(frames, params, progress=prog)
+        result = engine.deshutter(frames, params, progress=prog, colour=colour)
     prov = provenance("deshutter", params, input=str(args.input), readout_used=result.readout,
-                      readout_estimated=result.readout_estimated, engine=engine.name)
+                      readout_estimated=result.readout_estimated, engine=engine.name,
+                      colour=colour.provenance())
     numbers = list(getattr(clip, "frame_numbers", range(len(frames))))
-    with pio.FrameWriter(args.output, fps=clip.fps, provenance=prov, start=numbers[0]) as writer:
+    with pio.FrameWriter(args.output, fps=clip.fps, provenance=prov, start=numbers[0],
+                         metadata=colour.header(args.output)) as writer:
         for n, frame in zip(numbers, result.frames):
             writer.write(frame, number=n)
     summary = {"output": str(args.output), "frames": len(result.frames), "readout": round(result.readout, 4),

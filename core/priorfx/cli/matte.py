@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from priorfx.cli.common import (add_cluster_option, add_engine_options, add_progress_options, check_cluster_engine,
-                                check_output, engine_from_args, parse_frame_range, progress_from_args)
+from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
+                                check_cluster_engine, check_output, colour_from_args, engine_from_args,
+                                parse_frame_range, progress_from_args)
 from priorfx.errors import UsageError
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
@@ -28,6 +29,11 @@ Guides (image files, or patterns/videos with one frame per plate frame):
                     mattes objects that are not people too
   --holdout MASK    white = always foreground (alpha exactly 1)
   --garbage MASK    white = always background (alpha exactly 0)
+Colour: the plate goes to the person prior display-encoded and the
+foreground comes back in the plate's own colour space (--colorspace, default
+auto: the file's metadata, else EXR = the config's scene_linear, PNG/JPEG/TIFF
+= sRGB, video = Rec.709; --ocio or $OCIO picks the OCIO config). EXR outputs
+name their colour space in the header (oiio:ColorSpace).
 Ctrl-C cancels and leaves no partial output."""
 
 
@@ -56,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "image and sequence outputs")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     add_progress_options(p)
+    add_colour_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -87,19 +94,6 @@ def _load_guide(src: str | None, name: str, frame_range, n_frames: int) -> Any:
     return lambda i: clip[i]
 
 
-def _output_colorspace(frames) -> str | None:
-    """The colour space the matte's colour channels are in: the plate's.
-
-    EXR plates carry their own (oiio:ColorSpace) and it is passed on; PNG,
-    JPEG, TIFF and video frames are display-encoded sRGB. Publishing checks
-    that results and plate agree.
-    """
-    from priorfx import io as pio
-
-    first = frames.paths[0] if getattr(frames, "paths", None) else None
-    if first is not None and first.suffix.lower() == ".exr":
-        return pio.read_image_info(first).colorspace
-    return "sRGB"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     guides = {k: _load_guide(v, k, frame_range, len(frames))
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
+    colour = colour_from_args(args, frames)
     check_cluster_engine(args)
     cached = _CacheRun.plan(args, frames, params, out) if args.cache else None
     if cached is not None and cached.complete():
@@ -137,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         with progress_from_args(args, "matte") as prog:
             summary = run_clip_on_cluster("matte", args.input, out, params, args.cluster, prog,
                                           frame_range=frame_range, fps=args.fps, guides=guides or None,
-                                          unpremult=not args.no_unpremult)
+                                          unpremult=not args.no_unpremult, colour=colour)
         if args.json:
             print(json.dumps(summary, indent=2))
         else:
@@ -148,17 +143,17 @@ def _run(args: argparse.Namespace) -> int:
     unpremult = not args.no_unpremult
     numbers = list(getattr(frames, "frame_numbers", range(len(frames))))
     cuts: list[int] = []
-    space = _output_colorspace(frames)
-    colour = {"oiio:ColorSpace": space} if space else None
+    header = colour.header(out)
     with progress_from_args(args, "matte") as prog:
-        results = engine.matte(frames, params, guides=guides or None, progress=prog)
+        results = engine.matte(frames, params, guides=guides or None, progress=prog, colour=colour)
         if out_is_clip:
             from priorfx.matting.core import OPERATION
             from priorfx.matting.outputs import channel_names, matte_pixels
             from priorfx.priors.person import MODEL_ID
             from priorfx.provenance import provenance
 
-            prov = provenance(OPERATION, params, [MODEL_ID], input=str(args.input))
+            prov = provenance(OPERATION, params, [MODEL_ID], input=str(args.input),
+                              colour=colour.provenance())
             if numbers:
                 prov["frame_range"] = [numbers[0], numbers[-1]]
             written = 0
@@ -166,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
             # when the block ends cleanly: Ctrl-C or an error leaves nothing.
             with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
                                  provenance=prov, channel_names=channel_names(out, unpremult),
-                                 metadata=colour) as writer:
+                                 metadata=header) as writer:
                 for r in results:
                     writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
                     if r.cut:
@@ -177,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
             r = next(iter(results))
             prov = dict(r.provenance)
             prov["input"] = str(args.input)
-            write_matte(out, r, unpremult=unpremult, provenance=prov, metadata=colour)
+            write_matte(out, r, unpremult=unpremult, provenance=prov, metadata=header)
             written = 1
             files = [Path(out)]
     if cached is not None:

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from priorfx.cli.common import add_engine_options, add_progress_options, check_output, engine_from_args, progress_from_args
+from priorfx.cli.common import (add_colour_options, add_engine_options, add_progress_options, check_output,
+                                colour_from_args, engine_from_args, progress_from_args)
 
 DESCRIPTION = """Re-renders a close-up portrait as if the camera had been farther away
 (a dolly zoom: the camera moves back, the focal length grows, the face keeps
@@ -17,6 +18,8 @@ length are estimated together from the face's perspective, the file's EXIF
 Each face gets a distance interval; a face that may already be as far as the
 target (or is beyond about 1 m) is left unchanged.
 16-bit PNG/TIFF and float EXR keep their precision; alpha is warped along.
+Colour: the face priors see the picture display-encoded; the result stays
+in the input's colour space (--colorspace, default auto from the file; --ocio).
 Exit code 6 (and no output file) when no face is found."""
 
 
@@ -38,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write OUT's name + '.debug.png' with landmarks, head proxy and distances")
     p.add_argument("--json", action="store_true", help="print the faces found and the settings used as JSON")
     add_progress_options(p)
+    add_colour_options(p)
     add_engine_options(p)
     p.set_defaults(func=_run)
 
@@ -59,14 +63,16 @@ def _run(args: argparse.Namespace) -> int:
         source = "exif" if exif else "perspective"
     params = PortraitParams(distance_m=args.distance, focal_mm=focal, exif_focal_mm=exif, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
+    colour = colour_from_args(args, args.input, info)
     image = as_rgb(pio.read_image(args.input))
     engine = engine_from_args(args)
     with progress_from_args(args, "undistort", unit="step") as prog:
-        result = engine.undistort(image, params, progress=prog)
+        result = engine.undistort(image, params, progress=prog, colour=colour)
     prov = dict(result.provenance)
     prov["focal_source"] = source
     prov["input"] = str(args.input)
-    pio.write_image(args.output, result.image, provenance=prov,
+    prov["colour"] = colour.provenance()
+    pio.write_image(args.output, result.image, provenance=prov, metadata=colour.header(args.output),
                     bits=output_bits(info.pixel_type, args.output))
     dbg = None
     if args.debug_overlay and result.debug is not None:

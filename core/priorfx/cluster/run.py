@@ -43,6 +43,8 @@ class ClipJob:
         callable(index) that can be pickled)
     unpremult, bits : matte EXR layers / output bit depth (as the CLI writes)
     provenance : record written into the outputs (default: built here)
+    colour : the input's priorfx.colour.ColourSpec (None: display-encoded as
+        is); each worker converts its frames as LocalEngine does
     chunk_frames : deshutter frames per chunk (default: one chunk per worker
         thread, at least 2x the warm-up). A matte is chunked by its params
         (`MattingParams.chunk_frames`), the rule a single-machine run follows too.
@@ -58,6 +60,7 @@ class ClipJob:
     unpremult: bool = True
     bits: int | str | None = None
     provenance: dict | None = None
+    colour: Any = None
     chunk_frames: int | None = None
     # filled in by the client before the job is sent
     numbers: list = field(default_factory=list)
@@ -195,6 +198,8 @@ def _prepare(job: ClipJob) -> ClipJob:
             from priorfx.priors.person import MODEL_ID
             models = [MODEL_ID]
         job.provenance = provenance(job.op, job.params, models, input=job.src, engine="cluster")
+        if job.colour is not None:
+            job.provenance["colour"] = job.colour.provenance()
     return job
 
 

@@ -68,6 +68,12 @@ def _tune_malloc() -> None:
         pass
 
 
+def _boundary(job):
+    from priorfx.colour import Boundary
+
+    return Boundary(job.colour)
+
+
 def _read(job, first: int, stop: int) -> list[np.ndarray]:
     """Frames at shot positions first .. stop-1, read from the shared source."""
     from priorfx import io as pio
@@ -105,7 +111,8 @@ def scan(job, chunk: Chunk) -> Any:
 
 def _scan(job, chunk: Chunk) -> list:
     _set_threads(_threads())
-    frames = _read(job, chunk.read_first, chunk.read_stop)
+    boundary = _boundary(job)  # scan what the single-machine run sees: the working encoding
+    frames = [boundary.into(f) for f in _read(job, chunk.read_first, chunk.read_stop)]
     if job.op == "matte":
         from priorfx.matting.core import check_frame
         from priorfx.matting.refine import cut_score, thumbnail
@@ -165,22 +172,27 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     keep = slice(chunk.first - chunk.read_first, chunk.stop - chunk.read_first)
     summary: dict[str, Any] = {"shot": chunk.shot, "chunk": chunk.index, "frames": chunk.frames,
                                "worker_pid": os.getpid()}
+    boundary = _boundary(job)
     if job.op == "deshutter":
+        from priorfx.engine import deshutter_managed
         from priorfx.shutter import correct_clip
 
-        result = correct_clip(frames, replace(job.params, readout=extra["readout"]),
-                              keep=range(keep.start, keep.stop))
+        params = replace(job.params, readout=extra["readout"])
+        result = deshutter_managed(lambda f: correct_clip(f, params, keep=range(keep.start, keep.stop)),
+                                   frames, boundary, first=keep.start)
         pixels = result.frames
         summary["mean_motion_px"] = result.mean_motion_px
         cuts: list[int] = []
     else:
+        from priorfx.engine import matte_managed
         from priorfx.matting import matte_clip
         from priorfx.matting.outputs import matte_pixels
 
         guides = _shift_guides(job.guides, chunk.read_first)
         pixels, cuts = [], []
         # the plan made this chunk's restart; no second restart inside it
-        for r in matte_clip(frames, replace(job.params, chunk_frames=0), guides=guides, threads=threads):
+        params = replace(job.params, chunk_frames=0)
+        for r in matte_managed(lambda f: matte_clip(f, params, guides=guides, threads=threads), frames, boundary):
             if r.index < keep.start:
                 continue
             pos = chunk.read_first + r.index
@@ -222,8 +234,9 @@ def _write_frames(job, numbers: list[int], pixels: list[np.ndarray], marker: Pat
         stage.mkdir()
     try:
         target = job.dst if stage is None else str(stage / Path(job.dst).name)
+        header = job.colour.header(job.dst) if job.colour is not None else None
         with pio.FrameWriter(target, fps=job.out_fps, start=numbers[0], provenance=job.provenance,
-                             channel_names=job.channel_names, bits=job.bits) as writer:
+                             channel_names=job.channel_names, bits=job.bits, metadata=header) as writer:
             for n, px in zip(numbers, pixels):
                 writer.write(px, number=n)
         if stage is not None:

@@ -14,4 +14,8 @@ trimap, or holdout / garbage masks, override the prior exactly.
 from priorfx.matting.core import MattingSession, matte_clip, matte_image
 from priorfx.matting.params import MatteResult, MattingParams
 
-__all__ = ["MattingParams", "MatteResult", "MattingSession", "matte_clip", "matte_image"]
+# The encoding the person prior and the solver want: display-encoded values
+# (priorfx.colour converts scene-linear and log plates there and back).
+WORKING_ENCODING = "display"
+
+__all__ = ["WORKING_ENCODING", "MattingParams", "MatteResult", "MattingSession", "matte_clip", "matte_image"]

@@ -34,6 +34,9 @@ from priorfx.errors import InputError, LimitError, NoFaceError, UsageError
 from priorfx.progress import Progress, tick
 from priorfx.provenance import provenance
 
+# The face priors were trained on display-encoded photos (priorfx.colour
+# converts scene-linear and log plates there and back).
+WORKING_ENCODING = "display"
 MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
 ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
 WEIGHT_MAX_SIDE = 384         # the head and person weights (smooth, feathered) are built this large at most

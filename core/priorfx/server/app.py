@@ -40,6 +40,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import priorfx
+from priorfx.colour import ColourSpec
 from priorfx.engine import LocalEngine
 from priorfx.errors import (AuthError, BodyTimeoutError, CancelledError, InputError, LimitError,
                             NotFoundError, PriorfxError, UsageError, VersionMismatchError)
@@ -197,12 +198,14 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
     params = protocol.params_from_json(params_class(op), _field(req, "params"))
     fields = {"deshutter": {"frames", "more", "total"}, "undistort": {"image"},
               "matte": {"frames", "guides", "more", "total"}}[op]
-    extra = sorted(set(req) - fields - {"params"})
+    extra = sorted(set(req) - fields - {"params", "colour"})
     if extra:
         raise UsageError(f"unknown request field(s) for {op}: {', '.join(extra)}")
+    # the plate's colour space: the server converts as a local run does
+    colour = ColourSpec.from_json(req["colour"], remote=True) if req.get("colour") is not None else None
     if op == "undistort":
         image = limits.image("image", _field(req, "image"))
-        return (lambda progress: [engine.undistort(image, params, progress)]), None
+        return (lambda progress: [engine.undistort(image, params, progress, colour=colour)]), None
     frames = limits.frames("frames", _field(req, "frames"))
     guides = limits.guides(req.get("guides"))
     more, total = req.get("more", False), req.get("total")
@@ -213,20 +216,21 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
                          f"{limits.cfg.max_frames} in one job", "split the shot at a cut")
     if op == "deshutter":
         if not more:
-            return (lambda progress: [engine.deshutter(frames, params, progress)]), None
+            return (lambda progress: [engine.deshutter(frames, params, progress, colour=colour)]), None
         # The correction needs the whole clip: collect every upload, then run.
         feed = FrameFeed(total, hold_all=True)
         feed.add(frames, {}, more=True)
-        return (lambda progress: [engine.deshutter(list(feed), params, progress)]), feed
+        return (lambda progress: [engine.deshutter(list(feed), params, progress, colour=colour)]), feed
     if not more:
-        return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress)), None
+        return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress,
+                                              colour=colour)), None
     # A long shot in several uploads: per-frame guides (lists) travel with their frames.
     per_frame = tuple(k for k, g in (guides or {}).items() if isinstance(g, list))
     feed = FrameFeed(total, per_frame)
     feed.add(frames, _chunk_guides(guides, per_frame, len(frames)), more=True)
     feed_guides = {k: feed.guide(k) if k in per_frame else g for k, g in (guides or {}).items()}
     return (lambda progress: engine.matte(feed, params, guides=feed_guides or None,
-                                          progress=progress)), feed
+                                          progress=progress, colour=colour)), feed
 
 
 def _chunk_guides(guides: dict | None, names: tuple[str, ...], n: int) -> dict[str, list]:

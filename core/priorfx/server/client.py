@@ -27,6 +27,7 @@ import numpy as np
 import requests
 
 import priorfx
+from priorfx.colour import Boundary, ColourSpec, is_builtin
 from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, LimitError,
                             PriorfxError, UsageError, VersionMismatchError)
 from priorfx.progress import Progress
@@ -225,30 +226,51 @@ class RemoteEngine:
         self._handshake()
         return self._json("GET", "/v1/models")
 
-    def deshutter(self, frames: Sequence[np.ndarray], params, progress: Progress | None = None):
+    def deshutter(self, frames: Sequence[np.ndarray], params, progress: Progress | None = None,
+                  colour: ColourSpec | None = None):
         """Correct a clip on the server; returns the same ShutterResult as locally.
 
         A clip larger than `upload_chunk_mb` goes up in several uploads into
         one job (the correction needs the whole clip, so the server starts
-        once the last upload is in).
+        once the last upload is in). `colour`: see `_colour`.
         """
-        parts = self._shot("deshutter", frames, params, None, progress, hold_all=True)
+        local = self._local_colour(colour)
+        if local is not None:
+            from priorfx.engine import deshutter_managed
+            from priorfx.shutter import WORKING_ENCODING
+            return deshutter_managed(lambda f: self.deshutter(f, params, progress), frames,
+                                     Boundary(local, WORKING_ENCODING))
+        parts = self._shot("deshutter", frames, params, None, progress, hold_all=True, colour=colour)
         try:
             return next(parts)
         finally:
             parts.close()
 
-    def undistort(self, image: np.ndarray, params, progress: Progress | None = None):
+    def undistort(self, image: np.ndarray, params, progress: Progress | None = None,
+                  colour: ColourSpec | None = None):
         """Undistort a portrait on the server; returns the same PortraitResult as locally."""
-        tree = {"params": protocol.params_to_json(params), "image": image}
+        local = self._local_colour(colour)
+        if local is not None:
+            from priorfx.engine import undistort_managed
+            from priorfx.portrait import WORKING_ENCODING
+            return undistort_managed(lambda im: self.undistort(im, params, progress), image,
+                                     Boundary(local, WORKING_ENCODING))
+        tree = {"params": protocol.params_to_json(params), "image": image, **_colour(colour)}
         parts = self._run("undistort", tree, [image], progress)
         try:
             return next(parts)
         finally:
             parts.close()
 
+    @staticmethod
+    def _local_colour(colour: ColourSpec | None) -> ColourSpec | None:
+        """The spec to convert with here, on the client: a config file (the
+        server never opens paths from a request, and may not have the file)
+        stays here; a built-in config travels and the server converts."""
+        return colour if colour is not None and not is_builtin(colour.config) else None
+
     def matte(self, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None = None,
-              progress: Progress | None = None) -> Iterator:
+              progress: Progress | None = None, colour: ColourSpec | None = None) -> Iterator:
         """Matte a shot on the server; yields one MatteResult per frame as they are ready.
 
         The job is submitted now with the first frames (so a bad request fails
@@ -257,10 +279,16 @@ class RemoteEngine:
         server runs it as one job, so the prior's state carries across
         uploads exactly as in a local run.
         """
-        return self._shot("matte", frames, params, guides, progress, hold_all=False)
+        local = self._local_colour(colour)
+        if local is not None:
+            from priorfx.engine import matte_managed
+            from priorfx.matting import WORKING_ENCODING
+            return matte_managed(lambda f: self.matte(f, params, guides, progress), frames,
+                                 Boundary(local, WORKING_ENCODING))
+        return self._shot("matte", frames, params, guides, progress, hold_all=False, colour=colour)
 
     def _shot(self, op: str, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None,
-              progress: Progress | None, hold_all: bool) -> Iterator:
+              progress: Progress | None, hold_all: bool, colour: ColourSpec | None = None) -> Iterator:
         """Submit a sequence as one job, in uploads of about `upload_chunk_mb`.
 
         hold_all: the server needs every frame before it starts (deshutter), so
@@ -297,7 +325,7 @@ class RemoteEngine:
             return chunk, chunk_guides, peeked[0] is not _end
 
         frames0, guides0, more = next_chunk()
-        tree = {"params": protocol.params_to_json(params), "frames": frames0}
+        tree = {"params": protocol.params_to_json(params), "frames": frames0, **_colour(colour)}
         if op == "matte":
             tree["guides"] = {**static, **guides0} or None
         if more:
@@ -408,6 +436,11 @@ class RemoteEngine:
 
 
 _BUNDLE_HEADERS = {"Content-Type": protocol.CONTENT_TYPE}
+
+
+def _colour(colour: ColourSpec | None) -> dict[str, Any]:
+    """The request field that tells the server the plate's colour space."""
+    return {} if colour is None else {"colour": colour.to_json()}
 
 
 def _ssl_reason(exc: BaseException) -> str:

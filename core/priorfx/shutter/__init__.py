@@ -16,4 +16,8 @@ from priorfx.shutter.clip import correct_clip
 from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams, ShutterResult
 from priorfx.shutter.session import ShutterSession
 
-__all__ = ["ShutterParams", "ShutterResult", "ShutterSession", "correct_clip", "DEFAULT_READOUT"]
+# Optical flow and the remap work on display-encoded values, as the camera
+# delivers them (priorfx.colour converts scene-linear and log plates).
+WORKING_ENCODING = "display"
+
+__all__ = ["WORKING_ENCODING", "ShutterParams", "ShutterResult", "ShutterSession", "correct_clip", "DEFAULT_READOUT"]

@@ -267,7 +267,14 @@ _ENUM_ONLY = {
                  "all metadata except input/*", "all metadata"],
     "hold": ["hold", "loop", "bounce", "black"],
     "on_error": ["error", "black", "checkerboard", "nearest frame"],
-    "colorspace": ["linear", "sRGB", "rec709", "Cineon", "Gamma2.2", "AlexaV3LogC"],
+    # colour-space names of nuke-default, then of the ACES configs Nuke ships
+    # (aces_1.2) and of its OCIO 2 built-ins (fn-nuke_cg-config-*)
+    "colorspace": ["linear", "sRGB", "rec709", "Cineon", "Gamma2.2", "AlexaV3LogC",
+                   "ACES - ACEScg", "ACES - ACES2065-1", "ACES - ACEScct", "Utility - sRGB - Texture",
+                   "scene_linear", "ACEScg", "ACEScct", "sRGB - Texture", "lin_rec709"],
+    "OCIO_config": ["nuke-default", "aces_1.0.3", "aces_1.1", "aces_1.2",
+                    "fn-nuke_cg-config-v1.0.0_aces-v1.3_ocio-v2.1",
+                    "fn-nuke_studio-config-v1.0.0_aces-v1.3_ocio-v2.1", "custom"],
 }
 
 
@@ -277,7 +284,12 @@ def _knobs_for(cls: str) -> List[Knob]:
         common.insert(0, String_Knob("name"))
     per = {
         "Root": [Int_Knob("first_frame", value=1), Int_Knob("last_frame", value=100),
-                 Boolean_Knob("proxy"), File_Knob("name")],
+                 Boolean_Knob("proxy"), File_Knob("name"),
+                 # Project Settings > Color (Nuke 14+): config, custom file, working space
+                 Enumeration_Knob("colorManagement", "color management", ["Nuke", "OCIO"]),
+                 Enumeration_Knob("OCIO_config", "OpenColorIO config", _ENUM_ONLY["OCIO_config"]),
+                 File_Knob("customOCIOConfigPath"),
+                 Enumeration_Knob("workingSpaceLUT", "working space", _ENUM_ONLY["colorspace"])],
         "Group": [String_Knob("knobChanged")],
         "Input": [Int_Knob("number")],
         "Output": [],
