@@ -75,7 +75,7 @@ class LocalEngine:
     def matte(self, frames, params, guides=None, progress=None):
         """Alpha, clean foreground and confidence for each frame of a shot."""
         from priorfx.matting import matte_clip
-        return matte_clip(frames, params, guides=guides, progress=progress)
+        return matte_clip(frames, params, guides=guides, progress=progress, device=self.settings.device)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:

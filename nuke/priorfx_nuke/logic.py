@@ -77,8 +77,12 @@ class MatteSettings(NamedTuple):
     band_width: int = 0          # refinement band in pixels; 0 = automatic from resolution
     temporal: float = 0.5        # temporal smoothing, 0 = none .. 1 = strongest
     mask_channel: str = "alpha"  # which channel of a guide input is the mask
+    prior: str = ""              # person prior's model id; "" = the core's default (built-in RVM)
 
     def validate(self) -> "MatteSettings":
+        if self.prior and not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", self.prior):
+            raise AdapterError("prior {!r} is not a model id".format(self.prior),
+                               "leave it empty for the built-in prior, or give an id from `priorfx models list`")
         if self.quality not in QUALITIES:
             raise AdapterError("quality {!r} is not one of {}".format(self.quality, ", ".join(QUALITIES)))
         if self.band_width < 0 or self.band_width > 512:
@@ -324,7 +328,11 @@ def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: st
     optional = [(("--band", "--band-px", "--band-width"), str(int(settings.band_width)),
                  settings.band_width > 0),
                 (("--temporal",), "{:g}".format(settings.temporal), True),
+                (("--prior",), settings.prior, bool(settings.prior)),
                 (("--progress",), "json", True)]
+    if settings.prior and flag("--prior") is None:
+        raise AdapterError("this priorfx cannot choose the prior (no --prior option)",
+                           "upgrade priorfx on this machine, or leave the prior knob empty")
     for spellings, value, wanted in optional:
         spelt = flag(*spellings)
         if wanted and spelt:

@@ -33,7 +33,7 @@ _KNOB_CHANGED = "import priorfx_nuke.node as _pfx; _pfx.knob_changed(nuke.thisNo
 ID_KNOB = "priorfx_id"
 # Knobs whose change makes the shown result stale.
 PIXEL_KNOBS = ("range_mode", "range_first", "range_last", "quality", "band_width",
-               "temporal", "mask_channel", "linear_plate", "engine", "remote_url")
+               "temporal", "mask_channel", "linear_plate", "engine", "remote_url", "prior")
 OUTPUT_LABELS = [label for _, label in logic.OUTPUTS]
 STATUS_EVERY_S = 1.0
 
@@ -118,6 +118,11 @@ def _add_knobs(group: nuke.Group) -> None:
     temporal.setRange(0.0, 1.0)
     temporal.setValue(logic.MatteSettings().temporal)
     group.addKnob(temporal)
+    prior = nuke.String_Knob("prior", "person prior")
+    prior.setTooltip("id of the model that guesses the matte (`priorfx models list`, role person-matting "
+                     "or person-segmentation); empty = the built-in RVM. A remote server uses its own "
+                     "registered models")
+    group.addKnob(prior)
     linear = nuke.Boolean_Knob("linear_plate", "plate is scene-linear")
     linear.setTooltip("on: the plate goes to the person prior as sRGB and the foreground comes "
                       "back linear; off: the plate is display-encoded already")
@@ -314,6 +319,7 @@ def _request(node: nuke.Node) -> Request:
     settings = logic.MatteSettings(
         quality=node["quality"].value(), band_width=int(node["band_width"].value()),
         temporal=float(node["temporal"].value()), mask_channel=node["mask_channel"].value(),
+        prior=node["prior"].value().strip(),
     ).validate()
     engine = node["engine"].value()
     url = node["remote_url"].value().strip()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from contextlib import contextmanager
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.config import DEVICES
 from priorfx.errors import UsageError
+from priorfx.models.contract import DEFAULT_PRIOR as MODEL_ID
 from priorfx.progress import Progress
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
@@ -48,6 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="half-width of the refinement band in pixels (default: from the resolution)")
     p.add_argument("--temporal", type=float, default=0.5, metavar="S",
                    help="temporal smoothing 0..1 (default 0.5)")
+    p.add_argument("--prior", default=MODEL_ID, metavar="ID",
+                   help=f"the person prior: a model registered with a person-matting or person-segmentation "
+                        f"role (`priorfx models list`; default: the built-in {MODEL_ID})")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where the prior runs: auto (a GPU the runtime offers, else the CPU), cpu, cuda, "
+                        "mps (torch), directml, coreml (default: $PRIORFX_DEVICE, the config file, or auto)")
     p.add_argument("--no-unpremult", action="store_true",
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
@@ -121,7 +130,8 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx.matting.outputs import write_matte
     from priorfx.io.video import is_sequence_pattern
 
-    params = MattingParams(quality=args.quality, band_px=args.band, temporal=args.temporal).validate()
+    params = MattingParams(quality=args.quality, band_px=args.band, temporal=args.temporal,
+                           prior=args.prior).validate()
     frame_range = parse_frame_range(args.frames)
     still_in = _is_still(args.input)
     if still_in and frame_range is not None:
@@ -161,10 +171,14 @@ def _run(args: argparse.Namespace) -> int:
         if out_is_clip:
             from priorfx.matting.core import OPERATION
             from priorfx.matting.outputs import channel_names, matte_pixels
-            from priorfx.priors.person import MODEL_ID
             from priorfx.provenance import provenance
 
-            prov = provenance(OPERATION, params, [MODEL_ID], input=str(args.input))
+            # the first result says which prior file made the clip (a remote
+            # server's own copy of the id); every frame comes from the same
+            results = iter(results)
+            first = next(results)
+            prov = provenance(OPERATION, params, [params.prior], input=str(args.input),
+                              prior=first.provenance.get("prior"))
             if numbers:
                 prov["frame_range"] = [numbers[0], numbers[-1]]
             written = 0
@@ -173,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
             with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
                                  provenance=prov, channel_names=channel_names(out, unpremult),
                                  metadata=colour) as writer:
-                for r in results:
+                for r in itertools.chain([first], results):
                     writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
                     if r.cut:
                         cuts.append(numbers[r.index])

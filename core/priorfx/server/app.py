@@ -38,9 +38,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import priorfx
+from priorfx.config import load_settings
 from priorfx.engine import LocalEngine
-from priorfx.errors import (AuthError, CancelledError, InputError, LimitError, NotFoundError,
-                            PriorfxError, UsageError, VersionMismatchError)
+from priorfx.errors import (AuthError, CancelledError, InputError, LimitError, ModelMissingError,
+                            NotFoundError, PriorfxError, UsageError, VersionMismatchError)
 from priorfx.progress import Progress
 from priorfx.server import protocol
 from priorfx.server.jobs import FrameFeed, JobManager
@@ -61,6 +62,7 @@ class ServerConfig:
     max_jobs: int = 32                # jobs queued or running
     max_streams: int = 8              # live shutter sessions open at once
     job_ttl_s: float = 600.0          # results nobody fetches are dropped after this
+    device: str | None = None         # where priors run (None: $PRIORFX_DEVICE, config, auto)
 
     @property
     def max_body(self) -> int:
@@ -195,6 +197,7 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
         feed = FrameFeed(total, hold_all=True)
         feed.add(frames, {}, more=True)
         return (lambda progress: [engine.deshutter(list(feed), params, progress)]), feed
+    check_prior(params.prior)
     if not more:
         return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress)), None
     # A long shot in several uploads: per-frame guides (lists) travel with their frames.
@@ -204,6 +207,20 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
     feed_guides = {k: feed.guide(k) if k in per_frame else g for k, g in (guides or {}).items()}
     return (lambda progress: engine.matte(feed, params, guides=feed_guides or None,
                                           progress=progress)), feed
+
+
+def check_prior(prior_id: str) -> None:
+    """A matte asks for a prior by id; this server uses its own store, so say
+    so plainly when it lacks one (before any frame is worked on)."""
+    from priorfx.priors.person import prior_entry, registered_priors
+
+    try:
+        prior_entry(prior_id)
+    except ModelMissingError:
+        raise ModelMissingError(
+            f"this priorfx server has no prior {prior_id!r} (its priors: {', '.join(registered_priors())})",
+            f"register it on the server with `priorfx models add {prior_id} FILE --role ...` (no restart "
+            "needed), or choose one of its priors, or matte locally") from None
 
 
 def _chunk_guides(guides: dict | None, names: tuple[str, ...], n: int) -> dict[str, list]:
@@ -301,7 +318,7 @@ def rss_mb() -> float | None:
 
 def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = None) -> Starlette:
     cfg = cfg or ServerConfig()
-    engine = engine or LocalEngine()
+    engine = engine or LocalEngine(load_settings(device=cfg.device))
     limits = Limits(cfg)
     jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s)
     stream_slots = anyio.CapacityLimiter(cfg.max_streams)
