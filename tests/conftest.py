@@ -138,8 +138,10 @@ def onnx_key_model(path: Path, recurrent: bool = False, fixed: tuple[int, int] |
     return path
 
 
-def torchscript_key_model(path: Path, recurrent: bool = False) -> Path:
-    """The same colour key as a TorchScript module (forward(src[, r1]))."""
+def torchscript_key_model(path: Path, recurrent: bool | str = False) -> Path:
+    """The same colour key as a TorchScript module: forward(src); recurrent=True:
+    forward(src, r1) -> (pha, r1o); recurrent="ratio": forward(src, downsample_ratio:
+    float, segmentation_pass: bool = False) -> key * ratio."""
     import torch
 
     class Key(torch.nn.Module):
@@ -158,7 +160,13 @@ def torchscript_key_model(path: Path, recurrent: bool = False) -> Path:
             key = self.conv(src).clamp(0.0, 1.0)
             return (key + r1) * 0.5, key
 
-    module = RecurrentKey() if recurrent else Key()
+    class RatioKey(Key):
+        # RVM's TorchScript signature: a float ratio and a flag with a default
+        def forward(self, src: torch.Tensor, downsample_ratio: float = 1.0,  # type: ignore[override]
+                    segmentation_pass: bool = False) -> torch.Tensor:
+            return self.conv(src).clamp(0.0, 1.0) * downsample_ratio
+
+    module = RecurrentKey() if recurrent is True else RatioKey() if recurrent == "ratio" else Key()
     torch.jit.script(module.eval()).save(str(path))
     return path
 

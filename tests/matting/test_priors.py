@@ -89,6 +89,12 @@ def test_torchscript_priors_give_the_same_answers_as_onnx(key_priors, prior_mode
         b = [x.prior_alpha for x in matte_clip([key_image, second], MattingParams(prior=ts_id, refine=False))]
         for x, y in zip(a, b):
             np.testing.assert_allclose(x, y, atol=1e-6)
+    # RVM's TorchScript form of arguments: a float ratio (fed the downsample ratio), a flag left at its default
+    r = cli("models", "add", "key-ts-ratio", str(prior_models.torchscript(tmp_path / "kq.pt", recurrent="ratio")),
+            "--role", "person-matting")
+    assert r.returncode == 0, r.stderr
+    half = matte_image(key_image, MattingParams(prior="key-ts-ratio", refine=False, downsample_ratio=0.5))
+    np.testing.assert_allclose(half.prior_alpha, prior_models.key(key_image) * 0.5, atol=1e-6)
     img = _png(tmp_path / "plate.png", key_image)
     r = cli("matte", str(img), "-o", str(tmp_path / "ts.png"), "--prior", "key-ts", "--quiet")
     assert r.returncode == 0, r.stderr

@@ -156,8 +156,12 @@ class TorchScriptModel:
             self.module = torch.jit.load(str(model_path), map_location=self.device).eval()
         except (RuntimeError, ValueError) as exc:
             raise InputError(f"{model_path} is not a loadable TorchScript model: {exc}".splitlines()[0]) from None
-        args = self.module.forward.schema.arguments
-        self.input_names = [a.name for a in args if a.name != "self"]
+        # Flags with a default (RVM's `segmentation_pass: bool = False`) keep
+        # their default; scalar arguments (`downsample_ratio: float`) get a number.
+        args = [a for a in self.module.forward.schema.arguments if a.name != "self"]
+        self.input_names = [a.name for a in args if not (str(a.type) == "bool" and a.has_default_value())]
+        self._scalar = {a.name: {"float": float, "int": int, "bool": bool}[str(a.type)]
+                        for a in args if str(a.type) in ("float", "int", "bool")}
         self.output_names = list(output_names) or ["alpha"]
         self._lock = threading.Lock()
 
@@ -170,10 +174,12 @@ class TorchScriptModel:
         if set(feeds) != set(self.input_names):
             raise InputError(f"{self.model_id}: inputs {sorted(feeds)} do not match the model's "
                              f"{sorted(self.input_names)}")
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.input_names]
+        kwargs = {n: self._scalar[n](np.asarray(feeds[n]).reshape(-1)[0]) if n in self._scalar
+                  else torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device)
+                  for n in self.input_names}
         with self._lock, torch.inference_mode():
             try:
-                result = self.module(*args)
+                result = self.module(**kwargs)
             except RuntimeError as exc:
                 raise InputError(f"{self.model_id}: the TorchScript model failed: "
                                  f"{str(exc).strip().splitlines()[-1]}") from None
