@@ -57,3 +57,16 @@ def test_a_server_without_the_prior_says_so(private_home, start_server, key_imag
             "--remote", server.url, "--token", server.token)
     assert r.returncode == 4 and "this priorfx server has no prior 'studio-net'" in r.stderr
     assert not (tmp_path / "m.png").exists()
+
+
+def test_a_server_asked_for_a_missing_gpu_says_so(key_home, start_server, key_image):
+    from priorfx.errors import DeviceUnavailableError
+    from priorfx.models import devices
+
+    if "CUDAExecutionProvider" in devices.available_onnx_providers():
+        pytest.skip("this machine's onnxruntime has CUDA: nothing is missing")
+    server = start_server("--device", "cuda", env={"PRIORFX_HOME": str(key_home)})
+    assert server.get("/v1/info").json()["device"] == "cuda"
+    with pytest.raises(DeviceUnavailableError) as err:
+        list(server.engine().matte([key_image], MattingParams(prior="key")))
+    assert "no CUDAExecutionProvider" in err.value.message and "onnxruntime-gpu" in err.value.hint

@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 
+from priorfx.config import DEVICES
 from priorfx.errors import UsageError
 
 
@@ -45,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="most jobs queued or running (default: %(default)d)")
     lim.add_argument("--max-streams", type=int, default=8,
                      help="most live shutter sessions (default: %(default)d)")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where the learned priors run: auto (a GPU the runtime offers, else the CPU), cpu, "
+                        "cuda, ... (default: $PRIORFX_DEVICE, the config file, or auto)")
     p.add_argument("--tls-cert", metavar="PEM",
                    help="serve HTTPS/WSS with this certificate (recommended beyond one machine: "
                         "the token then never crosses the network in clear)")
@@ -68,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = ServerConfig(token=token, workers=args.workers, max_body_mb=args.max_body_mb,
                        max_side=args.max_side, max_pixels=int(args.max_pixels),
                        max_frames=args.max_frames, max_jobs=args.max_jobs,
-                       max_streams=args.max_streams)
+                       max_streams=args.max_streams, device=args.device)
 
     def announce(line: str) -> None:
         print(line, flush=True)

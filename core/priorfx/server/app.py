@@ -345,7 +345,7 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         return JSONResponse({
             "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
             "priorfx_version": priorfx.__version__, "python": sys.version.split()[0],
-            "workers": cfg.workers, "limits": cfg.limits(), "operations": available_ops(),
+            "workers": cfg.workers, "device": getattr(getattr(engine, "settings", None), "device", None), "limits": cfg.limits(), "operations": available_ops(),
             "jobs": jobs.counts(), "streams": open_streams[0], "rss_mb": rss_mb()})
 
     async def models(request: Request):
