@@ -16,36 +16,31 @@ newest corrected frame back into the frame (one frame of latency; two with
 lookahead). When the worker is starting, late, or gone, frames pass through
 unchanged and a manager thread restarts the worker.
 
-Standard library only: it runs in OBS's own Python. The slot protocol is
-priorfx's `streaming/shm.py`, loaded by path (copied beside this file as
-`priorfx_shm.py` by the installer).
+Standard library only: it runs in OBS's own Python. Three modules of the
+core are copied beside this file by `priorfx install obs` and loaded by path:
+the slot protocol (`streaming/shm.py` as `priorfx_shm.py`), the worker
+supervision (`streaming/supervisor.py` as `priorfx_supervisor.py`: start,
+ready timeout, heartbeat, restart with back-off) and the host kit
+(`hosts/priorfx_hostkit.py`: where the core is, its environment). This script
+keeps only OBS's part: registration, properties, and moving pixels.
 """
 from __future__ import annotations
 
 import collections
 import ctypes
 import importlib.util
-import json
 import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import types
 
 FILTER_ID = "priorfx_rolling_shutter"
 FILTER_NAME = "Rolling Shutter Correction"
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
-CONFIG_NAME = "priorfx_obs.json"     # written by `priorfx install obs`: how to start the worker
 
-# Bounds that keep OBS smooth and recover from trouble.
+# Bounds that keep OBS smooth (the worker's own timeouts live in the supervisor).
 LOCK_WAIT_S = 0.002        # the video thread never waits longer than this for the manager
-READY_TIMEOUT_S = 120.0    # a worker that has not become ready by then is killed
-HANG_TIMEOUT_S = 10.0      # a ready worker whose heartbeat stops this long is killed
-BACKOFF_S = (0.5, 30.0)    # restart delay after a crash: first, largest (doubles between)
 MAX_LAG_FRAMES = 2         # older results are stale: pass the frame through instead
 
 
@@ -55,30 +50,33 @@ def _log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# The shared-memory protocol (one file, shared with the worker)
+# The core's modules this script uses (copied beside it by the installer)
 # ---------------------------------------------------------------------------
-def _find_protocol() -> str:
-    here = os.path.join(SCRIPT_DIR, "priorfx_shm.py")
-    if os.path.isfile(here):
-        return here
-    repo = os.path.join(os.path.dirname(SCRIPT_DIR), "core", "priorfx", "streaming", "shm.py")
-    if os.path.isfile(repo):
-        return repo
-    raise ImportError(f"priorfx_shm.py is missing next to {__file__}; run `priorfx install obs` again")
+CORE_MODULES = {   # name beside this script -> where a source checkout keeps it
+    "priorfx_shm": ("core", "priorfx", "streaming", "shm.py"),
+    "priorfx_supervisor": ("core", "priorfx", "streaming", "supervisor.py"),
+    "priorfx_hostkit": ("core", "priorfx", "hosts", "priorfx_hostkit.py"),
+}
 
 
-def _load_protocol() -> types.ModuleType:
-    name = "priorfx_shm"
+def _load_core_module(name: str) -> types.ModuleType:
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _find_protocol())
+    path = os.path.join(SCRIPT_DIR, name + ".py")
+    if not os.path.isfile(path):
+        path = os.path.join(os.path.dirname(SCRIPT_DIR), *CORE_MODULES[name])
+    if not os.path.isfile(path):
+        raise ImportError(f"{name}.py is missing next to {__file__}; run `priorfx install obs` again")
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod   # dataclasses look the module up while the class is made
     spec.loader.exec_module(mod)
     return mod
 
 
-shm = _load_protocol()
+shm = _load_core_module("priorfx_shm")
+supervisor = _load_core_module("priorfx_supervisor")
+kit = _load_core_module("priorfx_hostkit")
 
 
 # ---------------------------------------------------------------------------
@@ -228,36 +226,8 @@ def _get_properties(api) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Starting the worker
+# Moving pixels
 # ---------------------------------------------------------------------------
-def worker_command() -> list[str]:
-    """How to run `priorfx`: $PRIORFX_WORKER, the installer's record, PATH, or this checkout."""
-    env = os.environ.get("PRIORFX_WORKER")
-    if env:
-        return json.loads(env) if env.lstrip().startswith("[") else shlex.split(env)
-    cfg = os.path.join(SCRIPT_DIR, CONFIG_NAME)
-    if os.path.isfile(cfg):
-        with open(cfg, encoding="utf-8") as fh:
-            return list(json.load(fh)["worker"])
-    exe = shutil.which("priorfx")
-    if exe:
-        return [exe]
-    for venv_exe in ("bin/priorfx", "Scripts/priorfx.exe"):
-        path = os.path.join(os.path.dirname(SCRIPT_DIR), ".venv", venv_exe)
-        if os.path.isfile(path):
-            return [path]
-    raise FileNotFoundError("cannot find the `priorfx` command; run `priorfx install obs` "
-                            "or set PRIORFX_WORKER")
-
-
-def _child_env() -> dict:
-    env = dict(os.environ)
-    # OBS's embedded Python may set these; they would break the worker's own Python.
-    for k in ("PYTHONHOME", "PYTHONPATH", "PYTHONEXECUTABLE"):
-        env.pop(k, None)
-    return env
-
-
 def _copy_in(mm, offset: int, addr: int, n: int) -> None:
     """Frame plane -> slot. Copies while holding the GIL on purpose: ctypes.memmove
     would release it, and on a busy machine getting it back can take milliseconds."""
@@ -295,39 +265,40 @@ class FilterInstance:
         self.key = key
         self.settings = dict(settings)
         self.stats = Stats()
-        self.lock = threading.Lock()      # guards channel/address/live against the manager
-        self.channel = None
-        self.live = False
-        self.proc = None
         self.seq = 0
         self.last_written = 0
-        self.want_capacity = 0
-        self.params_dirty = True
-        self.published = None
-        self.restart_requested = False
-        self.started_at = 0.0
-        self.restart_at = 0.0
-        self.backoff = BACKOFF_S[0]
-        self.last_beat = (0, 0.0)
-        self.log_path = os.path.join(tempfile.gettempdir(),
-                                     f"priorfx-obs-worker-{os.getpid()}-{key}.log")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._manage, name=f"priorfx-filter-{key}", daemon=True)
-        self._thread.start()
+        try:
+            record = kit.load_record(SCRIPT_DIR)
+            command, env = kit.find_core(record), kit.child_env(record)
+        except kit.CoreError as err:   # the filter still works: frames pass through
+            _log(f"filter {key}: {err}; frames pass through unchanged")
+            command, env = [], dict(os.environ)
+        self.worker = supervisor.WorkerSupervisor(
+            shm, command, env, f"filter {key}",
+            params=self._params, worker_args=self._worker_args, log=_log, on_start=self._counted_start)
+
+    # The supervisor owns the worker; these are what the video thread and the test
+    # harness look at.
+    @property
+    def proc(self):
+        return self.worker.proc
+
+    @property
+    def channel(self):
+        return self.worker.channel
+
+    @property
+    def live(self) -> bool:
+        return self.worker.live
 
     # -- called from OBS ----------------------------------------------------
     def update(self, settings: dict) -> None:
         old = self.settings
         self.settings = dict(settings)
         if (old.get("engine"), old.get("remote_url")) != (settings.get("engine"), settings.get("remote_url")):
-            self.restart_requested = True
-        self.params_dirty = True
+            self.worker.request_restart()
         # Publish now, so the next frame is already corrected with the new settings.
-        with self.lock:
-            ch, params = self.channel, self._params()
-            if ch is not None and params != self.published:
-                ch.set_params(params)
-                self.published = params
+        self.worker.publish_params()
 
     def filter_video(self, frame_addr: int) -> None:
         """Copy in, wake the worker, copy the newest result out. Never waits long."""
@@ -341,15 +312,16 @@ class FilterInstance:
         rows = shm.plane_rows(fmt, f.height)
         linesizes = tuple(int(f.linesize[i]) for i in range(len(rows)))
         size = sum(r * ls for r, ls in zip(rows, linesizes))
-        if not self.lock.acquire(timeout=LOCK_WAIT_S):
+        worker = self.worker
+        if not worker.lock.acquire(timeout=LOCK_WAIT_S):
             self.stats.passthrough += 1
             return
         try:
-            ch = self.channel
+            ch = worker.channel
             if ch is not None and size > ch.capacity:
-                self.live = False   # until the manager has restarted with bigger slots
-            if ch is None or not self.live:
-                self.want_capacity = max(self.want_capacity, size)
+                worker.live = False   # until the manager has restarted with bigger slots
+            if ch is None or not worker.live:
+                worker.want_capacity = max(worker.want_capacity, size)
                 self.stats.passthrough += 1
                 return
             self.seq += 1
@@ -365,15 +337,9 @@ class FilterInstance:
             ch.end_write("in", slot, seq)
             ch.publish_input(seq)
             self._write_back(ch, f, fmt, rows, linesizes, seq)
-            self._wake()   # last: a syscall lets other Python threads take the GIL
+            worker.wake()   # last: a syscall lets other Python threads take the GIL
         finally:
-            self.lock.release()
-
-    def _wake(self) -> None:
-        try:
-            os.write(self.proc.stdin.fileno(), b"\x01")
-        except (BlockingIOError, BrokenPipeError, OSError, AttributeError, ValueError):
-            pass   # a full pipe means the worker is already awake; a broken one, that it is gone
+            worker.lock.release()
 
     def _write_back(self, ch, f, fmt, rows, linesizes, seq) -> None:
         newest = ch.newest("out")
@@ -400,82 +366,15 @@ class FilterInstance:
         self.stats.latency.append(lag)
 
     def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
-        """Stop the worker and free the slot file.
-
-        destroy() does not wait: libobs may destroy a filter on its video thread,
-        which must not block; the manager thread then cleans up by itself. Script
-        unload waits, since this code is about to go away.
-        """
-        self._stop.set()
+        """Stop the worker; without `wait` the supervisor cleans up by itself
+        (libobs may destroy a filter on its video thread, which must not block)."""
+        self.worker.shutdown(wait, timeout)
         if wait:
-            self._thread.join(timeout)
-            self._stop_worker()
+            st = self.stats
+            _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} "
+                 f"passed through, {st.restarts} worker start(s)")
 
-    # -- the manager thread ---------------------------------------------------
-    def _manage(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                self._manage_once()
-            except Exception as exc:   # never let the manager die silently
-                _log(f"filter {self.key}: manager error: {type(exc).__name__}: {exc}")
-                self._stop_worker()
-                self.restart_at = time.monotonic() + self.backoff
-        self._stop_worker()
-        st = self.stats
-        _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} passed "
-             f"through, {st.restarts} worker start(s)")
-
-    def _manage_once(self) -> None:
-        now = time.monotonic()
-        proc, ch = self.proc, self.channel
-        if proc is not None and proc.poll() is not None:
-            error = ch.error if ch is not None else ""
-            _log(f"filter {self.key}: worker exited with code {proc.returncode}"
-                 f"{': ' + error if error else ''}; passing frames through, restart in {self.backoff:.1f} s"
-                 f"{self._log_tail()}")
-            failed = ch is not None and ch.state == shm.FAILED
-            self._stop_worker()
-            self.restart_at = now + (BACKOFF_S[1] if failed and error else self.backoff)
-            self.backoff = min(self.backoff * 2, BACKOFF_S[1])
-            return
-        if proc is None:
-            if now >= self.restart_at:
-                self._start_worker()
-            return
-        # running
-        if self.restart_requested or self.want_capacity > ch.capacity:
-            _log(f"filter {self.key}: restarting the worker ("
-                 f"{'new engine' if self.restart_requested else 'bigger frames'})")
-            self.restart_requested = False
-            self._stop_worker()
-            self._start_worker()
-            return
-        if self.params_dirty:
-            self.params_dirty = False
-            params = self._params()
-            if params != self.published:   # a new seq restarts the worker's session
-                ch.set_params(params)
-                self.published = params
-        state = ch.state
-        if state == shm.READY and not self.live:
-            if os.name != "nt":
-                ch.unlink()   # both sides have it mapped: nothing can leak from now on
-            self.live = True
-            self.last_beat = (ch.heartbeat, now)
-            _log(f"filter {self.key}: worker ready (pid {proc.pid})")
-        elif state == shm.STARTING and now - self.started_at > READY_TIMEOUT_S:
-            _log(f"filter {self.key}: worker not ready after {READY_TIMEOUT_S:.0f} s; killing it")
-            proc.kill()
-        elif self.live:
-            beat = ch.heartbeat
-            if beat != self.last_beat[0]:
-                self.last_beat = (beat, now)
-                if now - self.started_at > 30.0:
-                    self.backoff = BACKOFF_S[0]   # ran fine for a while: forgive old crashes
-            elif now - self.last_beat[1] > HANG_TIMEOUT_S:
-                _log(f"filter {self.key}: worker hung (no heartbeat for {HANG_TIMEOUT_S:.0f} s); killing it")
-                proc.kill()
-
+    # -- what the supervisor asks for -----------------------------------------
     def _params(self):
         s = self.settings
         return shm.Params(readout=float(s.get("readout", 0.6)),
@@ -483,67 +382,18 @@ class FilterInstance:
                           mode=s.get("mode", "rs"), strength=float(s.get("strength", 1.0)),
                           lookahead=bool(s.get("lookahead", False)))
 
-    def _start_worker(self) -> None:
-        capacity = max(self.want_capacity, 1280 * 720 * 4)
-        ch = shm.Channel.create(capacity)
-        self.published = self._params()
-        ch.set_params(self.published)
-        self.params_dirty = False
-        cmd = worker_command() + ["worker", "shutter", "--shm", ch.path, "--parent", str(os.getpid())]
+    def _worker_args(self) -> list:
+        args = []
         url = self.settings.get("remote_url", "")
         if self.settings.get("engine") == "remote" and url:
-            cmd += ["--remote", url]
+            args += ["--remote", url]
         extra = os.environ.get("PRIORFX_WORKER_ARGS")   # diagnostics, e.g. --selftest-invert
         if extra:
-            cmd += shlex.split(extra)
-        try:
-            log = open(self.log_path, "wb")
-        except OSError:
-            log = subprocess.DEVNULL
-        kw = {"creationflags": 0x08000000} if os.name == "nt" else {}   # CREATE_NO_WINDOW
-        try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=log,
-                                    env=_child_env(), **kw)
-        except OSError as exc:
-            ch.close()
-            _log(f"filter {self.key}: cannot start the worker ({' '.join(cmd)}): {exc}")
-            self.restart_at = time.monotonic() + BACKOFF_S[1]
-            return
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()
-        if os.name != "nt":
-            os.set_blocking(proc.stdin.fileno(), False)
-        with self.lock:
-            self.channel, self.proc, self.live = ch, proc, False
-        self.started_at = time.monotonic()
+            args += shlex.split(extra)
+        return args
+
+    def _counted_start(self) -> None:
         self.stats.restarts += 1
-        _log(f"filter {self.key}: started worker pid {proc.pid}: {' '.join(cmd)}")
-
-    def _stop_worker(self) -> None:
-        with self.lock:   # after this, the video thread no longer touches the mapping
-            proc, ch = self.proc, self.channel
-            self.proc, self.channel, self.live = None, None, False
-        if proc is not None:
-            try:
-                proc.stdin.close()   # the worker exits when its stdin closes
-            except OSError:
-                pass
-            try:
-                proc.wait(2.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(2.0)
-        if ch is not None:
-            ch.close(unlink=True)
-
-    def _log_tail(self, n: int = 6) -> str:
-        try:
-            with open(self.log_path, "rb") as fh:
-                lines = fh.read()[-4000:].decode("utf-8", "replace").strip().splitlines()[-n:]
-        except OSError:
-            return ""
-        return ("\n  worker log: " + "\n  worker log: ".join(lines)) if lines else ""
 
 
 # ---------------------------------------------------------------------------
@@ -584,7 +434,7 @@ class _Impl:
         self.reg.settings.pop(key, None)
         if inst is not None:
             inst.shutdown(wait=False)
-            self.reg.retiring = [i for i in self.reg.retiring if i._thread.is_alive()] + [inst]
+            self.reg.retiring = [i for i in self.reg.retiring if i.worker.is_alive()] + [inst]
             _log(f"filter {key} destroyed")
 
     def update(self, key, settings_ptr) -> None:
@@ -709,7 +559,7 @@ def unload() -> None:
     for key in list(reg.instances):
         reg.instances.pop(key).shutdown()
     for inst in getattr(reg, "retiring", []):   # destroyed filters still cleaning up
-        inst._thread.join(5.0)
+        inst.worker.join(5.0)
     reg.retiring = []
 
 

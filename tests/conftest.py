@@ -70,6 +70,45 @@ def copy_model(models_home):
     return _copy
 
 
+class WheelInstall:
+    """priorfx as a user gets it from `pip install priorfx`: the wheel built from this
+    checkout, installed into a new virtual environment, run from outside the checkout."""
+
+    def __init__(self, venv: Path, wheel: Path, work: Path):
+        self.venv, self.wheel, self.work = venv, wheel, work
+        self.priorfx = venv / "bin" / "priorfx"
+
+    def env(self, **extra: str) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PRIORFX_EXE", "PRIORFX_PUBLISH_PLUGINS")}
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        return {**env, **extra}
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.priorfx), *args], capture_output=True, text=True,
+                              env=self.env(), cwd=self.work, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def wheel_install(tmp_path_factory, models_home) -> WheelInstall:
+    """Build the wheel and install it (with its dependencies, as pip resolves them,
+    pinned by the CI constraints when PIP_CONSTRAINT names them) into a clean venv."""
+    root = Path(__file__).resolve().parents[1]
+    d = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(d / "dist"),
+                            str(root)], capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, build.stdout + build.stderr
+    wheel = next((d / "dist").glob("priorfx-*.whl"))
+    venv = d / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    inst = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], capture_output=True,
+                          text=True, timeout=1800, cwd=d)
+    assert inst.returncode == 0, inst.stdout[-3000:] + inst.stderr[-3000:]
+    work = d / "work"
+    work.mkdir()
+    return WheelInstall(venv, wheel, work)
+
+
 # ------------------------------------------------------------ prior models
 # Small person priors with a known answer, built by the tests themselves: the
 # alpha is a colour key, alpha = clip(2 (R - B) + 0.5, 0, 1) (red person on a

@@ -74,6 +74,14 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
+def write_bytes_atomic(target: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `target` atomically; `mode` (e.g. 0o600 for a file holding a
+    secret) is set when the temporary file is created, so it is never more open."""
     with atomic_path(target) as tmp:
-        tmp.write_bytes(data)
+        if mode is None:
+            tmp.write_bytes(data)
+            return
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)  # os.open's mode is filtered by the umask

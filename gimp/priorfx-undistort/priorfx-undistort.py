@@ -11,9 +11,9 @@ so high bit depth survives; the EXIF goes along for the focal length), the
 through `--remote URL`), and GIMP's loader reads the result back.
 
 How to reach the core is recorded by `priorfx install gimp` in
-`priorfx-undistort.json` next to this file::
-
-    {"priorfx": "/path/to/venv/bin/priorfx", "remote": null, "env": {}}
+`priorfx_host.json` next to this file, and read by the host kit
+(`priorfx_hostkit.py`, copied beside it), which also runs the core and turns
+its errors into one message.
 
 Batch use (same parameters as the dialog)::
 
@@ -31,52 +31,22 @@ Batch use (same parameters as the dialog)::
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+import priorfx_hostkit as kit   # copied beside this file by `priorfx install gimp`
+
 PROC_NAME = "plug-in-priorfx-undistort-selfie"
-CONFIG_NAME = "priorfx-undistort.json"
-EXIT_NO_FACE = 6
-# Variables that GIMP (or a bundled Python) sets for its own interpreter and
-# that would break the core's Python in the child process.
-_HOST_PYTHON_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE")
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+PREVIEW_MAX_SIDE = 1024    # the Preview runs the filter on a copy this large at most
+PREVIEW_SHOW_SIDE = 360    # and shows it this large in the dialog
 
 
 # ---------------------------------------------------------------------------
 # Pure helpers (no GIMP): tested on the host with plain Python.
-
-class CoreError(Exception):
-    """The core failed; `message` is what the user sees, `no_face` marks exit 6."""
-
-    def __init__(self, message: str, no_face: bool = False):
-        super().__init__(message)
-        self.message = message
-        self.no_face = no_face
-
-
-def load_core_config(plugin_dir: str) -> dict:
-    """Read how to reach the core (written by `priorfx install gimp`).
-
-    Missing file: fall back to `priorfx` on PATH, run locally.
-    """
-    path = os.path.join(plugin_dir, CONFIG_NAME)
-    cfg = {"priorfx": None, "remote": None, "env": {}}
-    if os.path.isfile(path):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                cfg.update(json.load(fh))
-        except (OSError, ValueError) as exc:
-            raise CoreError(f"cannot read {path}: {exc}; run `priorfx install gimp` again") from None
-    if not cfg.get("priorfx"):
-        cfg["priorfx"] = shutil.which("priorfx")
-    return cfg
-
 
 def focal_35mm_from_metadata_xml(xml_text: str | None) -> float | None:
     """35 mm-equivalent focal length from GIMP's serialized metadata, or None.
@@ -101,75 +71,40 @@ def focal_35mm_from_metadata_xml(xml_text: str | None) -> float | None:
     return None
 
 
-def build_command(cfg: dict, src: str, dst: str, distance: float, strength: float,
-                  focal_mm: float | None) -> list[str]:
+def build_command(core: list, remote, src: str, dst: str, distance: float, strength: float,
+                  focal_mm) -> list:
     """The `priorfx undistort` command line for one layer."""
-    exe = cfg.get("priorfx")
-    if not exe:
-        raise CoreError("the priorfx command was not found; run `priorfx install gimp` "
-                        "(it records where priorfx is) or put priorfx on PATH")
-    cmd = [exe, "undistort", src, "-o", dst, "--distance", f"{distance:.6g}",
-           "--strength", f"{strength:.6g}"]
+    cmd = list(core) + ["undistort", src, "-o", dst, "--distance", f"{distance:.6g}",
+                        "--strength", f"{strength:.6g}", "--progress", "json"]
     if focal_mm is not None:
         cmd += ["--focal-mm", f"{focal_mm:.6g}"]
-    if cfg.get("remote"):
-        cmd += ["--remote", cfg["remote"]]
+    if remote:
+        cmd += ["--remote", remote]
     return cmd
 
 
-def child_env(cfg: dict, base: dict | None = None) -> dict:
-    """Environment for the core: ours minus GIMP's Python settings, plus the recorded ones."""
-    env = dict(os.environ if base is None else base)
-    for var in _HOST_PYTHON_VARS:
-        env.pop(var, None)
-    env.update({k: str(v) for k, v in (cfg.get("env") or {}).items()})
-    return env
+def user_message(err: "kit.CoreError") -> str:
+    """What GIMP shows for a failed core run."""
+    text = f"Undistort Selfie: {err.message}"
+    if err.no_face:
+        text += ". The image was not changed."
+    return text + (f" ({err.hint})" if err.hint else "")
 
 
-def error_from_output(returncode: int, stderr: str) -> CoreError:
-    """Turn the CLI's 'priorfx: error: ...' / 'priorfx: hint: ...' lines into one message."""
-    msg = hint = None
-    for line in stderr.splitlines():
-        if line.startswith("priorfx: error:"):
-            msg = line.split(":", 2)[2].strip()
-        elif line.startswith("priorfx: hint:"):
-            hint = line.split(":", 2)[2].strip()
-    if msg is None:
-        tail = [ln for ln in stderr.strip().splitlines() if ln.strip()][-3:]
-        msg = f"priorfx failed with exit code {returncode}" + (": " + " / ".join(tail) if tail else "")
-    if returncode == EXIT_NO_FACE:
-        text = f"Undistort Selfie: {msg}. The image was not changed."
-    else:
-        text = f"Undistort Selfie: {msg}"
-    if hint:
-        text += f" ({hint})"
-    return CoreError(text, no_face=returncode == EXIT_NO_FACE)
+def run_filter(record: dict, src: str, dst: str, distance: float, strength: float, focal_mm,
+               on_progress=None, poll=None) -> list:
+    """`priorfx undistort` on one exported layer; returns the core's per-face lines
+    ("face 0: about 45 cm (30-80 cm) from the camera -> re-rendered at 150 cm",
+    "...; nothing to correct"). Raises kit.CoreError."""
+    faces = []
 
+    def keep_face_line(line: str) -> None:
+        if line.strip().startswith("face "):
+            faces.append(line.strip())
 
-def run_core(cmd: list[str], env: dict, poll=None) -> None:
-    """Run the CLI; call `poll()` while it works (progress pulse); raise CoreError on failure."""
-    try:
-        # CREATE_NO_WINDOW: no console window flashing up on Windows
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
-    except OSError as exc:
-        raise CoreError(f"Undistort Selfie: cannot run {cmd[0]}: {exc.strerror or exc}; "
-                        "run `priorfx install gimp` again or fix the path in "
-                        f"{CONFIG_NAME} next to the plug-in") from None
-    # stderr is read by communicate() in a loop with a timeout so that GIMP's
-    # progress bar keeps moving and a full pipe never blocks the core.
-    chunks = []
-    while True:
-        try:
-            _, err = proc.communicate(timeout=0.2)
-            chunks.append(err or b"")
-            break
-        except subprocess.TimeoutExpired:
-            if poll:
-                poll()
-    stderr = b"".join(chunks).decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise error_from_output(proc.returncode, stderr)
+    cmd = build_command(kit.find_core(record), record.get("remote"), src, dst, distance, strength, focal_mm)
+    kit.run_core(cmd, kit.child_env(record), on_progress=on_progress, poll=poll, on_line=keep_face_line)
+    return faces
 
 
 # ---------------------------------------------------------------------------
@@ -185,10 +120,9 @@ def _gimp_main() -> None:
     def _(text: str) -> str:
         return GLib.dgettext(None, text)
 
-    plugin_dir = os.path.dirname(os.path.abspath(__file__))
-
-    def export_layer(image, drawable, path: str, high_bit: bool) -> None:
-        """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter."""
+    def export_layer(image, drawable, path: str, high_bit: bool, max_side: int | None = None) -> None:
+        """Write the layer's pixels (no offsets, no mask) with GIMP's own exporter
+        (scaled down to `max_side` at most, for the Preview)."""
         w, h = drawable.get_width(), drawable.get_height()
         # Same precision and profile as the image, so copying the layer converts
         # nothing (copying into another precision also converts colours in 3.0).
@@ -200,6 +134,9 @@ def _gimp_main() -> None:
             layer = Gimp.Layer.new_from_drawable(drawable, tmp)
             tmp.insert_layer(layer, None, 0)
             layer.set_offsets(0, 0)
+            if max_side and max(w, h) > max_side:
+                k = max_side / max(w, h)
+                tmp.scale(max(1, round(w * k)), max(1, round(h * k)))
             if high_bit:
                 # 16-bit display-encoded PNG: lossless for 16-bit layers, and the
                 # core writes 16-bit PNG back for 16-bit PNG input.
@@ -222,7 +159,7 @@ def _gimp_main() -> None:
             cfg.set_property("include-exif", metadata is not None)
             res = proc.run(cfg)
             if res.index(0) != Gimp.PDBStatusType.SUCCESS:
-                raise CoreError(f"Undistort Selfie: GIMP could not write the layer to {path}")
+                raise kit.CoreError(f"GIMP could not write the layer to {path}")
         finally:
             tmp.delete()
 
@@ -231,7 +168,7 @@ def _gimp_main() -> None:
         try:
             out = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(path))
         except GLib.Error as exc:
-            raise CoreError(f"Undistort Selfie: GIMP could not read the result: {exc.message}") from None
+            raise kit.CoreError(f"GIMP could not read the result: {exc.message}") from None
         profile = image.get_color_profile()
         if profile is not None:
             out.set_color_profile(profile)  # assign (not convert): the values are in the layer's space
@@ -261,6 +198,73 @@ def _gimp_main() -> None:
         image.set_selected_layers([layer])
         return layer
 
+    seen_progress = []   # the bar pulses until the core reports real progress
+
+    def _show_progress(done: int, total: int, message: str) -> None:
+        seen_progress.append(done)
+        if total:
+            Gimp.progress_update(done / total)
+        if message:
+            Gimp.progress_set_text(message)
+
+    def _pulse() -> None:
+        if not seen_progress:
+            Gimp.progress_pulse()
+
+    def focal_of(config):
+        # auto: no --focal-mm; the core reads the EXIF that travels with the layer
+        return config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
+
+    def add_preview(dialog, config, image, drawable, high_bit: bool) -> None:
+        """A Preview button: the filter on a reduced copy, shown in the dialog with
+        each face's estimated distance. The image is not touched (a temporary image
+        is exported), so OK still makes one undo step."""
+        gi.require_version("Gtk", "3.0")
+        gi.require_version("GdkPixbuf", "2.0")
+        from gi.repository import GdkPixbuf, Gtk
+
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
+        button = Gtk.Button.new_with_mnemonic(_("_Preview"))
+        label = Gtk.Label(label=_("Preview: the filter on a reduced copy, with each face's estimated distance"))
+        label.set_line_wrap(True)
+        label.set_xalign(0.0)
+        picture = Gtk.Image()
+
+        def pump():
+            while Gtk.events_pending():
+                Gtk.main_iteration()
+
+        def on_click(_button):
+            label.set_text(_("Working..."))
+            button.set_sensitive(False)
+            pump()
+            try:
+                record = kit.load_record(PLUGIN_DIR)
+                with tempfile.TemporaryDirectory(prefix="priorfx-preview-") as tmpdir:
+                    src = os.path.join(tmpdir, "preview.png")
+                    dst = os.path.join(tmpdir, "preview_out.png")
+                    export_layer(image, drawable, src, high_bit, max_side=PREVIEW_MAX_SIDE)
+                    faces = run_filter(record, src, dst, config.get_property("distance"),
+                                       config.get_property("strength"), focal_of(config), poll=pump)
+                    pix = GdkPixbuf.Pixbuf.new_from_file_at_scale(dst, PREVIEW_SHOW_SIDE, PREVIEW_SHOW_SIDE, True)
+                picture.set_from_pixbuf(pix)
+                label.set_text("\n".join(faces))
+            except kit.CoreError as err:
+                picture.clear()
+                label.set_text(user_message(err))
+            except Exception as exc:  # the dialog stays usable
+                picture.clear()
+                label.set_text(f"Undistort Selfie: preview failed: {exc}")
+            finally:
+                button.set_sensitive(True)
+
+        button.connect("clicked", on_click)
+        box.pack_start(button, False, False, 0)
+        box.pack_start(label, False, False, 0)
+        box.pack_start(picture, False, False, 0)
+        dialog.get_content_area().pack_end(box, False, False, 6)
+        box.show_all()
+
     def fail(procedure, run_mode, text: str, status=None):
         # Interactive: GIMP itself shows the returned error in a message box (as
         # for its own Python plug-ins); batch: also say it on GIMP's console.
@@ -273,6 +277,9 @@ def _gimp_main() -> None:
             return fail(procedure, run_mode, "Undistort Selfie: select exactly one layer.",
                         Gimp.PDBStatusType.CALLING_ERROR)
         drawable = drawables[0]
+        precision = image.get_precision()
+        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
+                                     Gimp.Precision.U8_PERCEPTUAL)
         exif_focal = focal_35mm_from_metadata_xml(
             image.get_metadata().serialize() if image.get_metadata() else None)
 
@@ -283,8 +290,9 @@ def _gimp_main() -> None:
             dialog.get_spin_scale("strength", 1.0)
             dialog.get_widget("focal-mode", GimpUi.IntRadioFrame)
             dialog.get_widget("output", GimpUi.IntRadioFrame)
-            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent)" if exif_focal
-                    else "EXIF has no 35 mm focal length: priorfx assumes 26 mm")
+            note = (f"EXIF: {exif_focal:g} mm (35 mm equivalent), weighed with the face's perspective"
+                    if exif_focal else "No EXIF focal length: estimated from the face's perspective "
+                                       "(coarse; faces that may be far are left alone)")
             dialog.get_label("exif-note", note, False, False)
             dialog.get_widget("focal-mm", GObject.TYPE_NONE)  # exists before its sensitivity rule
             try:
@@ -293,6 +301,7 @@ def _gimp_main() -> None:
             except (TypeError, AttributeError, ValueError):
                 pass  # other 3.0.x bindings: the field just stays editable
             dialog.fill(["distance", "focal-mode", "exif-note", "focal-mm", "strength", "output"])
+            add_preview(dialog, config, image, drawable, high_bit)
             ok = dialog.run()
             dialog.destroy()
             if not ok:
@@ -301,34 +310,29 @@ def _gimp_main() -> None:
         distance = config.get_property("distance")
         strength = config.get_property("strength")
         mode = config.get_property("output")
-        # auto: no --focal-mm; the core reads the EXIF that travels with the layer
-        focal = config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
-
-        precision = image.get_precision()
-        high_bit = precision not in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
-                                     Gimp.Precision.U8_PERCEPTUAL)
+        focal = focal_of(config)
         Gimp.progress_init(_("Undistorting selfie"))
         out_image = None
+        faces = []
         try:
-            core_cfg = load_core_config(plugin_dir)
+            record = kit.load_record(PLUGIN_DIR)
             with tempfile.TemporaryDirectory(prefix="priorfx-gimp-") as tmpdir:
                 src = os.path.join(tmpdir, "layer.png")
                 dst = os.path.join(tmpdir, "undistorted.png")
                 export_layer(image, drawable, src, high_bit)
-                cmd = build_command(core_cfg, src, dst, distance, strength, focal)
-                run_core(cmd, child_env(core_cfg), poll=Gimp.progress_pulse)
+                faces = run_filter(record, src, dst, distance, strength, focal,
+                                   on_progress=_show_progress, poll=_pulse)
                 out_image = load_result(dst, image)
             if (out_image.get_width(), out_image.get_height()) != (drawable.get_width(), drawable.get_height()):
-                raise CoreError("Undistort Selfie: the core returned an image of another size; "
-                                "the image was not changed")
+                raise kit.CoreError("the core returned an image of another size; the image was not changed")
             # Only now touch the user's image, all in one undo step.
             image.undo_group_start()
             try:
                 apply_result(image, drawable, out_image, mode)
             finally:
                 image.undo_group_end()
-        except CoreError as err:
-            return fail(procedure, run_mode, err.message)
+        except kit.CoreError as err:
+            return fail(procedure, run_mode, user_message(err))
         except Exception as exc:  # never a traceback in the user's face
             return fail(procedure, run_mode, f"Undistort Selfie: internal error: {exc}")
         finally:
@@ -336,6 +340,9 @@ def _gimp_main() -> None:
                 out_image.delete()
             Gimp.progress_end()
         Gimp.displays_flush()
+        if faces:
+            # The estimated distance of each face (with its interval), and whether it was left as is.
+            Gimp.message("Undistort Selfie:\n" + "\n".join(faces))
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     class UndistortSelfie(Gimp.PlugIn):
@@ -364,7 +371,7 @@ def _gimp_main() -> None:
                                           _("Camera distance to simulate, in metres"),
                                           0.3, 10.0, 1.5, flags)
             focal_mode = Gimp.Choice.new()
-            focal_mode.add("auto", 0, _("Auto (from EXIF)"), "")
+            focal_mode.add("auto", 0, _("Auto (face perspective, EXIF)"), "")
             focal_mode.add("manual", 1, _("Manual"), "")
             procedure.add_choice_argument("focal-mode", _("_Focal length"),
                                           _("Take the 35 mm equivalent focal length from the photo's "

@@ -12,12 +12,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_SRC = ROOT / "gimp" / "priorfx-undistort" / "priorfx-undistort.py"
+HOSTKIT = ROOT / "core" / "priorfx" / "hosts" / "priorfx_hostkit.py"
 
 
-@pytest.fixture(scope="module")
-def plugin():
-    """The plug-in module, imported without GIMP (its GI imports live in _gimp_main)."""
-    spec = importlib.util.spec_from_file_location("priorfx_undistort_plugin", PLUGIN_SRC)
+@pytest.fixture
+def plugin(cli, tmp_path, monkeypatch):
+    """The installed plug-in module, imported without GIMP (its GI imports live in
+    _gimp_main), with its folder first on sys.path as when GIMP runs it."""
+    dest = tmp_path / "plug-ins"
+    assert cli("install", "gimp", "--plugins-dir", str(dest)).returncode == 0
+    folder = dest / "priorfx-undistort"
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "priorfx_hostkit", raising=False)
+    spec = importlib.util.spec_from_file_location("priorfx_undistort_plugin", folder / "priorfx-undistort.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -30,10 +37,13 @@ def test_install_copies_an_executable_plugin_and_records_the_core(cli, tmp_path)
     script = dest / "priorfx-undistort" / "priorfx-undistort.py"
     assert script.read_bytes() == PLUGIN_SRC.read_bytes()
     assert script.stat().st_mode & stat.S_IXUSR
-    cfg = json.loads((dest / "priorfx-undistort" / "priorfx-undistort.json").read_text())
-    assert cfg["priorfx"] == str(Path(sys.executable).with_name("priorfx"))
+    record = dest / "priorfx-undistort" / "priorfx_host.json"
+    cfg = json.loads(record.read_text())
+    assert cfg["command"] == [str(Path(sys.executable).with_name("priorfx"))]
     assert cfg["remote"] is None
     assert cfg["env"]["PRIORFX_HOME"] == str(tmp_path / "home")
+    assert record.stat().st_mode & 0o777 == 0o600  # it may hold PRIORFX_TOKEN
+    assert (dest / "priorfx-undistort" / "priorfx_hostkit.py").read_bytes() == HOSTKIT.read_bytes()
     assert "Filters > Distorts > Undistort Selfie" in proc.stdout
 
 
@@ -42,11 +52,11 @@ def test_install_with_remote_and_reinstall_updates_the_settings(cli, tmp_path):
     assert cli("install", "gimp", "--plugins-dir", str(dest)).returncode == 0
     proc = cli("install", "gimp", "--plugins-dir", str(dest), "--remote", "http://gpu-box:8765")
     assert proc.returncode == 0, proc.stderr
-    cfg = json.loads((dest / "priorfx-undistort" / "priorfx-undistort.json").read_text())
+    cfg = json.loads((dest / "priorfx-undistort" / "priorfx_host.json").read_text())
     assert cfg["remote"] == "http://gpu-box:8765"
     assert "gpu-box" in proc.stdout
     assert sorted(p.name for p in (dest / "priorfx-undistort").iterdir()) == \
-        ["priorfx-undistort.json", "priorfx-undistort.py"]  # no temporary files left
+        ["priorfx-undistort.py", "priorfx_host.json", "priorfx_hostkit.py"]  # no temporary files left
 
 
 def test_install_refuses_a_bad_remote_url_and_a_non_priorfx_executable(cli, tmp_path):
@@ -78,36 +88,51 @@ def test_default_folder_is_gimp3_user_plugins(monkeypatch, tmp_path):
     assert inst.default_plugins_dir() == tmp_path / "profile" / "plug-ins"
 
 
+def test_default_folders_on_other_platforms(tmp_path):
+    from priorfx.install import gimp as inst
+    home = tmp_path / "My Home"
+    win = inst.default_plugins_dir("win32", {"APPDATA": r"C:\Users\Ann Lee\AppData\Roaming"}, home)
+    assert str(win).replace("\\", "/").endswith("Ann Lee/AppData/Roaming/GIMP/3.0/plug-ins")
+    assert inst.default_plugins_dir("win32", {}, home) == home / "AppData" / "Roaming" / "GIMP" / "3.0" / "plug-ins"
+    assert inst.default_plugins_dir("darwin", {}, home) == \
+        home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
+    flatpak = home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0"
+    flatpak.mkdir(parents=True)
+    assert inst.default_plugins_dir("linux", {}, home) == flatpak / "plug-ins"  # only the Flatpak ran here
+    (home / ".config" / "GIMP" / "3.0").mkdir(parents=True)
+    assert inst.default_plugins_dir("linux", {}, home) == home / ".config" / "GIMP" / "3.0" / "plug-ins"
+
+
 def test_command_line_carries_the_dialog_parameters(plugin):
-    cfg = {"priorfx": "/opt/pf/bin/priorfx", "remote": None}
-    cmd = plugin.build_command(cfg, "/t/in.png", "/t/out.png", 1.25, 0.5, 35.0)
-    assert cmd == ["/opt/pf/bin/priorfx", "undistort", "/t/in.png", "-o", "/t/out.png",
-                   "--distance", "1.25", "--strength", "0.5", "--focal-mm", "35"]
-    auto = plugin.build_command({**cfg, "remote": "http://h:1"}, "a", "b", 1.5, 1.0, None)
+    core = ["/opt/my tools/priorfx"]
+    cmd = plugin.build_command(core, None, "/t/in.png", "/t/out.png", 1.25, 0.5, 35.0)
+    assert cmd == ["/opt/my tools/priorfx", "undistort", "/t/in.png", "-o", "/t/out.png",
+                   "--distance", "1.25", "--strength", "0.5", "--progress", "json", "--focal-mm", "35"]
+    auto = plugin.build_command(core, "http://h:1", "a", "b", 1.5, 1.0, None)
     assert "--focal-mm" not in auto and auto[-2:] == ["--remote", "http://h:1"]
-    with pytest.raises(plugin.CoreError, match="priorfx install gimp"):
-        plugin.build_command({"priorfx": None}, "a", "b", 1.5, 1.0, None)
 
 
-def test_cli_errors_become_one_message(plugin):
-    err = plugin.error_from_output(6, "INFO: delegate\npriorfx: error: no face found in the image\n"
-                                      "priorfx: hint: try a larger face\n")
-    assert err.no_face
-    assert err.message == ("Undistort Selfie: no face found in the image. The image was not changed. "
-                           "(try a larger face)")
-    other = plugin.error_from_output(1, "Traceback ...\nRuntimeError: boom\n")
-    assert not other.no_face and "exit code 1" in other.message and "boom" in other.message
+def test_the_installed_plugin_finds_the_recorded_core(plugin):
+    record = plugin.kit.load_record(plugin.PLUGIN_DIR)
+    assert plugin.kit.find_core(record, {}) == [str(Path(sys.executable).with_name("priorfx"))]
 
 
-def test_missing_executable_is_a_clear_error(plugin, tmp_path):
-    with pytest.raises(plugin.CoreError, match="cannot run .*priorfx install gimp"):
-        plugin.run_core([str(tmp_path / "nope"), "undistort"], dict(os.environ))
+def test_no_face_becomes_the_message_gimp_shows(plugin):
+    err = plugin.kit.error_from_output("INFO: delegate\npriorfx: error: no face found in the image\n"
+                                       "priorfx: hint: try a larger face\n", 6)
+    assert plugin.user_message(err) == ("Undistort Selfie: no face found in the image. The image was "
+                                        "not changed. (try a larger face)")
+    other = plugin.kit.error_from_output("Traceback ...\nRuntimeError: boom\n", 1)
+    assert plugin.user_message(other).startswith("Undistort Selfie: priorfx failed with exit code 1")
 
 
-def test_child_environment_drops_gimps_python_settings(plugin):
-    env = plugin.child_env({"env": {"PRIORFX_HOME": "/models"}},
-                           {"PYTHONPATH": "/gimp/py", "PYTHONHOME": "/gimp", "PATH": "/usr/bin"})
-    assert env == {"PATH": "/usr/bin", "PRIORFX_HOME": "/models"}
+def test_the_cores_face_lines_become_the_message(plugin, sample, tmp_path):
+    """The real CLI through the plug-in's own call: one line per face, distance and interval."""
+    faces = plugin.run_filter(plugin.kit.load_record(plugin.PLUGIN_DIR), str(sample("single_face.jpg")),
+                              str(tmp_path / "out.png"), 1.5, 1.0, 26.0)
+    assert len(faces) == 1 and faces[0].startswith("face 0: about ") and "from the camera" in faces[0]
+    assert "re-rendered at 150 cm" in faces[0]
+    assert (tmp_path / "out.png").is_file()
 
 
 def test_exif_focal_length_from_gimp_metadata(plugin):
@@ -117,12 +142,3 @@ def test_exif_focal_length_from_gimp_metadata(plugin):
     no35 = '<metadata><tag name="Exif.Photo.FocalLength">85/1</tag></metadata>'
     assert plugin.focal_35mm_from_metadata_xml(no35) is None
     assert plugin.focal_35mm_from_metadata_xml("not xml") is None
-
-
-def test_config_file_next_to_the_plugin(plugin, tmp_path):
-    (tmp_path / plugin.CONFIG_NAME).write_text(json.dumps({"priorfx": "/x/priorfx", "remote": "http://r:1"}))
-    cfg = plugin.load_core_config(str(tmp_path))
-    assert cfg["priorfx"] == "/x/priorfx" and cfg["remote"] == "http://r:1"
-    (tmp_path / plugin.CONFIG_NAME).write_text("{broken")
-    with pytest.raises(plugin.CoreError, match="install gimp"):
-        plugin.load_core_config(str(tmp_path))

@@ -128,11 +128,11 @@ def gimp(gimp_root, sample_media, tmp_path_factory):
             {"name": "u16", "input": str(selfie), "precision": "U16_NON_LINEAR", "params": {**MANUAL},
              "format": "rgb16", "input_export": str(d / "u16_in.png"), "output": str(d / "u16_out.png")},
             {"name": "remote", "input": str(selfie), "params": {**MANUAL},
-             "core_config": str(remote_dir / "priorfx-undistort" / "priorfx-undistort.json"),
+             "core_config": str(remote_dir / "priorfx-undistort" / "priorfx_host.json"),
              "output": str(d / "remote_out.png")},
         ]
         spec = {"results": str(d / "results.json"), "cases": cases,
-                "plugin_config": str(work.plugins_dir / "priorfx-undistort" / "priorfx-undistort.json")}
+                "plugin_config": str(work.plugins_dir / "priorfx-undistort" / "priorfx_host.json")}
         (d / "spec.json").write_text(json.dumps(spec))
         proc = gimp_harness.run_batch(gimp_root, work, (HERE / "gimp_batch_cases.py").read_text(),
                                       {"PRIORFX_GIMP_SPEC": str(d / "spec.json")})
@@ -244,3 +244,28 @@ def test_remote_mode_runs_on_a_priorfx_server(gimp, cli):
     local = pio.read_image(gimp.dir / "selfie_out.png")
     assert _diff(ours, local).max() <= SAME_INPUT_MAX
     assert res["core_config"]["remote"].startswith("http://127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_the_filter_installed_from_the_wheel_runs_in_gimp(gimp_root, wheel_install, sample_media, cli,
+                                                          tmp_path_factory):
+    """`pip install priorfx` + `priorfx install gimp`, with no checkout anywhere: same picture."""
+    work = gimp_harness.GimpWork(tmp_path_factory.mktemp("gimp-wheel")).make()
+    d = work.root
+    inst = wheel_install.run("install", "gimp", "--plugins-dir", str(work.plugins_dir))
+    assert inst.returncode == 0, inst.stderr
+    selfie = sample_media / "single_face.jpg"
+    spec = {"results": str(d / "results.json"),
+            "cases": [{"name": "selfie", "input": str(selfie), "params": {**MANUAL},
+                       "output": str(d / "selfie_out.png")}]}
+    (d / "spec.json").write_text(json.dumps(spec))
+    proc = gimp_harness.run_batch(gimp_root, work, (HERE / "gimp_batch_cases.py").read_text(),
+                                  {"PRIORFX_GIMP_SPEC": str(d / "spec.json")},
+                                  binds=[wheel_install.venv.resolve()])
+    res = gimp_harness.read_results(d / "results.json", proc)["selfie"]
+    assert "exception" not in res, res["exception"]
+    assert res["status"] == "success", res.get("error")
+    ours = pio.read_image(d / "selfie_out.png")
+    ref = _cli_output(cli, selfie, d / "selfie_cli.png", *MANUAL_CLI)
+    diff = _diff(ours, ref)
+    assert diff.mean() <= DECODER_MEAN and np.percentile(diff, 99.9) <= DECODER_P999

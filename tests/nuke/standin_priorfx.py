@@ -1,5 +1,5 @@
 """A stand-in `priorfx` executable for testing the adapter's process handling
-(progress, errors, SIGINT on cancel) without waiting for real inference.
+(progress lines, errors, SIGINT on cancel) without waiting for real inference.
 
 Behaviour is chosen by $STANDIN_MODE: ok | slow | fail. Every call's argv is
 appended to $STANDIN_LOG. Frames are staged in a hidden folder and moved in at
@@ -15,12 +15,12 @@ import time
 args = sys.argv[1:]
 with open(os.environ["STANDIN_LOG"], "a") as log:
     log.write(json.dumps(args) + "\n")
-if args == ["--version"]:
-    print("priorfx 7.7.7")
-    sys.exit(0)
-if args[:2] == ["matte", "--help"]:
-    print("usage: priorfx matte IN -o OUT [--frames A-B] [--quality {fast,best}] [--guide G] "
-          "[--holdout H] [--garbage G] [--band PX] [--temporal T] [--remote URL]")
+if args[:2] == ["info", "--json"]:
+    if "--remote" in args:
+        print("priorfx: error: cannot reach the priorfx server at " + args[-1], file=sys.stderr)
+        print("priorfx: hint: check the URL and that `priorfx serve` runs there", file=sys.stderr)
+        sys.exit(7)
+    print(json.dumps({"priorfx_version": "7.7.7", "commands": {"matte": ["--frames", "--progress"]}}))
     sys.exit(0)
 mode = os.environ.get("STANDIN_MODE", "ok")
 if mode == "fail":
@@ -41,10 +41,15 @@ def interrupted(signum, frame):
 
 
 signal.signal(signal.SIGINT, interrupted)
+total = last - first + 1
 for f in range(first, last + 1):
     with open(plate % f, "rb") as src, open(os.path.join(stage, os.path.basename(out % f)), "wb") as dst:
         dst.write(b"standin:" + src.read())
+    progress = {"progress": {"done": f - first + 1, "total": total, "message": "frame %d" % f}}
+    print(json.dumps(progress), file=sys.stderr, flush=True)
     time.sleep(0.4 if mode == "slow" else 0.05)
 for name in os.listdir(stage):
     os.replace(os.path.join(stage, name), os.path.join(os.path.dirname(out), name))
 os.rmdir(stage)
+if "--json" in args:
+    print(json.dumps({"output": out, "frames": total, "cached": 0}))

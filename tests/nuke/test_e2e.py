@@ -7,6 +7,7 @@ real `priorfx serve` on 127.0.0.1.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -103,8 +104,16 @@ def test_local_engine_on_a_real_sequence_then_the_cache(plates, tmp_path):
     mtime = os.stat(logic.frame_path(layout.out_pattern(), FIRST)).st_mtime_ns
     r2 = jobs.process_range(_local(), layout, {"plate": plates["srgb"]}, FIRST, LAST,
                             MatteSettings(quality="fast"))
-    assert (r2.made, r2.cached) == (0, 3) and r2.keys == r1.keys
+    assert (r2.made, r2.cached) == (0, 3)   # served by the core's --cache, no inference
     assert os.stat(logic.frame_path(layout.out_pattern(), FIRST)).st_mtime_ns == mtime
+    # The same store serves a plain CLI run (a farm render, a shell) of the same frames.
+    direct = tmp_path / "direct"
+    direct.mkdir()
+    r = subprocess.run([PRIORFX, "matte", plates["srgb"], "-o", str(direct / "m.%04d.exr"), "--frames",
+                        "{}-{}".format(FIRST, LAST), "--quality", "fast", "--temporal", "0.5", "--cache",
+                        layout.root, "--json", "--progress", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["cached"] == 3
 
 
 def test_guides_exported_as_rgba_masks_are_honoured(plates, tmp_path):
@@ -183,8 +192,8 @@ def _cancel_after_first_frame(engine, plates, tmp_path):
                            MatteSettings(quality="best"), lambda d, t, m: seen.append(d),
                            lambda: any(d >= 1 for d in seen))
     assert max(seen) < LONG  # it really stopped mid-way
-    assert not os.path.exists(os.path.dirname(layout.out_pattern()))  # nothing published
-    assert os.listdir(layout.jobs_dir()) == []  # no partial frames left
+    assert os.listdir(os.path.dirname(layout.out_pattern())) == []  # nothing published, no partial frames
+    assert not os.path.exists(os.path.join(layout.root, "store"))   # nothing cached
     return layout
 
 
@@ -232,7 +241,6 @@ def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_p
         local_layout = logic.cache_layout(str(tmp_path / "local-cache"), "n1")
         lr = jobs.process_range(_local(), local_layout, {"plate": plates["srgb"]}, FIRST, LAST,
                                 MatteSettings(quality="fast"))
-        assert lr.keys == r.keys  # same core version, same inputs: same cache keys
         for f in range(FIRST, LAST + 1):
             rem = _check_matte(logic.frame_path(layout.out_pattern(), f))
             loc, _ = _read(logic.frame_path(local_layout.out_pattern(), f))

@@ -1,6 +1,7 @@
 """`priorfx install nuke`: the init.py block, idempotent, through the real CLI."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -70,3 +71,15 @@ def test_unwritable_nuke_dir_is_a_clear_error(cli, tmp_path):
     r = cli("install", "nuke", "--nuke-dir", str(blocker / ".nuke"))
     assert r.returncode == 11
     assert "cannot create" in r.stderr and "--print" in r.stderr
+
+
+def test_exe_setting_and_default_folder_for_other_platforms(tmp_path):
+    home = tmp_path / "Ann Lee"
+    assert inst.default_nuke_dir(home) == home / ".nuke"
+    assert inst.exe_setting([r"C:\Program Files\priorfx\Scripts\priorfx.exe"]) == \
+        r"C:\Program Files\priorfx\Scripts\priorfx.exe"
+    listed = inst.exe_setting(["/usr/bin/python3", "-m", "priorfx.cli"])
+    assert json.loads(listed) == ["/usr/bin/python3", "-m", "priorfx.cli"]
+    # the block Nuke runs keeps such a path intact (repr quoting)
+    code = inst.block(Path(r"C:\Program Files\priorfx\hosts\nuke"), r"C:\Program Files\priorfx\Scripts\priorfx.exe")
+    assert r"'C:\\Program Files\\priorfx\\Scripts\\priorfx.exe'" in code

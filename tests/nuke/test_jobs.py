@@ -27,7 +27,7 @@ def standin(tmp_path, monkeypatch):
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
     log = tmp_path / "calls.log"
     monkeypatch.setenv("STANDIN_LOG", str(log))
-    jobs.CoreEngine._probe_cache.clear()
+    jobs.kit._info_cache.clear()
 
     def calls():
         if not log.exists():
@@ -60,10 +60,10 @@ def test_run_reports_progress_and_writes_every_frame(standin, plate, monkeypatch
             lambda d, t, m: ticks.append((d, t)), lambda: False)
     assert sorted(p.name for p in out.iterdir()) == ["matte.{:04d}.exr".format(f) for f in range(11, 16)]
     assert (out / "matte.0013.exr").read_bytes() == b"standin:px13"
-    assert ticks[-1] == (5, 5) and any(0 < d < 5 for d, _ in ticks)  # staged frames were counted
-    matte_call = [c for c in standin["calls"]() if c[0] == "matte" and c[1] != "--help"][0]
+    assert ticks[-1] == (5, 5) and any(0 < d < 5 for d, _ in ticks)  # the core's progress lines
+    matte_call = [c for c in standin["calls"]() if c[0] == "matte"][0]
     assert matte_call[matte_call.index("--quality") + 1] == "fast"
-    assert "--progress" not in matte_call  # this CLI has no such flag: left out
+    assert matte_call[matte_call.index("--progress") + 1] == "json"
 
 
 def test_cli_error_becomes_message_and_hint(standin, plate, monkeypatch, tmp_path):
@@ -92,33 +92,31 @@ def test_identity_comes_from_the_core(standin, monkeypatch):
     eng = _engine(standin, "ok", monkeypatch)
     assert eng.identity() == jobs.Identity("local", "7.7.7", logic.MODEL_ID)
     eng.identity()
-    assert [c for c in standin["calls"]() if c == ["--version"]] == [["--version"]]  # probed once
+    assert [c for c in standin["calls"]() if c[0] == "info"] == [["info", "--json"]]  # asked once
 
 
 def test_remote_engine_with_no_server_is_a_clear_error(standin, monkeypatch):
     eng = _engine(standin, "ok", monkeypatch, remote_url="http://127.0.0.1:9")
     with pytest.raises(AdapterError, match="cannot reach the priorfx server") as e:
         eng.identity()
-    assert "server URL" in e.value.hint
+    assert "priorfx serve" in e.value.hint and e.value.exit_code == 7  # the core's own words
 
 
-def test_process_range_caches_and_publishes(standin, plate, monkeypatch, tmp_path):
+def test_process_range_runs_through_the_cores_cache_and_publishes(standin, plate, monkeypatch, tmp_path):
     eng = _engine(standin, "ok", monkeypatch)
     layout = logic.cache_layout(str(tmp_path / "cache"), "node1")
     r1 = jobs.process_range(eng, layout, {"plate": plate}, 11, 15, MatteSettings())
     assert (r1.cached, r1.made) == (0, 5)
+    call = [c for c in standin["calls"]() if c[0] == "matte"][-1]
+    assert call[call.index("--cache") + 1] == layout.root and "--json" in call
+    assert call[call.index("-o") + 1] == layout.out_pattern()
     out = Path(layout.out_pattern()).parent
     assert sorted(p.name for p in out.glob("matte.*.exr")) == ["matte.{:04d}.exr".format(f) for f in range(11, 16)]
     manifest = json.loads(Path(layout.manifest_path()).read_text())
-    assert manifest["frames"]["11"] == r1.keys[11] and manifest["priorfx_version"] == "7.7.7"
-    n_runs = len([c for c in standin["calls"]() if c[0] == "matte" and c[1] != "--help"])
-    r2 = jobs.process_range(eng, layout, {"plate": plate}, 11, 15, MatteSettings())
-    assert (r2.cached, r2.made) == (5, 0) and r2.keys == r1.keys
-    assert len([c for c in standin["calls"]() if c[0] == "matte" and c[1] != "--help"]) == n_runs
+    assert manifest["frames"] == [11, 15] and manifest["priorfx_version"] == "7.7.7"
     # A shorter range: frames outside it disappear from the shown sequence.
     jobs.process_range(eng, layout, {"plate": plate}, 11, 12, MatteSettings())
     assert sorted(p.name for p in out.glob("matte.*.exr")) == ["matte.0011.exr", "matte.0012.exr"]
-    assert not any(Path(layout.jobs_dir()).iterdir())
 
 
 def test_process_range_failure_keeps_the_published_sequence(standin, plate, monkeypatch, tmp_path):
@@ -132,15 +130,8 @@ def test_process_range_failure_keeps_the_published_sequence(standin, plate, monk
     assert Path(logic.frame_path(layout.out_pattern(), 12)).read_bytes() == before
 
 
-def test_missing_exported_frame_is_reported(standin, plate, monkeypatch, tmp_path):
-    layout = logic.cache_layout(str(tmp_path / "cache"), "node1")
-    with pytest.raises(AdapterError, match="cannot read exported frame"):
-        jobs.process_range(_engine(standin, "ok", monkeypatch), layout, {"plate": plate}, 11, 16,
-                           MatteSettings())
-
-
 def test_make_engine_errors():
     with pytest.raises(AdapterError, match="not local or remote"):
         jobs.make_engine("cloud", "", {})
-    with pytest.raises(AdapterError, match="priorfx command was not found"):
-        jobs.make_engine("local", "", {}, which="")
+    with pytest.raises(AdapterError, match="cannot find the priorfx command"):
+        jobs.make_engine("local", "", {})

@@ -1,14 +1,16 @@
 """mypy with Foundry's API stubs (types-nuke) over the adapter: catches misuse of the nuke API."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 PLUGIN = Path(__file__).resolve().parents[2] / "nuke"
+HOSTKIT_DIR = PLUGIN.parent / "core" / "priorfx" / "hosts"
 # mypy no longer targets 3.7-3.9; 3.7 syntax is checked in test_logic.py.
-FLAGS = ["--python-version", "3.10", "--check-untyped-defs", "--no-incremental",
+FLAGS = ["--python-version", "3.10", "--check-untyped-defs", "--no-incremental", "--explicit-package-bases",
          "--cache-dir", "/dev/null" if sys.platform != "win32" else "nul"]
 
 
@@ -18,7 +20,9 @@ def _mypy(cwd: Path, *targets: str) -> subprocess.CompletedProcess:
     stubs = Path(sys.prefix)
     assert any(stubs.rglob("nuke-stubs/__init__.pyi")), "types-nuke is not installed (pip install types-nuke)"
     # Run inside the plug-in folder so `nuke` resolves to the stubs, not to the repo's nuke/ folder.
-    return subprocess.run([sys.executable, "-m", "mypy", *FLAGS, *targets], cwd=cwd,
+    # The host kit is loaded by path at run time; mypy reads it from the core.
+    env = dict(os.environ, MYPYPATH=str(HOSTKIT_DIR))
+    return subprocess.run([sys.executable, "-m", "mypy", *FLAGS, *targets], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -1,19 +1,23 @@
 """The nuke-facing layer (node.py, menu.py, init.py, farm.py) against the strict fake `nuke`.
 
-The core is replaced here by a small engine that copies the plate, so these
-tests are about Nuke rules: what the node builds, main-thread only DAG work,
-proxy off during export, ProgressTask and cancel, farm (no GUI) mode and the
-per-frame cache. test_e2e.py runs the same path through the real core.
+The core is replaced here by a small engine that copies the plate (and uses the
+core's own priorfx.cache, as `priorfx matte --cache` does), so these tests are
+about Nuke rules: what the node builds, main-thread only DAG work, proxy off
+during export, ProgressTask and cancel, farm (no GUI) mode and what the node
+says about the cache. test_e2e.py runs the same path through the real core.
 """
 from __future__ import annotations
 
+import json
 import os
 import runpy
+import shutil
 import threading
 from pathlib import Path
 
 import pytest
 
+from priorfx import cache
 from priorfx_nuke import jobs, logic, node as pnode
 
 PLUGIN = Path(__file__).resolve().parents[2] / "nuke"
@@ -33,21 +37,43 @@ class CopyEngine:
     def identity(self):
         return jobs.Identity(self.name, self.version, "copy-model")
 
-    def run(self, inputs, first, last, out_pattern, settings, on_progress, is_cancelled):
+    def run(self, inputs, first, last, out_pattern, settings, on_progress, is_cancelled, cache_dir=""):
+        """As the core does: serve the range from priorfx.cache when every key is stored,
+        else copy every frame (a "run"), staged and renamed in at the end, and store them."""
+        frames = list(range(first, last + 1))
+        total = len(frames)
+        store = cache.FrameCache(cache_dir) if cache_dir else None
+        recipe = cache.recipe("copy", json.loads(settings.canonical()), ["copy-model"], self.version, ".exr")
+        keys = cache.frame_keys(recipe, [{name: cache.file_digest(logic.frame_path(pat, f))
+                                          for name, pat in inputs.items()} for f in frames])
+        if store is not None and store.has_all(keys, ".exr"):
+            for key, f in zip(keys, frames):
+                store.get(key, logic.frame_path(out_pattern, f))
+            return {"frames": total, "cached": total}
         self.runs.append((first, last, threading.current_thread().name))
         if self.fail is not None:
             raise self.fail
-        total = last - first + 1
-        for i, f in enumerate(range(first, last + 1)):
-            if self.gate is not None:
-                while not self.gate.wait(0.01):
-                    if is_cancelled():
-                        raise logic.CancelledByUser()
-            with open(logic.frame_path(inputs["plate"], f), "rb") as src:
-                data = src.read()
-            with open(logic.frame_path(out_pattern, f), "wb") as dst:
-                dst.write(b"matte:" + settings.quality.encode() + b":" + data)
-            on_progress(i + 1, total, "frame {}".format(f))
+        stage = Path(out_pattern).parent / ".stage"
+        stage.mkdir()
+        try:
+            for i, f in enumerate(frames):
+                if self.gate is not None:
+                    while not self.gate.wait(0.01):
+                        if is_cancelled():
+                            raise logic.CancelledByUser()
+                with open(logic.frame_path(inputs["plate"], f), "rb") as src:
+                    data = src.read()
+                (stage / Path(logic.frame_path(out_pattern, f)).name).write_bytes(
+                    b"matte:" + settings.quality.encode() + b":" + data)
+                on_progress(i + 1, total, "frame {}".format(f))
+            for key, f in zip(keys, frames):
+                final = logic.frame_path(out_pattern, f)
+                os.replace(stage / Path(final).name, final)
+                if store is not None:
+                    store.put(key, final)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return {"frames": total, "cached": 0}
 
 
 @pytest.fixture
@@ -217,7 +243,7 @@ def test_a_changed_plate_frame_reruns_the_shot(shot, engine):
     (shot["plates"] / "plate.1004.exr").write_bytes(b"retouched")
     _process_gui(nuke, node)
     assert [r[:2] for r in engine.runs] == [(1001, 1005), (1001, 1005)]  # recurrent: whole range
-    assert "(2 new, 3 from cache)" in node["status"].value()
+    assert "(5 new, 0 from cache)" in node["status"].value()
     read = _result_files(node, nuke)
     assert Path(logic.frame_path(read["file"].value(), 1004)).read_bytes() == b"matte:best:sRGB:retouched"
 
@@ -247,8 +273,8 @@ def test_cancel_button_stops_the_job_and_keeps_the_previous_result(shot, engine)
     nuke._run_until(lambda: node[pnode.ID_KNOB].value() not in pnode._RUNNING)
     assert node["status"].value().startswith("cancelled")
     assert Path(logic.frame_path(read["file"].value(), 1001)).read_bytes() == before
-    jobs_dir = shot["tmp"] / "priorfx_cache" / "nodes" / node[pnode.ID_KNOB].value() / "jobs"
-    assert list(jobs_dir.iterdir()) == []  # no half-done job folder left
+    out_dir = Path(read["file"].value()).parent
+    assert [p.name for p in out_dir.iterdir() if p.name.startswith(".")] == []  # no half-done frames left
 
 
 def test_progress_task_cancel_cancels_the_job(shot, engine):
@@ -383,7 +409,7 @@ def test_farm_cluster_reaches_the_core_jobs(shot, engine, monkeypatch):
     script.write_text("# saved by Nuke\n")
     assert farm.main([str(script), "--cluster", "tcp://sched:8786"]) == 0
     # every `priorfx matte` the node starts inherits it (the core reads $PRIORFX_CLUSTER)
-    assert logic.clean_env(os.environ, local=True)["PRIORFX_CLUSTER"] == "tcp://sched:8786"
+    assert jobs.kit.child_env({}, os.environ, drop=("PRIORFX_REMOTE",))["PRIORFX_CLUSTER"] == "tcp://sched:8786"
 
 
 def test_a_pasted_copy_gets_its_own_cache_folder(shot, engine):

@@ -66,9 +66,9 @@ def run_harness(plan: dict, out: Path, invert: bool = False, delay_ms: float = 0
     plan = {"script": str(SCRIPT), **plan}
     (out / "plan.json").write_text(json.dumps(plan))
     env = dict(os.environ)
-    env.pop("PRIORFX_WORKER", None)
+    env.pop("PRIORFX_EXE", None)
     if worker_env:
-        env["PRIORFX_WORKER"] = PRIORFX
+        env["PRIORFX_EXE"] = PRIORFX
     extra = (["--selftest-invert"] if invert else []) + ([f"--delay-ms={delay_ms}"] if delay_ms else [])
     env["PRIORFX_WORKER_ARGS"] = " ".join(extra)
     proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(HARNESS), str(out / "plan.json"), str(out)],

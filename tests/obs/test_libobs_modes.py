@@ -99,9 +99,9 @@ def test_unreachable_remote_engine_passes_frames_through_and_says_why(obs_tools,
     url = f"http://127.0.0.1:{_free_port()}"
     settings = {**BASE, "engine": "remote", "remote_url": url}
     env_steps = [{"op": "feed", "tag": "down", "dir": str(tmp_path / "f")}]
-    # give the worker time to try, fail and be reported before feeding
+    # the worker tries, fails and is reported before the frames come
     result = H_.run_harness({"canvas": [W, H], "settings": settings,
-                             "steps": [{"op": "sleep", "seconds": 3.0}, *env_steps]}, tmp_path / "out")
+                             "steps": [{"op": "wait_worker_exit"}, *env_steps]}, tmp_path / "out")
     assert H_.outputs(tmp_path / "out", "down") == raws
     assert "worker exited with code 7" in result["log_text"]
     assert f"priorfx server at {url} cannot be reached" in result["log_text"]

@@ -112,7 +112,7 @@ def test_real_obs_loads_the_script_runs_the_filter_and_quits_cleanly(obs_tools, 
     try:
         display = xvfb.stdout.readline().decode().strip()
         assert display.isdigit(), "Xvfb did not start"
-        env = {**os.environ, "HOME": str(home), "DISPLAY": f":{display}", "PRIORFX_WORKER": H.PRIORFX}
+        env = {**os.environ, "HOME": str(home), "DISPLAY": f":{display}", "PRIORFX_EXE": H.PRIORFX}
         env.pop("XDG_CONFIG_HOME", None)
         obs = subprocess.Popen(["obs", "--collection", "Test", "--profile", "Test", "--disable-shutdown-check",
                                 "--disable-missing-files-check", "--multi"],

@@ -16,19 +16,40 @@ def selfie_pixels(sample_media):
 
 def test_undistort_writes_the_corrected_image_with_provenance_and_overlay(cli, sample, tmp_path, selfie_pixels):
     out = tmp_path / "fixed.png"
-    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--debug-overlay", "--json", "--quiet")
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--focal-mm", "26", "--debug-overlay",
+            "--json", "--quiet")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
-    assert report["focal_source"] == "default" and report["focal_mm"] == 26.0
-    assert len(report["faces"]) == 1 and 0.2 < report["faces"][0]["distance_m"] < 0.6
+    assert report["focal_source"] == "user" and report["focal_mm"] == 26.0
+    face = report["faces"][0]
+    assert len(report["faces"]) == 1 and 0.2 < face["distance_m"] < 0.6 and face["corrected"]
+    assert face["distance_low_m"] < face["distance_m"] < face["distance_high_m"]
     img = read_image(out)
     assert img.shape == selfie_pixels.shape
     assert np.abs(img - selfie_pixels).max() > 0.2                # the face changed
     assert np.abs(img[:, :100] - selfie_pixels[:, :100]).max() < 2 / 255   # the background did not
     info = read_image_info(out)
     assert info.provenance["operation"] == "undistort"
-    assert info.provenance["focal_source"] == "default"
+    assert info.provenance["focal_source"] == "user"
     assert (tmp_path / "fixed.debug.png").is_file()
+
+
+def test_without_exif_each_face_gets_a_distance_interval_and_a_far_one_is_left_alone(cli, sample, tmp_path,
+                                                                                    selfie_pixels):
+    out = tmp_path / "same.png"
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("face 0: about "))
+    assert "from the camera" in line and "(focal " in line and "perspective" in line
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--json", "--quiet")
+    face = json.loads(r.stdout)["faces"][0]
+    assert face["focal_source"] == "perspective"
+    assert face["distance_low_m"] <= face["distance_m"]
+    assert face["distance_high_m"] is None or face["distance_m"] <= face["distance_high_m"]
+    if not face["corrected"]:
+        # Nothing to correct: the picture comes back as it was, pixel for pixel.
+        assert "nothing to correct" in line
+        np.testing.assert_array_equal(read_image(out), selfie_pixels)
 
 
 def test_no_face_exits_6_and_writes_nothing(cli, sample, tmp_path):
@@ -46,13 +67,17 @@ def test_focal_length_comes_from_exif(cli, tmp_path, selfie_pixels):
     r = cli("undistort", str(src), "-o", str(tmp_path / "a.jpg"), "--json", "--quiet")
     assert r.returncode == 0, r.stderr
     exif = json.loads(r.stdout)
-    assert exif["focal_source"] == "exif" and exif["focal_mm"] == 52
-    assert exif["faces"][0]["focal_mm"] == 52
-    r = cli("undistort", str(src), "-o", str(tmp_path / "b.jpg"), "--focal-mm", "26", "--json", "--quiet")
-    user = json.loads(r.stdout)
-    assert user["focal_source"] == "user"
-    # Same face size in pixels, twice the focal length -> about twice as far away.
-    ratio = exif["faces"][0]["distance_m"] / user["faces"][0]["distance_m"]
+    assert exif["focal_source"] == "exif" and exif["exif_focal_mm"] == 52 and exif["focal_mm"] is None
+    # The EXIF value is a prior weighed with the perspective: near it, not necessarily on it.
+    assert exif["faces"][0]["focal_source"] == "perspective+exif"
+    assert 52 / 2 < exif["faces"][0]["focal_mm"] < 52 * 2
+    users = []
+    for focal in ("26", "52"):
+        r = cli("undistort", str(src), "-o", str(tmp_path / "b.jpg"), "--focal-mm", focal, "--json", "--quiet")
+        users.append(json.loads(r.stdout))
+        assert users[-1]["focal_source"] == "user" and users[-1]["faces"][0]["focal_mm"] == pytest.approx(float(focal))
+    # A given focal length is a fact: same face size in pixels, twice the focal length -> twice as far.
+    ratio = users[1]["faces"][0]["distance_m"] / users[0]["faces"][0]["distance_m"]
     assert ratio == pytest.approx(2.0, rel=0.05)
 
 

@@ -38,7 +38,7 @@ def selfie_plan(sample_media):
 
     warp.face_warp = spy
     try:
-        plan = portrait.plan(rgb, PortraitParams(distance_m=1.5))
+        plan = portrait.plan(rgb, PortraitParams(distance_m=1.5, focal_mm=26.0))   # a phone front camera
     finally:
         warp.face_warp = real
     return rgb, plan, captured
@@ -87,7 +87,7 @@ def test_weights_cover_the_face_before_and_after_the_warp():
 def test_weights_built_small_give_the_same_box_and_field(selfie_plan, monkeypatch):
     rgb, plan, _ = selfie_plan
     monkeypatch.setattr(portrait, "WEIGHT_MAX_SIDE", 4096)      # full analysis resolution
-    full = portrait.plan(rgb, PortraitParams(distance_m=1.5))
+    full = portrait.plan(rgb, PortraitParams(distance_m=1.5, focal_mm=26.0))
     assert np.abs(np.subtract(plan.box, full.box)).max() <= 6
     ys, xs = np.mgrid[200:400:10, 200:380:10]
     pts = np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float64)

@@ -74,7 +74,8 @@ def _check_tools() -> None:
 def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: float,
                settings: dict, invert: bool, out: Path) -> dict:
     """One libobs session: warm up, then stream `seconds` in real time."""
-    from priorfx.install.obs import script_source, worker_command
+    from priorfx.install.common import this_priorfx
+    from priorfx.install.obs import script_source
     import priorfx.streaming
 
     harness = Path(priorfx.streaming.__file__).parent / "libobs_harness.py"
@@ -85,7 +86,7 @@ def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: flo
                       {"op": "stream", "tag": "measure", "dir": str(frames_dir), "seconds": seconds, "fps": fps}]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(plan))
-    env = {**os.environ, "PRIORFX_WORKER": json.dumps(worker_command()),
+    env = {**os.environ, "PRIORFX_EXE": json.dumps(this_priorfx()),
            "PRIORFX_WORKER_ARGS": "--selftest-invert" if invert else ""}
     proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(harness), str(out / "plan.json"), str(out)],
                           capture_output=True, text=True, env=env, timeout=seconds + 400)

@@ -5,8 +5,9 @@ is built from a real portrait among the sample media: its 468 face-mesh
 points (x, y and the mesh's relative depth) become a metric 3D face, an
 ellipsoid skull behind it carries the rest of the photo (hair, ears), and the
 photo is the texture. So that the benchmark does not confirm the fitter's
-own assumptions, these are other people than the fitter's mean face was
-built from (multi_face.jpg), and the geometry is jittered: inter-pupillary
+own assumptions, these are other people than the fitter's mean face and its
+distance calibration were built from (multi_face.jpg, single_face.jpg/.mp4,
+carphone_pristine.mp4), and the geometry is jittered: inter-pupillary
 distance (the fitter assumes 63 mm) +-7 %, axis scales +-8 %, nose depth
 +-15 %, a smooth random deformation, head yaw/pitch, focal length 22-32 mm
 and the face off-centre.
@@ -21,10 +22,22 @@ Scores, against the far render:
   true far points (an oracle 2D correction: it is given the answer's
   landmarks, which no real 2D method has);
 - PSNR / SSIM over the face region (hull of the far landmarks);
-- relative error of the estimated camera-to-face distance (the focal length is
-  given, as EXIF would);
-- speed: undistort on a 12 MP and a 1080p upscaled real selfie, and one
-  cv2.remap of each size in the same run.
+- relative error of the estimated camera-to-face distance (the true focal
+  length given as EXIF would: a prior, not a fact);
+
+Cases without EXIF (`noexif`): each head at 0.25, 0.35, 0.5, 0.6, 1, 1.5, 2 and
+3 m with a 35 mm-equivalent focal length of 16-135 mm that makes the face fill
+20-55 % of the frame, posed, every other one a 640 px crop of a 1.6x larger
+render (off-centre principal point, longer equivalent focal). Summary:
+distance_rel_err_noexif (median over 0.25-0.6 m), ..._max_near (worst there),
+far_detected (cases at >= 1.5 m reported >= 1 m), far_change (mean absolute
+face change, 0-255, at >= 1.5 m with target 1.5 m), interval_coverage (truth
+inside the reported interval, these and the EXIF cases). Peer: today's fixed
+26 mm estimate from the same landmarks;
+- speed: undistort on a 12 MP and a 1080p upscaled real selfie (EXIF 26 mm:
+  the perspective fit, the EXIF prior and the warp all run), the same with the
+  focal length given (today's path), and one cv2.remap of each size, in the
+  same run.
 """
 from __future__ import annotations
 
@@ -38,7 +51,7 @@ from priorfx.bench.common import median_ms
 
 NEAR_M = (0.25, 0.35, 0.50)
 FAR_M = 1.5
-SOURCES = ["single_face.jpg", "grace_hopper.jpg", "astronaut.png", "obama.jpg", "biden.jpg"]
+SOURCES = ["grace_hopper.jpg", "astronaut.png", "obama.jpg", "biden.jpg"]
 BACKGROUND = "china.jpg"
 
 
@@ -115,15 +128,15 @@ def _load(name: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def build_head(photo: np.ndarray, rng: np.random.Generator) -> dict:
-    """A jittered, textured 3D head (metres, photo-camera frame) from a real portrait."""
+def build_head(photo: np.ndarray, rng: np.random.Generator, index: int = 0) -> dict:
+    """A jittered, textured 3D head (metres, photo-camera frame) from face `index` of a real portrait."""
     from scipy.spatial import Delaunay
 
     from priorfx.priors import face
 
     # The heads are the same with or without the prior's mirror averaging (the
     # benchmark's data does not move with the method under test).
-    mesh = face.find_faces(photo, mirror_average=False)[0]
+    mesh = face.find_faces(photo, mirror_average=False)[index]
     pts = mesh.points.astype(np.float64)
     ipd_px = np.linalg.norm((pts[33, :2] + pts[133, :2]) / 2 - (pts[263, :2] + pts[362, :2]) / 2)
     ipd_m = 0.063 * rng.uniform(0.93, 1.07)
@@ -160,42 +173,89 @@ def build_head(photo: np.ndarray, rng: np.random.Generator) -> dict:
             "uv": np.concatenate([uv_face, uv_head]), "n_face": len(v), "texture": photo}
 
 
+def random_rotation(rng: np.random.Generator, max_yaw: float = 15.0, max_pitch: float = 10.0) -> np.ndarray:
+    """Head pose: yaw and pitch uniform within +-max_yaw / +-max_pitch degrees, roll +-5."""
+    from priorfx.portrait.geometry import rodrigues
+
+    return rodrigues(np.array([np.radians(rng.uniform(-max_pitch, max_pitch)),
+                               np.radians(rng.uniform(-max_yaw, max_yaw)),
+                               np.radians(rng.uniform(-5, 5))]))
+
+
+def render_view(head: dict, bg: np.ndarray, rot: np.ndarray, offset: np.ndarray, dist: float, focal: float,
+                size: tuple[int, int], bg_scale: float) -> dict:
+    """One view of a posed head: face centroid at (offset, dist) metres, focal in pixels,
+    principal point at the image centre, over a textured plane 2.5 m behind the face
+    (fixed in the world: `bg_scale` photo px per metre)."""
+    w, h = size
+    v = head["verts"] @ rot.T
+    n = head["n_face"]
+    v -= v[:n].mean(0)                                      # face centroid at the origin
+    cam = v + np.array([offset[0], offset[1], dist])
+    zb = dist + 2.5
+    hx, hy = zb * w / focal * 1.05, zb * h / focal * 1.05
+    bgv = np.array([[-hx, -hy, zb], [hx, -hy, zb], [hx, hy, zb], [-hx, hy, zb]])
+    bguv = np.array([[bg.shape[1] / 2, bg.shape[0] / 2]]) + bgv[:, :2] * bg_scale
+    verts = np.concatenate([cam, bgv])
+    tris = np.concatenate([head["tris"], np.array([[0, 1, 2], [0, 2, 3]]) + len(cam)])
+    uv = np.concatenate([head["uv"], bguv])
+    ids = np.concatenate([np.zeros(len(cam), np.int32), np.ones(4, np.int32)])
+    ub, vb, ib, _ = rasterise(verts, tris, uv, ids, focal, (w, h))
+    img = shade(ub, vb, ib, [head["texture"], bg])
+    lm = focal * cam[:n, :2] / cam[:n, 2:3] + np.array([w / 2.0, h / 2.0])
+    return {"image": img, "landmarks": lm}
+
+
 def render_pair(head: dict, bg: np.ndarray, d: float, rng: np.random.Generator, size: int,
                 max_yaw: float = 15.0, max_pitch: float = 10.0) -> dict:
-    """Near render at d and the far (dolly-zoom) render at FAR_M of one posed head.
-
-    Pose: yaw and pitch uniform within +-max_yaw / +-max_pitch degrees, roll +-5.
-    """
-    from priorfx.portrait.geometry import focal_px, rodrigues
+    """Near render at d and the far (dolly-zoom) render at FAR_M of one posed head
+    (focal length 22-32 mm, the face a little off-centre)."""
+    from priorfx.portrait.geometry import focal_px
 
     f35 = rng.uniform(22.0, 32.0)
     f = focal_px(f35, size, size)
-    rot = rodrigues(np.array([np.radians(rng.uniform(-max_pitch, max_pitch)),
-                              np.radians(rng.uniform(-max_yaw, max_yaw)),
-                              np.radians(rng.uniform(-5, 5))]))
-    v = head["verts"] @ rot.T
-    v -= v[:head["n_face"]].mean(0)                         # face centroid at the origin
+    rot = random_rotation(rng, max_yaw, max_pitch)
     off = rng.uniform(-0.06, 0.06, 2) * d                   # face a little off-centre
-    n = head["n_face"]
+    # The near view sees the whole background photo.
+    bg_scale = min(bg.shape[:2]) / (2 * (d + 2.5) * size / f * 1.05)
     out = {"f35": f35, "d": d}
     for key, dist, focal in (("near", d, f), ("far", FAR_M, f * FAR_M / d)):
-        cam = v + np.array([off[0], off[1], dist])
-        # Background: a plane 2.5 m behind the face, fixed in the world (moves with the dolly).
-        zb = dist + 2.5
-        half = zb * size / focal
-        bgv = np.array([[-half, -half, zb], [half, -half, zb], [half, half, zb], [-half, half, zb]]) * [1.05, 1.05, 1]
-        bw, bh = bg.shape[1], bg.shape[0]
-        scale_bg = min(bw, bh) / (2 * (d + 2.5) * size / f * 1.05)   # the near view sees the whole photo
-        bguv = np.array([[bw / 2, bh / 2]]) + bgv[:, :2] * scale_bg
-        verts = np.concatenate([cam, bgv])
-        tris = np.concatenate([head["tris"], np.array([[0, 1, 2], [0, 2, 3]]) + len(cam)])
-        uv = np.concatenate([head["uv"], bguv])
-        ids = np.concatenate([np.zeros(len(cam), np.int32), np.ones(4, np.int32)])
-        ub, vb, ib, _ = rasterise(verts, tris, uv, ids, focal, (size, size))
-        img = shade(ub, vb, ib, [head["texture"], bg])
-        lm = focal * cam[:n, :2] / cam[:n, 2:3] + size / 2.0
-        out[key] = {"image": img, "landmarks": lm}
+        out[key] = render_view(head, bg, rot, off, dist, focal, (size, size), bg_scale)
     return out
+
+
+def render_shot(head: dict, bg: np.ndarray, d: float, rng: np.random.Generator, size: int,
+                crop: bool) -> dict:
+    """A shot without EXIF: the head at d metres with a 35 mm-equivalent focal length
+    of 16-135 mm chosen so that the face fills 20-55 % of the frame, posed.
+
+    crop: the shot is a size x size crop (off-centre, around the face) of a
+    render 1.6x as wide with the same focal length, so its principal point is
+    off-centre and its equivalent focal length 1.6x longer than the lens's.
+    Returns the image, the true landmarks and the true focal length of the
+    image as given (35 mm equivalent, of the crop when cropped).
+    """
+    from priorfx.portrait.geometry import SENSOR_DIAGONAL_MM, focal_px
+
+    frac = rng.uniform(0.20, 0.55)
+    full = round(size * 1.6) if crop else size
+    f35_image = float(np.clip(frac * size * d / 0.15 * SENSOR_DIAGONAL_MM / np.hypot(size, size), 16.0, 135.0))
+    f = focal_px(f35_image, size, size)                     # the focal in pixels is the crop's too
+    rot = random_rotation(rng)
+    off = rng.uniform(-0.04, 0.04, 2) * d
+    if crop:
+        # Face off-centre in the larger frame, by up to a quarter of its width.
+        off = off + rng.uniform(-0.25, 0.25, 2) * full / f * d
+    bg_scale = min(bg.shape[:2]) / (2 * (d + 2.5) * full / f * 1.05)
+    view = render_view(head, bg, rot, off, d, f, (full, full), bg_scale)
+    img, lm = view["image"], view["landmarks"]
+    if crop:
+        c = lm.mean(0)
+        x0 = int(np.clip(round(c[0] - size / 2 + rng.uniform(-0.15, 0.15) * size), 0, full - size))
+        y0 = int(np.clip(round(c[1] - size / 2 + rng.uniform(-0.15, 0.15) * size), 0, full - size))
+        img = np.ascontiguousarray(img[y0:y0 + size, x0:x0 + size])
+        lm = lm - np.array([x0, y0])
+    return {"image": img, "landmarks": lm, "d": d, "f35": f35_image, "crop": crop}
 
 
 # ---------------------------------------------------------------- metrics
@@ -253,7 +313,8 @@ def _quality(args, rng) -> dict:
             for _ in range(poses):
                 pair = render_pair(head, bg, d, rng, size)
                 near, far = pair["near"], pair["far"]
-                res = undistort(near["image"], PortraitParams(distance_m=FAR_M, focal_mm=pair["f35"], face=0))
+                # The true focal length given as EXIF would give it: a prior, weighed with the perspective.
+                res = undistort(near["image"], PortraitParams(distance_m=FAR_M, exif_focal_mm=pair["f35"], face=0))
                 plan = res.field
                 ours_lm = plan.forward(near["landmarks"])
                 m, peer_lm = affine_peer(near["landmarks"], far["landmarks"])
@@ -264,6 +325,7 @@ def _quality(args, rng) -> dict:
                 cases.append({
                     "source": name, "distance_m": d, "focal_mm": round(pair["f35"], 2),
                     "distance_est_m": d_est, "distance_rel_err": abs(d_est - d) / d,
+                    "in_interval": _inside(res.faces[0], d),
                     "nme_input": nme(near["landmarks"], far["landmarks"]),
                     "nme_ours": nme(ours_lm, far["landmarks"]),
                     "nme_peer": nme(peer_lm, far["landmarks"]),
@@ -275,6 +337,10 @@ def _quality(args, rng) -> dict:
                     "ssim_face_peer": ssim(peer_img, far["image"], mask),
                     "warp_scale": res.faces[0]["warp_scale"],
                 })
+                if d == NEAR_M[0]:
+                    # Peer at 25 cm: the same focal length taken as a fact (today's path).
+                    given = undistort(near["image"], PortraitParams(distance_m=FAR_M, focal_mm=pair["f35"], face=0))
+                    cases[-1]["nme_ours_focal_given"] = nme(given.field.forward(near["landmarks"]), far["landmarks"])
                 if args.save_dir:
                     from pathlib import Path
 
@@ -283,6 +349,54 @@ def _quality(args, rng) -> dict:
                     save_png(Path(args.save_dir) / f"{tag}.png",
                              np.concatenate([near["image"], res.image, far["image"]], 1))
     return {"cases": cases}
+
+
+def _inside(face: dict, d: float) -> bool:
+    hi = face["distance_high_m"]
+    return face["distance_low_m"] <= d <= (np.inf if hi is None else hi)
+
+
+NOEXIF_M = (0.25, 0.35, 0.5, 0.6, 1.0, 1.5, 2.0, 3.0)
+NEAR_MAX_M = 0.6          # "near" for distance_rel_err_noexif*
+FAR_MIN_M = 1.5           # "far" for far_detected and far_change
+
+
+def _noexif(args, rng) -> list[dict]:
+    """Shots without EXIF (0.25-3 m, 16-135 mm, poses, every other one a crop of a
+    larger render): the distance the method estimates from the face alone, its
+    interval, and how much it changes far faces; the peer is today's fixed 26 mm."""
+    from priorfx.errors import NoFaceError
+    from priorfx.portrait import DEFAULT_FOCAL_MM, PortraitParams, geometry, undistort
+    from priorfx.priors import face as face_prior
+
+    sources = SOURCES[:3] if args.quick else SOURCES
+    distances = (0.25, 0.5, 1.5, 3.0) if args.quick else NOEXIF_M
+    size = min(args.size, 480) if args.quick else args.size
+    bg = _load(BACKGROUND)
+    cases = []
+    for name in sources:
+        head = build_head(_load(name), rng)
+        for i, d in enumerate(distances):
+            shot = render_shot(head, bg, d, rng, size, crop=bool(i % 2))
+            img = shot["image"]
+            case = {"source": name, "distance_m": d, "focal_mm": round(shot["f35"], 2), "crop": shot["crop"]}
+            try:
+                res = undistort(img, PortraitParams(distance_m=FAR_M, face=0))
+            except NoFaceError:
+                cases.append({**case, "found": False})
+                continue
+            f = res.faces[0]
+            mask = face_mask(shot["landmarks"], size)
+            # Today's estimate: the same landmarks, a fixed 26 mm focal length.
+            mesh = face_prior.find_faces(img, max_faces=1)[0]
+            d26 = geometry.fit_face(mesh.points, (size, size), geometry.focal_px(DEFAULT_FOCAL_MM, size, size)).distance_m
+            cases.append({**case, "found": True, "distance_est_m": f["distance_m"],
+                          "distance_low_m": f["distance_low_m"], "distance_high_m": f["distance_high_m"],
+                          "distance_rel_err": abs(f["distance_m"] - d) / d, "in_interval": _inside(f, d),
+                          "corrected": f["corrected"], "focal_est_mm": f["focal_mm"],
+                          "change": float(np.abs(res.image - img)[mask].mean() * 255),
+                          "distance_est_m_peer26": d26, "distance_rel_err_peer26": abs(d26 - d) / d})
+    return cases
 
 
 def _mean(cases, key, where=lambda c: True) -> float:
@@ -302,8 +416,12 @@ def _speed(args) -> dict:
         fh = h
         fw = round(selfie.shape[1] * h / selfie.shape[0])
         img[:, (w - fw) // 2:(w - fw) // 2 + fw] = cv2.resize(selfie, (fw, fh), interpolation=cv2.INTER_CUBIC)
-        params = PortraitParams(distance_m=FAR_M)
+        # EXIF says 26 mm: the perspective fit runs, the EXIF prior makes the selfie near, the warp runs.
+        params = PortraitParams(distance_m=FAR_M, exif_focal_mm=26.0)
         out[f"ms_{key}"] = median_ms(lambda: undistort(img, params), repeat=repeat, warmup=1)
+        # Today's path: the focal length taken as a fact, one fit per face, the same warp.
+        fixed = PortraitParams(distance_m=FAR_M, focal_mm=26.0)
+        out[f"ms_{key}_fixed_focal"] = median_ms(lambda: undistort(img, fixed), repeat=repeat, warmup=1)
         mx, my = np.meshgrid(np.arange(w, dtype=np.float32) + 0.3, np.arange(h, dtype=np.float32) - 0.2)
         out[f"remap_ms_{key}"] = median_ms(lambda: cv2.remap(img, mx, my, cv2.INTER_LINEAR,
                                                              borderMode=cv2.BORDER_REPLICATE),
@@ -319,6 +437,10 @@ def run(args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(args.seed)
     q = _quality(args, rng)
     cases = q["cases"]
+    noexif = _noexif(args, rng)
+    found = [c for c in noexif if c["found"]]
+    near = [c for c in found if c["distance_m"] <= NEAR_MAX_M]
+    far = [c for c in found if c["distance_m"] >= FAR_MIN_M]
     speed = _speed(args)
     summary = {
         "nme_input": _mean(cases, "nme_input"),
@@ -330,6 +452,30 @@ def run(args: argparse.Namespace) -> dict:
         "ms_12mp": speed["ms_12mp"],
         "ms_1080p": speed["ms_1080p"],
         "remap_ms_12mp": speed["remap_ms_12mp"],
+        "distance_rel_err_noexif": float(np.median([c["distance_rel_err"] for c in near])),
+        "distance_rel_err_noexif_max_near": max(c["distance_rel_err"] for c in near),
+        "far_detected": float(np.mean([c["distance_est_m"] >= 1.0 for c in far])),
+        "far_change": float(np.mean([c["change"] for c in far])),
+        "interval_coverage": float(np.mean([c["in_interval"] for c in found + cases])),
+    }
+    nme25 = [c for c in cases if c["distance_m"] == 0.25]
+    summary["nme_ratio_25cm"] = _mean(nme25, "nme_ours") / _mean(nme25, "nme_input")
+    nme_ratio_25cm_focal_given = _mean(nme25, "nme_ours_focal_given") / _mean(nme25, "nme_input")
+    noexif_extra = {
+        "cases": len(noexif), "faces_found": len(found),
+        "distance_rel_err_noexif_all": float(np.median([c["distance_rel_err"] for c in found])),
+        "near_corrected": float(np.mean([c["corrected"] for c in near])),
+        "interval_coverage_noexif": float(np.mean([c["in_interval"] for c in found])),
+        "interval_coverage_exif": float(np.mean([c["in_interval"] for c in cases])),
+        "peer26_distance_rel_err_noexif": float(np.median([c["distance_rel_err_peer26"] for c in near])),
+        "peer26_distance_rel_err_noexif_max_near": max(c["distance_rel_err_peer26"] for c in near),
+        "peer26_far_detected": float(np.mean([c["distance_est_m_peer26"] >= 1.0 for c in far])),
+        "by_distance": {f"{int(d * 100)}cm": {
+            "distance_est_m_median": float(np.median([c["distance_est_m"] for c in found if c["distance_m"] == d])),
+            "peer26_est_m_median": float(np.median([c["distance_est_m_peer26"] for c in found
+                                                    if c["distance_m"] == d]))}
+            for d in sorted({c["distance_m"] for c in found})},
+        "cases_list": noexif,
     }
     per_distance = {}
     for d in NEAR_M:
@@ -343,12 +489,22 @@ def run(args: argparse.Namespace) -> dict:
         "distance_within_15pct": max(c["distance_rel_err"] for c in cases) <= 0.15,
         "ms_12mp_le_1000": summary["ms_12mp"] <= 1000,
         "ms_1080p_le_250": summary["ms_1080p"] <= 250,
+        "distance_noexif_median_within_25pct": summary["distance_rel_err_noexif"] <= 0.25,
+        "distance_noexif_worst_near_within_40pct": summary["distance_rel_err_noexif_max_near"] <= 0.40,
+        "far_detected_eq_1": summary["far_detected"] >= 1.0,
+        "far_change_le_1": summary["far_change"] <= 1.0,
+        "interval_coverage_ge_0.9": summary["interval_coverage"] >= 0.9,
+        "nme_ratio_25cm_le_0.4": summary["nme_ratio_25cm"] <= 0.4,
     }
-    return {"summary": summary, "targets": targets, "per_distance": per_distance,
+    return {"summary": summary, "targets": targets, "per_distance": per_distance, "noexif": noexif_extra,
+            "nme_ratio_25cm_focal_given": nme_ratio_25cm_focal_given,
             "ssim_face": {"input": _mean(cases, "ssim_face_input"), "ours": _mean(cases, "ssim_face_ours"),
                           "peer": _mean(cases, "ssim_face_peer")},
             "psnr_face_peer": _mean(cases, "psnr_face_peer"),
             "distance_rel_err_max": max(c["distance_rel_err"] for c in cases),
             "remap_ms_1080p": speed["remap_ms_1080p"],
+            "speed_ratios": {k: round(speed[f"ms_{k}"] / speed[f"remap_ms_{k}"], 2) for k in ("12mp", "1080p")}
+            | {f"{k}_fixed_focal": round(speed[f"ms_{k}_fixed_focal"] / speed[f"remap_ms_{k}"], 2)
+               for k in ("12mp", "1080p")},
             "peer": "oracle affine map of the true near landmarks onto the true far landmarks",
             "cases": cases, "seconds": time.perf_counter() - t0}

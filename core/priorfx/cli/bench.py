@@ -32,8 +32,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         b.set_defaults(func=_run, bench_module=module)
 
 
+# Benchmark peers that only `priorfx bench` needs: pyproject's [bench] extra.
+BENCH_EXTRA = ("pymatting",)
+
+
 def _run(args: argparse.Namespace) -> int:
-    result = args.bench_module.run(args)
+    try:
+        result = args.bench_module.run(args)
+    except ModuleNotFoundError as exc:
+        if exc.name not in BENCH_EXTRA:
+            raise
+        from priorfx.errors import UsageError
+        raise UsageError(f"this benchmark's peers need {exc.name}, which is not installed",
+                         "pip install 'priorfx[bench]'") from None
     result = {"benchmark": args.bench, "quick": bool(args.quick), "environment": environment(), **result}
     text = json.dumps(result, indent=2, default=float)
     if args.json:

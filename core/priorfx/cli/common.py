@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -72,6 +73,26 @@ def progress_bar(desc: str, unit: str = "frame", quiet: bool = False) -> Iterato
         yield Progress(update)
     finally:
         bar.close()
+
+
+def add_progress_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="progress on stderr: a bar (default), one JSON object per line "
+                        '({"progress": {"done", "total", "message"}}, for host plug-ins), or none')
+    p.add_argument("--quiet", action="store_true", help="no progress bar (same as --progress none)")
+
+
+@contextmanager
+def progress_from_args(args: argparse.Namespace, desc: str, unit: str = "frame") -> Iterator[Progress]:
+    """The Progress the chosen --progress style reports to."""
+    if args.progress == "json" and not args.quiet:
+        def emit(done: int, total: int, message: str) -> None:
+            line = json.dumps({"progress": {"done": done, "total": total, "message": message}})
+            print(line, file=sys.stderr, flush=True)
+        yield Progress(emit)
+    else:
+        with progress_bar(desc, unit=unit, quiet=args.quiet or args.progress == "none") as prog:
+            yield prog
 
 
 def parse_frame_range(text: str | None) -> tuple[int, int] | None:

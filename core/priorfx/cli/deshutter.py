@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, add_progress_options, engine_from_args, parse_frame_range, progress_from_args
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", metavar="A-B", help="only frames A to B (inclusive)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image-sequence input (default 24)")
     p.add_argument("--json", action="store_true", help="print the readout and settings as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     check_cluster_engine(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
-        with progress_bar("deshutter", quiet=args.quiet) as prog:
+        with progress_from_args(args, "deshutter") as prog:
             summary = run_clip_on_cluster("deshutter", args.input, args.output, params, args.cluster, prog,
                                           frame_range=parse_frame_range(args.frames), fps=args.fps)
         print(json.dumps(summary, indent=2) if args.json else
@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.input} holds {len(frames)} frame(s)",
                          "rolling-shutter correction needs motion between at least 2 frames")
     engine = engine_from_args(args)
-    with progress_bar("deshutter", quiet=args.quiet) as prog:
+    with progress_from_args(args, "deshutter") as prog:
         result = engine.deshutter(frames, params, progress=prog)
     prov = provenance("deshutter", params, input=str(args.input), readout_used=result.readout,
                       readout_estimated=result.readout_estimated, engine=engine.name)

@@ -5,15 +5,14 @@ import argparse
 import itertools
 import json
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import (add_cluster_option, add_engine_options, add_progress_options, check_cluster_engine,
+                                engine_from_args, parse_frame_range, progress_from_args)
 from priorfx.config import DEVICES
 from priorfx.errors import UsageError
 from priorfx.models.contract import DEFAULT_PRIOR as MODEL_ID
-from priorfx.progress import Progress
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
 person prior (RVM, recurrent, so steady across frames) gives a confident guess,
@@ -60,11 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-unpremult", action="store_true",
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
+    p.add_argument("--cache", metavar="DIR",
+                   help="reuse results from DIR when the inputs, settings, models and version are the "
+                        "same (per frame, chained through the range), and store new ones there; "
+                        "image and sequence outputs")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
-                   help="progress on stderr: a bar (default), one JSON object per line "
-                        '({"progress": {"done", "total", "message"}}, for hosts), or none')
-    p.add_argument("--quiet", action="store_true", help="no progress bar (same as --progress none)")
+    add_progress_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -94,19 +94,6 @@ def _load_guide(src: str | None, name: str, frame_range, n_frames: int) -> Any:
         raise InputError(f"the {name} clip {src} has {len(clip)} frames, the plate has {n_frames}",
                          "give one guide frame per plate frame, or a single image")
     return lambda i: clip[i]
-
-
-@contextmanager
-def _progress(args: argparse.Namespace) -> Iterator[Progress]:
-    """The Progress the chosen --progress style reports to."""
-    if args.progress == "json" and not args.quiet:
-        def emit(done: int, total: int, message: str) -> None:
-            line = json.dumps({"progress": {"done": done, "total": total, "message": message}})
-            print(line, file=sys.stderr, flush=True)
-        yield Progress(emit)
-    else:
-        with progress_bar("matte", quiet=args.quiet or args.progress == "none") as prog:
-            yield prog
 
 
 def _output_colorspace(frames) -> str | None:
@@ -148,9 +135,15 @@ def _run(args: argparse.Namespace) -> int:
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
     check_cluster_engine(args)
+    cached = _CacheRun.plan(args, frames, params, out) if args.cache else None
+    if cached is not None and cached.complete():
+        written = cached.restore(getattr(frames, "frame_numbers", None) or [None])
+        _report(args, {"output": out, "frames": written, "cached": written, "cuts": [],
+                       "parameters": params.to_json()})
+        return 0
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
-        with _progress(args) as prog:
+        with progress_from_args(args, "matte") as prog:
             summary = run_clip_on_cluster("matte", args.input, out, params, args.cluster, prog,
                                           frame_range=frame_range, fps=args.fps, guides=guides or None,
                                           unpremult=not args.no_unpremult)
@@ -166,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     cuts: list[int] = []
     space = _output_colorspace(frames)
     colour = {"oiio:ColorSpace": space} if space else None
-    with _progress(args) as prog:
+    with progress_from_args(args, "matte") as prog:
         results = engine.matte(frames, params, guides=guides or None, progress=prog)
         if out_is_clip:
             from priorfx.matting.core import OPERATION
@@ -192,15 +185,107 @@ def _run(args: argparse.Namespace) -> int:
                     if r.cut:
                         cuts.append(numbers[r.index])
                     written += 1
+            files = [p for p in writer.written if p.suffix.lower() != ".json"]
         else:
             r = next(iter(results))
             prov = dict(r.provenance)
             prov["input"] = str(args.input)
             write_matte(out, r, unpremult=unpremult, provenance=prov, metadata=colour)
             written = 1
-    summary = {"output": out, "frames": written, "cuts": cuts, "parameters": params.to_json()}
+            files = [Path(out)]
+    if cached is not None:
+        cached.save(files)
+    _report(args, {"output": out, "frames": written, "cached": 0, "cuts": cuts,
+                   "parameters": params.to_json()})
+    return 0
+
+
+def _report(args: argparse.Namespace, summary: dict) -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"wrote {written} matte frame(s) to {out}", file=sys.stderr)
-    return 0
+        reused = f" ({summary['cached']} from the cache)" if summary["cached"] else ""
+        print(f"wrote {summary['frames']} matte frame(s) to {summary['output']}{reused}", file=sys.stderr)
+
+
+class _CacheRun:
+    """`--cache DIR` for one run: the frames' keys, and moving results in and out of the store."""
+
+    def __init__(self, frame_cache, keys: list[str], out: str, suffix: str):
+        self.cache, self.keys, self.out, self.suffix = frame_cache, keys, out, suffix
+
+    @classmethod
+    def plan(cls, args: argparse.Namespace, frames, params, out: str) -> "_CacheRun":
+        import priorfx
+        from priorfx import cache
+        from priorfx.io.video import VIDEO_SUFFIXES
+        from priorfx.models import manifest
+
+        suffix = Path(out).suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            raise UsageError("--cache keeps one file per frame and cannot serve a video output",
+                             "write an image sequence (out/matte_%04d.exr) or leave out --cache")
+        inputs = {"plate": _digests(frames, args.input)}
+        for name, src in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage)):
+            if src is not None:
+                inputs[name] = _digests(None, src, n=len(frames), frame_range=parse_frame_range(args.frames))
+        # the prior by id and file: a model registered again under the same id is a new recipe
+        known = manifest.entries().get(params.prior)
+        prior = f"{params.prior}@{known.sha256 if known else 'unknown'}"
+        recipe = cache.recipe("matte", params.to_json(), [prior], priorfx.__version__, suffix,
+                              unpremult=not args.no_unpremult)
+        per_frame = [{name: d[i] for name, d in inputs.items()} for i in range(len(frames))]
+        return cls(cache.FrameCache(args.cache), cache.frame_keys(recipe, per_frame), out, suffix)
+
+    def complete(self) -> bool:
+        return self.cache.has_all(self.keys, self.suffix)
+
+    def _targets(self, numbers: list) -> list[Path]:
+        from priorfx.io.video import frame_file, is_sequence_pattern
+
+        if not is_sequence_pattern(self.out):
+            return [Path(self.out)]
+        return [frame_file(self.out, n) for n in numbers]
+
+    def restore(self, numbers: list) -> int:
+        """Every frame from the store into its output name; all or none appear."""
+        import shutil
+        import uuid
+        from priorfx.errors import OutputError
+
+        targets = self._targets(numbers)
+        folder = targets[0].parent
+        if not folder.is_dir():
+            raise OutputError(f"output folder {folder} does not exist", "create it first or choose another output path")
+        stage = folder / f".priorfx-cache-{uuid.uuid4().hex[:8]}"
+        stage.mkdir()
+        try:
+            staged = []
+            for key, target in zip(self.keys, targets):
+                self.cache.get(key, stage / target.name)
+                staged.append((stage / target.name, target))
+            for tmp, target in staged:
+                tmp.replace(target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return len(targets)
+
+    def save(self, files: list[Path]) -> None:
+        """The run's output files into the store, one per key."""
+        for key, path in zip(self.keys, files):
+            self.cache.put(key, path)
+
+
+def _digests(frames, src: str, n: int | None = None, frame_range=None) -> list[str]:
+    """Per-frame sha256 of an input: its files' bytes, or a video's decoded pixels;
+    a single image guide counts for every frame."""
+    from priorfx import cache
+    from priorfx import io as pio
+
+    if frames is None and _is_still(src):
+        return [cache.file_digest(src)] * int(n or 1)
+    frames = frames if frames is not None else pio.read_frames(src, frame_range)
+    paths = getattr(frames, "paths", None)
+    if paths and len(paths) == len(frames):
+        return [cache.file_digest(p) for p in paths]
+    return [cache.pixels_digest(f) for f in frames]

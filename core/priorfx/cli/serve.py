@@ -8,6 +8,8 @@ import sys
 from priorfx.config import DEVICES
 from priorfx.errors import UsageError
 
+SERVER_EXTRA = ("starlette", "uvicorn")   # pyproject's [server] extra
+
 
 EPILOG = """clients: priorfx COMMAND --remote http://HOST:PORT --token T (or PRIORFX_REMOTE,
 PRIORFX_TOKEN, or the config file); in Python, priorfx.engine.get_engine().
@@ -59,7 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from priorfx.server.app import ServerConfig, serve
+    try:
+        from priorfx.server.app import ServerConfig, serve
+    except ModuleNotFoundError as exc:
+        if exc.name not in SERVER_EXTRA:
+            raise
+        raise UsageError(f"`priorfx serve` needs the server extra ({exc.name} is not installed)",
+                         "pip install 'priorfx[server]'") from None
 
     token = args.token or os.environ.get("PRIORFX_TOKEN") or None
     for name in ("workers", "max_side", "max_frames", "max_jobs", "max_streams"):

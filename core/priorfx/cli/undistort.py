@@ -6,13 +6,16 @@ import json
 import sys
 from pathlib import Path
 
-from priorfx.cli.common import add_engine_options, engine_from_args, progress_bar
+from priorfx.cli.common import add_engine_options, add_progress_options, engine_from_args, progress_from_args
 
 DESCRIPTION = """Re-renders a close-up portrait as if the camera had been farther away
 (a dolly zoom: the camera moves back, the focal length grows, the face keeps
 its size). A metric 3D face is fitted to each face under full perspective to
-estimate the camera distance. The focal length comes from --focal-mm, else the
-file's EXIF (FocalLengthIn35mmFilm), else 26 mm (a phone front camera).
+estimate the camera distance. Without --focal-mm the distance and the focal
+length are estimated together from the face's perspective, the file's EXIF
+(FocalLengthIn35mmFilm) weighed in as a prior; --focal-mm is a hard override.
+Each face gets a distance interval; a face that may already be as far as the
+target (or is beyond about 1 m) is left unchanged.
 16-bit PNG/TIFF and float EXR keep their precision; alpha is warped along.
 Exit code 6 (and no output file) when no face is found."""
 
@@ -25,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", type=float, default=1.5, metavar="M",
                    help="target camera-to-face distance in metres (default 1.5)")
     p.add_argument("--focal-mm", type=float, default=None, metavar="F",
-                   help="35 mm-equivalent focal length (default: EXIF, else 26)")
+                   help="35 mm-equivalent focal length, a hard override (default: estimated from the "
+                        "face's perspective, with the EXIF value as a prior)")
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="0..1: 0 = unchanged, 1 = full correction (default 1)")
     p.add_argument("--face", type=int, default=None, metavar="N",
@@ -33,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug-overlay", action="store_true",
                    help="also write OUT's name + '.debug.png' with landmarks, head proxy and distances")
     p.add_argument("--json", action="store_true", help="print the faces found and the settings used as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_options(p)
     add_engine_options(p)
     p.set_defaults(func=_run)
 
@@ -44,18 +48,19 @@ def debug_path(output: Path) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
-    from priorfx.portrait import DEFAULT_FOCAL_MM, PortraitParams
+    from priorfx.portrait import PortraitParams, face_message
 
     info = pio.read_image_info(args.input)
     focal, source = args.focal_mm, "user"
+    exif = None
     if focal is None:
-        focal = info.focal_35mm
-        source = "exif" if focal else "default"
-    params = PortraitParams(distance_m=args.distance, focal_mm=focal, strength=args.strength,
+        exif = info.focal_35mm or None
+        source = "exif" if exif else "perspective"
+    params = PortraitParams(distance_m=args.distance, focal_mm=focal, exif_focal_mm=exif, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
     image = as_rgb(pio.read_image(args.input))
     engine = engine_from_args(args)
-    with progress_bar("undistort", unit="step", quiet=args.quiet) as prog:
+    with progress_from_args(args, "undistort", unit="step") as prog:
         result = engine.undistort(image, params, progress=prog)
     prov = dict(result.provenance)
     prov["focal_source"] = source
@@ -68,15 +73,13 @@ def _run(args: argparse.Namespace) -> int:
         dbg = debug_path(args.output)
         save_png(dbg, result.debug)
     summary = {"output": str(args.output), "debug_overlay": str(dbg) if dbg else None,
-               "focal_mm": focal if focal is not None else DEFAULT_FOCAL_MM, "focal_source": source,
+               "focal_mm": focal, "exif_focal_mm": exif, "focal_source": source,
                "faces": result.faces}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         for i, f in enumerate(result.faces):
-            print(f"face {i}: about {f['distance_m'] * 100:.0f} cm from the camera "
-                  f"(focal {summary['focal_mm']:g} mm, {source}) -> re-rendered at {f['target_m'] * 100:.0f} cm",
-                  file=sys.stderr)
+            print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
     return 0
 
 

@@ -1,97 +1,64 @@
 """`priorfx install gimp`: put the "Undistort Selfie" filter into GIMP 3.
 
-Copies `gimp/priorfx-undistort/` into GIMP's user plug-ins folder (or the one
-given) and writes `priorfx-undistort.json` next to the plug-in, which tells it
-how to reach the core: the `priorfx` executable to run (this environment's by
-default), an optional remote server URL, and the PRIORFX_* variables set now
-(GIMP started from a desktop menu does not see the shell's environment).
-Running it again updates the plug-in and the recorded settings.
+Copies the plug-in (shipped in the package as priorfx.hosts.gimp) and the host
+kit into GIMP's user plug-ins folder (or the one given) and records how to
+reach the core there (see install/common.py). Running it again updates the
+plug-in and the recorded settings.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import priorfx
-from priorfx.atomic import write_bytes_atomic
-from priorfx.errors import InputError, OutputError, UsageError
+from priorfx.hosts import host_dir
+from priorfx.install.common import check_remote, chosen_command, make_dir, place, remove
 
 PLUGIN = "priorfx-undistort"
-CONFIG_NAME = "priorfx-undistort.json"
-# Recorded at install time when set, so that GIMP's plug-in sees the same store.
-RECORDED_ENV = ("PRIORFX_HOME", "PRIORFX_CONFIG", "PRIORFX_THREADS", "PRIORFX_TOKEN")
+FLATPAK_ID = "org.gimp.GIMP"
 
 
-def default_plugins_dir() -> Path:
-    """GIMP 3's per-user plug-ins folder on this platform (honours GIMP3_DIRECTORY)."""
-    if os.environ.get("GIMP3_DIRECTORY"):
-        return Path(os.environ["GIMP3_DIRECTORY"]) / "plug-ins"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
+def default_plugins_dir(platform: str = sys.platform, environ: dict | None = None,
+                        home: Path | None = None) -> Path:
+    """GIMP 3's per-user plug-ins folder.
+
+    GIMP3_DIRECTORY wins (GIMP's own override). Windows: %APPDATA%\\GIMP\\3.0;
+    macOS: ~/Library/Application Support/GIMP/3.0; Linux: $XDG_CONFIG_HOME/GIMP/3.0,
+    or the Flatpak's config when only the Flatpak GIMP has run here.
+    """
+    environ = os.environ if environ is None else environ
+    home = Path.home() if home is None else home
+    if environ.get("GIMP3_DIRECTORY"):
+        return Path(environ["GIMP3_DIRECTORY"]) / "plug-ins"
+    if platform == "win32":
+        base = Path(environ.get("APPDATA") or home / "AppData" / "Roaming")
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
     else:
-        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        base = Path(environ.get("XDG_CONFIG_HOME") or home / ".config")
+        flatpak = home / ".var" / "app" / FLATPAK_ID / "config"
+        if not (base / "GIMP" / "3.0").is_dir() and (flatpak / "GIMP" / "3.0").is_dir():
+            base = flatpak
     return base / "GIMP" / "3.0" / "plug-ins"
 
 
 def plugin_source() -> Path:
-    """The plug-in folder shipped with this checkout."""
-    src = Path(priorfx.__file__).resolve().parents[2] / "gimp" / PLUGIN
-    if not (src / f"{PLUGIN}.py").is_file():
-        raise InputError(f"the GIMP plug-in is not in this installation (looked in {src})",
-                         "install priorfx from a source checkout: pip install -e <checkout>")
-    return src
+    """The plug-in script shipped with this priorfx."""
+    return host_dir("gimp") / PLUGIN / f"{PLUGIN}.py"
 
 
-def default_priorfx() -> str | None:
-    """This environment's `priorfx` executable (the one running now)."""
-    name = "priorfx.exe" if sys.platform == "win32" else "priorfx"
-    here = Path(sys.executable).with_name(name)
-    if here.is_file():
-        return str(here)
-    found = shutil.which("priorfx")
-    return str(Path(found).resolve()) if found else None
-
-
-def core_config(priorfx_exe: str, remote: str | None, environ: dict | None = None) -> dict:
-    """What the plug-in reads to reach the core."""
-    environ = os.environ if environ is None else environ
-    return {"priorfx": priorfx_exe, "remote": remote,
-            "env": {k: environ[k] for k in RECORDED_ENV if environ.get(k)},
-            "priorfx_version": priorfx.__version__}
-
-
-def install(plugins_dir: Path, priorfx_exe: str, remote: str | None = None) -> Path:
+def install(plugins_dir: Path, command: list[str], remote: str | None = None) -> Path:
     """Copy the plug-in into `plugins_dir/priorfx-undistort/` and record the core. Returns the script."""
-    src = plugin_source()
-    if not plugins_dir.is_dir():
-        try:
-            plugins_dir.mkdir(parents=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create GIMP plug-ins folder {plugins_dir}: {exc.strerror}",
-                              "give a writable folder with --plugins-dir") from None
+    make_dir(plugins_dir, "give a writable folder with --plugins-dir")
     dst = plugins_dir / PLUGIN
-    dst.mkdir(exist_ok=True)
-    script = dst / f"{PLUGIN}.py"
-    write_bytes_atomic(script, (src / f"{PLUGIN}.py").read_bytes())
-    script.chmod(0o755)  # GIMP only runs executable plug-ins on Unix
-    cfg = core_config(priorfx_exe, remote)
-    write_bytes_atomic(dst / CONFIG_NAME, (json.dumps(cfg, indent=2) + "\n").encode())
-    return script
+    script = f"{PLUGIN}.py"
+    place(dst, {script: plugin_source()}, command, remote, executable=(script,))
+    return dst / script
 
 
 def uninstall(plugins_dir: Path) -> bool:
-    dst = plugins_dir / PLUGIN
-    if not (dst / f"{PLUGIN}.py").is_file():
-        return False
-    shutil.rmtree(dst)
-    return True
+    return remove(plugins_dir / PLUGIN, f"{PLUGIN}.py")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,24 +79,14 @@ def run(args: argparse.Namespace) -> int:
         removed = uninstall(plugins_dir)
         print(f"removed {plugins_dir / PLUGIN}" if removed else f"nothing installed in {plugins_dir}")
         return 0
-    if args.remote and not args.remote.startswith(("http://", "https://")):
-        raise UsageError(f"remote URL {args.remote!r} must start with http:// or https://",
-                         "e.g. --remote http://gpu-box:8765")
-    exe = args.priorfx or default_priorfx()
-    if not exe:
-        raise UsageError("cannot tell where the priorfx executable is", "give it with --priorfx PATH")
-    exe = str(Path(exe).expanduser().absolute())
-    try:
-        check = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=120)
-        ok = check.returncode == 0
-    except OSError:
-        ok = False
-    if not ok:
-        raise UsageError(f"{exe} does not run as `priorfx --version`",
-                         "give the priorfx executable with --priorfx PATH")
-    script = install(plugins_dir, exe, args.remote)
+    check_remote(args.remote)
+    command = chosen_command(args.priorfx)
+    if FLATPAK_ID in str(plugins_dir):
+        print("note: Flatpak GIMP runs in a sandbox with its own Python and may not be able to start "
+              f"{command[0]}; a distribution or installer GIMP is the tested host", file=sys.stderr)
+    script = install(plugins_dir, command, args.remote)
     where = f"the server at {args.remote}" if args.remote else "this computer"
     print(f"installed {script}")
-    print(f"the filter runs {exe} on {where}; restart GIMP and use "
+    print(f"the filter runs {' '.join(command)} on {where}; restart GIMP and use "
           "Filters > Distorts > Undistort Selfie...")
     return 0

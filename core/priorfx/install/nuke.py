@@ -1,47 +1,34 @@
 """`priorfx install nuke`: make Nuke load the PriorfxMatte node.
 
 Adds a marked block to the user's ~/.nuke/init.py (or `--nuke-dir`) that puts
-the plug-in folder on Nuke's plug-in path and records which `priorfx` command
-the node starts. Running it again replaces the block (idempotent); `--print`
+the plug-in folder shipped in the package (priorfx.hosts.nuke) on Nuke's
+plug-in path and records in $PRIORFX_EXE which `priorfx` command the node
+starts (the host kit's convention; the kit itself is found beside the folder). Running it again replaces the block (idempotent); `--print`
 only shows the lines to paste (e.g. into a studio-wide init.py).
 """
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import sys
+import json
 from pathlib import Path
 
 from priorfx.atomic import write_bytes_atomic
-from priorfx.errors import InputError, OutputError
+from priorfx.errors import InputError
+from priorfx.hosts import host_dir
+from priorfx.install.common import make_dir, this_priorfx
 
 BEGIN = "# >>> priorfx (managed by `priorfx install nuke`) >>>"
 END = "# <<< priorfx <<<"
 
 
-def plugin_dir() -> Path:
-    """The `nuke/` folder of this priorfx (a source checkout or editable install)."""
-    env = os.environ.get("PRIORFX_NUKE_PLUGIN")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "nuke")
-    for c in candidates:
-        if (c / "priorfx_nuke" / "node.py").is_file() and (c / "menu.py").is_file():
-            return c.resolve()
-    raise InputError("the Nuke plug-in folder (nuke/priorfx_nuke) was not found next to this priorfx",
-                     "install priorfx from its source tree (pip install -e .) or set "
-                     "PRIORFX_NUKE_PLUGIN to the nuke/ folder")
+def default_nuke_dir(home: Path | None = None) -> Path:
+    """Nuke's user folder: ~/.nuke on every platform (%USERPROFILE%\\.nuke on Windows)."""
+    return (Path.home() if home is None else home) / ".nuke"
 
 
-def priorfx_command() -> str:
-    """The `priorfx` executable of this installation (what the node will start)."""
-    exe = Path(sys.executable).with_name("priorfx.exe" if os.name == "nt" else "priorfx")
-    if exe.is_file():
-        return str(exe)
-    found = shutil.which("priorfx")
-    if found:
-        return str(Path(found).resolve())
-    raise InputError("the priorfx command was not found", "install priorfx with pip first")
+def exe_setting(command: list[str]) -> str:
+    """$PRIORFX_EXE for a command: the plain path, or a JSON list when it has arguments."""
+    return command[0] if len(command) == 1 else json.dumps(command)
 
 
 def block(plugin: Path, exe: str) -> str:
@@ -73,24 +60,20 @@ def merge(existing: str, new_block: str) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nuke-dir", type=Path, default=Path.home() / ".nuke",
+    p.add_argument("--nuke-dir", type=Path, default=default_nuke_dir(),
                    help="Nuke's user folder holding init.py (default: ~/.nuke)")
     p.add_argument("--print", dest="print_only", action="store_true",
                    help="only print the lines to add; change nothing")
 
 
 def run(args: argparse.Namespace) -> int:
-    text = block(plugin_dir(), priorfx_command())
+    text = block(host_dir("nuke"), exe_setting(this_priorfx()))
     if args.print_only:
         print(f"# add to {args.nuke_dir / 'init.py'}:")
         print(text, end="")
         return 0
     nuke_dir: Path = args.nuke_dir.expanduser()
-    try:
-        nuke_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {nuke_dir}: {exc.strerror}",
-                          "use --nuke-dir, or --print and add the lines by hand") from None
+    make_dir(nuke_dir, "use --nuke-dir, or --print and add the lines by hand")
     init = nuke_dir / "init.py"
     try:
         old = init.read_text(encoding="utf-8") if init.exists() else ""

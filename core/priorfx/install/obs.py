@@ -1,7 +1,9 @@
 """`priorfx install obs`: install the "Rolling Shutter Correction" OBS filter script.
 
-Copies the script and its protocol module into a folder of OBS's config
-directory, records how to start the worker (this installation's `priorfx`),
+Copies the script (shipped in the package as priorfx.hosts.obs), the core
+modules it loads (slot protocol, worker supervision, host kit) into a folder
+of OBS's config directory, records how to start the worker (this
+installation's `priorfx`, see install/common.py),
 and adds the script to OBS's scene collections so OBS loads it at start-up
 (what Tools > Scripts > + would do). OBS must be closed: it rewrites the
 scene collection files when it exits.
@@ -11,44 +13,39 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
-import priorfx
 from priorfx.atomic import write_bytes_atomic
 from priorfx.errors import InputError, OutputError
+from priorfx.hosts import host_dir
+from priorfx.install.common import place, this_priorfx
 
 SCRIPT_NAME = "priorfx_rolling_shutter.py"
-PROTOCOL_NAME = "priorfx_shm.py"
-CONFIG_NAME = "priorfx_obs.json"
+# Core modules the script loads from beside itself: name there -> file in the package.
+STREAMING = Path(__file__).resolve().parents[1] / "streaming"
+CORE_MODULES = {"priorfx_shm.py": STREAMING / "shm.py", "priorfx_supervisor.py": STREAMING / "supervisor.py"}
+FLATPAK_ID = "com.obsproject.Studio"
 
 
-def obs_config_dir() -> Path:
-    """OBS Studio's per-user config folder on this platform."""
-    if sys.platform == "win32":
-        return Path(os.environ.get("APPDATA", Path.home() / "AppData" / "Roaming")) / "obs-studio"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "obs-studio"
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".config") / "obs-studio"
+def obs_config_dir(platform: str = sys.platform, environ: dict | None = None,
+                   home: Path | None = None) -> Path:
+    """OBS Studio's per-user config folder: %APPDATA%\\obs-studio, ~/Library/Application
+    Support/obs-studio, $XDG_CONFIG_HOME/obs-studio (or the Flatpak's, when only it has run)."""
+    environ = os.environ if environ is None else environ
+    home = Path.home() if home is None else home
+    if platform == "win32":
+        return Path(environ.get("APPDATA") or home / "AppData" / "Roaming") / "obs-studio"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "obs-studio"
+    native = Path(environ.get("XDG_CONFIG_HOME") or home / ".config") / "obs-studio"
+    flatpak = home / ".var" / "app" / FLATPAK_ID / "config" / "obs-studio"
+    return flatpak if not native.is_dir() and flatpak.is_dir() else native
 
 
 def script_source() -> Path:
-    """The OBS script in this source tree (obs/ beside core/)."""
-    here = Path(priorfx.__file__).resolve().parents[2] / "obs" / SCRIPT_NAME
-    if not here.is_file():
-        raise InputError(f"the OBS script is not in this installation (looked for {here})",
-                         "install priorfx from a source checkout: pip install -e /path/to/priorfx")
-    return here
-
-
-def worker_command() -> list[str]:
-    """How the script starts `priorfx` (this very installation)."""
-    exe = Path(sys.executable).with_name("priorfx.exe" if os.name == "nt" else "priorfx")
-    if exe.is_file():
-        return [str(exe)]
-    return [sys.executable, "-c", "import sys; from priorfx.cli import main; sys.exit(main())"]
+    """The OBS script shipped with this priorfx."""
+    return host_dir("obs") / SCRIPT_NAME
 
 
 def obs_running() -> bool:
@@ -82,15 +79,11 @@ def add_to_scene_collection(path: Path, script: Path) -> bool:
 
 
 def install(dest: Path, config_dir: Path, collections: bool = True) -> dict:
-    """Copy the files, record the worker command, register with scene collections."""
+    """Copy the script and the core modules it loads, record the core, register with scene collections."""
+    command = this_priorfx()
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        src = script_source()
-        shutil.copyfile(src, dest / SCRIPT_NAME)
-        shutil.copyfile(Path(priorfx.__file__).parent / "streaming" / "shm.py", dest / PROTOCOL_NAME)
-        record = {"worker": worker_command(), "priorfx_version": priorfx.__version__,
-                  "python": sys.executable}
-        write_bytes_atomic(dest / CONFIG_NAME, json.dumps(record, indent=2).encode())
+        place(dest, {SCRIPT_NAME: script_source(), **CORE_MODULES}, command)
     except OSError as exc:
         raise OutputError(f"cannot write the OBS script to {dest}: {exc}",
                           "pick a writable folder with --dest") from None
@@ -99,7 +92,7 @@ def install(dest: Path, config_dir: Path, collections: bool = True) -> dict:
     for sc in scenes:
         if add_to_scene_collection(sc, dest / SCRIPT_NAME):
             changed.append(str(sc))
-    return {"script": str(dest / SCRIPT_NAME), "worker": record["worker"],
+    return {"script": str(dest / SCRIPT_NAME), "worker": command,
             "scene_collections": [str(s) for s in scenes], "changed": changed}
 
 
@@ -115,7 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config_dir = args.obs_config or obs_config_dir()
     dest = args.dest or config_dir / "priorfx"
-    if "com.obsproject.Studio" in str(config_dir):
+    if FLATPAK_ID in str(config_dir):
         print("note: Flatpak OBS runs its own Python and cannot start this priorfx; "
               "use a distribution package of OBS", file=sys.stderr)
     running = obs_running()

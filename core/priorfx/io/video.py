@@ -55,6 +55,11 @@ def is_sequence_pattern(path: str | os.PathLike) -> bool:
     return bool(_PRINTF.search(str(path)) or _HASHES.search(Path(path).name))
 
 
+def frame_file(pattern: str | os.PathLike, number: int) -> Path:
+    """The file of frame `number` of a sequence pattern (%04d or ####)."""
+    return Path(_to_printf(str(pattern)) % int(number))
+
+
 def _pattern_regex(printf_pattern: str) -> re.Pattern:
     name = Path(printf_pattern).name
     m = _PRINTF.search(name)

@@ -2,8 +2,10 @@
 
 A selfie taken at 20-60 cm enlarges the nose and narrows the face, because of
 perspective. `undistort` fits a metric 3D face to each detected face under
-full perspective (focal length from EXIF, the user, or a phone-front-camera
-default), estimates the camera-to-face distance, and moves the camera back to
+full perspective, estimates the camera-to-face distance with an interval
+(from the face's own perspective, the EXIF focal length as a prior, or the
+user's focal length as a fact), leaves faces that may already be far alone,
+and moves the camera back to
 `distance_m` while lengthening the focal length so that the face keeps its
 size (a dolly zoom). The landmark motion becomes a smooth warp over the head
 that fades out over the background, applied with one full-resolution remap.
@@ -14,9 +16,10 @@ Example
 >>> res = undistort(rgb, PortraitParams(distance_m=1.5))      # doctest: +SKIP
 >>> res.faces[0]["distance_m"], res.image.shape                # doctest: +SKIP
 
-The focal length matters: without EXIF we assume a phone front camera
-(26 mm, 35 mm-equivalent, on the image as given; a crop of a photo has a
-longer equivalent focal length). Give `focal_mm` for other photos.
+The focal length matters: the face's perspective alone tells near from far
+only coarsely (a wide interval), so give `focal_mm` (or `exif_focal_mm`) when
+known; it is the 35 mm-equivalent of the image as given (a crop of a photo
+has a longer equivalent focal length).
 """
 from __future__ import annotations
 
@@ -35,10 +38,11 @@ MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
 ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
 WEIGHT_MAX_SIDE = 384         # the head and person weights (smooth, feathered) are built this large at most
 GRID_CELLS = 96              # the warp is computed on this many cells across the head box, then upsampled
-DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera
+DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera (the old default; now a peer)
+FAR_ENOUGH_M = 1.0            # a face estimated this far (or whose interval reaches the target) is left unchanged
 MODELS = ["blazeface-short-range", "face-landmark", "selfie-segmentation"]
 
-__all__ = ["PortraitParams", "PortraitResult", "undistort", "DEFAULT_FOCAL_MM", "MAX_PIXELS"]
+__all__ = ["PortraitParams", "PortraitResult", "undistort", "face_message", "DEFAULT_FOCAL_MM", "MAX_PIXELS"]
 
 
 @dataclass
@@ -50,9 +54,12 @@ class PortraitParams:
     distance_m : target camera-to-face distance in metres (default 1.5). Any
         value > 0; values beyond the estimated distance flatten the
         perspective, values closer exaggerate it; the change is continuous.
-    focal_mm : 35 mm-equivalent focal length of the camera. None: the caller's
-        EXIF value if it filled this in, else DEFAULT_FOCAL_MM (26 mm, a phone
-        front camera).
+    focal_mm : 35 mm-equivalent focal length of the camera, a hard override.
+        None: the distance and the focal length are estimated together from the
+        face's perspective (see geometry.estimate_distance).
+    exif_focal_mm : 35 mm-equivalent focal length from the file's EXIF: a
+        prior (~20 %) weighed against the perspective, not a fact (a crop or
+        digital zoom lengthens it). Ignored when focal_mm is given.
     strength : 0..1, blends between no change (0) and the full correction (1),
         linearly in inverse distance.
     face : index of the one face to correct (faces sorted largest first), or
@@ -64,6 +71,7 @@ class PortraitParams:
 
     distance_m: float = 1.5
     focal_mm: float | None = None
+    exif_focal_mm: float | None = None
     strength: float = 1.0
     face: int | None = None
     max_faces: int = 8
@@ -78,9 +86,10 @@ class PortraitParams:
 
         number("distance_m", self.distance_m, 0.05, 100.0,
                "give the target camera distance in metres, e.g. --distance 1.5")
-        if self.focal_mm is not None:
-            number("focal_mm", self.focal_mm, 5.0, 1200.0,
-                   "give the 35 mm-equivalent focal length, e.g. --focal-mm 26 for a phone front camera")
+        for name in ("focal_mm", "exif_focal_mm"):
+            if getattr(self, name) is not None:
+                number(name, getattr(self, name), 5.0, 1200.0,
+                       "give the 35 mm-equivalent focal length, e.g. --focal-mm 26 for a phone front camera")
         number("strength", self.strength, 0.0, 1.0, "strength is a fraction: 0 = unchanged, 1 = full correction")
         if self.face is not None and (isinstance(self.face, bool) or not isinstance(self.face, int)
                                       or self.face < 0):
@@ -189,30 +198,49 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     protect = [[hulls[j] for j in range(len(meshes)) if j != i] for i in chosen]
     meshes = [meshes[i] for i in chosen]
     tick(progress, 2, 5, "fitting the 3D face")
-    focal_mm = DEFAULT_FOCAL_MM if params.focal_mm is None else float(params.focal_mm)
-    f_small = geometry.focal_px(focal_mm, aw, ah)
-    fits = [geometry.fit_face(m.points, (aw, ah), f_small) for m in meshes]
+    user_f = None if params.focal_mm is None else geometry.focal_px(params.focal_mm, aw, ah)
+    exif_f = None if params.exif_focal_mm is None else geometry.focal_px(params.exif_focal_mm, aw, ah)
+    estimates = [geometry.estimate_distance(m.points, (aw, ah), exif_focal_px=exif_f, user_focal_px=user_f)
+                 for m in meshes]
+    to_px = geometry.focal_px(1.0, aw, ah)                   # analysed-image px per 35 mm-equivalent mm
     # The weights are smooth (feathered over a third of a head width): build
     # them on a smaller copy; that saves most of the blurs and distance transforms.
     ws = min(1.0, WEIGHT_MAX_SIDE / max(aw, ah))
     ww, wh = max(1, round(aw * ws)), max(1, round(ah * ws))
     wsx, wsy = ww / aw, wh / ah
-    person = segmentation.person_probability(small, out_size=(ww, wh))
     tick(progress, 3, 5, "building the warp")
-    warps, faces = [], []
-    for m, fit in zip(meshes, fits):
+    face_warps, faces = [], []
+    for m, est in zip(meshes, estimates):
+        fit = geometry.fit_face(m.points, (aw, ah), est.focal_px)
         d = fit.distance_m
         # Strength blends linearly in inverse distance (perspective strength).
         inv = (1.0 - params.strength) / d + params.strength / params.distance_m
         target = 1.0 / inv
-        warps.append(warp.face_warp(fit, m.points, target))
+        # Do no harm: a face that may already be as far as the target, or is beyond
+        # about 1 m, is left as it is (a wrong warp is worse than none).
+        far = est.distance_m >= FAR_ENOUGH_M or est.low_m <= params.distance_m <= est.high_m
+        correct = params.strength > 0 and not far
+        face_warps.append(warp.face_warp(fit, m.points, target) if correct else None)
         b = m.box
+        focal_mm = est.focal_px / to_px
         faces.append({"box": [float(b[0] / sx), float(b[1] / sy), float(b[2] / sx), float(b[3] / sy)],
-                      "score": round(m.score, 4), "distance_m": round(d, 4), "target_m": round(target, 4),
-                      "focal_mm": focal_mm, "focal_px": round(geometry.focal_px(focal_mm, w, h), 2),
+                      "score": round(m.score, 4), "distance_m": round(est.distance_m, 4),
+                      "distance_low_m": round(est.low_m, 4),
+                      "distance_high_m": round(est.high_m, 4) if math.isfinite(est.high_m) else None,
+                      "target_m": round(target, 4) if correct else None, "corrected": correct,
+                      "focal_mm": round(focal_mm, 2), "focal_source": est.source,
+                      "focal_px": round(geometry.focal_px(focal_mm, w, h), 2),
                       "fit_rms_px": round(fit.rms_px / sx, 3)})
+    warps = [fw for fw in face_warps if fw is not None]
+    for f in faces:
+        f["warp_scale"] = 1.0 if f["corrected"] else 0.0
+    if not warps:                                   # nothing to correct: no segmentation, no warp
+        return Plan((0, 0, 0, 0), np.zeros((0, 0, 2)), faces, _overlay(small, meshes, face_warps, faces, None)
+                    if params.debug_overlay else None)
+    person = segmentation.person_probability(small, out_size=(ww, wh))
     small_warps = [warp.scaled(fw, wsx, wsy) for fw in warps]
-    small_protect = [[warp.scale_points(hull, wsx, wsy) for hull in hs] for hs in protect]
+    small_protect = [[warp.scale_points(hull, wsx, wsy) for hull in hs]
+                     for hs, fw in zip(protect, face_warps) if fw is not None]
     heads = warp.head_weights((wh, ww), small_warps, small_protect)
     pweight = warp.person_weight(person, small_warps)
     weight = np.max(heads, axis=0) * pweight
@@ -235,8 +263,9 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     grid[..., 1] /= sy
     grid, factor = warp.safe_field(grid, bw / nx, bh / ny)
     for f in faces:
-        f["warp_scale"] = round(factor, 3)
-    overlay = (_overlay(small, meshes, warps, faces, cv2.resize(weight, (aw, ah), interpolation=cv2.INTER_LINEAR))
+        if f["corrected"]:
+            f["warp_scale"] = round(factor, 3)
+    overlay = (_overlay(small, meshes, face_warps, faces, cv2.resize(weight, (aw, ah), interpolation=cv2.INTER_LINEAR))
                if params.debug_overlay else None)
     tick(progress, 4, 5, "warping")
     return Plan((x0, y0, x1, y1), grid.astype(np.float32), faces, overlay)
@@ -273,19 +302,42 @@ def undistort(image: np.ndarray, params: PortraitParams | None = None,
     return PortraitResult(out, p.faces, prov, overlay, p)
 
 
+def distance_text(face: dict[str, Any]) -> str:
+    """'about 45 cm (30-80 cm)' or 'about 2.5 m (1.2 m or more)': a face's distance and interval."""
+    def length(m: float) -> str:
+        return f"{m * 100:.0f} cm" if m < 1.0 else f"{m:.1f} m"
+
+    lo, hi = face["distance_low_m"], face["distance_high_m"]
+    span = f"{length(lo)} or more" if hi is None else f"{length(lo)}-{length(hi)}"
+    return f"about {length(face['distance_m'])} ({span})"
+
+
+def face_message(i: int, face: dict[str, Any]) -> str:
+    """One line per face for the CLI and the GIMP message."""
+    where = f"face {i}: {distance_text(face)} from the camera"
+    if not face["corrected"]:
+        return f"{where}; nothing to correct"
+    return f"{where} -> re-rendered at {face['target_m'] * 100:.0f} cm"
+
+
 def _overlay(small, meshes, warps, faces, weight) -> np.ndarray:
     """Landmarks (green), head proxy (yellow), warp weight (red tint), distances."""
     img = np.clip(small[..., :3], 0, 1).copy()
-    img[..., 0] = np.clip(img[..., 0] + 0.35 * weight, 0, 1)
+    if weight is not None:
+        img[..., 0] = np.clip(img[..., 0] + 0.35 * weight, 0, 1)
     canvas = np.ascontiguousarray((img * 255).astype(np.uint8))
     s = max(1, round(max(canvas.shape[:2]) / 500))
     for m, fw, f in zip(meshes, warps, faces):
         for x, y in m.points[:, :2]:
             cv2.circle(canvas, (int(x), int(y)), s, (0, 255, 0), -1)
+        x0, y0 = m.box[:2]
+        if fw is None:
+            cv2.putText(canvas, f"{distance_text(f)}: left as is", (int(x0), max(12 * s, int(y0) - 6)),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s, (255, 255, 255), s)
+            continue
         cv2.polylines(canvas, [np.round(fw.silhouette).astype(np.int32)], True, (255, 255, 0), s)
         for (x, y), (dx, dy) in zip(fw.at[::7], fw.disp[::7]):
             cv2.arrowedLine(canvas, (int(x), int(y)), (int(x + 3 * dx), int(y + 3 * dy)), (255, 0, 255), 1)
-        x0, y0 = m.box[:2]
-        cv2.putText(canvas, f"{f['distance_m'] * 100:.0f} cm -> {f['target_m'] * 100:.0f} cm",
+        cv2.putText(canvas, f"{distance_text(f)} -> {f['target_m'] * 100:.0f} cm",
                     (int(x0), max(12 * s, int(y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.45 * s, (255, 255, 255), s)
     return canvas.astype(np.float32) / 255.0

@@ -43,11 +43,13 @@ class ValidationFailed(Exception):
 
 
 def plugin_paths() -> list[Path]:
-    """Folders holding the pyblish plug-ins: $PRIORFX_PUBLISH_PLUGINS, else the source tree's plugins/."""
+    """Folders holding the pyblish plug-ins: $PRIORFX_PUBLISH_PLUGINS, else the ones shipped
+    in the package (priorfx.publish.plugins, the repository's plugins/ folder)."""
     env = os.environ.get("PRIORFX_PUBLISH_PLUGINS")
     if env:
         return [Path(p) for p in env.split(os.pathsep) if p]
-    return [Path(__file__).resolve().parents[3] / "plugins"]
+    from priorfx.hosts import host_dir
+    return [host_dir("publish-plugins")]
 
 
 def discover_plugins(paths: list[Path] | None = None) -> list[type]:

@@ -251,6 +251,12 @@ class Harness:
         self.inst = reg.instances[max(reg.instances)]
         return unloaded
 
+    def step_wait_worker_exit(self, step: dict) -> dict:
+        """Until the supervisor has seen a worker exit (and scheduled its restart)."""
+        waited = self.wait_until(lambda: self.inst.worker.restart_at > 0, step.get("timeout", 120),
+                                 "the worker to exit")
+        return {"waited_s": waited}
+
     def step_sleep(self, step: dict) -> dict:
         time.sleep(float(step["seconds"]))
         return {}
