@@ -107,3 +107,120 @@ def wheel_install(tmp_path_factory, models_home) -> WheelInstall:
     work = d / "work"
     work.mkdir()
     return WheelInstall(venv, wheel, work)
+
+
+# ------------------------------------------------------------ prior models
+# Small person priors with a known answer, built by the tests themselves: the
+# alpha is a colour key, alpha = clip(2 (R - B) + 0.5, 0, 1) (red person on a
+# blue ground -> 1, the ground -> 0). ONNX files come from the onnx package's
+# helper API (no torch needed); TorchScript ones from torch (the torch extra).
+KEY_WEIGHTS = (2.0, 0.0, -2.0)
+KEY_BIAS = 0.5
+
+
+def colour_key(rgb):
+    """The answer every key model gives, float32 H x W."""
+    import numpy as np
+    r, g, b = (rgb[..., i].astype(np.float32) for i in range(3))
+    return np.clip(np.float32(2.0) * r - np.float32(2.0) * b + np.float32(0.5), 0, 1)
+
+
+def onnx_key_model(path: Path, recurrent: bool = False, fixed: tuple[int, int] | None = None,
+                   layout: str = "nchw", extra_input: bool = False, logits: bool = False) -> Path:
+    """An ONNX colour-key prior. recurrent: inputs src + h_in, outputs pha + h_out
+    where pha = (key + h_in) / 2 and h_out = key (so frame 2 blends frame 1's key).
+    fixed: a static (W, H) input. extra_input: a second, unpaired image input
+    (a signature the contract refuses). logits: no clip (values beyond [0, 1])."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    w_, h_ = fixed if fixed else ("width", "height")
+    shape = [1, 3, h_, w_] if layout == "nchw" else [1, h_, w_, 3]
+    inputs = [helper.make_tensor_value_info("src", TensorProto.FLOAT, shape)]
+    nodes = []
+    x = "src"
+    if layout == "nhwc":
+        nodes.append(helper.make_node("Transpose", ["src"], ["src_nchw"], perm=[0, 3, 1, 2]))
+        x = "src_nchw"
+    inits = [helper.make_tensor("w", TensorProto.FLOAT, [1, 3, 1, 1], list(KEY_WEIGHTS)),
+             helper.make_tensor("b", TensorProto.FLOAT, [1], [KEY_BIAS]),
+             helper.make_tensor("lo", TensorProto.FLOAT, [], [0.0]),
+             helper.make_tensor("hi", TensorProto.FLOAT, [], [1.0]),
+             helper.make_tensor("half", TensorProto.FLOAT, [], [0.5]),
+             helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0])]
+    nodes.append(helper.make_node("Conv", [x, "w", "b"], ["lin"]))
+    if logits:
+        nodes.append(helper.make_node("Mul", ["lin", "ten"], ["key"]))
+    else:
+        nodes.append(helper.make_node("Clip", ["lin", "lo", "hi"], ["key"]))
+    out_shape = [1, 1, h_, w_]
+    outputs = []
+    if recurrent:
+        inputs.append(helper.make_tensor_value_info("h_in", TensorProto.FLOAT, ["b", "c", "hh", "ww"]))
+        nodes += [helper.make_node("Add", ["key", "h_in"], ["sum"]),
+                  helper.make_node("Mul", ["sum", "half"], ["pha"]),
+                  helper.make_node("Identity", ["key"], ["h_out"])]
+        outputs = [helper.make_tensor_value_info("pha", TensorProto.FLOAT, out_shape),
+                   helper.make_tensor_value_info("h_out", TensorProto.FLOAT, out_shape)]
+    else:
+        nodes.append(helper.make_node("Identity", ["key"], ["alpha"]))
+        outputs = [helper.make_tensor_value_info("alpha", TensorProto.FLOAT, out_shape)]
+    if extra_input:
+        inputs.append(helper.make_tensor_value_info("depth", TensorProto.FLOAT, shape))
+        nodes.append(helper.make_node("Identity", ["depth"], ["depth_copy"]))
+        outputs.append(helper.make_tensor_value_info("depth_copy", TensorProto.FLOAT, shape))
+    graph = helper.make_graph(nodes, "colour_key", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def torchscript_key_model(path: Path, recurrent: bool | str = False) -> Path:
+    """The same colour key as a TorchScript module: forward(src); recurrent=True:
+    forward(src, r1) -> (pha, r1o); recurrent="ratio": forward(src, downsample_ratio:
+    float, segmentation_pass: bool = False) -> key * ratio."""
+    import torch
+
+    class Key(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 1, 1)
+            with torch.no_grad():
+                self.conv.weight.copy_(torch.tensor(KEY_WEIGHTS).reshape(1, 3, 1, 1))
+                self.conv.bias.fill_(KEY_BIAS)
+
+        def forward(self, src: torch.Tensor) -> torch.Tensor:
+            return self.conv(src).clamp(0.0, 1.0)
+
+    class RecurrentKey(Key):
+        def forward(self, src: torch.Tensor, r1: torch.Tensor):  # type: ignore[override]
+            key = self.conv(src).clamp(0.0, 1.0)
+            return (key + r1) * 0.5, key
+
+    class RatioKey(Key):
+        # RVM's TorchScript signature: a float ratio and a flag with a default
+        def forward(self, src: torch.Tensor, downsample_ratio: float = 1.0,  # type: ignore[override]
+                    segmentation_pass: bool = False) -> torch.Tensor:
+            return self.conv(src).clamp(0.0, 1.0) * downsample_ratio
+
+    module = RecurrentKey() if recurrent is True else RatioKey() if recurrent == "ratio" else Key()
+    torch.jit.script(module.eval()).save(str(path))
+    return path
+
+
+@pytest.fixture
+def key_image():
+    """A 96 x 128 red figure (with a soft edge) on a blue ground, float32."""
+    import numpy as np
+    yy, xx = np.mgrid[0:96, 0:128].astype(np.float32)
+    t = np.clip((30.0 - np.hypot(yy - 48, xx - 64)) / 6.0, 0, 1)[..., None]
+    return (t * np.array([0.9, 0.2, 0.1], np.float32) + (1 - t) * np.array([0.1, 0.3, 0.8], np.float32))
+
+
+@pytest.fixture
+def prior_models():
+    """The builders above, for tests in every folder."""
+    from types import SimpleNamespace
+    return SimpleNamespace(onnx=onnx_key_model, torchscript=torchscript_key_model, key=colour_key)

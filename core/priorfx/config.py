@@ -7,6 +7,7 @@ variable, config file, default. The config file is TOML at
     remote = "http://gpu-box:8765"
     token = "..."
     threads = 2
+    device = "auto"             # auto | cpu | cuda | mps | directml | coreml
 """
 from __future__ import annotations
 
@@ -19,6 +20,18 @@ from pathlib import Path
 import platformdirs
 
 from priorfx.errors import UsageError
+
+
+# Where learned priors may run. "auto" takes a GPU where the installed runtime
+# has one and the CPU otherwise; the others are demanded (missing: an error).
+DEVICES = ("auto", "cpu", "cuda", "mps", "directml", "coreml")
+
+
+def check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise UsageError(f"device {device!r} is not one of {', '.join(DEVICES)}",
+                         "use --device auto (a GPU where one is present, else the CPU) or --device cpu")
+    return device
 
 
 def home() -> Path:
@@ -92,10 +105,11 @@ class Settings:
     remote: str | None = None   # URL of a `priorfx serve`; None = run locally
     token: str | None = None    # bearer token for that server
     threads: int = 0            # inference threads; 0 = runtime default
+    device: str = "auto"        # where learned priors run (priorfx.models.devices)
 
 
 def load_settings(remote: str | None = None, token: str | None = None,
-                  threads: int | None = None) -> Settings:
+                  threads: int | None = None, device: str | None = None) -> Settings:
     """Resolve settings from arguments, environment and the config file."""
     cfg = _read_config_file()
     remote = remote or os.environ.get("PRIORFX_REMOTE") or cfg.get("remote") or None
@@ -106,7 +120,8 @@ def load_settings(remote: str | None = None, token: str | None = None,
                    else _int_setting(cfg.get("threads", 0), f"threads in {config_file()}"))
         if threads < 0:
             raise UsageError(f"the thread count must be 0 or more, got {threads}")
+    device = check_device(device or os.environ.get("PRIORFX_DEVICE") or cfg.get("device") or "auto")
     if remote is not None and not remote.startswith(("http://", "https://")):
         raise UsageError(f"remote engine URL {remote!r} must start with http:// or https://",
                          "e.g. --remote http://127.0.0.1:8765")
-    return Settings(remote=remote, token=token, threads=threads)
+    return Settings(remote=remote, token=token, threads=threads, device=device)

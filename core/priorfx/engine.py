@@ -83,7 +83,8 @@ class LocalEngine:
     def matte(self, frames, params, guides=None, progress=None, colour=None):
         """Alpha, clean foreground and confidence for each frame of a shot."""
         from priorfx.matting import WORKING_ENCODING, matte_clip
-        return matte_managed(lambda f: matte_clip(f, params, guides=guides, progress=progress), frames,
+        return matte_managed(lambda f: matte_clip(f, params, guides=guides, progress=progress,
+                                                 device=self.settings.device), frames,
                              Boundary(colour, WORKING_ENCODING))
 
 

@@ -107,9 +107,23 @@ class NotFoundError(PriorfxError):
     code, exit_code, http_status = "not_found", 12, 404
 
 
+class DeviceUnavailableError(PriorfxError):
+    """The asked-for device (--device cuda, mps, directml, coreml) is not in this
+    install or on this machine; the hint names what is there and what to install."""
+    code, exit_code, http_status = "device", 13, 503
+
+
+class ModelUnfitError(PriorfxError):
+    """A model does not fit the prior contract of its role (checked by a dry run
+    at `priorfx models add`, and when a model without that role is asked to
+    serve as a prior)."""
+    code, exit_code, http_status = "model_unfit", 14, 422
+
+
 _BY_CODE = {c.code: c for c in (
     PriorfxError, UsageError, InputError, ModelMissingError, ModelChecksumError,
     NoFaceError, EngineUnreachableError, AuthError, ForbiddenError, LimitError,
-    VersionMismatchError, OutputError, CancelledError, NotFoundError)}
+    VersionMismatchError, OutputError, CancelledError, NotFoundError,
+    DeviceUnavailableError, ModelUnfitError)}
 
 EXIT_CODES = {c.__name__: c.exit_code for c in _BY_CODE.values()}

@@ -75,8 +75,12 @@ class MatteSettings(NamedTuple):
     mask_channel: str = "alpha"  # which channel of a guide input is the mask
     colorspace: str = ""         # the plate's OCIO colour space (the project's working space)
     ocio_config: str = ""        # the OCIO config it is named in ("" = the core's $OCIO / default)
+    prior: str = ""              # person prior's model id; "" = the core's default (built-in RVM)
 
     def validate(self) -> "MatteSettings":
+        if self.prior and not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", self.prior):
+            raise AdapterError("prior {!r} is not a model id".format(self.prior),
+                               "leave it empty for the built-in prior, or give an id from `priorfx models list`")
         if self.quality not in QUALITIES:
             raise AdapterError("quality {!r} is not one of {}".format(self.quality, ", ".join(QUALITIES)))
         if self.band_width < 0 or self.band_width > 512:
@@ -247,6 +251,8 @@ def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: st
         cmd += ["--colorspace", settings.colorspace]
         if settings.ocio_config:
             cmd += ["--ocio", settings.ocio_config]
+    if settings.prior:
+        cmd += ["--prior", settings.prior]
     if cache_dir:
         cmd += ["--cache", cache_dir, "--json"]
     if remote_url:

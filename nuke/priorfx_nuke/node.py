@@ -33,7 +33,7 @@ _KNOB_CHANGED = "import priorfx_nuke.node as _pfx; _pfx.knob_changed(nuke.thisNo
 ID_KNOB = "priorfx_id"
 # Knobs whose change makes the shown result stale.
 PIXEL_KNOBS = ("range_mode", "range_first", "range_last", "quality", "band_width",
-               "temporal", "mask_channel", "plate_colorspace", "engine", "remote_url")
+               "temporal", "mask_channel", "plate_colorspace", "engine", "remote_url", "prior")
 OUTPUT_LABELS = [label for _, label in logic.OUTPUTS]
 STATUS_EVERY_S = 1.0
 
@@ -123,6 +123,11 @@ def _add_knobs(group: nuke.Group) -> None:
                      "shows the person prior a display-encoded copy and returns the foreground "
                      "in this space")
     group.addKnob(space)
+    prior = nuke.String_Knob("prior", "person prior")
+    prior.setTooltip("id of the model that guesses the matte (`priorfx models list`, role person-matting "
+                     "or person-segmentation); empty = the built-in RVM. A remote server uses its own "
+                     "registered models")
+    group.addKnob(prior)
     mask = nuke.Enumeration_Knob("mask_channel", "guide channel", list(logic.MASK_CHANNELS))
     mask.setTooltip("channel of the trimap / holdout / garbage inputs that holds the mask")
     group.addKnob(mask)
@@ -311,6 +316,7 @@ def _request(node: nuke.Node) -> Request:
         quality=node["quality"].value(), band_width=int(node["band_width"].value()),
         temporal=float(node["temporal"].value()), mask_channel=node["mask_channel"].value(),
         colorspace=space, ocio_config=config,
+        prior=node["prior"].value().strip(),
     ).validate()
     engine = node["engine"].value()
     url = node["remote_url"].value().strip()

@@ -283,3 +283,23 @@ def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_p
         assert counts.get("cancelled") == 1 and not counts.get("running"), counts
     finally:
         server.stop()
+
+
+def test_prior_knob_drives_the_real_core(plates, private_home, copy_model, tmp_path):
+    """A copy of the built-in RVM registered under a studio id, chosen by the
+    node's prior knob: the very same mattes, and provenance naming the copy."""
+    copy_model("rvm-mobilenetv3", private_home)
+    src = copy_model("rvm-mobilenetv3", tmp_path / "elsewhere")
+    r = subprocess.run([PRIORFX, "models", "add", "studio-rvm", str(src), "--role", "person-matting",
+                        "--input", "multiple:2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    results = {}
+    for prior in ("", "studio-rvm"):
+        layout = logic.cache_layout(str(tmp_path / ("cache" + prior)), "n1")
+        run = jobs.process_range(_local(), layout, {"plate": plates["srgb"]}, FIRST, LAST,
+                                 MatteSettings(quality="fast", prior=prior))
+        assert run.made == 3
+        results[prior] = [_read(logic.frame_path(layout.out_pattern(), f)) for f in range(FIRST, LAST + 1)]
+    for (a, _), (b, info) in zip(results[""], results["studio-rvm"]):
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+        assert info.provenance["prior"]["id"] == "studio-rvm" and info.provenance["models"] == ["studio-rvm"]

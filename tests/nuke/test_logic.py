@@ -218,3 +218,14 @@ def test_status_lines():
     assert logic.status_error(logic.CancelledByUser()).startswith("cancelled")
     assert logic.status_error(AdapterError("bad", "fix")) == "error: bad (fix)"
     assert logic.progress_percent(3, 0) == 0 and logic.progress_percent(9, 3) == 100
+
+
+def test_matte_command_passes_the_prior_knob():
+    s = MatteSettings(prior="studio-net")
+    cmd = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, s)
+    assert cmd[cmd.index("--prior") + 1] == "studio-net"
+    default = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, MatteSettings())
+    assert "--prior" not in default  # empty knob: the core's own default prior
+    with pytest.raises(AdapterError, match="is not a model id"):
+        MatteSettings(prior="Studio Net!").validate()
+    assert json.loads(s.canonical())["prior"] == "studio-net"  # a new prior is a new cache key

@@ -483,3 +483,16 @@ def test_fake_nuke_is_strict(fnuke):
     w["disable"].setValue(True)
     with pytest.raises(RuntimeError, match="disabled"):
         fnuke.execute(w, 1, 1)
+
+
+def test_prior_knob_is_a_pixel_setting(shot, engine):
+    nuke, node = shot["nuke"], shot["node"]
+    assert node["prior"].value() == ""  # empty: the built-in prior
+    _process_gui(nuke, node)
+    nuke._user_sets(node, "prior", "studio-net")
+    assert node["status"].value().startswith("settings changed")
+    _process_gui(nuke, node)
+    assert len(engine.runs) == 2  # a new prior is a new matte, not the cached one
+    nuke._user_sets(node, "prior", "Not An Id")
+    _process_gui(nuke, node)
+    assert "is not a model id" in node["status"].value() and len(engine.runs) == 2

@@ -15,7 +15,10 @@ temporal blend) the sequences report `dtssd_consistent`: per-frame matting
 made perfectly consistent over time from the known motion
 (metrics.dtssd_consistent), the floor that temporal handling alone can reach.
 
-Peers, in the same run: raw RVM alpha; pymatting closed-form from the same
+`--prior ID` scores a registered prior instead of the built-in RVM, the same
+way: its raw alpha fills the *_rvm columns and it drives our refinement.
+
+Peers, in the same run: raw RVM alpha (or the chosen prior's); pymatting closed-form from the same
 automatic trimap (our band); with a user trimap, pymatting closed-form and
 KNN. OpenCV alphamat (information-flow matting) lives in opencv-contrib-python,
 which cannot be installed beside opencv-python-headless (both provide `cv2`),
@@ -37,6 +40,7 @@ import cv2
 import numpy as np
 
 from priorfx.errors import InputError
+from priorfx.models.contract import DEFAULT_PRIOR
 from priorfx.matting import metrics
 
 def _default_data() -> Path:
@@ -60,6 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", default="fireman*",
                    help="glob of the cut-outs that show people (used without a trimap; default: %(default)s)")
     p.add_argument("--no-speed", action="store_true", help="skip the 1080p / 4K speed runs")
+    p.add_argument("--prior", default=DEFAULT_PRIOR, metavar="ID",
+                   help="the person prior to score (a registered model with a person role, "
+                        "`priorfx models list`); its raw alpha is the *_rvm columns (default: %(default)s)")
 
 
 # ---------------------------------------------------------------- data
@@ -231,7 +238,7 @@ def _mean(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows])) if rows else float("nan")
 
 
-def quality_runs(data: Path, people: str, quick: bool) -> dict:
+def quality_runs(data: Path, people: str, quick: bool, prior: str = DEFAULT_PRIOR) -> dict:
     from priorfx.matting import MattingParams, matte_image
 
     cutouts = load_cutouts(data)
@@ -242,7 +249,7 @@ def quality_runs(data: Path, people: str, quick: bool) -> dict:
     rng = np.random.default_rng(7)
     person_names = {p.stem for p in (data / "fg").glob(people)}
     auto_rows, tri_rows = [], []
-    params = MattingParams()
+    params = MattingParams(prior=prior)
     for fname, F0, A0 in cutouts:
         for bi, (bname, bg) in enumerate(bgs):
             B = crop_bg(bg, size)
@@ -273,7 +280,7 @@ def quality_runs(data: Path, people: str, quick: bool) -> dict:
     return {"automatic": auto_rows, "trimap": tri_rows, "size": list(size)}
 
 
-def temporal_runs(data: Path, people: str, quick: bool) -> dict:
+def temporal_runs(data: Path, people: str, quick: bool, prior: str = DEFAULT_PRIOR) -> dict:
     from priorfx.matting import MattingParams, matte_clip
 
     cutouts = [c for c in load_cutouts(data) if c[0] in {p.stem for p in (data / "fg").glob(people)}]
@@ -286,9 +293,9 @@ def temporal_runs(data: Path, people: str, quick: bool) -> dict:
     for (fname, F0, A0), (bname, bg) in zip(cutouts, bgs[1:] + bgs[:1]):
         for kind in SEQUENCE_KINDS:
             frames, gts, positions = make_sequence(F0, A0, bg, size, n, kind)
-            ours = list(matte_clip(frames, MattingParams()))
+            ours = list(matte_clip(frames, MattingParams(prior=prior)))
             # no temporal handling at all: fresh prior state, no temporal term
-            per_frame_results = [next(iter(matte_clip([fr], MattingParams(temporal=0.0)))) for fr in frames]
+            per_frame_results = [next(iter(matte_clip([fr], MattingParams(temporal=0.0, prior=prior)))) for fr in frames]
             per_frame = [r.alpha for r in per_frame_results]
             # Skip the first frames: a recurrent prior needs a few frames to settle.
             k = 2
@@ -338,7 +345,7 @@ def make_sequence(F0: np.ndarray, A0: np.ndarray, bg: np.ndarray, size: tuple[in
     return frames, gts, positions
 
 
-def speed_child(width: int, height: int, frames: int) -> dict:
+def speed_child(width: int, height: int, frames: int, prior: str = DEFAULT_PRIOR) -> dict:
     """Time matting and raw RVM on a `frames`-frame clip at width x height (in
     a fresh process, so ru_maxrss is this run's peak)."""
     from priorfx.matting import MattingParams, matte_clip
@@ -360,15 +367,15 @@ def speed_child(width: int, height: int, frames: int) -> dict:
         clip = [rng.random((height, width, 3), dtype=np.float32) for _ in range(frames)]
     times = []
     t0 = time.perf_counter()
-    for r in matte_clip(clip, MattingParams()):
+    for r in matte_clip(clip, MattingParams(prior=prior)):
         t1 = time.perf_counter()
         times.append(t1 - t0)
         t0 = t1
-    prior = PersonMatter()
+    raw_prior = PersonMatter(prior=prior)
     rvm = []
     for fr in clip:
         t0 = time.perf_counter()
-        prior(fr)
+        raw_prior(fr)
         rvm.append(time.perf_counter() - t0)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"s_per_frame": statistics.median(times[1:] or times), "s_first_frame": times[0],
@@ -376,9 +383,9 @@ def speed_child(width: int, height: int, frames: int) -> dict:
             "band_pixels": r.provenance["frame"].get("n_unknown"), "frames": frames}
 
 
-def _speed(width: int, height: int, frames: int) -> dict:
+def _speed(width: int, height: int, frames: int, prior: str = DEFAULT_PRIOR) -> dict:
     code = (f"import json; from priorfx.bench.matting import speed_child; "
-            f"print(json.dumps(speed_child({width}, {height}, {frames})))")
+            f"print(json.dumps(speed_child({width}, {height}, {frames}, {prior!r})))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise RuntimeError(f"speed run {width}x{height} failed: {proc.stderr.strip()[-500:]}")
@@ -386,14 +393,17 @@ def _speed(width: int, height: int, frames: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from priorfx.priors.person import prior_entry
+
     data = Path(args.data)
     t0 = time.perf_counter()
-    q = quality_runs(data, args.people, args.quick)
-    tq = temporal_runs(data, args.people, args.quick)
+    prior = prior_entry(args.prior)  # an unknown prior fails before any work
+    q = quality_runs(data, args.people, args.quick, prior.id)
+    tq = temporal_runs(data, args.people, args.quick, prior.id)
     speed = {}
     if not args.no_speed:
         n = 2 if args.quick else 6
-        speed = {"1080p": _speed(1920, 1080, n), "4k": _speed(3840, 2160, n)}
+        speed = {"1080p": _speed(1920, 1080, n, prior.id), "4k": _speed(3840, 2160, n, prior.id)}
     auto, tri, seq = q["automatic"], q["trimap"], tq["sequences"]
     summary = {
         "sad_ours": _mean(auto, "sad_ours"), "sad_rvm": _mean(auto, "sad_rvm"),
@@ -432,6 +442,7 @@ def run(args: argparse.Namespace) -> dict:
                                                  "opencv-python-headless (both install cv2)"},
             "metric_definitions": "SAD/Grad/Conn in thousands (sum/1000), MSE/MAD means over the whole "
                                   "image, dtSSD x100 (priorfx.matting.metrics); sizes in pixels",
+            "prior": {"id": prior.id, "sha256": prior.sha256, "runtime": prior.runtime},
             "data": str(data), "size": q["size"], "automatic": auto, "trimap": tri,
             "sequences": seq, "speed": speed, "seconds": round(time.perf_counter() - t0, 1)}
 

@@ -72,7 +72,8 @@ def check_cluster_engine(args: argparse.Namespace) -> None:
 
 
 def engine_from_args(args: argparse.Namespace) -> Engine:
-    return get_engine(load_settings(remote=args.remote, token=args.token, threads=args.threads))
+    return get_engine(load_settings(remote=args.remote, token=args.token, threads=args.threads,
+                                    device=getattr(args, "device", None)))
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
                                 check_cluster_engine, check_output, colour_from_args, engine_from_args,
                                 parse_frame_range, progress_from_args)
+from priorfx.config import DEVICES
 from priorfx.errors import UsageError
+from priorfx.models.contract import DEFAULT_PRIOR as MODEL_ID
 
 DESCRIPTION = """Pulls an alpha matte of the people in a plate (no green screen): a learned
 person prior (RVM, recurrent, so steady across frames) gives a confident guess,
@@ -53,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="half-width of the refinement band in pixels (default: from the resolution)")
     p.add_argument("--temporal", type=float, default=0.5, metavar="S",
                    help="temporal smoothing 0..1 (default 0.5)")
+    p.add_argument("--prior", default=MODEL_ID, metavar="ID",
+                   help=f"the person prior: a model registered with a person-matting or person-segmentation "
+                        f"role (`priorfx models list`; default: the built-in {MODEL_ID})")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where the prior runs: auto (a GPU the runtime offers, else the CPU), cpu, cuda, "
+                        "mps (torch), directml, coreml (default: $PRIORFX_DEVICE, the config file, or auto)")
     p.add_argument("--no-unpremult", action="store_true",
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
@@ -102,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx.matting.outputs import write_matte
     from priorfx.io.video import is_sequence_pattern
 
-    params = MattingParams(quality=args.quality, band_px=args.band, temporal=args.temporal).validate()
+    params = MattingParams(quality=args.quality, band_px=args.band, temporal=args.temporal,
+                           prior=args.prior).validate()
     frame_range = parse_frame_range(args.frames)
     still_in = _is_still(args.input)
     if still_in and frame_range is not None:
@@ -149,11 +159,14 @@ def _run(args: argparse.Namespace) -> int:
         if out_is_clip:
             from priorfx.matting.core import OPERATION
             from priorfx.matting.outputs import channel_names, matte_pixels
-            from priorfx.priors.person import MODEL_ID
             from priorfx.provenance import provenance
 
-            prov = provenance(OPERATION, params, [MODEL_ID], input=str(args.input),
-                              colour=colour.provenance())
+            # the first result says which prior file made the clip (a remote
+            # server's own copy of the id); every frame comes from the same
+            results = iter(results)
+            first = next(results)
+            prov = provenance(OPERATION, params, [params.prior], input=str(args.input),
+                              prior=first.provenance.get("prior"), colour=colour.provenance())
             if numbers:
                 prov["frame_range"] = [numbers[0], numbers[-1]]
             written = 0
@@ -162,7 +175,7 @@ def _run(args: argparse.Namespace) -> int:
             with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
                                  provenance=prov, channel_names=channel_names(out, unpremult),
                                  metadata=header) as writer:
-                for r in results:
+                for r in itertools.chain([first], results):
                     writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
                     if r.cut:
                         cuts.append(numbers[r.index])
@@ -201,7 +214,7 @@ class _CacheRun:
         import priorfx
         from priorfx import cache
         from priorfx.io.video import VIDEO_SUFFIXES
-        from priorfx.priors.person import MODEL_ID
+        from priorfx.models import manifest
 
         suffix = Path(out).suffix.lower()
         if suffix in VIDEO_SUFFIXES:
@@ -211,7 +224,10 @@ class _CacheRun:
         for name, src in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage)):
             if src is not None:
                 inputs[name] = _digests(None, src, n=len(frames), frame_range=parse_frame_range(args.frames))
-        recipe = cache.recipe("matte", params.to_json(), [MODEL_ID], priorfx.__version__, suffix,
+        # the prior by id and file: a model registered again under the same id is a new recipe
+        known = manifest.entries().get(params.prior)
+        prior = f"{params.prior}@{known.sha256 if known else 'unknown'}"
+        recipe = cache.recipe("matte", params.to_json(), [prior], priorfx.__version__, suffix,
                               unpremult=not args.no_unpremult)
         per_frame = [{name: d[i] for name, d in inputs.items()} for i in range(len(frames))]
         return cls(cache.FrameCache(args.cache), cache.frame_keys(recipe, per_frame), out, suffix)

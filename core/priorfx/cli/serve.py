@@ -6,6 +6,7 @@ import math
 import os
 import sys
 
+from priorfx.config import DEVICES
 from priorfx.errors import UsageError
 
 SERVER_EXTRA = ("starlette", "uvicorn")   # pyproject's [server] extra
@@ -65,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lim.add_argument("--hello-timeout", type=float, default=15.0, metavar="S",
                      help="close a live session that sends no opening message in S seconds "
                           "(default: %(default)g)")
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where the learned priors run: auto (a GPU the runtime offers, else the CPU), cpu, "
+                        "cuda, ... (default: $PRIORFX_DEVICE, the config file, or auto)")
     p.add_argument("--tls-cert", metavar="PEM",
                    help="serve HTTPS/WSS with this certificate (recommended beyond one machine: "
                         "the token then never crosses the network in clear)")
@@ -100,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
                        max_frames=args.max_frames, max_jobs=args.max_jobs,
                        max_streams=args.max_streams, max_inflight_mb=args.max_inflight_mb,
                        body_timeout_s=args.body_timeout, hello_timeout_s=args.hello_timeout,
-                       allow_hosts=tuple(args.allow_host))
+                       allow_hosts=tuple(args.allow_host), device=args.device)
 
     def announce(line: str) -> None:
         print(line, flush=True)

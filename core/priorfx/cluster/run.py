@@ -193,11 +193,16 @@ def _prepare(job: ClipJob) -> ClipJob:
                          "rolling-shutter correction needs motion between at least 2 frames")
     if job.provenance is None:
         from priorfx.provenance import provenance
-        models = []
+        models, prior = [], None
         if job.op == "matte":
-            from priorfx.priors.person import MODEL_ID
-            models = [MODEL_ID]
-        job.provenance = provenance(job.op, job.params, models, input=job.src, engine="cluster")
+            from priorfx.models import manifest
+            models = [job.params.prior]
+            # the workers resolve the id in their own stores; the client's
+            # sha256, where it has the model, is what they must match
+            known = manifest.entries().get(job.params.prior)
+            prior = {"id": job.params.prior, "sha256": known.sha256 if known else None}
+        job.provenance = provenance(job.op, job.params, models, input=job.src, engine="cluster",
+                                    **({"prior": prior} if prior else {}))
         if job.colour is not None:
             job.provenance["colour"] = job.colour.provenance()
     return job

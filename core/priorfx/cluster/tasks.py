@@ -162,6 +162,28 @@ def run_chunk(job, chunk: Chunk, extra: Any, marker_dir: str | None) -> Any:
     return _guarded(_run_chunk, job, chunk, extra, marker)
 
 
+def _check_prior(job) -> None:
+    """The worker mattes with its own registered prior: refuse a missing one,
+    or one whose file differs from the one the client named (sha256)."""
+    import socket
+
+    from priorfx.errors import ModelChecksumError, ModelMissingError
+    from priorfx.priors.person import prior_entry
+
+    wanted = (job.provenance or {}).get("prior") or {}
+    try:
+        e = prior_entry(job.params.prior)
+    except ModelMissingError as err:
+        raise ModelMissingError(f"cluster worker {socket.gethostname()} (pid {os.getpid()}): {err.message}",
+                                f"register the prior on every worker machine with `priorfx models add "
+                                f"{job.params.prior} FILE --role ...` (same file, same id)") from None
+    if wanted.get("sha256") and wanted["sha256"] != e.sha256:
+        raise ModelChecksumError(
+            f"cluster worker {socket.gethostname()} has a different file under prior id {e.id!r} "
+            f"(sha256 {e.sha256[:12]}..., the client's is {wanted['sha256'][:12]}...)",
+            "register the same model file under that id on every worker and the client")
+
+
 def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     import time
 
@@ -188,11 +210,16 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
         from priorfx.matting import matte_clip
         from priorfx.matting.outputs import matte_pixels
 
+        from priorfx.config import load_settings
+
+        _check_prior(job)
         guides = _shift_guides(job.guides, chunk.read_first)
         pixels, cuts = [], []
         # the plan made this chunk's restart; no second restart inside it
         params = replace(job.params, chunk_frames=0)
-        for r in matte_managed(lambda f: matte_clip(f, params, guides=guides, threads=threads), frames, boundary):
+        device = load_settings().device
+        for r in matte_managed(lambda f: matte_clip(f, params, guides=guides, threads=threads, device=device),
+                               frames, boundary):
             if r.index < keep.start:
                 continue
             pos = chunk.read_first + r.index

@@ -54,12 +54,12 @@ def check_frame(frame: Any, index: int) -> np.ndarray:
 class MattingSession:
     """Push frames of one or more shots in order; get a MatteResult each."""
 
-    def __init__(self, params: MattingParams | None = None, threads: int = 0):
-        from priorfx.priors.person import MODEL_ID, PersonMatter
+    def __init__(self, params: MattingParams | None = None, threads: int = 0, device: str = "auto"):
+        from priorfx.priors.person import PersonMatter
 
         self.params = (params or MattingParams()).validate()
-        self.prior = PersonMatter(self.params.downsample_ratio, threads)
-        self.model_id = MODEL_ID
+        self.prior = PersonMatter(self.params.downsample_ratio, threads, self.params.prior, device)
+        self.model_id = self.params.prior
         self.index = 0
         self._flow = None  # priorfx.priors.motion.DisFlow for the current frame size
         self._prev_gray: np.ndarray | None = None
@@ -100,7 +100,7 @@ class MattingSession:
             if not same_size or score > p.cut_threshold:
                 cut = True
                 self.reset()
-        prior_alpha, _ = self.prior(image)  # RVM's own foreground is not used
+        prior_alpha, _ = self.prior(image)  # the prior's own foreground is not used
         t1 = time.perf_counter()
         band_px = p.band_px or refine.auto_band_px(h, w)
         info: dict[str, Any] = {"index": self.index, "cut": cut, "band_px": band_px,
@@ -148,14 +148,15 @@ class MattingSession:
         self._prev_prior = prior_alpha
         result = MatteResult(alpha=alpha, fg=fg, fg_premult=fg * alpha[..., None],
                              confidence=confidence, prior_alpha=prior_alpha, index=self.index,
-                             cut=cut, provenance=provenance(OPERATION, p, [self.model_id], frame=info))
+                             cut=cut, provenance=provenance(OPERATION, p, [self.model_id], frame=info,
+                                                            prior=self.prior.record))
         self.index += 1
         return result
 
 
 def matte_clip(frames: Iterable[np.ndarray], params: MattingParams | None = None,
                guides: Mapping[str, Any] | None = None, progress: Progress | None = None,
-               threads: int = 0) -> Iterator[MatteResult]:
+               threads: int = 0, device: str = "auto") -> Iterator[MatteResult]:
     """Matte each frame of a shot (a still is a clip of one frame).
 
     Parameters
@@ -168,6 +169,7 @@ def matte_clip(frames: Iterable[np.ndarray], params: MattingParams | None = None
     guides : dict of 'trimap' / 'holdout' / 'garbage' (see priorfx.matting.guides):
         one array for all frames, a per-frame sequence, or a callable(index).
     progress : optional Progress, ticked per frame; cancelling raises CancelledError.
+    threads, device : where the prior runs (runtime threads, priorfx.models.devices).
 
     Returns
     -------
@@ -175,16 +177,19 @@ def matte_clip(frames: Iterable[np.ndarray], params: MattingParams | None = None
     checked when this is called; frames and guide pixels as they are reached.
     An empty clip raises InputError.
     """
+    from priorfx.priors.person import prior_entry
+
     params = (params or MattingParams()).validate()
+    prior_entry(params.prior)  # an unknown prior fails here, before any frame is read
     guides = check_guides(guides)
     try:
         total = len(frames)  # type: ignore[arg-type]
     except TypeError:
         total = 0
-    return _run(frames, params, guides, progress, total, threads)
+    return _run(frames, params, guides, progress, total, threads, device)
 
 
-def _run(frames, params, guides, progress, total, threads) -> Iterator[MatteResult]:
+def _run(frames, params, guides, progress, total, threads, device) -> Iterator[MatteResult]:
     """One session over the frames, restarted per `params.chunk_frames`.
 
     The restart rule is the cluster's chunk plan (priorfx.cluster.plan): a
@@ -193,7 +198,7 @@ def _run(frames, params, guides, progress, total, threads) -> Iterator[MatteResu
     does not start at a cut. Here the primer runs beside the current session
     on the same frames, so no frame is read twice or kept in memory.
     """
-    session, primer = MattingSession(params, threads), None
+    session, primer = MattingSession(params, threads, device), None
     size, warmup = params.chunk_frames, params.chunk_warmup
     n = segment_start = 0
     tick(progress, 0, total, "matting")
@@ -206,7 +211,7 @@ def _run(frames, params, guides, progress, total, threads) -> Iterator[MatteResu
         if result.cut:
             segment_start, pos, primer = n, 0, None
         elif size and pos % size == size - warmup:
-            primer = MattingSession(params, threads)
+            primer = MattingSession(params, threads, device)
         if primer is not None:
             primer.push(frame, frame_guides)
         result.index = n

@@ -1,12 +1,14 @@
 """Matting parameters and results."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from priorfx.errors import UsageError
+from priorfx.models.contract import DEFAULT_PRIOR
 
 QUALITIES = ("fast", "best")
 
@@ -58,6 +60,11 @@ class MattingParams:
         or a cluster shares its chunks (priorfx.cluster), bit for bit. Costs
         chunk_warmup / chunk_frames more work (under 7 % at 480 / 32) on
         shots longer than chunk_frames; 0 never restarts.
+    prior : str
+        Id of the person prior (a model with a person-matting or
+        person-segmentation contract, priorfx.models.contract): the built-in
+        RVM by default, or a model registered with `priorfx models add`. A
+        remote server or cluster worker looks it up in its own store.
     chunk_warmup : int >= 1
         Frames a restarted state is primed on (their results are dropped).
         Measured on carphone_pristine.mp4 at 320x180 ('fast'): after 32
@@ -77,6 +84,7 @@ class MattingParams:
     refine: bool = True
     chunk_frames: int = 480
     chunk_warmup: int = 32
+    prior: str = DEFAULT_PRIOR
 
     def validate(self) -> "MattingParams":
         if self.quality not in QUALITIES:
@@ -98,6 +106,9 @@ class MattingParams:
         if 0 < self.chunk_frames <= self.chunk_warmup:
             raise UsageError(f"chunk_frames {self.chunk_frames} must be larger than chunk_warmup "
                              f"{self.chunk_warmup}", "or 0 to never restart the temporal state")
+        if not isinstance(self.prior, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", self.prior):
+            raise UsageError(f"prior {self.prior!r} is not a model id",
+                             "give the id of a registered prior (`priorfx models list`)")
         for name in ("foreground", "refine"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")

@@ -10,8 +10,13 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from priorfx import config
 from priorfx.errors import UsageError
+
+if TYPE_CHECKING:
+    from priorfx.models.contract import PriorContract
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class ModelEntry:
     sha256: str
     size: int
     license: str
-    runtime: str                      # "onnxruntime" | "litert"
+    runtime: str                      # "onnxruntime" | "litert" | "torchscript"
     inputs: str = ""
     outputs: str = ""
     package: str | None = None        # PyPI distribution the file comes from
@@ -29,6 +34,16 @@ class ModelEntry:
     member: str | None = None         # path of the file inside the wheel
     wheel_platform: str | None = None  # pin the wheel's platform: same bytes everywhere
     user: bool = field(default=False)  # registered with `models add`
+    contract: dict | None = None      # PriorContract.to_json() of a model with a prior role
+
+    @property
+    def prior_contract(self) -> "PriorContract | None":
+        from priorfx.models.contract import PriorContract
+        return PriorContract.from_json(self.contract) if self.contract else None
+
+    @property
+    def role(self) -> str | None:
+        return self.contract["role"] if self.contract else None
 
     @property
     def filename(self) -> str:

@@ -17,13 +17,16 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from priorfx import config
 from priorfx.atomic import atomic_path, write_bytes_atomic
 from priorfx.errors import (EngineUnreachableError, InputError, ModelChecksumError,
                             ModelMissingError, UsageError)
 from priorfx.models.manifest import ModelEntry, entries, entry, user_manifest_path  # noqa: F401
+
+if TYPE_CHECKING:
+    from priorfx.models.contract import PriorContract
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -179,8 +182,17 @@ def status(model_id: str) -> str:
 
 
 def add(model_id: str, file: Path, license: str = "unknown", runtime: str | None = None,
-        description: str = "") -> ModelEntry:
-    """Register a user's own model file (copied into the store with its checksum)."""
+        description: str = "", contract: "PriorContract | None" = None,
+        check: Callable[[ModelEntry, Path], None] | None = None) -> ModelEntry:
+    """Register a user's own model file (copied into the store with its checksum).
+
+    With a `contract` (a prior role), the contract is bound to the model's
+    input and output names and `check(entry, file)` (the role's dry run,
+    priorfx.priors.person.dry_run) must pass before anything is stored.
+    """
+    from priorfx.models import runtimes
+    from priorfx.models.contract import bind
+
     file = Path(file)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", model_id):
         raise UsageError(f"model id {model_id!r} is not valid",
@@ -189,15 +201,23 @@ def add(model_id: str, file: Path, license: str = "unknown", runtime: str | None
         raise UsageError(f"{model_id!r} is a built-in model id", "choose another id")
     if not file.is_file():
         raise InputError(f"model file {file} does not exist")
-    runtime = runtime or {".onnx": "onnxruntime", ".tflite": "litert"}.get(file.suffix.lower())
+    runtime = runtime or runtimes.SUFFIX_RUNTIME.get(file.suffix.lower())
     if runtime is None:
-        raise UsageError(f"cannot tell the runtime of {file.name}", "pass --runtime onnxruntime|litert")
-    if runtime == "onnxruntime":
-        from priorfx.models.runtimes import check_onnx_file
-        check_onnx_file(file)
+        raise UsageError(f"cannot tell the runtime of {file.name}",
+                         f"pass --runtime {'|'.join(runtimes.RUNTIMES)}")
+    if contract is not None:
+        contract = contract.validate()
+    runner = runtimes.open_file(file, model_id, runtime,
+                                output_names=contract.outputs if contract else ())
+    if contract is not None:
+        contract = bind(contract, runner.input_names, runner.output_names)
     e = ModelEntry(id=model_id, description=description or f"user model from {file.name}",
                    sha256=sha256_file(file), size=file.stat().st_size, license=license,
-                   runtime=runtime, member=file.name, user=True)
+                   runtime=runtime, member=file.name, user=True,
+                   contract=contract.to_json() if contract else None,
+                   inputs=", ".join(runner.input_names), outputs=", ".join(runner.output_names))
+    if contract is not None and check is not None:
+        check(e, file)
     target = stored_path(e)
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:

@@ -41,8 +41,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import priorfx
 from priorfx.colour import ColourSpec
+from priorfx.config import load_settings
 from priorfx.engine import LocalEngine
-from priorfx.errors import (AuthError, BodyTimeoutError, CancelledError, InputError, LimitError,
+from priorfx.errors import (AuthError, BodyTimeoutError, CancelledError, InputError, LimitError, ModelMissingError,
                             NotFoundError, PriorfxError, UsageError, VersionMismatchError)
 from priorfx.progress import Progress
 from priorfx.server import protocol
@@ -72,6 +73,7 @@ class ServerConfig:
     hello_timeout_s: float = 15.0     # a live session must send its opening message by then
     bound_host: str = "127.0.0.1"     # the address it listens on (a Host it always answers)
     allow_hosts: tuple[str, ...] = ()  # more Host / Origin names it answers (--allow-host)
+    device: str | None = None         # where priors run (None: $PRIORFX_DEVICE, config, auto)
 
     @property
     def max_body(self) -> int:
@@ -221,6 +223,7 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
         feed = FrameFeed(total, hold_all=True)
         feed.add(frames, {}, more=True)
         return (lambda progress: [engine.deshutter(list(feed), params, progress, colour=colour)]), feed
+    check_prior(params.prior)
     if not more:
         return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress,
                                               colour=colour)), None
@@ -231,6 +234,20 @@ def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
     feed_guides = {k: feed.guide(k) if k in per_frame else g for k, g in (guides or {}).items()}
     return (lambda progress: engine.matte(feed, params, guides=feed_guides or None,
                                           progress=progress, colour=colour)), feed
+
+
+def check_prior(prior_id: str) -> None:
+    """A matte asks for a prior by id; this server uses its own store, so say
+    so plainly when it lacks one (before any frame is worked on)."""
+    from priorfx.priors.person import prior_entry, registered_priors
+
+    try:
+        prior_entry(prior_id)
+    except ModelMissingError:
+        raise ModelMissingError(
+            f"this priorfx server has no prior {prior_id!r} (its priors: {', '.join(registered_priors())})",
+            f"register it on the server with `priorfx models add {prior_id} FILE --role ...` (no restart "
+            "needed), or choose one of its priors, or matte locally") from None
 
 
 def _chunk_guides(guides: dict | None, names: tuple[str, ...], n: int) -> dict[str, list]:
@@ -308,7 +325,7 @@ def rss_mb() -> float | None:
 
 def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = None) -> Starlette:
     cfg = cfg or ServerConfig()
-    engine = engine or LocalEngine()
+    engine = engine or LocalEngine(load_settings(device=cfg.device))
     limits = Limits(cfg)
     jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s,
                       result_ttl_s=cfg.result_ttl_s)
@@ -345,7 +362,8 @@ def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = Non
         return JSONResponse({
             "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
             "priorfx_version": priorfx.__version__, "python": sys.version.split()[0],
-            "workers": cfg.workers, "limits": cfg.limits(), "operations": available_ops(),
+            "workers": cfg.workers, "device": getattr(getattr(engine, "settings", None), "device", None),
+            "limits": cfg.limits(), "operations": available_ops(),
             "jobs": jobs.counts(), "streams": open_streams[0], "rss_mb": rss_mb(),
             "upload_bytes_in_flight": budget.in_flight})
 
