@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from priorfx.shutter.readout import estimate_from_bands
+from priorfx.shutter.readout import estimate_readout
 
 HEIGHT, BANDS = 720, 12
 
@@ -32,7 +32,8 @@ def _band_flows(g: float, frames: int) -> list[np.ndarray]:
 
 @pytest.mark.parametrize("g", [0.3, 0.75])
 def test_readout_recovered_from_exact_band_flows(g):
-    est, conf = estimate_from_bands(_band_flows(g, 60), HEIGHT)
+    res = estimate_readout(_band_flows(g, 60), HEIGHT)
+    est, conf = res.g, res.confidence
     assert abs(est - g) < 0.03, est
     assert conf > 0.5
 
@@ -42,5 +43,6 @@ def test_readout_fit_handles_a_long_shot():
     clip's length, not its square (a dense fit needed gigabytes here)."""
     rng = np.random.default_rng(1)
     bands = [b + rng.normal(0, 0.05, b.shape) for b in _band_flows(0.5, 3000)]
-    est, conf = estimate_from_bands(bands, HEIGHT)
+    res = estimate_readout(bands, HEIGHT)
+    est, conf = res.g, res.confidence
     assert abs(est - 0.5) < 0.03 and conf > 0.5

@@ -330,6 +330,69 @@ def _rsgr_case(name: str, scene, ks: list[int], g: float, results: list, log) ->
     log(f"  {name} RSGR g={g}: input {row['psnr_input']:.2f} ours {row['psnr_ours']:.2f}")
 
 
+# --------------------------------------------------------------------------- real footage, camera moves
+
+REAL_READOUTS = (0.3, 0.5, 0.7, 0.85, 1.0)
+REAL_WIDTH = 512
+
+
+def _real_sources(quick: bool) -> list[tuple[str, object]]:
+    """(name, content) pairs: the sample clips as VideoScenes, the photos as images,
+    all scaled so a REAL_WIDTH-wide view leaves a margin for the camera to move in."""
+    out = []
+    for name in VIDEOS:
+        frames = _video_frames(name, {"bikes.mp4": 92}.get(name, 0), 26 if not quick else 16, max_width=4096)
+        scale = REAL_WIDTH * 1.25 / frames[0].shape[1]
+        frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1
+                             else cv2.INTER_AREA) for f in frames]
+        out.append((name, VideoScene([np.clip(f, 0, 1) for f in frames])))
+    for name in PHOTOS:
+        img = _photo(name, 1.0)
+        out.append((name, _photo(name, REAL_WIDTH * 1.25 / img.shape[1])))
+    return out
+
+
+def _real_case(name: str, scene, g: float, scan: str, n: int, results: list, log) -> None:
+    """Estimate g blind (frames and scan direction only), correct with it and with the truth."""
+    frames, gts = render_rs(scene, list(range(1, 1 + n)), g, scan)
+    true = correct_clip(frames, ShutterParams(readout=g, scan=scan)).frames
+    auto = correct_clip(frames, ShutterParams(readout=None, scan=scan))
+    sl = slice(1, -1)
+    p_in = float(np.mean([psnr(f, t) for f, t in zip(frames[sl], gts[sl])]))
+    p_true = float(np.mean([psnr(f, t) for f, t in zip(true[sl], gts[sl])]))
+    p_auto = float(np.mean([psnr(f, t) for f, t in zip(auto.frames[sl], gts[sl])]))
+    low, high = auto.readout_interval
+    row = {"case": name, "readout": g, "scan": scan, "readout_estimate": auto.readout,
+           "readout_low": low, "readout_high": high, "readout_confidence": auto.readout_confidence,
+           "covered": bool(low <= g <= high), "psnr_input": p_in, "psnr_true_readout": p_true,
+           "psnr_auto_readout": p_auto}
+    results.append(row)
+    log(f"  {name} g={g} {scan}: est {auto.readout:.3f} [{low:.2f}, {high:.2f}] "
+        f"input {p_in:.2f} true-g {p_true:.2f} auto {p_auto:.2f}")
+
+
+def real_footage_cases(quick: bool, log) -> list[dict]:
+    """Every source under every move; g and scan direction rotate over the cases."""
+    from priorfx.bench.shutter_moves import MOVES, Move, MovingCamera
+    n = 12 if quick else 20
+    hand = _object_patch(_photo("coffee.png", 1.0), 110)
+    results: list[dict] = []
+    i = 0
+    for si, (name, content) in enumerate(_real_sources(quick)):
+        ch, cw = (content.h, content.w) if isinstance(content, VideoScene) else content.shape[:2]
+        size = (REAL_WIDTH, int(round(ch / 1.25 / 2)) * 2)
+        for mi, kind in enumerate(MOVES):
+            if quick and (si + mi) % 3:
+                continue
+            g = REAL_READOUTS[i % len(REAL_READOUTS)]
+            scan = ("down", "up")[(i // len(REAL_READOUTS) + i) % 2]
+            i += 1
+            cam = MovingCamera(content, size, Move(kind, 1000 + 17 * si + mi, REAL_WIDTH, n + 2),
+                               hand if kind == "hand_wave" else None, seed=si * 10 + mi)
+            _real_case(f"{name} {kind}", cam, g, scan, n, results, log)
+    return results
+
+
 # --------------------------------------------------------------------------- speed
 
 def _speed(sizes: list[tuple[int, int]], frames: int, log) -> dict:
@@ -420,6 +483,7 @@ def run(args: argparse.Namespace) -> dict:
         _rsgr_case(f"{PHOTOS[gi % len(PHOTOS)]} camera", cam, list(range(m)), g, rsgr_results, log)
         if not quick or gi == 1:
             _rsgr_case("bikes.mp4", bikes, list(range(1, 1 + m)), g, rsgr_results, log)
+    real = real_footage_cases(quick, log)
     quality_s = time.perf_counter() - t_start
 
     speed = _speed([(1280, 720), (1920, 1080)], 10 if quick else 40, log)
@@ -455,6 +519,20 @@ def run(args: argparse.Namespace) -> dict:
         "remap_ms_720p": speed["720p"]["remap_ms_nv12"],
         "remap_ms_1080p": speed["1080p"]["remap_ms_nv12"],
     }
+    errs = [abs(r["readout_estimate"] - r["readout"]) for r in real]
+    gain_true = sum(r["psnr_true_readout"] - r["psnr_input"] for r in real)
+    gain_auto = sum(r["psnr_auto_readout"] - r["psnr_input"] for r in real)
+    summary.update({
+        "readout_est_abs_err_real": float(np.mean(errs)),
+        "readout_est_abs_err_max": float(np.max(errs)),
+        "interval_coverage": float(np.mean([r["covered"] for r in real])),
+        "interval_mean_width": float(np.mean([r["readout_high"] - r["readout_low"] for r in real])),
+        "psnr_gain_true_readout_real": gain_true / len(real),
+        "psnr_gain_auto_readout_real": gain_auto / len(real),
+        "psnr_gain_auto_ratio": gain_auto / gain_true if gain_true > 0 else None,
+        "ms_720p_ratio": speed["720p"]["ms_nv12"] / speed["720p"]["remap_ms_nv12"],
+        "ms_1080p_ratio": speed["1080p"]["ms_nv12"] / speed["1080p"]["remap_ms_nv12"],
+    })
     worst = min(r["psnr_ours"] - r["psnr_input"] for r in results)
     targets = {
         "rs_gain_db": summary["psnr_ours"] - summary["psnr_input"],
@@ -474,8 +552,15 @@ def run(args: argparse.Namespace) -> dict:
         "ms_720p_le_15": summary["ms_720p"] <= 15,
         "ms_1080p_le_33": summary["ms_1080p"] <= 33,
         "le_8x_remap": max(targets["ratio_720p_to_remap"], targets["ratio_1080p_to_remap"]) <= 8,
+        "readout_est_abs_err_real_le_0_05": summary["readout_est_abs_err_real"] <= 0.05,
+        "readout_est_abs_err_max_le_0_1": summary["readout_est_abs_err_max"] <= 0.1,
+        "interval_coverage_ge_0_9": summary["interval_coverage"] >= 0.9,
+        "psnr_gain_auto_ratio_ge_0_9": (summary["psnr_gain_auto_ratio"] or 0) >= 0.9,
+        "ms_720p_ratio_le_3": summary["ms_720p_ratio"] <= 3,
+        "ms_1080p_ratio_le_2_5": summary["ms_1080p_ratio"] <= 2.5,
     }
     return {"summary": summary, "targets": targets, "cases": results, "rsgr_cases": rsgr_results,
+            "real_cases": real,
             "speed": speed, "cv2_threads": cv2.getNumThreads(),
             "quality_seconds": quality_s, "readouts": gs, "scored_frames_per_case": n - 2,
             "border_crop": "6% of each side (at least 8 px)", "rsgr_exposure": EXPOSURE}

@@ -23,7 +23,7 @@ from priorfx.errors import InputError
 from priorfx.priors.motion import DisFlow, gray_small, small_size
 from priorfx.shutter import rs, rsgr
 from priorfx.shutter.params import CLIP_FLOW, DEFAULT_READOUT, LIVE_FLOW, ShutterParams
-from priorfx.shutter.readout import band_flows, estimate_from_bands
+from priorfx.shutter.readout import band_flows, estimate_readout, pair_evidence
 
 DEBLUR_BANDS = 8
 EXTRAPOLATE = True
@@ -225,12 +225,13 @@ class _ReadoutTracker:
             return
         cur = self.corr.estimation_gray(frame)
         if self._prev is not None:
-            self.bands.append(band_flows(self.corr.estimation_flow(self._prev, cur)))
+            self.bands.append(pair_evidence(self.corr.estimation_flow(self._prev, cur), self._prev, self.corr.full))
         self._prev = cur
         if phase == self.window - 1 or (len(self.bands) >= 15 and len(self.bands) % 15 == 0):
             p = self.corr.params
-            g, conf = estimate_from_bands(self.bands[-(self.window - 1):], self.corr.full[1], p.scan,
-                                          0.5 if p.mode == "rsgr" else 1.0)
+            est = estimate_readout(self.bands[-(self.window - 1):], self.corr.full[1], p.scan,
+                                   0.5 if p.mode == "rsgr" else 1.0)
+            g, conf = est.g, est.confidence
             if conf > 0.15 and conf >= 0.7 * self.confidence:
                 self.value, self.confidence = g, conf
             if phase == self.window - 1:
