@@ -145,3 +145,36 @@ def test_rsgr_session_on_camera_buffers(photo, helpers):
     top = slice(16, 48)
     assert abs(out[top].mean() / truth[top].mean() - 1) < 0.06
     assert abs(frames[2][top].mean() / truth[top].mean() - 1) > 0.5
+
+
+@pytest.fixture
+def cpu_hog():
+    """Both cores kept busy by competing processes (as OBS's encoder would), stopped after."""
+    import os
+    import subprocess
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    yield
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_background_motion_corrects_every_frame_under_a_cpu_hog(pan_clip, helpers, cpu_hog):
+    """Live NV12 with motion on its own thread, both cores busy: once the first motion is
+    out, every frame leaves corrected (never passed through) and nearer the truth."""
+    rs, gt = pan_clip(0.8, speed=8.0, n=14)
+    h, w = rs[0].shape[:2]
+    bufs = [camera.from_rgb(f, "nv12", as_bytes=True) for f in rs]
+    sess = ShutterSession(ShutterParams(readout=0.8), background_motion=True)
+    sess.push_buffer(bufs[0], "NV12", w, h)
+    sess.push_buffer(bufs[1], "NV12", w, h)
+    assert sess._bg.wait_for(2, timeout=60)          # the event: motion of frame 2 is out
+    outs = [sess.push_buffer(b, "NV12", w, h) for b in bufs[2:]]   # back to back: the thread lags
+    for k, (out, b) in enumerate(zip(outs, bufs[2:]), start=2):
+        y_in = np.frombuffer(b, np.uint8)[:w * h].reshape(h, w)
+        assert not np.array_equal(out[0], y_in), f"frame {k} passed through"
+        fixed = camera.to_rgb([np.array(p) for p in out], "nv12", w, h)
+        assert helpers.psnr(fixed, gt[k]) > helpers.psnr(camera.to_rgb(camera.planes(b, "nv12", w, h), "nv12", w, h),
+                                                         gt[k]) + 2, k
+    sess.close()

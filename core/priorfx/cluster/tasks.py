@@ -122,7 +122,7 @@ def _scan(job, chunk: Chunk) -> list:
     bands, prev = [], corr.estimation_gray(first)
     for f in frames[1:]:
         cur = corr.estimation_gray(shutter_frame(f))
-        bands.append(pair_evidence(corr.estimation_flow(prev, cur), prev, corr.full))
+        bands.append(pair_evidence(corr.estimation_flow(prev, cur)))
         prev = cur
     return bands
 
@@ -135,7 +135,7 @@ def estimate_readout(params, height: int, *band_lists) -> Any:
         if "error" in b:
             return b
     bands = [b for part in band_lists for b in part["items"]]
-    est = estimate_readout(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0, target=params.target)
+    est = estimate_readout(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0)
     return {"readout": est.g, "confidence": est.confidence, "interval": [est.low, est.high],
             "scan_cpu_s": round(sum(part["cpu_s"] for part in band_lists), 3)}
 

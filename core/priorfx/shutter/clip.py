@@ -106,8 +106,8 @@ def clip_readout(frames: Sequence[np.ndarray], corr: FrameCorrector, params: Shu
     prev = corr.estimation_gray(check_frame(frames[0], "frame 0"))
     for i in range(1, n):
         cur = corr.estimation_gray(check_frame(frames[i], f"frame {i}"))
-        evidence.append(pair_evidence(corr.estimation_flow(prev, cur), prev, corr.full))
+        evidence.append(pair_evidence(corr.estimation_flow(prev, cur)))
         prev = cur
         tick(progress, i, total or n, "estimating the readout")
     rate = 0.5 if params.mode == "rsgr" else 1.0
-    return estimate_readout(evidence, corr.full[1], params.scan, rate, target=params.target)
+    return estimate_readout(evidence, corr.full[1], params.scan, rate)

@@ -83,7 +83,12 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
     engine = get_engine(load_settings(remote=remote, token=token, threads=threads))
 
     def make(p: shm.Params) -> Session:
-        return engine.shutter_stream(shutter_params(p))
+        session = engine.shutter_stream(shutter_params(p))
+        # Local sessions estimate motion on their own thread: every frame is warped
+        # (one remap) with the freshest motion instead of waiting for it.
+        if hasattr(session, "background_motion"):
+            session.background_motion = not session.params.lookahead
+        return session
     return make
 
 
