@@ -167,9 +167,9 @@ def test_background_motion_corrects_every_frame_under_a_cpu_hog(pan_clip, helper
     h, w = rs[0].shape[:2]
     bufs = [camera.from_rgb(f, "nv12", as_bytes=True) for f in rs]
     sess = ShutterSession(ShutterParams(readout=0.8), background_motion=True)
-    sess.push_buffer(bufs[0], "NV12", w, h)
-    sess.push_buffer(bufs[1], "NV12", w, h)
-    assert sess._bg.wait_for(2, timeout=60)          # the event: motion of frame 2 is out
+    for i in (1, 2):     # the events: frame 1 seen, then frame 2's motion (from 1 -> 2) out
+        sess.push_buffer(bufs[i - 1], "NV12", w, h)
+        assert sess._bg.wait_for(i, timeout=60)
     outs = [sess.push_buffer(b, "NV12", w, h) for b in bufs[2:]]   # back to back: the thread lags
     for k, (out, b) in enumerate(zip(outs, bufs[2:]), start=2):
         y_in = np.frombuffer(b, np.uint8)[:w * h].reshape(h, w)

@@ -182,18 +182,18 @@ def _fit_residuals(a: sparse.csr_matrix, d: np.ndarray, reg: sparse.spmatrix, sc
 
 
 def _motion_costs(per: list[np.ndarray], ks: np.ndarray, height: int, scan: str, rate: float,
-                  smooth: float, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  smooth: float, cand: np.ndarray, layers: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Per-pair costs (pairs x candidates, in noise units) and the penalty per candidate.
 
-    Two timelines: the camera's (band medians) and the moving layer's (where
-    measured); each observation belongs to one.
+    Up to two timelines: the camera's (band medians) and the moving layer's
+    (where measured); each observation belongs to one.
     """
     bands = len(per[0])
     stack = np.stack([p if p.shape[1] == 4 else np.hstack([p, np.full_like(p, np.nan)]) for p in per])
     layer_data = [stack[..., :2], stack[..., 2:]]
     yc = (np.arange(bands) + 0.5) * height / bands
     d, k_obs, r0, r1, lay, pair = [], [], [], [], [], []
-    for li, data in enumerate(layer_data):
+    for li, data in enumerate(layer_data[:layers]):
         ok = np.isfinite(data).all(-1)                          # pairs x bands
         if li == 1 and ok.sum() < 3 * bands:
             break                                               # too little of a moving layer to fit
@@ -255,6 +255,39 @@ def _best(total: np.ndarray, cand: np.ndarray) -> np.ndarray:
     return g + off * float(cand[1] - cand[0])
 
 
+def _interval(per_pair: np.ndarray, penalty: np.ndarray, cand: np.ndarray,
+              seed: int) -> tuple[float, float, float, bool]:
+    """(g, low, high, informative) from per-pair cost curves (see the module docstring)."""
+    total = per_pair.sum(0) + penalty
+    g = float(_best(total, cand))
+    # Block bootstrap over frame pairs.
+    rng = np.random.default_rng(seed)
+    n = len(per_pair)
+    blocks = max(1, int(np.ceil(n / BLOCK)))
+    starts = rng.integers(0, max(1, n - BLOCK + 1), size=(BOOTSTRAP, blocks))
+    counts = np.zeros((BOOTSTRAP, n))
+    for off in range(min(BLOCK, n)):
+        np.add.at(counts, (np.repeat(np.arange(BOOTSTRAP), blocks), (starts + off).ravel()), 1.0)
+    counts *= n / counts.sum(1, keepdims=True)
+    reps = _best(counts @ per_pair + penalty, cand)
+    low, high = np.percentile(reps, [2.5, 97.5])
+    # Profile likelihood: every g whose cost is within the 95 % chi-square(1)
+    # level of the best (costs are in noise units, 2 x negative log likelihood),
+    # the level scaled by PROFILE_INFLATION for the correlation of residuals
+    # within a pair. The bootstrap misses a flat curve whose noise happens to dip
+    # the same way in every replicate; this catches it.
+    inside = cand[total - total.min() <= 3.84 * PROFILE_INFLATION]
+    low, high = min(low, float(inside.min())), max(high, float(inside.max()))
+    step = float(cand[1] - cand[0])
+    low = float(max(cand[0], min(low, g) - BIAS_FLOOR - step / 2))
+    high = float(min(cand[-1], max(high, g) + BIAS_FLOOR + step / 2))
+    informative = 1.0 - (high - low) / FULL_WIDTH >= MIN_CONFIDENCE
+    if not informative:
+        g = DEFAULT_READOUT
+        low, high = min(low, g), max(high, g)
+    return g, low, high, informative
+
+
 def estimate_readout(evidence: list, height: int, scan: str = "down", rate: float = 1.0,
                      smooth: float = 0.05, candidates: np.ndarray | None = None,
                      frame_index: list[int] | None = None, seed: int = 0) -> ReadoutEstimate:
@@ -292,34 +325,13 @@ def estimate_readout(evidence: list, height: int, scan: str = "down", rate: floa
     # Long gaps (a live stream that did not sample) shrink to three frames: nothing is known there.
     gaps = np.diff(ks, prepend=ks[0])
     ks = np.cumsum(np.minimum(gaps, 3))
-    motion, penalty = _motion_costs([e.bands for e in ev], ks, height, scan, rate, smooth, cand)
-    per_pair = motion
-    total = per_pair.sum(0) + penalty
-    g = float(_best(total, cand))
-    # Block bootstrap over frame pairs.
-    rng = np.random.default_rng(seed)
-    n = len(ev)
-    blocks = max(1, int(np.ceil(n / BLOCK)))
-    starts = rng.integers(0, max(1, n - BLOCK + 1), size=(BOOTSTRAP, blocks))
-    counts = np.zeros((BOOTSTRAP, n))
-    for off in range(min(BLOCK, n)):
-        np.add.at(counts, (np.repeat(np.arange(BOOTSTRAP), blocks), (starts + off).ravel()), 1.0)
-    counts *= n / counts.sum(1, keepdims=True)
-    reps = _best(counts @ per_pair + penalty, cand)
-    low, high = np.percentile(reps, [2.5, 97.5])
-    # Profile likelihood: every g whose cost is within the 95 % chi-square(1)
-    # level of the best (costs are in noise units, 2 x negative log likelihood),
-    # the level scaled by PROFILE_INFLATION for the correlation of residuals
-    # within a pair. The bootstrap misses a flat curve whose noise happens to dip
-    # the same way in every replicate; this catches it.
-    inside = cand[total - total.min() <= 3.84 * PROFILE_INFLATION]
-    low, high = min(low, float(inside.min())), max(high, float(inside.max()))
-    step = float(cand[1] - cand[0])
-    low = float(max(cand[0], min(low, g) - BIAS_FLOOR - step / 2))
-    high = float(min(cand[-1], max(high, g) + BIAS_FLOOR + step / 2))
+    bands = [e.bands for e in ev]
+    # The camera's timeline first; the moving layer's only when the camera tells
+    # too little (a still camera): objects moving their own ways (cars in traffic)
+    # fit one timeline badly and would only blur a camera that does tell.
+    est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=1), cand, seed)
+    if not est[3] and any(b.shape[1] == 4 and np.isfinite(b[:, 2:]).any() for b in bands):
+        est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=2), cand, seed)
+    g, low, high, informative = est
     confidence = float(np.clip(1.0 - (high - low) / FULL_WIDTH, 0.0, 1.0))
-    informative = confidence >= MIN_CONFIDENCE
-    if not informative:
-        g = DEFAULT_READOUT
-        low, high = min(low, g), max(high, g)
-    return ReadoutEstimate(float(np.clip(g, cand[0], cand[-1])), low, high, confidence, informative, n)
+    return ReadoutEstimate(float(np.clip(g, cand[0], cand[-1])), low, high, confidence, informative, len(ev))
