@@ -155,7 +155,10 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
             if key is not None:
                 log(f"new {'settings' if frame_key == key else 'frame format'}: "
                     f"{h.fmt} {h.width}x{h.height}; restarting the session")
-            session = make_session(p) if seq_now != params_seq or key is not None else session
+            if seq_now != params_seq or key is not None:
+                if hasattr(session, "close"):
+                    session.close()     # stops its motion thread
+                session = make_session(p)
             params_seq, key = seq_now, frame_key
             pending.clear()
         pending.append((h.seq, h.timestamp))
