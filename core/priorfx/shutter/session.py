@@ -21,12 +21,17 @@ import cv2
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.priors.motion import DisFlow, gray_small, small_size
+from priorfx.priors.motion import DisFlow, gray_small, grid_positions, small_size
 from priorfx.shutter import rs, rsgr
 from priorfx.shutter.params import CLIP_FLOW, DEFAULT_READOUT, LIVE_FLOW, ShutterParams
 from priorfx.shutter.readout import band_flows, estimate_readout, pair_evidence
 
 DEBLUR_BANDS = 8
+MOTION_WAIT_S = 0.0
+"""Background motion: how long a frame waits for its own motion before it is warped
+with the freshest, updated by the camera's velocity now (`BackgroundMotion.latest`).
+0: never (the frame path stays near its remaps; measured on handheld shake, 1 dB
+below waiting, 5 dB above the input); raise it where latency allows."""
 EXTRAPOLATE = True
 """Zero-latency streams: carry the camera velocity forward by its acceleration (see `_extrapolate`)."""
 SKIP_PX = 0.25
@@ -279,14 +284,18 @@ class _ReadoutTracker:
 class BackgroundMotion:
     """Motion estimation on its own thread, decoupled from the warp.
 
-    The warp of every frame needs only a displacement field; estimating it
-    (flow, velocity, splat) costs several remaps. Here it runs on a thread at
-    whatever rate the CPU allows: `submit` hands over the newest small frame
-    (an older one still waiting is dropped: skipped frames), and `latest`
-    returns the freshest displacement, carried forward linearly to the frame
-    being warped when it is a frame or two old (extrapolated motion). OpenCV
-    and most numpy work release the GIL, so on two cores the motion and the
-    warps overlap.
+    The warp of every frame needs only full-size maps; estimating the motion
+    (flow, velocity, splat, maps) costs several remaps. Here it runs on a
+    thread at whatever rate the CPU allows: `submit` hands over the newest
+    small frame (an older one still waiting is dropped: skipped frames), the
+    thread builds that frame's maps, and the session waits for them up to a
+    budget (`ShutterSession.motion_wait_s`). Past the budget the frame is
+    warped with the freshest motion, carried forward linearly by a frame or
+    two (extrapolated motion): on a busy CPU frames stay corrected, if less
+    exactly (one frame stale loses most of the gain on fast handheld shake,
+    measured, so the current frame's motion is waited for when it can be).
+    OpenCV and most numpy work release the GIL, so the thread's work overlaps
+    the frame path's remaps on two cores.
     """
 
     MAX_EXTRAPOLATE = 2
@@ -300,6 +309,10 @@ class BackgroundMotion:
         self._done: list[tuple[int, np.ndarray | None]] = []   # last two (index, disp)
         self._closed = False
         self._gray_queue: list = []
+        self._maps_out: tuple | None = None
+        self.wait_s = MOTION_WAIT_S
+        self.current = 0          # frames warped with their own motion
+        self.stale = 0            # frames warped with carried-forward motion (or passed through)
         self.tracker: _ReadoutTracker | None = None
         self.tracked = 0
         self.processed = 0
@@ -337,46 +350,76 @@ class BackgroundMotion:
             if prev is not None:
                 disp = self.corr.displacement(small, prev[0], None, self._readout(), gap=index - prev[1])
             prev = (small, index)
-            maps = self._maps_ahead(index, disp)
+            maps = self._maps(index, disp)
+            v = self.corr.last_velocity
+            dom = rs.dominant_velocity(v) if disp is not None and v is not None else None
             with self._cv:
-                self._done = (self._done + [(index, disp)])[-2:]
-                self._maps = maps
+                self._done = (self._done + [(index, disp, dom)])[-2:]
+                self._maps_out = maps
                 self.processed += 1
                 self._cv.notify_all()
 
-    def _maps_ahead(self, index: int, disp: np.ndarray | None) -> tuple | None:
-        """Full-size maps for the frame after `index`, motion carried one frame forward:
-        the frame's own path is then just its remaps."""
-        if self._specs is None or disp is None:
+    def _maps(self, index: int, disp: np.ndarray | None) -> tuple | None:
+        """Full-size maps of frame `index`: the frame's own path is then just its remaps
+        (only when the frame path waits for them: `wait_s` > 0)."""
+        if self._specs is None or disp is None or self.wait_s <= 0:
             return None
-        d = self.latest(index + 1, extra=(index, disp))
         warper = rs.WarpMaps()   # fresh buffers: the frame path may still read the last ones
-        return index + 1, {(tuple(size), sub): warper.map_for(d, size, sub) for size, sub in self._specs}
+        return index, {(tuple(size), sub): warper.map_for(disp, size, sub) for size, sub in self._specs}
 
     def maps_for(self, index: int) -> dict | None:
-        """Prebuilt maps for frame `index` (built for it, or for a frame or two before)."""
+        """Maps built for frame `index` itself, if out."""
         with self._cv:
-            maps = getattr(self, "_maps", None)
-        if maps is None or not 0 <= index - maps[0] <= self.MAX_EXTRAPOLATE:
-            return None
-        return maps[1]
+            maps = self._maps_out
+        return maps[1] if maps is not None and maps[0] == index else None
+
+    def motion_for(self, index: int, wait_s: float, global_velocity=None):
+        """What frame `index` is warped with: its own maps if they come within `wait_s`,
+        else the freshest displacement carried forward (None: no motion yet).
+        `global_velocity()`, if given, measures the camera's velocity now (cheaply)."""
+        self.wait_s = wait_s
+        if wait_s > 0:
+            self.wait_for(index, wait_s)
+        maps = self.maps_for(index)
+        if maps is not None:
+            self.current += 1
+            return maps
+        self.stale += 1
+        return self.latest(index, global_velocity)
 
     def wait_for(self, index: int, timeout: float) -> bool:
         """Block until frame `index`'s motion is out (tests and benchmarks), or the timeout."""
         with self._cv:
             return self._cv.wait_for(lambda: bool(self._done) and self._done[-1][0] >= index, timeout)
 
-    def latest(self, index: int, extra: tuple | None = None) -> np.ndarray | None:
-        """Displacement for frame `index`: the freshest, extrapolated to it."""
+    def latest(self, index: int, global_velocity=None) -> np.ndarray | None:
+        """Displacement for frame `index`: the freshest, carried forward to it.
+
+        With `global_velocity` (a callable measuring the camera's velocity at
+        this frame, e.g. by phase correlation of the small frames), the stale
+        field is updated by the change of the camera's velocity since it was
+        measured: displacement is velocity times the row's time offset, so the
+        change adds ``dv * tau(y)`` row by row. Camera shake reverses within a
+        couple of frames, which a linear extrapolation of the field misses.
+        Without it, the field is extrapolated linearly from the last two.
+        """
         with self._cv:
             done = list(self._done)
-        if extra is not None:
-            done = (done + [extra])[-2:]
         if not done or done[-1][1] is None:
             return None
-        j, d = done[-1]
-        if len(done) == 2 and done[0][1] is not None and 0 < index - j:
-            i, d0 = done[0]
+        j, d, dom = done[-1]
+        if index <= j:
+            return d
+        if global_velocity is not None and dom is not None:
+            v_now = global_velocity()
+            if v_now is not None:
+                a, b, _ = self.corr.coefficients(self._readout())
+                _, py = grid_positions((d.shape[1], d.shape[0]), self.corr.full)
+                tau = (a + b * py[:, :1]).astype(np.float32)            # rows x 1
+                dv = (np.asarray(v_now, np.float32) - dom[:2].astype(np.float32)) * self.corr.params.strength
+                return d + tau[..., None] * dv
+        if len(done) == 2 and done[0][1] is not None:
+            i, d0, _ = done[0]
             if d0.shape == d.shape:
                 step = min(index - j, self.MAX_EXTRAPOLATE) / max(1, j - i)
                 return d + (d - d0) * np.float32(step)
@@ -413,6 +456,7 @@ class ShutterSession:
         # Live filters: motion on its own thread, every frame warped with the freshest
         # (`BackgroundMotion`); not with lookahead, which waits for the next frame anyway.
         self.background_motion = bool(background_motion) and not self.params.lookahead
+        self.motion_wait_s = MOTION_WAIT_S
         self._bg: BackgroundMotion | None = None
         self._corr: FrameCorrector | None = None
         self._fmt: str | None = None
@@ -471,6 +515,21 @@ class ShutterSession:
                 nxt: np.ndarray | None) -> np.ndarray | None:
         return corr.displacement(small, prev, nxt, self.readout)
 
+    def _global_velocity(self, prev: np.ndarray | None, cur: np.ndarray) -> np.ndarray | None:
+        """The camera's velocity at `cur` (full-resolution px per frame) from a phase
+        correlation of the small grey frames (about a millisecond): the flow since `prev`,
+        carried half a frame forward by its change since the last call."""
+        if prev is None or prev.shape != cur.shape:
+            return None
+        if getattr(self, "_hann", None) is None or self._hann.shape != cur.shape:
+            self._hann = cv2.createHanningWindow(cur.shape[::-1], cv2.CV_32F)
+        (dx, dy), response = cv2.phaseCorrelate(prev.astype(np.float32), cur.astype(np.float32), self._hann)
+        if response < 0.05:
+            return None   # no clear global motion (a cut, a busy foreground): keep the stale field
+        flow = np.array([dx, dy], np.float32) * self._corr.flow.scale
+        before, self._global_before = getattr(self, "_global_before", None), flow
+        return flow if before is None else flow + 0.5 * (flow - before)
+
     # ------------------------------------------------------------------ RGB frames
     def push(self, frame: np.ndarray) -> np.ndarray | None:
         """Correct one RGB frame (float32 [0, 1] or uint8, H x W x 3/4); same type back.
@@ -495,8 +554,8 @@ class ShutterSession:
         prev = self._prev_small
         self._prev_small = small
         if self._bg is not None:   # submitted by the caller (with the readout sample)
-            maps = self._bg.maps_for(self.frames_in)
-            return apply(item, maps if maps is not None else self._bg.latest(self.frames_in))
+            return apply(item, self._bg.motion_for(self.frames_in, self.motion_wait_s,
+                                                   lambda: self._global_velocity(prev, small)))
         if not self.params.lookahead:
             return apply(item, self._motion(corr, small, prev, None))
         pending, self._pending = self._pending, (item.copy() if copy else item, small, prev, flush_apply)
