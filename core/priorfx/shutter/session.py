@@ -27,6 +27,8 @@ from priorfx.shutter.params import CLIP_FLOW, DEFAULT_READOUT, LIVE_FLOW, Shutte
 from priorfx.shutter.readout import band_flows, estimate_readout, pair_evidence
 
 DEBLUR_BANDS = 8
+STARTUP_WAIT_S = 0.5
+"""Background motion: how long the first frames wait for the motion thread's first result."""
 MOTION_WAIT_S = 0.0
 """Background motion: how long a frame waits for its own motion before it is warped
 with the freshest, updated by the camera's velocity now (`BackgroundMotion.latest`).
@@ -378,7 +380,11 @@ class BackgroundMotion:
         else the freshest displacement carried forward (None: no motion yet).
         `global_velocity()`, if given, measures the camera's velocity now (cheaply)."""
         self.wait_s = wait_s
-        if wait_s > 0:
+        if self.processed < 2 and index >= 2:
+            # Starting: no motion to carry forward yet, so this frame waits for its own
+            # (at most STARTUP_WAIT_S, once per stream) rather than leave uncorrected.
+            self.wait_for(index, STARTUP_WAIT_S)
+        elif wait_s > 0:
             self.wait_for(index, wait_s)
         maps = self.maps_for(index)
         if maps is not None:
