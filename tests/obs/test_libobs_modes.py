@@ -32,7 +32,8 @@ def _check_against(H_, result, out, tag, inputs, ref_by_input):
             continue   # the worker's motion thread is starting: that frame left as it came
         else:
             assert H_.near_core(got[k], ref_by_input[s], inputs[s], W, H), \
-                f"{tag} frame {k}: far from the core's result for frame {s}"
+                (f"{tag} frame {k}: far from the core's result for frame {s} "
+                 f"({H_.core_distance(got[k], ref_by_input[s], inputs[s], W, H):.2f} of the input's distance)")
     return src
 
 
