@@ -48,7 +48,8 @@ def obs_helpers():
 def helpers() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         run_harness=run_harness, write_frames=write_frames, texture=texture, rs_pan=rs_pan,
-        outputs=outputs, step=step, shown=shown, shm_files=shm_files, SCRIPT=SCRIPT, REPO=REPO,
+        outputs=outputs, step=step, shown=shown, shm_files=shm_files, near_core=near_core, core_distance=core_distance,
+        SCRIPT=SCRIPT, REPO=REPO,
         PRIORFX=PRIORFX, OBS_PYTHON=OBS_PYTHON)
 
 
@@ -127,6 +128,23 @@ def rs_pan(n: int, width: int, height: int, readout: float, speed: float, pad: i
         gs.append(cv2.remap(tex, np.ascontiguousarray(map_gs, np.float32), map_y, cv2.INTER_LINEAR)
                   .astype(np.uint8))
     return rs, gs
+
+
+def near_core(got: bytes, ref: bytes, inp: bytes, width: int, height: int) -> bool:
+    """The worker's result for a frame against the core's synchronous one (`ref`).
+
+    The worker estimates motion on its own thread and warps each frame with the
+    freshest motion, updated by the camera's velocity now, so its bytes are not
+    the synchronous session's; they must be much nearer to them than the input
+    is (luma, inner part), or equal."""
+    return got == ref or core_distance(got, ref, inp, width, height) < 0.5
+
+
+def core_distance(got: bytes, ref: bytes, inp: bytes, width: int, height: int) -> float:
+    """Mean luma difference of `got` from `ref`, over that of the input (inner part)."""
+    def luma(b):
+        return np.frombuffer(b, np.uint8)[:width * height].reshape(height, width)[8:-8, 8:-8].astype(np.float32)
+    return float(np.abs(luma(got) - luma(ref)).mean()) / max(1e-6, float(np.abs(luma(inp) - luma(ref)).mean()))
 
 
 def outputs(out: Path, tag: str) -> list[bytes]:

@@ -21,15 +21,19 @@ def _reference(raws, **params):
 
 
 def _check_against(H_, result, out, tag, inputs, ref_by_input):
-    """Every output is either the input unchanged or the core's result for the input it names."""
+    """Every output is either the input unchanged or (near) the core's result for the input it names."""
     got, src = H_.outputs(out, tag), H_.shown(result, tag)
     for k, s in enumerate(src):
         if s is None:
             assert got[k] == inputs[k], f"{tag} frame {k}: passed through but changed"
         elif s < 0:   # the newest result is still one from the step before (at most 2 frames old)
             assert k < 2, f"{tag} frame {k} shows an old result"
+        elif s < 2 and got[k] == inputs[s]:
+            continue   # the worker's motion thread is starting: that frame left as it came
         else:
-            assert got[k] == ref_by_input[s], f"{tag} frame {k}: differs from the core's result for frame {s}"
+            assert H_.near_core(got[k], ref_by_input[s], inputs[s], W, H), \
+                (f"{tag} frame {k}: far from the core's result for frame {s} "
+                 f"({H_.core_distance(got[k], ref_by_input[s], inputs[s], W, H):.2f} of the input's distance)")
     return src
 
 

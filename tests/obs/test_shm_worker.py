@@ -118,7 +118,7 @@ def test_worker_corrects_like_the_core_and_exits_when_stdin_closes():
     rng = np.random.default_rng(3)
     base = (rng.random((h, w * 2, 3)) * 255).astype(np.uint8)
     frames = [camera.from_rgb_u8(np.ascontiguousarray(base[:, 6 * k:6 * k + w]), "I420", as_bytes=True)
-              for k in range(4)]
+              for k in range(7)]
     ch = shm.Channel.create(len(frames[0]))
     ch.set_params(shm.Params(readout=0.7, auto_readout=False, mode="rs", strength=1.0))
     proc = _start_worker(ch)
@@ -127,9 +127,17 @@ def test_worker_corrects_like_the_core_and_exits_when_stdin_closes():
         ref = ShutterSession(ShutterParams(readout=0.7, mode="rs", strength=1.0))
         for k, raw in enumerate(frames, 1):
             hd, got = _push(ch, proc, k, "I420", w, h, raw)
-            expect = b"".join(p.tobytes() for p in ref.push_buffer(raw, "I420", w, h))
-            assert hd.source_seq == k and got == expect
-        assert got != frames[-1]   # the pan was corrected, not copied
+            expect = np.frombuffer(b"".join(p.tobytes() for p in ref.push_buffer(raw, "I420", w, h)), np.uint8)
+            assert hd.source_seq == k
+            if k >= 4:
+                # The worker estimates motion on its own thread and warps with the freshest
+                # (a frame old, carried forward): on a steady pan that is near the core's
+                # own answer (a fraction of a pixel off, on a noise texture), far from the
+                # frame passed through.
+                def luma_diff(a):
+                    d = np.abs(np.frombuffer(got, np.uint8).astype(int) - np.asarray(a, int))
+                    return d[:w * h].reshape(h, w)[8:-8, 8:-8].mean()
+                assert luma_diff(expect) < 0.5 * luma_diff(np.frombuffer(raw, np.uint8)), k
     finally:
         proc.stdin.close()
         rc = proc.wait(20)

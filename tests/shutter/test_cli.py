@@ -91,3 +91,23 @@ def test_deshutter_image_sequence_in_video_out(cli, pan_clip, tmp_path, helpers)
     frames = list(read_frames(out))
     assert len(frames) == 5
     assert helpers.psnr(frames[2], gt[2]) > helpers.psnr(rs[2], gt[2]) + 6
+
+
+def test_readout_command_prints_value_and_interval(cli, pan_clip, tmp_path):
+    """`priorfx readout IN --json`: g with its interval from a shaky clip; a steady one says it cannot tell."""
+    for name, shake in (("shaky", 5.0), ("steady", 0.0)):
+        rs, _ = pan_clip(0.7, speed=6.0, n=14, shake=shake)
+        path = tmp_path / f"{name}.avi"
+        with FrameWriter(path, fps=30) as w:
+            for f in rs:
+                w.write(f)
+        r = cli("readout", str(path), "--json", "--quiet")
+        assert r.returncode == 0, r.stderr
+        est = json.loads(r.stdout)
+        if shake:
+            assert est["informative"] and abs(est["readout"] - 0.7) <= 0.1, est
+            assert est["low"] <= 0.7 <= est["high"]
+        else:
+            assert not est["informative"] and est["high"] - est["low"] > 0.5, est
+        r = cli("readout", str(path), "--quiet")
+        assert ("not measurable" in r.stdout) == (not shake), r.stdout

@@ -8,6 +8,10 @@ which leaves out time the OS gave to other processes), frames OBS lagged, frames
 uncorrected (worker not done in time), and the latency of the corrected frames
 shown (frames between a frame's arrival and its correction being shown).
 
+`corrected_fraction_*` is the share of frames that left the filter corrected;
+the `_loaded` run repeats 720p with every core kept busy by competing
+processes (as OBS's own encoder would on a streaming machine).
+
 Peers in the same run: the same filter with a worker that only inverts bytes
 (`--selftest-invert`: the cost of the frame path alone), and the core's own
 time per frame (ShutterSession.push_buffer in this process), which says
@@ -127,6 +131,21 @@ def core_ms(frames: list[bytes], size: tuple[int, int], lookahead: bool = False)
     return median_ms(one, repeat=15, warmup=3)
 
 
+class cpu_hog:
+    """Every core kept busy by a spinning process (at normal priority) while inside."""
+
+    def __enter__(self):
+        import sys
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(os.cpu_count() or 2)]
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
 def run(args: argparse.Namespace) -> dict:
     _check_tools()
     seconds = 6.0 if args.quick and args.seconds == 20.0 else args.seconds
@@ -149,6 +168,10 @@ def run(args: argparse.Namespace) -> dict:
             if not args.no_peers:
                 runs[f"{tag}_transport_only"] = run_libobs(d, size, seconds, args.fps, settings, True,
                                                            Path(tmp) / f"out-{tag}-t")
+            if name == "720p":
+                with cpu_hog():
+                    runs[f"{tag}_loaded"] = run_libobs(d, size, seconds, args.fps, settings, False,
+                                                       Path(tmp) / f"out-{tag}-loaded")
             if not args.no_peers and name == "720p":
                 runs[f"{tag}_lookahead"] = run_libobs(d, size, seconds, args.fps,
                                                       {**settings, "lookahead": True}, False,
@@ -163,6 +186,11 @@ def run(args: argparse.Namespace) -> dict:
         "callback_cpu_p99_ms": max(r720["callback_cpu_p99_ms"], r1080["callback_cpu_p99_ms"]),
         f"lagged_720p{fps}": r720["lagged"], f"lagged_1080p{fps}": r1080["lagged"],
         f"passthrough_720p{fps}": r720["passthrough"], f"passthrough_1080p{fps}": r1080["passthrough"],
+        f"corrected_fraction_720p{fps}": r720["corrected"] / max(1, r720["frames"]),
+        f"corrected_fraction_1080p{fps}": r1080["corrected"] / max(1, r1080["frames"]),
+        f"corrected_fraction_720p{fps}_loaded": (runs[f"720p{fps}_loaded"]["corrected"]
+                                                 / max(1, runs[f"720p{fps}_loaded"]["frames"])),
+        f"lagged_720p{fps}_loaded": runs[f"720p{fps}_loaded"]["lagged"],
         "frames_per_run": r720["frames"],
         **core,
     }
@@ -176,6 +204,9 @@ def run(args: argparse.Namespace) -> dict:
                         "lookahead_latency_frames": la["latency_frames_p50"],
                         "lookahead_passthrough_720p": la["passthrough"]})
     targets = {"lagged_720p_zero": summary[f"lagged_720p{fps}"] == 0,
+               "corrected_fraction_720p_eq_1": summary[f"corrected_fraction_720p{fps}"] >= 1.0,
+               "corrected_fraction_1080p_ge_0_99": summary[f"corrected_fraction_1080p{fps}"] >= 0.99,
+               "corrected_fraction_720p_loaded_ge_0_99": summary[f"corrected_fraction_720p{fps}_loaded"] >= 0.99,
                "callback_p99_le_2ms": summary["callback_p99_ms"] <= 2.0,
                "latency_le_1_frame": summary["latency_frames"] is not None and summary["latency_frames"] <= 1}
     if not args.no_peers:

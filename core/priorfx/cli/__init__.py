@@ -14,7 +14,7 @@ from priorfx.cli.common import present_modules
 from priorfx.errors import PriorfxError
 
 # Order here is the order in `priorfx --help`.
-COMMANDS = ["demo", "deshutter", "undistort", "matte", "info", "models", "samples",
+COMMANDS = ["demo", "deshutter", "readout", "undistort", "matte", "info", "models", "samples",
             "serve", "worker", "bench", "install", "publish"]
 
 EPILOG = """exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 model missing,

@@ -89,12 +89,14 @@ def _run(args: argparse.Namespace) -> int:
     summary = {"output": str(args.output), "frames": len(result.frames), "readout": round(result.readout, 4),
                "readout_estimated": result.readout_estimated,
                "readout_confidence": round(result.readout_confidence, 3),
+               "readout_interval": [round(float(x), 4) for x in getattr(result, "readout_interval", ())],
                "mean_motion_px": round(result.mean_motion_px, 2), "mode": params.mode, "scan": params.scan}
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        how = (f"estimated, confidence {result.readout_confidence:.2f}" if result.readout_estimated
-               else "given")
+        low, high = getattr(result, "readout_interval", (result.readout, result.readout))
+        how = (f"estimated, 95 % interval {low:.2f}-{high:.2f}, confidence {result.readout_confidence:.2f}"
+               if result.readout_estimated else "given")
         print(f"readout: {result.readout:.3f} of the frame time ({how})")
         print(f"wrote {len(result.frames)} frames to {args.output}", file=sys.stderr)
     return 0

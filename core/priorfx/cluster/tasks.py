@@ -121,7 +121,7 @@ def _scan(job, chunk: Chunk) -> list:
         return [cut_score(a, b) if a.shape == b.shape else float("inf") for a, b in zip(thumbs, thumbs[1:])]
     # Same steps as priorfx.shutter.correct_clip's estimate, pair by pair, so the
     # concatenated list is the one a single-machine run builds.
-    from priorfx.shutter.readout import band_flows
+    from priorfx.shutter.readout import pair_evidence
     from priorfx.shutter.session import FrameCorrector, check_frame as shutter_frame
 
     first = shutter_frame(frames[0], "frame 0")
@@ -129,21 +129,21 @@ def _scan(job, chunk: Chunk) -> list:
     bands, prev = [], corr.estimation_gray(first)
     for f in frames[1:]:
         cur = corr.estimation_gray(shutter_frame(f))
-        bands.append(band_flows(corr.estimation_flow(prev, cur)))
+        bands.append(pair_evidence(corr.estimation_flow(prev, cur)))
         prev = cur
     return bands
 
 
 def estimate_readout(params, height: int, *band_lists) -> Any:
     """The readout of a whole shot from the chunks' band flows, in order."""
-    from priorfx.shutter.readout import estimate_from_bands
+    from priorfx.shutter.readout import estimate_readout
 
     for b in band_lists:
         if "error" in b:
             return b
     bands = [b for part in band_lists for b in part["items"]]
-    g, conf = estimate_from_bands(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0)
-    return {"readout": float(g), "confidence": float(conf),
+    est = estimate_readout(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0)
+    return {"readout": est.g, "confidence": est.confidence, "interval": [est.low, est.high],
             "scan_cpu_s": round(sum(part["cpu_s"] for part in band_lists), 3)}
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from priorfx.errors import InputError
 from priorfx.progress import Progress, tick
 from priorfx.shutter.params import ShutterParams, ShutterResult
-from priorfx.shutter.readout import band_flows, estimate_from_bands
+from priorfx.shutter.readout import ReadoutEstimate, estimate_readout, pair_evidence
 from priorfx.shutter.session import FrameCorrector, check_frame
 
 
@@ -65,18 +65,12 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
                              "all frames of a clip must have one size")
         smalls.append(corr.gray(f))
 
-    readout, estimated, confidence = params.readout, params.readout is None, 1.0
+    readout, estimated = params.readout, params.readout is None
     total = (n if estimated else 0) + keep.stop
+    estimate = None
     if estimated:
-        bands = []
-        prev = corr.estimation_gray(first)
-        for i in range(1, n):
-            cur = corr.estimation_gray(check_frame(frames[i], f"frame {i}"))
-            bands.append(band_flows(corr.estimation_flow(prev, cur)))
-            prev = cur
-            tick(progress, i, total, "estimating the readout")
-        rate = 0.5 if params.mode == "rsgr" else 1.0
-        readout, confidence = estimate_from_bands(bands, h, params.scan, rate)
+        estimate = clip_readout(frames, corr, params, progress, total)
+        readout = estimate.g
 
     done = n if estimated else 0
     for i in range(keep.start):  # warm-up: advance the motion state only
@@ -97,6 +91,23 @@ def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = No
         done += 1
         tick(progress, done, total, f"readout {readout:.2f}")
     return ShutterResult(frames=out, readout=float(readout), readout_estimated=estimated,
-                         readout_confidence=float(confidence),
+                         readout_confidence=estimate.confidence if estimate else 1.0,
+                         readout_interval=(estimate.low, estimate.high) if estimate else (readout, readout),
                          mean_motion_px=float(np.mean(speeds)) if speeds else 0.0,
                          params=asdict(params))
+
+
+def clip_readout(frames: Sequence[np.ndarray], corr: FrameCorrector, params: ShutterParams,
+                 progress: Progress | None = None, total: int | None = None) -> ReadoutEstimate:
+    """Readout of a whole clip with its interval: fine flow of every neighbouring pair,
+    band flows and straight-line samples, one fit over all of them (`estimate_readout`)."""
+    n = len(frames)
+    evidence = []
+    prev = corr.estimation_gray(check_frame(frames[0], "frame 0"))
+    for i in range(1, n):
+        cur = corr.estimation_gray(check_frame(frames[i], f"frame {i}"))
+        evidence.append(pair_evidence(corr.estimation_flow(prev, cur)))
+        prev = cur
+        tick(progress, i, total or n, "estimating the readout")
+    rate = 0.5 if params.mode == "rsgr" else 1.0
+    return estimate_readout(evidence, corr.full[1], params.scan, rate)

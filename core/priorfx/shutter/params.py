@@ -141,8 +141,11 @@ class ShutterResult:
     readout_estimated : bool
         True when `readout` was estimated.
     readout_confidence : float
-        0..1: how strongly the footage constrains the estimate (0 when it
-        holds no changing motion and `readout` fell back to the default).
+        0..1: how strongly the footage constrains the estimate, one minus the
+        interval's width over 0.6 (0 when it holds no changing motion and
+        `readout` fell back to the default).
+    readout_interval : (float, float)
+        95 % interval of the readout (the value itself when it was given).
     mean_motion_px : float
         Mean magnitude of the estimated motion, pixels per frame.
     params : dict
@@ -153,5 +156,6 @@ class ShutterResult:
     readout: float
     readout_estimated: bool
     readout_confidence: float = 1.0
+    readout_interval: tuple = (0.0, 1.0)
     mean_motion_px: float = 0.0
     params: dict = field(default_factory=dict)

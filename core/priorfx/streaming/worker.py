@@ -83,7 +83,12 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
     engine = get_engine(load_settings(remote=remote, token=token, threads=threads))
 
     def make(p: shm.Params) -> Session:
-        return engine.shutter_stream(shutter_params(p))
+        session = engine.shutter_stream(shutter_params(p))
+        # Local sessions estimate motion on their own thread: every frame is warped
+        # (one remap) with the freshest motion instead of waiting for it.
+        if hasattr(session, "background_motion"):
+            session.background_motion = not session.params.lookahead
+        return session
     return make
 
 
@@ -150,7 +155,10 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
             if key is not None:
                 log(f"new {'settings' if frame_key == key else 'frame format'}: "
                     f"{h.fmt} {h.width}x{h.height}; restarting the session")
-            session = make_session(p) if seq_now != params_seq or key is not None else session
+            if seq_now != params_seq or key is not None:
+                if hasattr(session, "close"):
+                    session.close()     # stops its motion thread
+                session = make_session(p)
             params_seq, key = seq_now, frame_key
             pending.clear()
         pending.append((h.seq, h.timestamp))
