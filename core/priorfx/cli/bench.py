@@ -16,6 +16,7 @@ BENCHES = {
     "server": "HTTP server load test on loopback",
     "obs": "OBS filter in real libobs: callback time, lagged/passthrough frames, latency",
     "scale": "cluster scale-out: 1 vs 2 local workers",
+    "video": "1080p video decode + write (PyAV, H.264 + sound) vs. the former OpenCV path, next to deshutter",
 }
 
 

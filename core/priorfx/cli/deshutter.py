@@ -6,13 +6,17 @@ import json
 import sys
 
 from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_video_output_options, note_streams_left_out, video_output_options
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
 image sequence. Every row is moved to one instant along the motion measured by
 optical flow. The readout time (a fraction of the frame time) is estimated from
 the footage unless --readout gives it; the value used is printed. IN and OUT
-are video files (.mp4, .mov, .avi, .mkv) or image sequences (frames/%04d.png)."""
+are video files (.mp4, .mov, .avi, .mkv) or image sequences (frames/%04d.png).
+A video OUT keeps the input's sound and other streams (copied, not re-encoded,
+over the frames taken), timestamps, rotation flag, colour tags and timecode;
+.mp4 is H.264 unless --codec says otherwise. Ctrl-C leaves no partial output."""
 
 
 def _readout(text: str):
@@ -40,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", type=float, default=None, help="frame rate of an image-sequence input (default 24)")
     p.add_argument("--json", action="store_true", help="print the readout and settings as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_video_output_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -59,15 +64,23 @@ def _run(args: argparse.Namespace) -> int:
     if not out_dir.is_dir():  # fail before the work, not after it
         raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
     check_cluster_engine(args)
+    video_opts = video_output_options(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_bar("deshutter", quiet=args.quiet) as prog:
             summary = run_clip_on_cluster("deshutter", args.input, args.output, params, args.cluster, prog,
-                                          frame_range=parse_frame_range(args.frames), fps=args.fps)
+                                          frame_range=parse_frame_range(args.frames), fps=args.fps,
+                                          **video_opts)
         print(json.dumps(summary, indent=2) if args.json else
               f"readout: {summary['readout']:.3f} of the frame time ({summary['chunks']} chunks on the cluster)")
         return 0
+    # frames as stored: a phone's rotation flag is written back, so the sensor's
+    # rows (the rolling shutter's scan lines) stay rows while the result plays upright
     clip = pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps)
+    numbers = list(getattr(clip, "frame_numbers", range(len(clip))))
+    # the writer checks codec and streams now, before the work, not after it
+    writer = pio.FrameWriter(args.output, fps=clip.fps, start=numbers[0], source=clip, **video_opts)
+    note_streams_left_out(clip, args.output, video_opts["drop"])
     frames = list(clip)
     if len(frames) < 2:
         raise InputError(f"{args.input} holds {len(frames)} frame(s)",
@@ -77,8 +90,8 @@ def _run(args: argparse.Namespace) -> int:
         result = engine.deshutter(frames, params, progress=prog)
     prov = provenance("deshutter", params, input=str(args.input), readout_used=result.readout,
                       readout_estimated=result.readout_estimated, engine=engine.name)
-    numbers = list(getattr(clip, "frame_numbers", range(len(frames))))
-    with pio.FrameWriter(args.output, fps=clip.fps, provenance=prov, start=numbers[0]) as writer:
+    writer.provenance = prov
+    with writer:
         for n, frame in zip(numbers, result.frames):
             writer.write(frame, number=n)
     summary = {"output": str(args.output), "frames": len(result.frames), "readout": round(result.readout, 4),

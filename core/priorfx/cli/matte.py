@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from priorfx.cli.common import add_cluster_option, check_cluster_engine, add_engine_options, engine_from_args, parse_frame_range, progress_bar
+from priorfx.cli.common import add_video_output_options, note_streams_left_out, video_output_options
 from priorfx.errors import UsageError
 from priorfx.progress import Progress
 
@@ -22,8 +23,12 @@ OUT:
   .exr  R,G,B = premultiplied clean foreground, A = alpha, matte.alpha,
         matte.confidence, fg.R/G/B = unpremultiplied foreground (half float)
   .png  RGBA, straight alpha (clean foreground + alpha); .tif likewise
-  a pattern (out/matte_%04d.exr) for a clip; a video file (.mp4) gets the
-  alpha as a grey video.
+  a pattern (out/matte_%04d.exr) for a clip; a video file gets, by
+  --video-alpha: grey (default) the alpha as a grey video; alpha the clean
+  foreground with straight alpha (.mov ProRes 4444 or .mkv FFV1); premult
+  the premultiplied foreground. A video OUT keeps the input's sound (copied
+  over the frames taken), timestamps, colour tags and timecode; a phone clip's
+  rotation is applied (people are matted upright) and the result is upright.
 Guides (image files, or patterns/videos with one frame per plate frame):
   --guide TRIMAP    black = background, white = foreground, grey = unknown;
                     mattes objects that are not people too
@@ -50,12 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="temporal smoothing 0..1 (default 0.5)")
     p.add_argument("--no-unpremult", action="store_true",
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
+    p.add_argument("--video-alpha", choices=("grey", "alpha", "premult"), default="grey",
+                   help="a video OUT holds: the alpha as grey (default), foreground + alpha (ProRes 4444 "
+                        ".mov / FFV1 .mkv), or the premultiplied foreground")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                    help="progress on stderr: a bar (default), one JSON object per line "
                         '({"progress": {"done", "total", "message"}}, for hosts), or none')
     p.add_argument("--quiet", action="store_true", help="no progress bar (same as --progress none)")
+    add_video_output_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -126,9 +135,12 @@ def _run(args: argparse.Namespace) -> int:
     still_in = _is_still(args.input)
     if still_in and frame_range is not None:
         raise UsageError("--frames applies to videos and image sequences, not to a single image")
-    frames = pio.read_frames(args.input, frame_range, fps=args.fps)
+    # a phone clip is turned upright: the person prior knows people standing up
+    frames = pio.read_frames(args.input, frame_range, fps=args.fps, orient=True)
     out = args.output
-    out_is_clip = is_sequence_pattern(out) or Path(out).suffix.lower() in pio.video.VIDEO_SUFFIXES
+    out_is_video = Path(out).suffix.lower() in pio.video.VIDEO_SUFFIXES
+    out_is_clip = is_sequence_pattern(out) or out_is_video
+    video_opts = video_output_options(args)
     if len(frames) > 1 and not out_is_clip:
         raise UsageError(f"{args.input} has {len(frames)} frames but {out} is a single image",
                          "write a sequence (e.g. out/matte_%04d.exr) or a video file")
@@ -138,12 +150,20 @@ def _run(args: argparse.Namespace) -> int:
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
     check_cluster_engine(args)
+    if args.cluster and args.video_alpha != "grey":
+        raise UsageError("--video-alpha alpha/premult is not available with --cluster",
+                         "write an EXR sequence on the cluster, or run without --cluster")
+    writer = None
+    if out_is_clip:  # checks codec and streams before the work, not after it
+        writer = pio.FrameWriter(out, fps=frames.fps, start=frames.frame_numbers[0] if len(frames) else 1,
+                                 source=frames, alpha=args.video_alpha == "alpha", **video_opts)
+        note_streams_left_out(frames, out, video_opts["drop"])
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with _progress(args) as prog:
             summary = run_clip_on_cluster("matte", args.input, out, params, args.cluster, prog,
                                           frame_range=frame_range, fps=args.fps, guides=guides or None,
-                                          unpremult=not args.no_unpremult)
+                                          unpremult=not args.no_unpremult, **video_opts)
         if args.json:
             print(json.dumps(summary, indent=2))
         else:
@@ -170,11 +190,12 @@ def _run(args: argparse.Namespace) -> int:
             written = 0
             # The writer stages frames in a hidden folder and moves them in only
             # when the block ends cleanly: Ctrl-C or an error leaves nothing.
-            with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
-                                 provenance=prov, channel_names=channel_names(out, unpremult),
-                                 metadata=colour) as writer:
+            writer.provenance, writer.channel_names, writer.metadata = \
+                prov, channel_names(out, unpremult), colour
+            with writer:
                 for r in results:
-                    writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
+                    writer.write(matte_pixels(r, out, unpremult, args.video_alpha),
+                                 numbers[r.index] if numbers else None)
                     if r.cut:
                         cuts.append(numbers[r.index])
                     written += 1
