@@ -125,16 +125,22 @@ def _probe(src: str) -> VideoInfo:
                     or next((s.metadata["timecode"] for s in container.streams if "timecode" in s.metadata),
                             None))
         rotation = _stream_rotation(container, vs)
-        others = [(s.index, s.type, s.codec_context.name if s.codec_context is not None else None)
+        others = [(s.index, s.type, _codec_name(s))
                   for s in container.streams if s.index != vs.index and not _is_timecode_track(s)
                   and s.type in STREAM_KINDS]
         return VideoInfo(src, pts, pts[-1] + step, tb, float(rate) if rate else 0.0, cc.width, cc.height,
-                         rotation, bits, cc.name,
+                         rotation, bits, _codec_name(vs),
                          {"primaries": cc.color_primaries, "transfer": cc.color_trc,
                           "matrix": cc.colorspace, "range": cc.color_range},
                          timecode, others,
                          next((s.codec_context.sample_rate for s in container.streams.audio
                                if s.codec_context is not None), None))
+
+
+def _codec_name(stream) -> str | None:
+    """The codec's name as containers list them ('mp3', not the decoder's 'mp3float')."""
+    cc = stream.codec_context
+    return cc.codec.canonical_name if cc is not None else None
 
 
 def _stream_rotation(container, vs) -> int:
