@@ -157,6 +157,11 @@ def _opencv_write(path: Path, frames: Sequence[np.ndarray], fps: float) -> None:
         w.release()
 
 
+def _psnr(want: Sequence[np.ndarray], got) -> float:
+    mse = float(np.mean([np.mean((a - b) ** 2) for a, b in zip(want, got)]))
+    return round(10 * np.log10(1.0 / max(mse, 1e-12)), 2)
+
+
 def _timed(fn) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
@@ -164,33 +169,53 @@ def _timed(fn) -> tuple[float, object]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from priorfx.engine import get_engine
+    import av
+
     from priorfx.config import load_settings
+    from priorfx.engine import get_engine
     from priorfx.io import FrameWriter, read_frames
     from priorfx.shutter import ShutterParams
 
     n = args.frames or (8 if args.quick else 24)
+    repeats = 2 if args.quick else 3
+    best = {k: float("inf") for k in ("av_dec", "ocv_dec", "av_enc", "ocv_enc")}
     with tempfile.TemporaryDirectory(prefix="priorfx-bench-video-") as tmp:
         folder = Path(tmp)
         src = make_clip(folder / "in.mp4", _source_frames(n), time_base=Fraction(1, 25),
                         options={"crf": "18", "preset": "fast"})
-        t_ocv_dec, ocv_frames = _timed(lambda: _opencv_decode(src))
+        from priorfx.io import videofile
+
+        def read_new():  # the index (demuxing the whole file once) counts too
+            videofile.forget_indexes()
+            return list(read_frames(str(src)))
+
         clip = read_frames(str(src))
-        t_av_dec, frames = _timed(lambda: list(clip))
 
         def write_new():
             with FrameWriter(folder / "out.mp4", fps=clip.fps, source=clip) as w:
                 for f in frames:
                     w.write(f)
 
-        t_av_enc, _ = _timed(write_new)
-        t_ocv_enc, _ = _timed(lambda: _opencv_write(folder / "out_cv.mp4", ocv_frames, clip.fps))
+        # the paths take turns, and each keeps its fastest run: other agents' load
+        # on this machine comes and goes, and would otherwise favour whichever ran in a lull
+        for _ in range(repeats):
+            t, ocv_frames = _timed(lambda: _opencv_decode(src))
+            best["ocv_dec"] = min(best["ocv_dec"], t)
+            t, frames = _timed(read_new)
+            best["av_dec"] = min(best["av_dec"], t)
+            best["av_enc"] = min(best["av_enc"], _timed(write_new)[0])
+            best["ocv_enc"] = min(best["ocv_enc"],
+                                  _timed(lambda: _opencv_write(folder / "out_cv.mp4", ocv_frames, clip.fps))[0])
         engine = get_engine(load_settings())
         t_work, _ = _timed(lambda: engine.deshutter(frames, ShutterParams(readout=0.5)))
-        import av
         with av.open(str(folder / "out.mp4")) as c:
             out_streams = [(s.type, s.codec_context.name if s.codec_context else None) for s in c.streams]
         decode_diff = float(np.mean([np.abs(a - b).mean() for a, b in zip(frames, ocv_frames)]))
+        psnr = {"h264_db": _psnr(frames, read_frames(str(folder / "out.mp4"))),
+                "mp4v_db": _psnr(frames, read_frames(str(folder / "out_cv.mp4")))}
+        sizes = {"h264_kib": (folder / "out.mp4").stat().st_size // 1024,
+                 "mp4v_kib": (folder / "out_cv.mp4").stat().st_size // 1024}
+    t_av_dec, t_ocv_dec, t_av_enc, t_ocv_enc = best["av_dec"], best["ocv_dec"], best["av_enc"], best["ocv_enc"]
     per = lambda t: round(1000.0 * t / n, 1)  # noqa: E731  ms per frame
     new_io, old_io = t_av_dec + t_av_enc, t_ocv_dec + t_ocv_enc
     summary = {
@@ -206,5 +231,6 @@ def run(args: argparse.Namespace) -> dict:
     detail = {"ms_per_frame": {"deshutter": per(t_work), "decode_pyav": per(t_av_dec),
                                "decode_opencv": per(t_ocv_dec), "write_pyav_h264_aac": per(t_av_enc),
                                "write_opencv_mp4v": per(t_ocv_enc)},
+              "written_psnr_vs_frames": psnr, "file_size": sizes, "repeats": repeats,
               "decoded_pyav_vs_opencv_mean_abs": round(decode_diff, 5)}
     return {"summary": summary, "detail": detail}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import av
+import cv2
 import numpy as np
 
 from priorfx.errors import InputError, OutputError, UsageError
@@ -35,6 +36,11 @@ CODECS = ("h264", "hevc", "prores", "ffv1", "vp9", "mjpeg")
 DEFAULT_CODEC = {".mp4": "h264", ".m4v": "h264", ".mov": "h264", ".mkv": "ffv1", ".avi": "mjpeg",
                  ".webm": "vp9"}
 H264_CRF, HEVC_CRF = 18, 20
+# x264/x265 speed preset. CRF sets the picture quality; the preset trades file
+# size for encoding time. At 1080p on 2 cores (bench video, same run):
+# ultrafast ~65-100 ms/frame, veryfast ~125-190, fast ~420; files 360 / 217 /
+# 214 KiB for 12 frames. ultrafast keeps writing within 15% of a deshutter run.
+PRESET = "ultrafast"
 PROVENANCE_KEY = "priorfx_provenance"
 STREAM_KINDS = ("audio", "subtitle", "data")
 _UNSPECIFIED = 2  # FFmpeg's AVCOL_*_UNSPECIFIED for primaries, transfer and matrix
@@ -84,6 +90,11 @@ def probe(src: str) -> VideoInfo:
             _INDEX_CACHE.clear()
         _INDEX_CACHE[key] = _probe(src)
     return _INDEX_CACHE[key]
+
+
+def forget_indexes() -> None:
+    """Drop the cached indexes (benchmarks time the indexing too)."""
+    _INDEX_CACHE.clear()
 
 
 def _probe(src: str) -> VideoInfo:
@@ -191,8 +202,8 @@ def decode(info: VideoInfo, numbers: Sequence[int], orient: bool = False) -> Ite
                 rgb = frame.to_ndarray(format=fmt)
                 if k:
                     rgb = np.rot90(rgb, k)
-                out = np.empty(rgb.shape, np.float32)
-                np.multiply(rgb, scale, out=out, casting="unsafe")
+                out = rgb.astype(np.float32)  # cast, then scale in place: 5x faster than one
+                out *= scale                  # casting multiply at 1080p
                 yield out
                 got += 1
                 if got == len(want):
@@ -380,8 +391,10 @@ class VideoFileWriter:
             pixels = rgb
         elif self._pix_fmt.endswith(("10le", "16le")):
             pixels = (np.clip(rgb, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
-        else:
-            pixels = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        else:  # OpenCV rounds and saturates in one pass (5x numpy's clip-scale-cast at 1080p);
+            # it would take negatives' absolute value, so those (rare) are zeroed first
+            rgb = np.asarray(rgb, np.float32)
+            pixels = cv2.convertScaleAbs(rgb if rgb.min() >= 0 else np.maximum(rgb, 0.0), alpha=255.0)
         fmt = {(np.uint8, False): "rgb24", (np.uint8, True): "rgba",
                (np.uint16, False): "rgb48le", (np.uint16, True): "rgba64le"}[(pixels.dtype.type, alpha)]
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format=fmt)
@@ -438,10 +451,11 @@ def _encoder_settings(codec: str, width: int, height: int, alpha: bool, tenbit: 
     """(encoder, pixel format, options) for a codec."""
     odd = width % 2 or height % 2
     if codec == "h264":  # 8-bit 4:2:0 plays everywhere; odd sizes need 4:4:4
-        return "libx264", "yuv444p" if odd else "yuv420p", {"crf": str(H264_CRF), "preset": "fast"}
+        return "libx264", "yuv444p" if odd else "yuv420p", {"crf": str(H264_CRF), "preset": PRESET}
     if codec == "hevc":
         fmt = ("yuv444p" if odd else "yuv420p") + ("10le" if tenbit else "")
-        return "libx265", fmt, {"crf": str(HEVC_CRF), "preset": "fast", "x265-params": "log-level=error"}
+        return "libx265", fmt, {"crf": str(HEVC_CRF), "preset": PRESET,
+                                   "x265-params": "log-level=error"}
     if codec == "prores":
         return "prores_ks", "yuva444p10le" if alpha else "yuv422p10le", \
             {"profile": "4" if alpha else "3", "vendor": "apl0"}  # 4444 / 422 HQ
