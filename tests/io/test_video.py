@@ -368,3 +368,27 @@ def test_ctrl_c_while_copying_sound_leaves_nothing(tmp_path):
                 if i == 5:
                     raise KeyboardInterrupt
     assert list(out.iterdir()) == []
+
+
+def test_ranges_deep_in_a_clip_with_b_frames_are_frame_accurate(tmp_path):
+    """Seeking lands on the keyframe before A and decodes forward to exactly frame A."""
+    frames = _rgb8(40)
+    src = make_clip(tmp_path / "gop.mp4", frames, audio=None,
+                    options={"g": "12", "bf": "3", "crf": "10", "preset": "medium"})
+    whole = list(read_frames(src))
+    for first, last in ((0, 2), (13, 15), (29, 33), (39, 39)):
+        part = list(read_frames(src, frames=(first, last)))
+        assert len(part) == last - first + 1
+        for k, f in enumerate(part):
+            np.testing.assert_array_equal(f, whole[first + k])
+    np.testing.assert_array_equal(read_frames(src)[26], whole[26])
+
+
+def test_timecode_moves_with_the_range_drop_frame_too():
+    from priorfx.io.videofile import add_timecode
+
+    assert add_timecode("01:00:00:00", 30, 30) == "01:00:01:00"
+    assert add_timecode("23:59:59:24", 1, 25) == "00:00:00:00"
+    assert add_timecode("00:00:59;28", 2, 29.97) == "00:01:00;02"   # labels ;00 and ;01 are skipped
+    assert add_timecode("00:09:59;29", 1, 29.97) == "00:10:00;00"   # but not every tenth minute
+    assert add_timecode("00:00:00;00", 17982, 29.97) == "00:10:00;00"
