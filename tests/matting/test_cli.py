@@ -151,3 +151,22 @@ def test_matte_of_a_rotated_phone_clip_is_upright(cli, sample, tmp_path):
     with av.open(str(tmp_path / "m_phone.mp4")) as c:
         assert next(c.decode(video=0)).rotation == 0
     assert np.abs(got["frames"][3][..., 1] - ref["frames"][3][..., 1]).mean() < 0.02
+
+
+def test_ctrl_c_while_writing_a_video_leaves_nothing(sample, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    exe = Path(sys.executable).with_name("priorfx")
+    proc = subprocess.Popen([str(exe), "matte", str(sample("single_face.mp4")), "-o", str(out / "matte.mp4"),
+                             "--quality", "fast", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the video is being written (its temporary file exists, sound being copied in)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(".partial-" in p.name for p in out.iterdir()):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    assert any(".partial-" in p.name for p in out.iterdir())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert list(out.iterdir()) == []
