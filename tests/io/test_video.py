@@ -392,3 +392,33 @@ def test_timecode_moves_with_the_range_drop_frame_too():
     assert add_timecode("00:00:59;28", 2, 29.97) == "00:01:00;02"   # labels ;00 and ;01 are skipped
     assert add_timecode("00:09:59;29", 1, 29.97) == "00:10:00;00"   # but not every tenth minute
     assert add_timecode("00:00:00;00", 17982, 29.97) == "00:10:00;00"
+
+
+def test_a_second_picture_stream_is_copied_untouched_or_dropped_on_request(tmp_path):
+    src = tmp_path / "two.mkv"
+    frames = _rgb8(6)
+    with av.open(str(src), "w") as out:
+        streams = [out.add_stream("libx264", rate=30), out.add_stream("mjpeg", rate=30)]
+        for s in streams:
+            s.width, s.height = 64, 48
+        streams[0].pix_fmt, streams[1].pix_fmt = "yuv420p", "yuvj420p"
+        for i, f in enumerate(frames):
+            for s in streams:
+                vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+                vf.pts = i
+                out.mux(s.encode(vf))
+        for s in streams:
+            out.mux(s.encode(None))
+    clip = read_frames(src)
+    assert [k for _, k, _ in clip.video.streams] == ["video"]
+    with FrameWriter(tmp_path / "out.mkv", source=clip) as w:
+        for f in clip:
+            w.write(f)
+    assert _streams(tmp_path / "out.mkv") == [("video", "ffv1"), ("video", "mjpeg")]
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.mkv")) as b:
+        assert [bytes(p) for p in a.demux(a.streams.video[1]) if p.size] == \
+            [bytes(p) for p in b.demux(b.streams.video[1]) if p.size]
+    with FrameWriter(tmp_path / "one.mkv", source=clip, drop=("video",)) as w:
+        for f in clip:
+            w.write(f)
+    assert _streams(tmp_path / "one.mkv") == [("video", "ffv1")]

@@ -39,12 +39,12 @@ def add_video_output_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--drop-audio", action="store_true",
                    help="leave the input's sound out (by default it is copied, untouched, over the frames taken)")
     g.add_argument("--drop-streams", action="store_true",
-                   help="leave out every stream but the picture: sound, subtitles, data")
+                   help="leave out every stream but the picture: sound, subtitles, data, other video")
 
 
 def video_output_options(args: argparse.Namespace) -> dict:
     """FrameWriter's codec= and drop= from the options above."""
-    drop = ("audio", "subtitle", "data") if args.drop_streams else ("audio",) if args.drop_audio else ()
+    drop = ("audio", "subtitle", "data", "video") if args.drop_streams else ("audio",) if args.drop_audio else ()
     return {"codec": args.codec, "drop": drop}
 
 

@@ -307,7 +307,8 @@ class FrameWriter:
         frames are written upright), colour tags, timecode (moved to the first
         frame taken), and its sound and other streams, copied packet for packet
         over the frames taken.
-    drop : kinds of source streams to leave out: "audio", "subtitle", "data".
+    drop : kinds of source streams to leave out: "audio", "subtitle", "data", "video"
+        (a second picture stream, copied untouched otherwise).
         A stream the output cannot hold is otherwise an error naming the flag.
     alpha : bool
         Write 4-channel frames as RGBA video (ProRes 4444 in .mov, FFV1 in .mkv).

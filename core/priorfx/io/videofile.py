@@ -42,7 +42,7 @@ H264_CRF, HEVC_CRF = 18, 20
 # 214 KiB for 12 frames. ultrafast keeps writing within 15% of a deshutter run.
 PRESET = "ultrafast"
 PROVENANCE_KEY = "priorfx_provenance"
-STREAM_KINDS = ("audio", "subtitle", "data")
+STREAM_KINDS = ("audio", "subtitle", "data", "video")  # the other streams a source may carry
 _UNSPECIFIED = 2  # FFmpeg's AVCOL_*_UNSPECIFIED for primaries, transfer and matrix
 _BT709 = 1
 _TIMECODE = re.compile(r"^(\d+):(\d\d):(\d\d)([:;.])(\d\d)$")
@@ -68,7 +68,7 @@ class VideoInfo:
     codec: str
     colour: dict[str, int]        # primaries, transfer, matrix, range (FFmpeg enum values)
     timecode: str | None
-    streams: list[tuple[int, str, str | None]]  # the other streams: (index, kind, codec)
+    streams: list[tuple[int, str, str | None]]  # the other streams (a 2nd video too): (index, kind, codec)
     audio_rate: int | None = None  # sample rate of the first sound stream
 
     def seconds(self, pts: int) -> float:
