@@ -170,7 +170,8 @@ def test_video_output_is_encoded_in_order_from_the_chunks(clips, cluster, tmp_pa
     src = clips["bikes_small"]
     params = ShutterParams(readout=0.6)
     ref = correct_clip(_read_all(src), params)
-    with pio.FrameWriter(tmp_path / "single.mp4", fps=25) as w:
+    # the clip's own rate (a sequence: 24 fps): x264's rate control depends on it
+    with pio.FrameWriter(tmp_path / "single.mp4", fps=pio.read_frames(src).fps) as w:
         for f in ref.frames:
             w.write(f)
     summary = run_clip_on_cluster("deshutter", src, str(tmp_path / "cluster.mp4"), params, cluster, chunk_frames=4)

@@ -81,3 +81,92 @@ def test_ctrl_c_cancels_cleanly(sample, tmp_path):
     assert proc.returncode == 130, err
     assert "cancelled" in err
     assert list(out.iterdir()) == []
+
+
+def _video(path):
+    """What a player sees in a video file: streams, codec, size, rotation, times, sound packets, frames."""
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = sorted(float(p.pts * p.time_base) for p in c.demux(v) if p.size)
+        audio = []
+        if c.streams.audio:
+            c.seek(0)
+            audio = [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+        c.seek(0)
+        frames = [f.to_ndarray(format="rgba64le") / 65535.0 for f in c.decode(video=0)]
+        cc = v.codec_context
+        return {"streams": [(s.type, s.codec_context.codec.canonical_name if s.codec_context else None)
+                            for s in c.streams],
+                "pts": pts, "size": (cc.width, cc.height), "profile": cc.profile, "pix_fmt": cc.pix_fmt,
+                "audio": audio, "frames": frames, "metadata": dict(c.metadata)}
+
+
+def test_matte_video_keeps_the_sound_and_writes_alpha_video(cli, sample, tmp_path):
+    src = sample("single_face.mp4")   # H.264 + MP3, 25 fps
+    grey = tmp_path / "matte.mp4"
+    res = cli("matte", str(src), "-o", str(grey), "--frames", "10-15", "--quality", "fast", "--quiet")
+    assert res.returncode == 0, res.stderr
+    got, want = _video(grey), _video(src)
+    assert got["streams"] == [("video", "h264"), ("audio", "mp3")]
+    np.testing.assert_allclose(got["pts"], np.array(want["pts"][10:16]) - want["pts"][10], atol=1e-4)
+    t0, t1 = want["pts"][10], want["pts"][16]
+    sound = [(t - t0, b) for t, b in want["audio"] if t0 <= t < t1]
+    assert len(sound) >= 3 and [b for _, b in got["audio"]] == [b for _, b in sound]  # byte for byte
+    np.testing.assert_allclose([t for t, _ in got["audio"]], [t for t, _ in sound], atol=1e-4)
+    assert json.loads(got["metadata"]["priorfx_provenance"])["frame_range"] == [10, 15]
+    a = got["frames"][2][..., :3]
+    assert np.abs(a[..., 0] - a[..., 2]).max() < 0.05        # grey: the alpha in every channel
+    assert a.max() > 0.9 and a.min() < 0.1                   # a person on a background
+    # foreground + alpha: ProRes 4444 in .mov, straight alpha equal to the grey matte
+    rgba = tmp_path / "matte.mov"
+    res = cli("matte", str(src), "-o", str(rgba), "--frames", "10-15", "--quality", "fast", "--quiet",
+              "--video-alpha", "alpha")
+    assert res.returncode == 0, res.stderr
+    pro = _video(rgba)
+    assert pro["streams"][0] == ("video", "prores") and "4444" in pro["profile"]
+    assert pro["pix_fmt"].startswith("yuva444p") and pro["streams"][1] == ("audio", "mp3")
+    assert np.abs(pro["frames"][2][..., 3] - a[..., 1]).mean() < 0.02
+    res = cli("matte", str(src), "-o", str(tmp_path / "bad.mp4"), "--video-alpha", "alpha", "--quiet")
+    assert res.returncode == 2 and "h264 video has no alpha channel" in res.stderr
+    assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_matte_of_a_rotated_phone_clip_is_upright(cli, sample, tmp_path):
+    """People are matted upright: a sideways-stored phone clip gives the matte of the upright clip."""
+    from priorfx.bench.video import make_clip
+    from priorfx.io import read_frames
+
+    upright = [(f * 255 + 0.5).astype(np.uint8) for f in read_frames(sample("single_face.mp4"), (10, 13))]
+    stored = [np.ascontiguousarray(np.rot90(f, -1)) for f in upright]   # the sensor's sideways picture
+    phone = make_clip(tmp_path / "phone.mp4", stored, rotation=90, options={"crf": "12"})
+    plain = make_clip(tmp_path / "plain.mp4", upright, options={"crf": "12"})
+    for clip in (phone, plain):
+        res = cli("matte", str(clip), "-o", str(tmp_path / f"m_{clip.stem}.mp4"), "--quality", "fast", "--quiet")
+        assert res.returncode == 0, res.stderr
+    got, ref = _video(tmp_path / "m_phone.mp4"), _video(tmp_path / "m_plain.mp4")
+    assert got["size"] == ref["size"] == (640, 360)
+    import av
+    with av.open(str(tmp_path / "m_phone.mp4")) as c:
+        assert next(c.decode(video=0)).rotation == 0
+    assert np.abs(got["frames"][3][..., 1] - ref["frames"][3][..., 1]).mean() < 0.02
+
+
+def test_ctrl_c_while_writing_a_video_leaves_nothing(sample, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    exe = Path(sys.executable).with_name("priorfx")
+    proc = subprocess.Popen([str(exe), "matte", str(sample("single_face.mp4")), "-o", str(out / "matte.mp4"),
+                             "--quality", "fast", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # wait until the video is being written (its temporary file exists, sound being copied in)
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(".partial-" in p.name for p in out.iterdir()):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.1)
+    assert any(".partial-" in p.name for p in out.iterdir())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert list(out.iterdir()) == []

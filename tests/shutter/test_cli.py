@@ -111,3 +111,73 @@ def test_readout_command_prints_value_and_interval(cli, pan_clip, tmp_path):
             assert not est["informative"] and est["high"] - est["low"] > 0.5, est
         r = cli("readout", str(path), "--quiet")
         assert ("not measurable" in r.stdout) == (not shake), r.stdout
+
+
+def _probe(path):
+    import av
+
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        pts = sorted(float(p.pts * p.time_base) for p in c.demux(v) if p.size)
+        c.seek(0)
+        rot = next(c.decode(video=0)).rotation
+        cc = v.codec_context
+        audio = []
+        c.seek(0)
+        if c.streams.audio:
+            audio = [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(c.streams.audio[0]) if p.size]
+        return {"streams": [(s.type, s.codec_context.name if s.codec_context else None) for s in c.streams],
+                "pts": pts, "rotation": rot, "size": (cc.width, cc.height), "pix_fmt": cc.pix_fmt,
+                "tags": (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range),
+                "metadata": dict(c.metadata), "audio": audio}
+
+
+def test_deshutter_phone_clip_keeps_sound_rotation_tags_timecode(cli, pan_clip, tmp_path):
+    """A rotated H.264 + AAC phone clip in, a range out: everything but the picture as it was."""
+    from fractions import Fraction
+
+    import numpy as np
+
+    from priorfx.bench.video import make_clip
+
+    rs, _ = pan_clip(0.8, speed=8.0, n=8)
+    src = make_clip(tmp_path / "phone.mp4", [(f * 255 + 0.5).astype(np.uint8) for f in rs],
+                    time_base=Fraction(1, 30), rotation=90, timecode="01:02:03:04")
+    out = tmp_path / "fixed.mp4"
+    r = cli("deshutter", str(src), "-o", str(out), "--readout", "0.8", "--frames", "2-6", "--quiet")
+    assert r.returncode == 0, r.stderr
+    got, want = _probe(out), _probe(src)
+    assert got["streams"] == [("video", "h264"), ("audio", "aac"), ("data", None)]
+    assert got["pix_fmt"] == "yuv420p" and got["tags"] == want["tags"] == (1, 1, 1, 1)
+    # the picture stays as the sensor stored it (rows = scan lines) and keeps the phone's flag
+    assert got["rotation"] == 90 and got["size"] == want["size"]
+    np.testing.assert_allclose(got["pts"], [i / 30 for i in range(5)], atol=1e-6)
+    assert got["metadata"]["timecode"] == "01:02:03:06"
+    assert json.loads(got["metadata"]["priorfx_provenance"])["operation"] == "deshutter"
+    t0, t1 = 2 / 30, 7 / 30
+    audio = [(t - t0, b) for t, b in want["audio"] if t0 <= t < t1]
+    assert len(audio) >= 7 and [b for _, b in got["audio"]] == [b for _, b in audio]  # byte for byte
+    np.testing.assert_allclose([t for t, _ in got["audio"]], [t for t, _ in audio], atol=1e-4)  # in sync
+
+
+def test_deshutter_stream_mp4_cannot_hold_fails_before_the_work(cli, pan_clip, tmp_path):
+    import numpy as np
+
+    from priorfx.bench.video import make_clip
+
+    rs, _ = pan_clip(0.8, speed=8.0, n=4)
+    src = make_clip(tmp_path / "cam.mov", [(f * 255 + 0.5).astype(np.uint8) for f in rs],
+                    audio="pcm_alaw", audio_rate=8000)
+    out = tmp_path / "fixed.mp4"
+    r = cli("deshutter", str(src), "-o", str(out), "--readout", "0.8", "--quiet")
+    assert r.returncode == 2 and "audio stream #1 (pcm_alaw) cannot go into a .mp4 file" in r.stderr
+    assert "hint: write .mkv or .mov, or leave it out with --drop-audio" in r.stderr
+    assert [line.split(":")[1] for line in r.stderr.strip().splitlines()] == [" error", " hint"]
+    assert not out.exists()
+    r = cli("deshutter", str(src), "-o", str(out), "--readout", "0.8", "--quiet", "--drop-audio")
+    assert r.returncode == 0, r.stderr
+    assert _probe(out)["streams"] == [("video", "h264")]
+    r = cli("deshutter", str(src), "-o", str(tmp_path / "fixed.mov"), "--readout", "0.8", "--quiet",
+            "--codec", "prores")
+    assert r.returncode == 0, r.stderr
+    assert _probe(tmp_path / "fixed.mov")["streams"] == [("video", "prores"), ("audio", "pcm_alaw")]

@@ -17,6 +17,7 @@ BENCHES = {
     "obs": "OBS filter in real libobs: callback time, lagged/passthrough frames, latency",
     "scale": "cluster scale-out: 1 vs 2 local workers",
     "colour": "the same matte, warp and correction from sRGB, linear, ACEScg and ACEScct plates",
+    "video": "1080p video decode + write (PyAV, H.264 + sound) vs. the former OpenCV path, next to deshutter",
 }
 
 

@@ -54,6 +54,38 @@ def add_cluster_option(p: argparse.ArgumentParser) -> None:
                         "needs pip install 'priorfx[cluster]'")
 
 
+def add_video_output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("video output")
+    g.add_argument("--codec", choices=("h264", "hevc", "prores", "ffv1"), default=None,
+                   help="video codec (default from OUT: .mp4 H.264 CRF 18, .mov H.264 or ProRes for a "
+                        "ProRes source, .mkv FFV1 lossless)")
+    g.add_argument("--drop-audio", action="store_true",
+                   help="leave the input's sound out (by default it is copied, untouched, over the frames taken)")
+    g.add_argument("--drop-streams", action="store_true",
+                   help="leave out every stream but the picture: sound, subtitles, data, other video")
+
+
+def video_output_options(args: argparse.Namespace) -> dict:
+    """FrameWriter's codec= and drop= from the options above."""
+    drop = ("audio", "subtitle", "data", "video") if args.drop_streams else ("audio",) if args.drop_audio else ()
+    return {"codec": args.codec, "drop": drop}
+
+
+def note_streams_left_out(clip, output: str, drop: Iterable[str] = ()) -> None:
+    """An image sequence holds no sound: say so rather than lose it silently."""
+    from pathlib import Path
+
+    from priorfx.io.video import VIDEO_SUFFIXES
+
+    info = getattr(clip, "video", None)
+    if info is None or Path(output).suffix.lower() in VIDEO_SUFFIXES:
+        return
+    left = sorted({kind for _, kind, _ in info.streams if kind not in drop})
+    if left:
+        print(f"note: {output} is an image sequence and holds no {' or '.join(left)}; "
+              f"the {' and '.join(left)} of {clip.source} is not in it", file=sys.stderr)
+
+
 def check_cluster_engine(args: argparse.Namespace) -> None:
     """A clip goes either to one engine or across a cluster, never both.
 

@@ -6,8 +6,9 @@ import json
 import sys
 
 from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
-                                check_cluster_engine, check_output, colour_from_args, engine_from_args,
-                                parse_frame_range, progress_from_args)
+                                add_video_output_options, check_cluster_engine, check_output, colour_from_args,
+                                engine_from_args, note_streams_left_out, parse_frame_range, progress_from_args,
+                                video_output_options)
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
 brightness and blur of a global-reset sensor (--mode rsgr) from a video or an
@@ -16,7 +17,10 @@ optical flow. The readout time (a fraction of the frame time) is estimated from
 the footage unless --readout gives it; the value used is printed. IN and OUT
 are video files (.mp4, .mov, .avi, .mkv) or image sequences (frames/%04d.png).
 Colour: the motion is measured on display-encoded pictures; the frames stay in
-the input's colour space (--colorspace, default auto; --ocio)."""
+the input's colour space (--colorspace, default auto; --ocio).
+A video OUT keeps the input's sound and other streams (copied, not re-encoded,
+over the frames taken), timestamps, rotation flag, colour tags and timecode;
+.mp4 is H.264 unless --codec says otherwise. Ctrl-C leaves no partial output."""
 
 
 def _readout(text: str):
@@ -45,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the readout and settings as JSON")
     add_progress_options(p)
     add_colour_options(p)
+    add_video_output_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -62,15 +67,23 @@ def _run(args: argparse.Namespace) -> int:
     clip = pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps)
     colour = colour_from_args(args, clip)
     check_cluster_engine(args)
+    video_opts = video_output_options(args)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_from_args(args, "deshutter") as prog:
             summary = run_clip_on_cluster("deshutter", args.input, args.output, params, args.cluster, prog,
                                           frame_range=parse_frame_range(args.frames), fps=args.fps,
-                                          colour=colour)
+                                          colour=colour, **video_opts)
         print(json.dumps(summary, indent=2) if args.json else
               f"readout: {summary['readout']:.3f} of the frame time ({summary['chunks']} chunks on the cluster)")
         return 0
+    # frames as stored: a phone's rotation flag is written back, so the sensor's
+    # rows (the rolling shutter's scan lines) stay rows while the result plays upright
+    numbers = list(getattr(clip, "frame_numbers", range(len(clip))))
+    # the writer checks codec and streams now, before the work, not after it
+    writer = pio.FrameWriter(args.output, fps=clip.fps, start=numbers[0], source=clip,
+                             metadata=colour.header(args.output), **video_opts)
+    note_streams_left_out(clip, args.output, video_opts["drop"])
     frames = list(clip)
     if len(frames) < 2:
         raise InputError(f"{args.input} holds {len(frames)} frame(s)",
@@ -81,9 +94,8 @@ def _run(args: argparse.Namespace) -> int:
     prov = provenance("deshutter", params, input=str(args.input), readout_used=result.readout,
                       readout_estimated=result.readout_estimated, engine=engine.name,
                       colour=colour.provenance())
-    numbers = list(getattr(clip, "frame_numbers", range(len(frames))))
-    with pio.FrameWriter(args.output, fps=clip.fps, provenance=prov, start=numbers[0],
-                         metadata=colour.header(args.output)) as writer:
+    writer.provenance = prov
+    with writer:
         for n, frame in zip(numbers, result.frames):
             writer.write(frame, number=n)
     summary = {"output": str(args.output), "frames": len(result.frames), "readout": round(result.readout, 4),

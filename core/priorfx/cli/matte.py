@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
-                                check_cluster_engine, check_output, colour_from_args, engine_from_args,
-                                parse_frame_range, progress_from_args)
+                                add_video_output_options, check_cluster_engine, check_output, colour_from_args,
+                                engine_from_args, note_streams_left_out, parse_frame_range, progress_from_args,
+                                video_output_options)
 from priorfx.config import DEVICES
 from priorfx.errors import UsageError
 from priorfx.models.contract import DEFAULT_PRIOR as MODEL_ID
@@ -25,8 +26,12 @@ OUT:
   .exr  R,G,B = premultiplied clean foreground, A = alpha, matte.alpha,
         matte.confidence, fg.R/G/B = unpremultiplied foreground (half float)
   .png  RGBA, straight alpha (clean foreground + alpha); .tif likewise
-  a pattern (out/matte_%04d.exr) for a clip; a video file (.mp4) gets the
-  alpha as a grey video.
+  a pattern (out/matte_%04d.exr) for a clip; a video file gets, by
+  --video-alpha: grey (default) the alpha as a grey video; alpha the clean
+  foreground with straight alpha (.mov ProRes 4444 or .mkv FFV1); premult
+  the premultiplied foreground. A video OUT keeps the input's sound (copied
+  over the frames taken), timestamps, colour tags and timecode; a phone clip's
+  rotation is applied (people are matted upright) and the result is upright.
 Guides (image files, or patterns/videos with one frame per plate frame):
   --guide TRIMAP    black = background, white = foreground, grey = unknown;
                     mattes objects that are not people too
@@ -64,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "mps (torch), directml, coreml (default: $PRIORFX_DEVICE, the config file, or auto)")
     p.add_argument("--no-unpremult", action="store_true",
                    help="EXR: leave out the fg.R/G/B (unpremultiplied) layer")
+    p.add_argument("--video-alpha", choices=("grey", "alpha", "premult"), default="grey",
+                   help="a video OUT holds: the alpha as grey (default), foreground + alpha (ProRes 4444 "
+                        ".mov / FFV1 .mkv), or the premultiplied foreground")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a sequence input")
     p.add_argument("--cache", metavar="DIR",
                    help="reuse results from DIR when the inputs, settings, models and version are the "
@@ -72,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     add_progress_options(p)
     add_colour_options(p)
+    add_video_output_options(p)
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
@@ -119,8 +128,11 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--frames applies to videos and image sequences, not to a single image")
     out = args.output
     check_output(out, [args.input, args.guide, args.holdout, args.garbage])  # before any work
-    frames = pio.read_frames(args.input, frame_range, fps=args.fps)
-    out_is_clip = is_sequence_pattern(out) or Path(out).suffix.lower() in pio.video.VIDEO_SUFFIXES
+    # a phone clip is turned upright: the person prior knows people standing up
+    frames = pio.read_frames(args.input, frame_range, fps=args.fps, orient=True)
+    out_is_video = Path(out).suffix.lower() in pio.video.VIDEO_SUFFIXES
+    out_is_clip = is_sequence_pattern(out) or out_is_video
+    video_opts = video_output_options(args)
     if len(frames) > 1 and not out_is_clip:
         raise UsageError(f"{args.input} has {len(frames)} frames but {out} is a single image",
                          "write a sequence (e.g. out/matte_%04d.exr) or a video file")
@@ -137,12 +149,20 @@ def _run(args: argparse.Namespace) -> int:
         _report(args, {"output": out, "frames": written, "cached": written, "cuts": [],
                        "parameters": params.to_json()})
         return 0
+    if args.cluster and args.video_alpha != "grey":
+        raise UsageError("--video-alpha alpha/premult is not available with --cluster",
+                         "write an EXR sequence on the cluster, or run without --cluster")
+    writer = None
+    if out_is_clip:  # checks codec and streams before the work, not after it
+        writer = pio.FrameWriter(out, fps=frames.fps, start=frames.frame_numbers[0] if len(frames) else 1,
+                                 source=frames, alpha=args.video_alpha == "alpha", **video_opts)
+        note_streams_left_out(frames, out, video_opts["drop"])
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_from_args(args, "matte") as prog:
             summary = run_clip_on_cluster("matte", args.input, out, params, args.cluster, prog,
                                           frame_range=frame_range, fps=args.fps, guides=guides or None,
-                                          unpremult=not args.no_unpremult, colour=colour)
+                                          unpremult=not args.no_unpremult, colour=colour, **video_opts)
         if args.json:
             print(json.dumps(summary, indent=2))
         else:
@@ -172,11 +192,12 @@ def _run(args: argparse.Namespace) -> int:
             written = 0
             # The writer stages frames in a hidden folder and moves them in only
             # when the block ends cleanly: Ctrl-C or an error leaves nothing.
-            with pio.FrameWriter(out, fps=frames.fps, start=numbers[0] if numbers else 1,
-                                 provenance=prov, channel_names=channel_names(out, unpremult),
-                                 metadata=header) as writer:
+            writer.provenance, writer.channel_names, writer.metadata = \
+                prov, channel_names(out, unpremult), header
+            with writer:
                 for r in itertools.chain([first], results):
-                    writer.write(matte_pixels(r, out, unpremult), numbers[r.index] if numbers else None)
+                    writer.write(matte_pixels(r, out, unpremult, args.video_alpha),
+                                 numbers[r.index] if numbers else None)
                     if r.cut:
                         cuts.append(numbers[r.index])
                     written += 1

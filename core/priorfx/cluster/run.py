@@ -62,6 +62,8 @@ class ClipJob:
     provenance: dict | None = None
     colour: Any = None
     chunk_frames: int | None = None
+    codec: str | None = None              # video output: codec and source streams left out
+    drop: tuple = ()
     # filled in by the client before the job is sent
     numbers: list = field(default_factory=list)
     out_fps: float = 24.0
@@ -183,8 +185,9 @@ def _prepare(job: ClipJob) -> ClipJob:
     out_dir = Path(job.dst).parent
     if not out_dir.is_dir():
         raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
-    pio.FrameWriter(job.dst)  # checks the output kind (video or pattern) without writing
     clip = pio.read_frames(job.src, job.frame_range, fps=job.fps)
+    # checks the output kind, codec and the streams to copy, without writing
+    pio.FrameWriter(job.dst, codec=job.codec, source=clip, drop=job.drop)
     job.numbers = list(clip.frame_numbers)
     job.out_fps = clip.fps
     job.kind = "video" if Path(job.dst).suffix.lower() in pio.video.VIDEO_SUFFIXES else "sequence"
@@ -275,8 +278,9 @@ def _collect(distributed, client, jobs, plans, extras, scan_cpu, futures, progre
     results: dict[tuple[int, int], dict] = {}
     next_chunk = [0] * len(jobs)
     with contextlib.ExitStack() as stack:
-        writers = {s: stack.enter_context(pio.FrameWriter(j.dst, fps=j.out_fps, provenance=j.provenance,
-                                                          channel_names=j.channel_names, bits=j.bits))
+        writers = {s: stack.enter_context(pio.FrameWriter(
+                       j.dst, fps=j.out_fps, provenance=j.provenance, channel_names=j.channel_names, bits=j.bits,
+                       codec=j.codec, drop=j.drop, source=pio.read_frames(j.src, j.frame_range, fps=j.fps)))
                    for s, j in enumerate(jobs) if j.kind == "video"}
         ready = distributed.as_completed(list(futures), loop=client.loop)
         while not ready.is_empty():

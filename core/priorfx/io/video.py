@@ -1,16 +1,18 @@
 """Clips in and out: video files and image sequences.
 
-Video files go through OpenCV (``cv2.VideoCapture`` / ``cv2.VideoWriter``).
-OpenCV is already a dependency (opencv-python-headless), and its wheel bundles
-FFmpeg (libavcodec/libavformat), so MP4, MOV, AVI, MKV and WebM decode without
-a system FFmpeg or another package. That bundled FFmpeg has no H.264 *encoder*
-(licensing), so `FrameWriter` picks per container: MP4/MOV/M4V -> MPEG-4 Part 2
-('mp4v'), AVI -> Motion JPEG, MKV -> FFV1 (lossless), WebM -> VP9.
+Video files go through PyAV (FFmpeg, bundled in its wheel; details in
+`priorfx.io.videofile`): frame-accurate ranges by timestamp, 10-bit sources
+into float32 without losing bits, and a writer that keeps what the source
+carried -- sound and other streams copied packet for packet over the frames
+taken, timestamps (variable frame rate too), rotation flag, colour tags and
+timecode. The codec follows the output name or ``codec=``: .mp4/.m4v/.mov
+H.264 (yuv420p, CRF 18), .mov ProRes for a ProRes source or alpha, .mkv FFV1
+(lossless), .webm VP9, .avi Motion JPEG; ``--codec h264|hevc|prores|ffv1``.
 
 Image sequences go through OpenImageIO (`priorfx.io.images`):
 ``dir/frame_%04d.exr`` (or ``dir/frame_####.exr``) patterns and folders of
 images. Frame numbers of sequences come from the file names; a video's frames
-are numbered from 0, as FFmpeg and OpenCV count them.
+are numbered from 0 in presentation order, as FFmpeg counts them.
 
 Frames are float32 H x W x 3 RGB in [0, 1] (display-encoded for video and
 PNG/JPEG; EXR values as stored, the first three channels).
@@ -26,18 +28,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import cv2
 import numpy as np
 
 from priorfx.atomic import atomic_path, write_bytes_atomic
 from priorfx.errors import InputError, OutputError, UsageError
-from priorfx.io import images
-from priorfx.provenance import provenance_json
+from priorfx.io import images, videofile
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 IMAGE_SUFFIXES = (".exr", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
-FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "FFV1",
-          ".webm": "VP90"}
 DEFAULT_SEQUENCE_FPS = 24.0
 
 _HASHES = re.compile(r"#+")
@@ -85,8 +83,11 @@ class Frames:
 
     def __init__(self, source: str, kind: str, frame_numbers: list[int], fps: float,
                  size: tuple[int, int], paths: list[Path] | None = None,
-                 max_pixels: int | None = None):
+                 max_pixels: int | None = None, video: "videofile.VideoInfo | None" = None,
+                 oriented: bool = False):
         self.source = source
+        self.video = video                    # a video file's index and tags (None for sequences)
+        self.oriented = oriented              # a rotated video's frames were turned upright
         self.kind = kind                      # "video" or "sequence"
         self.frame_numbers = frame_numbers
         self.fps = fps
@@ -107,21 +108,7 @@ class Frames:
             for p in self.paths:
                 yield self._read_still(p)
             return
-        cap = _open_capture(self.source)
-        try:
-            first = self.frame_numbers[0]
-            if first:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, first)
-            for n in self.frame_numbers:
-                ok, bgr = cap.read()
-                if not ok:
-                    raise InputError(f"{self.source}: cannot decode frame {n} "
-                                     f"(the video ends early or is corrupt)",
-                                     f"the container promised frames up to {self.frame_numbers[-1]}; "
-                                     "re-encode the video or give a shorter --frames range")
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1 / 255)
-        finally:
-            cap.release()
+        yield from videofile.decode(self.video, self.frame_numbers, self.oriented)
 
     def __getitem__(self, index: int) -> np.ndarray:
         """Frame at `index` (0..len-1). Seeking a video is slow; iterate for whole clips."""
@@ -131,16 +118,7 @@ class Frames:
         index %= n
         if self.kind == "sequence":
             return self._read_still(self.paths[index])
-        cap = _open_capture(self.source)
-        try:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, self.frame_numbers[index])
-            ok, bgr = cap.read()
-        finally:
-            cap.release()
-        if not ok:
-            raise InputError(f"{self.source}: cannot decode frame {self.frame_numbers[index]}",
-                             "the video may be truncated; re-encode it")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1 / 255)
+        return next(iter(videofile.decode(self.video, [self.frame_numbers[index]], self.oriented)))
 
     def _read_still(self, path: Path) -> np.ndarray:
         rgb = _to_rgb3(images.read_image(path, max_pixels=self._max_pixels))
@@ -148,15 +126,6 @@ class Frames:
             raise InputError(f"{path}: frame is {rgb.shape[1]}x{rgb.shape[0]}, the sequence is "
                              f"{self.size[0]}x{self.size[1]}", "all frames of a sequence must have one size")
         return rgb
-
-
-def _open_capture(src: str) -> "cv2.VideoCapture":
-    cap = cv2.VideoCapture(src)
-    if not cap.isOpened():
-        cap.release()
-        raise InputError(f"{src}: cannot open the video (not a video, corrupt, or an unsupported codec)",
-                         "MP4/MOV/AVI/MKV/WebM that FFmpeg decodes work; or give an image sequence")
-    return cap
 
 
 def _select(numbers: list[int], frames: tuple[int, int] | None, src: str) -> list[int]:
@@ -185,7 +154,7 @@ def _missing_error(src: str, missing: list[int]) -> InputError:
 
 
 def read_frames(src: str | os.PathLike, frames: tuple[int, int] | None = None, *,
-                fps: float | None = None, max_pixels: int | None = None) -> Frames:
+                fps: float | None = None, max_pixels: int | None = None, orient: bool = False) -> Frames:
     """Open a clip for reading.
 
     Parameters
@@ -201,6 +170,11 @@ def read_frames(src: str | os.PathLike, frames: tuple[int, int] | None = None, *
         override for a video whose container reports none.
     max_pixels : int, optional
         Size guard per frame (see priorfx.io.images).
+    orient : bool
+        Turn a video with a rotation flag (phones) upright. Default: frames as
+        stored (sensor rows stay rows); a FrameWriter given this clip as its
+        ``source`` writes the flag back either way, so results display as the
+        input did.
 
     Returns
     -------
@@ -225,22 +199,13 @@ def read_frames(src: str | os.PathLike, frames: tuple[int, int] | None = None, *
         info = images.read_image_info(path)
         return Frames(src_s, "sequence", _select([0], frames, src_s), fps or DEFAULT_SEQUENCE_FPS,
                       (info.width, info.height), [path], max_pixels)
-    cap = _open_capture(src_s)
-    try:
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        vfps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        if count <= 0:  # some containers do not say: count by decoding
-            count = 0
-            while cap.grab():
-                count += 1
-    finally:
-        cap.release()
-    if count <= 0 or size[0] <= 0:
-        raise InputError(f"{src_s}: the video holds no decodable frames", "check the file or re-encode it")
+    info = videofile.probe(src_s)
+    turned = orient and info.rotation in (90, 270)
+    size = (info.height, info.width) if turned else (info.width, info.height)
     images._check_pixels(src_s, size[0], size[1], max_pixels)
-    numbers = _select(list(range(count)), frames, src_s)
-    return Frames(src_s, "video", numbers, fps or vfps or 30.0, size, None, max_pixels)
+    numbers = _select(list(range(len(info.pts))), frames, src_s)
+    return Frames(src_s, "video", numbers, fps or info.fps or 30.0, size, None, max_pixels, video=info,
+                  oriented=orient and info.rotation != 0)
 
 
 def _read_pattern(pattern: str, frames, fps, max_pixels) -> Frames:
@@ -322,9 +287,10 @@ class FrameWriter:
     ...         w.write(frame)
 
     Nothing appears under the final name(s) until the ``with`` block ends
-    without an exception; on an exception (or a cancel) every temporary file is
-    removed. Videos get a provenance sidecar ``clip.mp4.json``; sequence frames
-    carry provenance in their headers.
+    without an exception; on an exception (or a cancel, Ctrl-C included) every
+    temporary file is removed. Videos carry provenance in their container
+    metadata (``priorfx_provenance``) and a sidecar ``clip.mp4.json``;
+    sequence frames carry it in their headers.
 
     Parameters
     ----------
@@ -337,14 +303,27 @@ class FrameWriter:
         First frame number of a sequence (default 1; `write` takes explicit ones too).
     provenance : mapping, optional
         Provenance record (priorfx.provenance.provenance).
-    fourcc : str, optional
-        Video codec tag; default per container (see module docstring).
+    codec : str, optional
+        Video codec: h264, hevc, prores, ffv1 (vp9, mjpeg); default from the
+        output name (see module docstring).
+    source : Frames, optional
+        The clip the frames came from. A video source passes on its frames'
+        timestamps, rotation flag (unless read with ``orient=True``, then the
+        frames are written upright), colour tags, timecode (moved to the first
+        frame taken), and its sound and other streams, copied packet for packet
+        over the frames taken.
+    drop : kinds of source streams to leave out: "audio", "subtitle", "data", "video"
+        (a second picture stream, copied untouched otherwise).
+        A stream the output cannot hold is otherwise an error naming the flag.
+    alpha : bool
+        Write 4-channel frames as RGBA video (ProRes 4444 in .mov, FFV1 in .mkv).
     channel_names, metadata, bits : optional
         Passed to priorfx.io.images.write_image for sequence frames.
     """
 
     def __init__(self, dst: str | os.PathLike, fps: float = 30.0, *, start: int = 1,
-                 provenance: Mapping[str, Any] | None = None, fourcc: str | None = None,
+                 provenance: Mapping[str, Any] | None = None, codec: str | None = None,
+                 source: Frames | None = None, drop: Sequence[str] = (), alpha: bool = False,
                  channel_names: Sequence[str] | None = None, metadata: Mapping[str, Any] | None = None,
                  bits: int | str | None = None, quality: int = 95):
         self.dst = str(dst)
@@ -366,7 +345,11 @@ class FrameWriter:
             _pattern_regex(self._printf)  # validates the pattern
         elif suffix in VIDEO_SUFFIXES:
             self.kind = "video"
-            self.fourcc = fourcc or FOURCC[suffix]
+            self.source = source
+            self._info = source.video if source is not None else None
+            self.alpha = alpha
+            self.codec = videofile.codec_for(self.dst, codec, self._info, alpha)
+            self.copy = videofile.streams_to_copy(self._info, self.dst, drop)
         else:
             raise UsageError(f"cannot write {self.dst}: not a video file or an image sequence pattern",
                              f"use one of {', '.join(VIDEO_SUFFIXES)} or a pattern like dir/frame_%04d.exr")
@@ -384,7 +367,14 @@ class FrameWriter:
         if self.kind == "video":
             self._atomic = atomic_path(self.dst)
             self._tmp = self._atomic.__enter__()
-            self._writer = None
+            self._size = None
+            meta = {videofile.PROVENANCE_KEY: json.dumps(self.provenance, sort_keys=True, default=str)} \
+                if self.provenance is not None else {}
+            src = self.source
+            self._writer = videofile.VideoFileWriter(
+                str(self._tmp), self.codec, self.fps, source=self._info,
+                numbers=src.frame_numbers if src is not None else (),
+                baked=bool(src is not None and src.oriented), copy=self.copy, metadata=meta)
         else:
             # Stage frames in a hidden folder beside the target ones; move them in
             # only at the end, so a failed render never mixes with earlier frames.
@@ -396,8 +386,18 @@ class FrameWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.kind == "video":
-            if self._writer is not None:
-                self._writer.release()
+            if exc_type is None and self.count:
+                try:
+                    self._writer.close()
+                except BaseException as err:
+                    self._writer.abort()
+                    self._atomic.__exit__(type(err), err, None)
+                    if isinstance(err, videofile.FFmpegError):
+                        raise OutputError(f"cannot finish {self.dst}: {err}",
+                                          "check the free disk space and the output path") from None
+                    raise
+            else:
+                self._writer.abort()
             if exc_type is None and self.count == 0:
                 err = OutputError(f"no frames were written to {self.dst}")
                 self._atomic.__exit__(OutputError, err, None)  # removes the temporary file
@@ -430,7 +430,7 @@ class FrameWriter:
 
     def _write_sidecar(self) -> None:
         record = {"file": Path(self.dst).name, "frames": self.count, "fps": self.fps,
-                  "size": list(self._size), "codec": self.fourcc,
+                  "size": list(self._size), **self._writer.describe(),
                   "provenance": self.provenance}
         write_bytes_atomic(sidecar_path(self.dst), json.dumps(record, indent=2, sort_keys=True,
                                                               default=str).encode())
@@ -444,7 +444,7 @@ class FrameWriter:
         if frame.ndim not in (2, 3):
             raise InputError(f"frame has shape {frame.shape}", "expected H x W x C")
         if self.kind == "video":
-            self._write_video(frame)
+            self._write_video(frame, number)
         else:
             n = self.next_number if number is None else int(number)
             final = Path(self._printf % n)
@@ -455,21 +455,24 @@ class FrameWriter:
             self.next_number = n + 1
         self.count += 1
 
-    def _write_video(self, frame: np.ndarray) -> None:
-        rgb = _to_rgb3(frame) if frame.dtype != np.uint8 else (
-            frame if frame.ndim == 3 and frame.shape[2] == 3 else
-            np.repeat(frame.reshape(frame.shape[0], frame.shape[1], -1)[..., :1], 3, axis=2))
-        h, w = rgb.shape[:2]
-        if self._writer is None:
+    def _write_video(self, frame: np.ndarray, number: int | None) -> None:
+        if frame.ndim == 2:
+            frame = frame[..., None]
+        c = frame.shape[2]
+        if self.alpha and c == 4:
+            pixels = frame if frame.dtype == np.uint8 else np.asarray(frame, np.float32)
+        elif frame.dtype == np.uint8:
+            pixels = frame[..., :3] if c >= 3 else np.repeat(frame[..., :1], 3, axis=2)
+        else:
+            pixels = _to_rgb3(frame)
+        h, w = pixels.shape[:2]
+        if self._size is None:
             self._size = (w, h)
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
-                                           self.fps, (w, h))
-            if not self._writer.isOpened():
-                raise OutputError(f"cannot write {self.dst} with codec {self.fourcc!r} "
-                                  f"at {w}x{h}", "try another container (.mp4, .avi, .mkv) or an image sequence")
         elif (w, h) != self._size:
             raise InputError(f"frame {self.count} is {w}x{h}, the video is {self._size[0]}x{self._size[1]}",
                              "all frames of a video must have one size")
-        if rgb.dtype != np.uint8:
-            rgb = cv2.convertScaleAbs(np.clip(rgb, 0.0, 1.0), alpha=255.0)
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        try:
+            self._writer.write(np.ascontiguousarray(pixels), number)
+        except videofile.FFmpegError as err:
+            raise OutputError(f"cannot write {self.dst} with codec {self.codec} at {w}x{h}: {err}",
+                              "try another --codec or container (.mp4, .mov, .mkv) or an image sequence") from None

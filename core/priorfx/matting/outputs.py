@@ -22,8 +22,11 @@ PNG / TIFF (stills): RGBA 8-bit (16 with ``bits=16``), straight alpha, so
 R, G, B are the *unpremultiplied* decontaminated foreground and A the alpha
 (PNG stores straight alpha); provenance in the header as for EXR.
 
-Video files (.mp4, .mov, ...): the alpha matte as a grey video, with the
-provenance sidecar FrameWriter writes.
+Video files (.mp4, .mov, ...), chosen by ``video_alpha``:
+``grey`` (default) the alpha matte as a grey video; ``alpha`` the clean
+foreground with its alpha, straight (unpremultiplied) RGBA -- ProRes 4444 in
+.mov, FFV1 in .mkv; ``premult`` the premultiplied clean foreground (RGB, black
+where alpha is 0). FrameWriter adds the provenance (container tag and sidecar).
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from priorfx.matting.params import MatteResult
 EXR_CHANNELS = ["R", "G", "B", "A", "matte.alpha", "matte.confidence"]
 FG_CHANNELS = ["fg.R", "fg.G", "fg.B"]
 STILL_SUFFIXES = (".png", ".tif", ".tiff")
+VIDEO_ALPHA = ("grey", "alpha", "premult")
 
 
 def channel_names(path: str | Path, unpremult: bool = True) -> list[str] | None:
@@ -52,11 +56,16 @@ def channel_names(path: str | Path, unpremult: bool = True) -> list[str] | None:
     return None  # a video: grey alpha
 
 
-def matte_pixels(result: MatteResult, path: str | Path, unpremult: bool = True) -> np.ndarray:
+def matte_pixels(result: MatteResult, path: str | Path, unpremult: bool = True,
+                 video_alpha: str = "grey") -> np.ndarray:
     """The H x W x C float32 array to write for `result` into a file like `path`."""
     names = channel_names(path, unpremult)
     a = result.alpha[..., None]
     if names is None:
+        if video_alpha == "alpha":
+            return np.concatenate([result.fg, a], axis=2).astype(np.float32)
+        if video_alpha == "premult":
+            return np.asarray(result.fg_premult, np.float32)
         return np.repeat(a, 3, axis=2)
     if names[0:4] == ["R", "G", "B", "A"] and len(names) == 4:
         return np.concatenate([result.fg, a], axis=2).astype(np.float32)
