@@ -58,6 +58,16 @@ class MattingParams:
         or a cluster shares its chunks (priorfx.cluster), bit for bit. Costs
         chunk_warmup / chunk_frames more work (under 7 % at 480 / 32) on
         shots longer than chunk_frames; 0 never restarts.
+    cleanup : bool
+        Without a trimap: drop the parts of the prior's matte that neither
+        selfie segmentation nor a detected face calls a person, and fill the
+        holes inside a person that segmentation calls person
+        (priorfx.matting.subject; only run when the prior has several parts
+        or a hole).
+    subject : [x, y] or [x0, y0, x1, y1] or None
+        Matte only this subject: the parts of the prior's matte under the
+        point (or the nearest one) or mostly inside the box, in pixels from
+        the top-left corner. Without a trimap only.
     chunk_warmup : int >= 1
         Frames a restarted state is primed on (their results are dropped).
         Measured on carphone_pristine.mp4 at 320x180 ('fast'): after 32
@@ -77,6 +87,8 @@ class MattingParams:
     refine: bool = True
     chunk_frames: int = 480
     chunk_warmup: int = 32
+    cleanup: bool = True
+    subject: list | None = None
 
     def validate(self) -> "MattingParams":
         if self.quality not in QUALITIES:
@@ -98,7 +110,13 @@ class MattingParams:
         if 0 < self.chunk_frames <= self.chunk_warmup:
             raise UsageError(f"chunk_frames {self.chunk_frames} must be larger than chunk_warmup "
                              f"{self.chunk_warmup}", "or 0 to never restart the temporal state")
-        for name in ("foreground", "refine"):
+        if self.subject is not None:
+            vals = list(self.subject) if isinstance(self.subject, (list, tuple)) else None
+            if vals is None or len(vals) not in (2, 4) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in vals):
+                raise UsageError(f"subject {self.subject!r} must be x,y (a point) or x0,y0,x1,y1 (a box) in pixels")
+            self.subject = [float(v) for v in vals]
+        for name in ("foreground", "refine", "cleanup"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
         return self
