@@ -114,3 +114,15 @@ def test_hole_in_a_person_is_filled_and_a_stray_fragment_dropped(photos):
     body = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     body[450:500, 250:320] = False
     assert np.all(cleaned[body] >= prior[body] - 1e-6)
+
+
+def test_cli_subject_point_and_bad_value(photos, cli, tmp_path):
+    src = tmp_path / "two.png"
+    cv2.imwrite(str(src), (two_people(photos)[..., ::-1] * 255).astype(np.uint8))
+    out = tmp_path / "one.png"
+    res = cli("matte", str(src), "-o", str(out), "--subject", "450,250", "--quiet")
+    assert res.returncode == 0, res.stderr
+    a = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)[..., 3]
+    assert a[:, :270].max() == 0 and a[:, 330:].mean() > 50  # only the right person
+    res = cli("matte", str(src), "-o", str(out), "--subject", "1,2,3")
+    assert res.returncode != 0 and "X0,Y0,X1,Y1" in res.stderr

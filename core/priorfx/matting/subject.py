@@ -42,6 +42,8 @@ MIN_PART = 2e-4
 # The soft fringe dropped with a part, and the zone kept around a chosen
 # subject, as a share of the frame's long side.
 FRINGE = 0.02
+# Long side of the grid the parts are analysed on.
+GRID_SIDE = 1024
 # A point guide picks the part under it, or the nearest within this share
 # of the frame's long side.
 POINT_REACH = 0.05
@@ -102,8 +104,24 @@ def _enclosed(stats: np.ndarray, h: int, w: int, i: int) -> bool:
     return x > 0 and y > 0 and x + bw < w and y + bh < h
 
 
+def grid_step(shape: tuple[int, int]) -> int:
+    """The whole-number step of the grid the parts are analysed on: the long
+    side at most GRID_SIDE (connected components of a 4K frame cost ~0.5 s on
+    a busy core; the prior itself is computed at under 1000 px anyway)."""
+    return max(1, -(-max(shape) // GRID_SIDE))
+
+
+def on_grid(x: np.ndarray, step: int) -> np.ndarray:
+    """x averaged over step x step cells (exact block means; step 1: x)."""
+    if step == 1:
+        return x
+    h, w = x.shape[:2]
+    return cv2.resize(x, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA)
+
+
 def needs_check(prior: np.ndarray) -> bool:
     """Whether the prior has more than one sizeable part, or a hole."""
+    prior = on_grid(prior, grid_step(prior.shape))
     h, w = prior.shape
     n, _, stats = _parts(prior)
     big = int((stats[1:, cv2.CC_STAT_AREA] >= MIN_PART * h * w).sum())
@@ -114,11 +132,14 @@ def needs_check(prior: np.ndarray) -> bool:
 
 
 def person_evidence(image: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Selfie segmentation's person probability (H x W) and the face boxes."""
+    """Selfie segmentation's person probability (on the analysis grid,
+    `grid_step`) and the face boxes (in image pixels)."""
     from priorfx.priors.face import detect_faces
     from priorfx.priors.segmentation import person_probability
 
-    prob = person_probability(image)
+    h, w = image.shape[:2]
+    step = grid_step((h, w))
+    prob = person_probability(image, (max(1, w // step), max(1, h // step)))
     faces = [d.box for d in detect_faces(image)]
     return prob, faces
 
@@ -128,9 +149,40 @@ def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]]
     """The prior with unexplained fragments dropped, person holes filled and,
     with a subject guide, only the subject's parts kept (a copy).
 
-    evidence : (person probability H x W, face boxes) from `person_evidence`,
-        or None to skip the fragment and hole checks.
+    evidence : (person probability, face boxes) from `person_evidence`, or
+        None to skip the fragment and hole checks.
+
+    The decisions are taken on the analysis grid (`grid_step`) and applied
+    to the full-resolution prior cell by cell: a cell the cleanup zeroed
+    held only dropped pixels, a cell it set to 1 is filled; the band solve
+    then finds the exact edge.
     """
+    step = grid_step(prior.shape)
+    if step == 1:
+        return _clean(prior, evidence, subject, 1)
+    small = on_grid(prior, step)
+    if subject is not None:
+        subject = tuple(v / step for v in subject)
+    cleaned, info = _clean(small, evidence, subject, step)
+    h, w = prior.shape
+    sh, sw = small.shape
+
+    def up(mask: np.ndarray) -> np.ndarray:
+        full = np.zeros((h, w), bool)
+        full[:sh * step, :sw * step] = cv2.resize(mask.view(np.uint8), (sw * step, sh * step),
+                                                  interpolation=cv2.INTER_NEAREST) > 0
+        return full
+
+    out = np.array(prior, np.float32, copy=True)
+    out[up((cleaned == 0.0) & (small > 0.0))] = 0.0
+    out[up((cleaned == 1.0) & (small < 1.0))] = 1.0
+    return out, info
+
+
+def _clean(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | None,
+           subject: tuple[float, ...] | None, scale: int) -> tuple[np.ndarray, Cleanup]:
+    """`clean_prior` on the analysis grid, `scale` image pixels per cell
+    (face boxes are in image pixels)."""
     out = np.array(prior, np.float32, copy=True)
     info = Cleanup()
     h, w = prior.shape
@@ -140,7 +192,7 @@ def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]]
         prob, faces = evidence
         face_parts = set()
         for box in faces:
-            cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
+            cx, cy = int((box[0] + box[2]) / 2 / scale), int((box[1] + box[3]) / 2 / scale)
             if 0 <= cx < w and 0 <= cy < h and labels[cy, cx] > 0:
                 face_parts.add(int(labels[cy, cx]))
         if n > 2:  # background + more than one part
@@ -202,10 +254,10 @@ def _disk(radius: int) -> np.ndarray:
 
 def _drop(alpha: np.ndarray, part: np.ndarray) -> None:
     """Zero a part and the soft fringe around it (within FRINGE of the long
-    side, where alpha < 0.5)."""
+    side, where alpha <= 0.5)."""
     h, w = alpha.shape
     grown = cv2.dilate(part.astype(np.uint8), _disk(max(3, int(FRINGE * max(h, w))))) > 0
-    alpha[part | (grown & (alpha < 0.5))] = 0.0
+    alpha[part | (grown & (alpha <= 0.5))] = 0.0
 
 
 def _subject_parts(labels: np.ndarray, n: int, subject: tuple[float, ...]) -> set[int]:
