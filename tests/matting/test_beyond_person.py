@@ -36,6 +36,10 @@ def test_wide_semi_transparent_smoke_beats_closed_form(photos):
     assert ours < cf, (ours, cf)
     faint = unknown & (alpha > 0.005) & (alpha < 0.02)
     assert r.alpha[faint].mean() > 0.002
+    # the smoke's own colour, not the coffee behind it, where it is visible
+    seen = alpha > 0.05
+    fg_err = np.abs(r.fg - fg)[seen].mean()
+    assert fg_err < 0.5 * np.abs(img - fg)[seen].mean() and fg_err < 0.05
     # confidence is lower on the fractional smoke than on the known regions
     assert r.confidence[unknown & (alpha > 0.2) & (alpha < 0.8)].mean() < r.confidence[~unknown].mean()
 

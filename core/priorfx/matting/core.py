@@ -157,7 +157,9 @@ class MattingSession:
         # Low where the solve leaves its reference (the prior, or with a
         # trimap the colour samples) and where alpha is fractional.
         confidence = refine.confidence_map(alpha, reference, band)
-        if p.foreground:
+        if p.foreground and "trimap" in guides:
+            fg = refine.estimate_foreground_multilevel(image, alpha, opaque=original)
+        elif p.foreground:
             scale = max(h, w) / 1920.0
             radii = (max(30, int(round(90 * scale))), max(6, int(round(6 * scale))))
             fg = refine.estimate_foreground(image, alpha, radii, opaque=original)

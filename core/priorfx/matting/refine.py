@@ -601,6 +601,33 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
     return fg
 
 
+def estimate_foreground_multilevel(image: np.ndarray, alpha: np.ndarray,
+                                   opaque: np.ndarray | None = None, margin: int = 8) -> np.ndarray:
+    """Foreground colours by pymatting's multi-level foreground estimation
+    (Germer et al. 2020: F and B smooth, alpha F + (1 - alpha) B = I, solved
+    coarse to fine) on the box around the fractional pixels.
+
+    Used with a user trimap, whose unknown region may be wide and soft
+    (smoke, fire): there the blur fusion of `estimate_foreground` mixes the
+    old background into the veil (smoke composite: mean |F error| 0.109
+    against 0.035 for this; fire 0.084 against 0.069). Slower (0.65 s per
+    megapixel of box), which a trimap run can afford.
+    """
+    import pymatting
+
+    img = np.ascontiguousarray(image[..., :3], np.float32)
+    fg = np.array(img if opaque is None else opaque[..., :3], np.float32, copy=True)
+    soft = (alpha > 0.0) & (alpha < 1.0)
+    if not soft.any():
+        return fg
+    ys, xs = band_box(soft, margin, *alpha.shape, align=1)
+    f = pymatting.estimate_foreground_ml(img[ys, xs].astype(np.float64),
+                                         np.clip(alpha[ys, xs], 0, 1).astype(np.float64))
+    box = fg[ys, xs]
+    np.copyto(box, clip01(f.astype(np.float32)), where=(alpha[ys, xs] < 1.0)[..., None])
+    return fg
+
+
 def thumbnail(image: np.ndarray, size: int = 32) -> np.ndarray:
     """A tiny colour thumbnail used to detect cuts.
 
