@@ -28,6 +28,7 @@ so it is not run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -251,7 +252,10 @@ def pymatting_alpha(image: np.ndarray, trimap: np.ndarray, method: str) -> np.nd
     img = image[ys, xs].astype(np.float64)
     tri = trimap[ys, xs].astype(np.float64)
     fn = {"cf": pymatting.estimate_alpha_cf, "knn": pymatting.estimate_alpha_knn}[method]
-    alpha[ys, xs] = np.clip(fn(img, tri), 0, 1)
+    # pymatting prints its preconditioner's warnings on stdout, where the
+    # benchmark's JSON goes
+    with contextlib.redirect_stdout(sys.stderr):
+        alpha[ys, xs] = np.clip(fn(np.clip(img, 0, 1), tri), 0, 1)
     return alpha
 
 
