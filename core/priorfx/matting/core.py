@@ -108,8 +108,9 @@ class MattingSession:
         if "trimap" not in guides and (p.cleanup or p.subject is not None):
             chosen = subject.check_subject(p.subject, (h, w))
             evidence = None
-            if p.cleanup and subject.needs_check(prior_alpha):
-                evidence = subject.person_evidence(image)
+            check = subject.needs_check(prior_alpha) if p.cleanup else None
+            if check is not None:
+                evidence = subject.person_evidence(image, faces=check == "parts")
             if evidence is not None or chosen is not None:
                 solve_prior, cleaned = subject.clean_prior(prior_alpha, evidence, chosen)
                 info_cleanup = cleaned.to_json()

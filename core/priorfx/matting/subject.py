@@ -131,31 +131,34 @@ def on_grid(x: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(x, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA)
 
 
-def needs_check(prior: np.ndarray) -> bool:
-    """Whether the prior has more than one sizeable part, or a hole."""
+def needs_check(prior: np.ndarray) -> str | None:
+    """'parts' when the prior has more than one sizeable part, else 'hole'
+    when it has a hole, else None (nothing to check)."""
     prior = on_grid(prior, grid_step(prior.shape))
     h, w = prior.shape
     n, _, stats = _parts(prior)
     big = int((stats[1:, cv2.CC_STAT_AREA] >= MIN_PART * h * w).sum())
     if big > 1:
-        return True
+        return "parts"
     n_bg, _, bstats = _holes(prior)
-    return any(_enclosed(bstats, h, w, i) for i in range(1, n_bg))
+    return "hole" if any(_enclosed(bstats, h, w, i) for i in range(1, n_bg)) else None
 
 
-def person_evidence(image: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+def person_evidence(image: np.ndarray, faces: bool = True) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """Selfie segmentation's person probability (on the analysis grid,
-    `grid_step`), the face boxes (in image pixels) and the image on the grid."""
+    `grid_step`), the face boxes (in image pixels; only with `faces`: they
+    only matter when there are several parts, and detection over the tiles
+    of a large frame costs several segmentations) and the image on the grid."""
     from priorfx.priors.face import detect_faces
     from priorfx.priors.segmentation import person_probability
 
     h, w = image.shape[:2]
     step = grid_step((h, w))
     prob = person_probability(image, (max(1, w // step), max(1, h // step)))
-    faces = [d.box for d in detect_faces(image)]
+    boxes = [d.box for d in detect_faces(image)] if faces else []
     small = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), prob.shape[::-1],
                        interpolation=cv2.INTER_AREA)
-    return prob, faces, small
+    return prob, boxes, small
 
 
 def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | None,
@@ -229,22 +232,29 @@ def _clean(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | No
         info.completed = _complete(out, prob)
         n_bg, blabels, bstats = _holes(out)
         person_area = float((out > 0.5).sum())
+        candidates = []
         for i in range(1, n_bg):
             area = bstats[i, cv2.CC_STAT_AREA]
             if not _enclosed(bstats, h, w, i) or area > HOLE_MAX_SHARE * person_area:
                 continue
             x, y, bw, bh = bstats[i, :4]
             sub = blabels[y:y + bh, x:x + bw] == i
-            if prob[y:y + bh, x:x + bw][sub].mean() < HOLE_PERSON:
-                continue
-            # a gap between the legs shows the background's colours, a badge
-            # does not (colour histograms of the sure person and background)
-            hole = blabels == i
-            q = colour_posterior(colours, out >= 1.0 - PRIOR_SOFT, (out <= PRIOR_SOFT) & ~hole,
-                                 np.ones_like(hole), hole)
-            if q.mean() >= HOLE_COLOUR:
-                out[hole] = 1.0
-                info.filled += 1
+            if prob[y:y + bh, x:x + bw][sub].mean() >= HOLE_PERSON:
+                candidates.append(i)
+        if candidates:
+            # A gap between the legs shows the background's colours, a badge
+            # does not: colour histograms of the whole sure person and sure
+            # background, one pass for every candidate hole (a histogram of
+            # the hole's surroundings only did worse on the benchmark).
+            holes = np.isin(blabels, candidates)
+            q = colour_posterior(colours, out >= 1.0 - PRIOR_SOFT, (out <= PRIOR_SOFT) & ~holes,
+                                 np.ones_like(holes), holes)
+            at = blabels[holes]
+            mean_q = np.bincount(at, weights=q, minlength=n_bg) / np.maximum(np.bincount(at, minlength=n_bg), 1)
+            for i in candidates:
+                if mean_q[i] >= HOLE_COLOUR:
+                    out[blabels == i] = 1.0
+                    info.filled += 1
     if subject is not None:
         n, labels, stats = _parts(out)
         keep = _subject_parts(labels, n, subject)
