@@ -19,6 +19,12 @@ temporal blend) the sequences report `dtssd_consistent`: per-frame matting
 made perfectly consistent over time from the known motion
 (metrics.dtssd_consistent), the floor that temporal handling alone can reach.
 
+Ratios (mean over cases of ours / peer, so each case weighs the same):
+trimap_sad_ratio_cf, its worst kind (trimap_sad_ratio_cf_worst_kind, over
+person / animal / transparent), trimap_sad_ratio_knn; automatic mode
+auto_sad_ratio_rvm and auto_sad_ratio_cf; speed s_ratio_rvm_1080p / _4k (the
+matte's time per frame over the prior's inference time, same process).
+
 Peers, in the same run: raw RVM alpha; pymatting closed-form from the same
 automatic trimap (our band); with a user trimap, pymatting closed-form and
 KNN. OpenCV alphamat (information-flow matting) lives in opencv-contrib-python,
