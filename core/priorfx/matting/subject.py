@@ -154,10 +154,12 @@ def person_evidence(image: np.ndarray, faces: bool = True) -> tuple[np.ndarray, 
 
     h, w = image.shape[:2]
     step = grid_step((h, w))
-    prob = person_probability(image, (max(1, w // step), max(1, h // step)))
-    boxes = [d.box for d in detect_faces(image)] if faces else []
-    small = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), prob.shape[::-1],
-                       interpolation=cv2.INTER_AREA)
+    # Both models see far fewer pixels than the grid has: they read the
+    # grid's image, not the full frame (a 4K resize costs more than they do).
+    small = cv2.resize(np.ascontiguousarray(image[..., :3], np.float32), (max(1, w // step), max(1, h // step)),
+                       interpolation=cv2.INTER_AREA) if step > 1 else np.ascontiguousarray(image[..., :3], np.float32)
+    prob = person_probability(small)
+    boxes = [d.box * step for d in detect_faces(small)] if faces else []
     return prob, boxes, small
 
 
@@ -222,10 +224,9 @@ def _clean(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | No
             # knows little of small full-length figures).
             away = cv2.distanceTransform((~np.isin(labels, explained)).astype(np.uint8), cv2.DIST_L2,
                                          cv2.DIST_MASK_5)
-            nearest = np.full(n, np.inf)
-            np.minimum.at(nearest, labels.ravel(), away.ravel())
+            near = set(np.unique(labels[away < FAR * max(h, w)]).tolist())
             for i in range(1, n):
-                if i in explained or nearest[i] < FAR * max(h, w):
+                if i in explained or i in near:
                     continue
                 _drop(out, labels == i)
                 info.dropped += 1
