@@ -37,6 +37,8 @@ Guides (image files, or patterns/videos with one frame per plate frame):
                     mattes objects that are not people too
   --holdout MASK    white = always foreground (alpha exactly 1)
   --garbage MASK    white = always background (alpha exactly 0)
+  --subject X,Y     matte only the person under this point (pixels from the
+                    top-left), or X0,Y0,X1,Y1: only the one(s) in this box
 Colour: the plate goes to the person prior display-encoded and the
 foreground comes back in the plate's own colour space (--colorspace, default
 auto: the file's metadata, else EXR = the config's scene_linear, PNG/JPEG/TIFF
@@ -54,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guide", metavar="TRIMAP", help="user trimap (image, or pattern per frame)")
     p.add_argument("--holdout", metavar="MASK", help="always-foreground mask")
     p.add_argument("--garbage", metavar="MASK", help="always-background mask")
+    p.add_argument("--subject", metavar="X,Y", type=_subject,
+                   help="matte only this subject: a point X,Y or a box X0,Y0,X1,Y1 in pixels")
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="keep the person prior's fragments and holes as they are")
     p.add_argument("--frames", metavar="A-B", help="frame range of a video/sequence (inclusive)")
     p.add_argument("--quality", choices=("fast", "best"), default="best",
                    help="refinement effort (default: best)")
@@ -84,6 +90,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_options(p)
     add_cluster_option(p)
     p.set_defaults(func=_run)
+
+
+def _subject(text: str) -> list[float]:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) not in (2, 4):
+        raise argparse.ArgumentTypeError(f"{text!r}: give X,Y (a point) or X0,Y0,X1,Y1 (a box) in pixels")
+    return vals
 
 
 def _is_still(path: str) -> bool:
@@ -121,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx.io.video import is_sequence_pattern
 
     params = MattingParams(quality=args.quality, band_px=args.band, temporal=args.temporal,
-                           prior=args.prior).validate()
+                           prior=args.prior, cleanup=not args.no_cleanup, subject=args.subject).validate()
     frame_range = parse_frame_range(args.frames)
     still_in = _is_still(args.input)
     if still_in and frame_range is not None:

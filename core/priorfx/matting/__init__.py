@@ -5,7 +5,9 @@ confident guess; a band around its edge and its unsure region is re-solved
 at full resolution with closed-form matting plus a pull towards the prior (and
 towards the previous frame where the picture held still); the foreground
 colours are then estimated so edges do not carry the old background. A user
-trimap, or holdout / garbage masks, override the prior exactly.
+trimap replaces the prior altogether (any subject: animals, smoke, fire);
+holdout / garbage masks override it exactly; a subject point or box keeps one
+person (priorfx.matting.subject).
 
     from priorfx.matting import MattingParams, matte_clip
     for r in matte_clip(frames, MattingParams(quality="fast")):

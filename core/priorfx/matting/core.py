@@ -12,7 +12,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.matting import refine
+from priorfx.matting import refine, subject
 from priorfx.matting.guides import check_guides, guides_for_frame
 from priorfx.matting.params import CG_ITERATIONS, MatteResult, MattingParams
 from priorfx.matting.solver import clip01
@@ -101,10 +101,29 @@ class MattingSession:
                 cut = True
                 self.reset()
         prior_alpha, _ = self.prior(image)  # the prior's own foreground is not used
+        # Without a trimap, the prior's misses (holes, stray fragments) and the
+        # parts that are not the chosen subject are settled before the solve;
+        # with one, the prior is not used (refine.refine_alpha).
+        solve_prior = prior_alpha
+        if "trimap" not in guides and (p.cleanup or p.subject is not None):
+            chosen = subject.check_subject(p.subject, (h, w))
+            evidence = None
+            check = subject.needs_check(prior_alpha) if p.cleanup else None
+            if check is not None:
+                evidence = subject.person_evidence(image, faces=check == "parts")
+            if evidence is not None or chosen is not None:
+                solve_prior, cleaned = subject.clean_prior(prior_alpha, evidence, chosen)
+                info_cleanup = cleaned.to_json()
+            else:
+                info_cleanup = subject.Cleanup().to_json()
+        else:
+            info_cleanup = None
         t1 = time.perf_counter()
         band_px = p.band_px or refine.auto_band_px(h, w)
         info: dict[str, Any] = {"index": self.index, "cut": cut, "band_px": band_px,
                                 "guides": sorted(guides)}
+        if info_cleanup is not None:
+            info["cleanup"] = info_cleanup
         if p.refine:
             previous = None
             if p.temporal > 0:
@@ -119,23 +138,29 @@ class MattingSession:
                     previous = (self._prev_alpha, self._prev_image, flow, self._prev_prior)
                 self._prev_gray = gray
             alpha, band, sinfo = refine.refine_alpha(
-                image, prior_alpha, band_px=band_px, prior_weight=p.prior_weight,
+                image, solve_prior, band_px=band_px, prior_weight=p.prior_weight,
                 iterations=CG_ITERATIONS[p.quality], trimap=guides.get("trimap"),
                 holdout=guides.get("holdout"), garbage=guides.get("garbage"))
+            reference = sinfo.pop("reference", solve_prior)
             info.update(sinfo)
             if previous is not None:
-                refine.temporal_blend(alpha, band, image, prior_alpha, previous,
+                refine.temporal_blend(alpha, band, image, solve_prior, previous,
                                       min(TEMPORAL_MAX, p.temporal * TEMPORAL_SCALE))
         else:
-            alpha = prior_alpha.copy()
+            reference = solve_prior
+            alpha = solve_prior.copy()
             band = np.zeros((h, w), bool)
             if "holdout" in guides:
                 alpha[guides["holdout"] > 0.5] = 1.0
             if "garbage" in guides:
                 alpha[guides["garbage"] > 0.5] = 0.0
         t2 = time.perf_counter()
-        confidence = refine.confidence_map(alpha, prior_alpha, band)
-        if p.foreground:
+        # Low where the solve leaves its reference (the prior, or with a
+        # trimap the colour samples) and where alpha is fractional.
+        confidence = refine.confidence_map(alpha, reference, band)
+        if p.foreground and "trimap" in guides:
+            fg = refine.estimate_foreground_multilevel(image, alpha, opaque=original)
+        elif p.foreground:
             scale = max(h, w) / 1920.0
             radii = (max(30, int(round(90 * scale))), max(6, int(round(6 * scale))))
             fg = refine.estimate_foreground(image, alpha, radii, opaque=original)
@@ -145,7 +170,7 @@ class MattingSession:
         info["seconds"] = {"prior": round(t1 - t0, 4), "refine": round(t2 - t1, 4),
                            "foreground": round(t3 - t2, 4)}
         self._prev_image, self._prev_alpha, self._prev_thumb = image, alpha, thumb
-        self._prev_prior = prior_alpha
+        self._prev_prior = solve_prior
         result = MatteResult(alpha=alpha, fg=fg, fg_premult=fg * alpha[..., None],
                              confidence=confidence, prior_alpha=prior_alpha, index=self.index,
                              cut=cut, provenance=provenance(OPERATION, p, [self.model_id], frame=info,

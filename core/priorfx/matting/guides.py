@@ -4,9 +4,9 @@
 
 - ``'trimap'``: 0 = background, 1 = foreground, anything between (0.5 by
   convention, i.e. 128 in an 8-bit file) = unknown; values <= 0.1 count as
-  background and >= 0.9 as foreground. With a trimap the prior only helps in
-  the unknown region (and only as far as it agrees with the trimap), so
-  objects that are not people can be matted too.
+  background and >= 0.9 as foreground. With a trimap the person prior is not
+  used: the unknown region is solved from the picture and the trimap alone,
+  so any subject can be matted (animals, props, smoke, fire).
 - ``'holdout'``: > 0.5 = always foreground (alpha exactly 1).
 - ``'garbage'``: > 0.5 = always background (alpha exactly 0).
 

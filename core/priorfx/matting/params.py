@@ -65,6 +65,16 @@ class MattingParams:
         person-segmentation contract, priorfx.models.contract): the built-in
         RVM by default, or a model registered with `priorfx models add`. A
         remote server or cluster worker looks it up in its own store.
+    cleanup : bool
+        Without a trimap: drop the parts of the prior's matte that neither
+        selfie segmentation nor a detected face calls a person, and fill the
+        holes inside a person that segmentation calls person
+        (priorfx.matting.subject; only run when the prior has several parts
+        or a hole).
+    subject : [x, y] or [x0, y0, x1, y1] or None
+        Matte only this subject: the parts of the prior's matte under the
+        point (or the nearest one) or mostly inside the box, in pixels from
+        the top-left corner. Without a trimap only.
     chunk_warmup : int >= 1
         Frames a restarted state is primed on (their results are dropped).
         Measured on carphone_pristine.mp4 at 320x180 ('fast'): after 32
@@ -85,6 +95,8 @@ class MattingParams:
     chunk_frames: int = 480
     chunk_warmup: int = 32
     prior: str = DEFAULT_PRIOR
+    cleanup: bool = True
+    subject: list | None = None
 
     def validate(self) -> "MattingParams":
         if self.quality not in QUALITIES:
@@ -109,7 +121,13 @@ class MattingParams:
         if not isinstance(self.prior, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", self.prior):
             raise UsageError(f"prior {self.prior!r} is not a model id",
                              "give the id of a registered prior (`priorfx models list`)")
-        for name in ("foreground", "refine"):
+        if self.subject is not None:
+            vals = list(self.subject) if isinstance(self.subject, (list, tuple)) else None
+            if vals is None or len(vals) not in (2, 4) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in vals):
+                raise UsageError(f"subject {self.subject!r} must be x,y (a point) or x0,y0,x1,y1 (a box) in pixels")
+            self.subject = [float(v) for v in vals]
+        for name in ("foreground", "refine", "cleanup"):
             if not isinstance(getattr(self, name), bool):
                 raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
         return self
