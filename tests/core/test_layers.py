@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "core" / "priorfx"
 
 LAYERS = {
     0: {"errors", "config", "atomic", "progress", "provenance", "cache", "hosts", "__init__"},
-    1: {"io", "models", "samples"},
+    1: {"io", "colour", "models", "samples"},
     2: {"priors"},
     3: {"shutter", "portrait", "matting"},
     4: {"engine"},
