@@ -288,7 +288,8 @@ def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_p
 def test_prior_knob_drives_the_real_core(plates, private_home, copy_model, tmp_path):
     """A copy of the built-in RVM registered under a studio id, chosen by the
     node's prior knob: the very same mattes, and provenance naming the copy."""
-    copy_model("rvm-mobilenetv3", private_home)
+    for model in ("rvm-mobilenetv3", "selfie-segmentation", "blazeface-short-range"):  # the matte's priors
+        copy_model(model, private_home)
     src = copy_model("rvm-mobilenetv3", tmp_path / "elsewhere")
     r = subprocess.run([PRIORFX, "models", "add", "studio-rvm", str(src), "--role", "person-matting",
                         "--input", "multiple:2"], capture_output=True, text=True)
