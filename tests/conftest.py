@@ -12,6 +12,7 @@ import pytest
 
 from priorfx import config, samples
 from priorfx.models import entries, store
+from waits import EVENT_DEADLINE_S, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +69,11 @@ def copy_model(models_home):
         shutil.copyfile(src, dst)
         return dst
     return _copy
+
+
+@pytest.fixture
+def wait_until():
+    """wait_until(predicate, what=..., timeout=EVENT_DEADLINE_S) -> the first truthy value."""
+    def wait(predicate, what: str = "the condition", timeout: float = EVENT_DEADLINE_S):
+        return wait_for(predicate, what, timeout)
+    return wait

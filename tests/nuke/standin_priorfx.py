@@ -1,9 +1,14 @@
 """A stand-in `priorfx` executable for testing the adapter's process handling
 (progress, errors, SIGINT on cancel) without waiting for real inference.
 
-Behaviour is chosen by $STANDIN_MODE: ok | slow | fail. Every call's argv is
+Behaviour is chosen by $STANDIN_MODE: ok | stepped | fail. Every call's argv is
 appended to $STANDIN_LOG. Frames are staged in a hidden folder and moved in at
 the end, as priorfx.io.FrameWriter does.
+
+stepped: after staging its n-th frame the stand-in waits until the file
+$STANDIN_GATE/n exists; the test creates it when the adapter has reported n
+frames done. So each frame's progress is seen, and a cancel lands mid-job, on
+a machine of any speed and load.
 """
 import json
 import os
@@ -44,7 +49,14 @@ signal.signal(signal.SIGINT, interrupted)
 for f in range(first, last + 1):
     with open(plate % f, "rb") as src, open(os.path.join(stage, os.path.basename(out % f)), "wb") as dst:
         dst.write(b"standin:" + src.read())
-    time.sleep(0.4 if mode == "slow" else 0.05)
+    if mode == "stepped":
+        gate = os.path.join(os.environ["STANDIN_GATE"], str(f - first + 1))
+        deadline = time.monotonic() + 300
+        while not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                print("stand-in: nobody opened " + gate, file=sys.stderr)
+                sys.exit(9)
+            time.sleep(0.01)
 for name in os.listdir(stage):
     os.replace(os.path.join(stage, name), os.path.join(os.path.dirname(out), name))
 os.rmdir(stage)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -95,17 +94,3 @@ def server(models_home):
     s.stop()
 
 
-@pytest.fixture
-def wait_until():
-    """wait_until(predicate, timeout=30) -> the first truthy value of predicate()."""
-    return _wait_until
-
-
-def _wait_until(predicate, timeout: float = 30.0, interval: float = 0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")

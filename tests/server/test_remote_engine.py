@@ -19,6 +19,7 @@ from priorfx.engine import LocalEngine, get_engine
 from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, InputError,
                             NoFaceError)
 from priorfx.progress import Progress
+from waits import EVENT_DEADLINE_S
 
 
 CLOCK_KEYS = {"created_utc", "seconds"}
@@ -215,7 +216,8 @@ def test_cancel_from_the_client_stops_the_job_on_the_server(server, selfie, wait
     with pytest.raises(CancelledError):
         server.engine().undistort(_big_selfie(selfie), PortraitParams(), progress=progress)
     # The job ended on the server too (cancelled, or already gone).
-    wait_until(lambda: all(j["state"] == "cancelled" for j in server.get("/v1/jobs").json()))
+    wait_until(lambda: all(j["state"] == "cancelled" for j in server.get("/v1/jobs").json()),
+               "the server to report the job cancelled")
 
 
 def test_cancel_on_the_server_reaches_the_waiting_client(server, clip, wait_until):
@@ -232,10 +234,12 @@ def test_cancel_on_the_server_reaches_the_waiting_client(server, clip, wait_unti
     t = threading.Thread(target=run)
     t.start()
     job = wait_until(lambda: next((j for j in server.get("/v1/jobs").json()
-                                   if j["op"] == "matte" and j["state"] == "running"), None))
+                                   if j["op"] == "matte" and j["state"] == "running"), None),
+                     "the matte job to run")
     r = requests.delete(f"{server.url}/v1/jobs/{job['id']}", headers=server.headers, timeout=10)
     assert r.status_code == 200
-    t.join(60)
+    t.join(EVENT_DEADLINE_S)
+    assert not t.is_alive(), "the client never learned of the cancel"
     assert len(errors) == 1 and isinstance(errors[0], CancelledError)
     assert "cancelled on the server" in str(errors[0])
 
@@ -265,9 +269,10 @@ def test_server_killed_mid_job_raises_unreachable(start_server, selfie, wait_unt
 
     t = threading.Thread(target=run)
     t.start()
-    wait_until(lambda: any(j["state"] == "running" for j in s.get("/v1/jobs").json()))
+    wait_until(lambda: any(j["state"] == "running" for j in s.get("/v1/jobs").json()), "the job to run")
     s.kill()
-    t.join(60)
+    t.join(EVENT_DEADLINE_S)
+    assert not t.is_alive(), "the client never noticed the server was gone"
     assert len(errors) == 1 and isinstance(errors[0], EngineUnreachableError), errors
     assert "went away while job" in str(errors[0])
 
@@ -285,9 +290,10 @@ def test_cli_with_server_killed_mid_job_leaves_no_output(start_server, selfie, t
         "undistort", str(src), "-o", str(out_dir / "fixed.png"), "--remote", s.url,
         "--token", s.token, timeout=120)))
     t.start()
-    wait_until(lambda: any(j["state"] == "running" for j in s.get("/v1/jobs").json()), timeout=60)
+    wait_until(lambda: any(j["state"] == "running" for j in s.get("/v1/jobs").json()), "the job to run")
     s.kill()
-    t.join(120)
+    t.join(EVENT_DEADLINE_S)
+    assert not t.is_alive(), "the CLI never noticed the server was gone"
     proc = result[0]
     assert proc.returncode == EngineUnreachableError.exit_code, proc.stderr
     assert "went away while job" in proc.stderr

@@ -768,7 +768,7 @@ def _pump() -> int:
     return len(calls)
 
 
-def _run_until(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
+def _run_until(predicate: Callable[[], bool], timeout: float = 300.0) -> None:
     deadline = time.time() + timeout
     while True:
         _pump()
