@@ -18,6 +18,8 @@ from priorfx import io as pio
 from priorfx.errors import EngineUnreachableError
 from waits import EVENT_DEADLINE_S, wait_for
 
+pytestmark = pytest.mark.network
+
 
 
 def _write_clip(frames, folder: Path) -> str:

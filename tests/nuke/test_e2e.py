@@ -214,6 +214,7 @@ class _Server:
         self.proc.wait(20)
 
 
+@pytest.mark.network
 def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_path):
     token = "nuke-test-token"
     server = _Server(token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 
 def _obs_config(tmp_path):
@@ -52,16 +53,24 @@ def test_install_into_an_unwritable_folder_fails_with_a_hint(cli, tmp_path):
     assert r.returncode == 11 and "--dest" in r.stderr
 
 
+@pytest.mark.host
 def test_the_installed_copy_runs_in_libobs_with_the_recorded_worker(cli, tmp_path, obs_tools):
+    from priorfx.shutter import ShutterParams, ShutterSession
+
     H = obs_tools
     cfg = _obs_config(tmp_path)
     assert cli("install", "obs", "--obs-config", str(cfg)).returncode == 0
     frames = [np.roll(H.texture(128, 64), 5 * k, axis=1) for k in range(3)]
     raws = H.write_frames(tmp_path / "f", "NV12", frames)
+    settings = {"auto_readout": False, "readout": 0.7, "mode": "rs", "strength": 1.0, "lookahead": False}
     result = H.run_harness({"script": str(cfg / "priorfx" / "priorfx_rolling_shutter.py"), "canvas": [128, 64],
-                            "steps": [{"op": "wait_live"},
+                            "settings": settings,
+                            "steps": [{"op": "wait_live", "timeout": 180},
                                       {"op": "feed", "tag": "f", "dir": str(tmp_path / "f"), "wait_result": True}]},
-                           tmp_path / "out", invert=True, worker_env=False)
+                           tmp_path / "out", worker_env=False)
     assert f"started worker pid" in result["log_text"] and f"{H.PRIORFX} worker shutter" in result["log_text"]
+    # the recorded worker corrected the frames: what the core gives for the frame shown
+    session = ShutterSession(ShutterParams(readout=0.7, mode="rs", strength=1.0))
+    ref = [b"".join(p.tobytes() for p in session.push_buffer(raw, "NV12", 128, 64)) for raw in raws]
     got, src = H.outputs(tmp_path / "out", "f"), H.shown(result, "f")
-    assert src[2] in (1, 2) and got[2] == bytes(255 - np.frombuffer(raws[src[2]], np.uint8))
+    assert src[2] in (1, 2) and got[2] == ref[src[2]] != raws[src[2]]

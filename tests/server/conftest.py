@@ -45,16 +45,16 @@ class Server:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, headers=self.headers, timeout=10, **kw)
+        return requests.get(self.url + path, headers=self.headers, timeout=60, **kw)
 
     def post(self, path: str, data: bytes, **kw) -> requests.Response:
-        return requests.post(self.url + path, data=data, headers=self.headers, timeout=30, **kw)
+        return requests.post(self.url + path, data=data, headers=self.headers, timeout=60, **kw)
 
     def engine(self, **kw):
         from priorfx.server.client import RemoteEngine
         return RemoteEngine(self.url, token=self.token, **kw)
 
-    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int:
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

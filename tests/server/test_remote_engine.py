@@ -21,6 +21,8 @@ from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, I
 from priorfx.progress import Progress
 from waits import EVENT_DEADLINE_S
 
+pytestmark = pytest.mark.network
+
 
 CLOCK_KEYS = {"created_utc", "seconds"}
 

@@ -15,6 +15,8 @@ from priorfx.engine import LocalEngine
 from priorfx.errors import AuthError, EngineUnreachableError, LimitError, VersionMismatchError
 from priorfx.server import protocol
 
+pytestmark = pytest.mark.network
+
 
 def _portrait_body(image, **params) -> bytes:
     return protocol.pack({"params": params, "image": image})
