@@ -18,7 +18,7 @@ from priorfx import io as pio
 from priorfx.errors import EngineUnreachableError
 from waits import EVENT_DEADLINE_S, wait_for
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
 

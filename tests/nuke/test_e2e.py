@@ -211,7 +211,7 @@ class _Server:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(20)
+        self.proc.wait(120)
 
 
 @pytest.mark.network

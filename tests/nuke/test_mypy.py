@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 PLUGIN = Path(__file__).resolve().parents[2] / "nuke"
 # mypy no longer targets 3.7-3.9; 3.7 syntax is checked in test_logic.py.
 FLAGS = ["--python-version", "3.10", "--check-untyped-defs", "--no-incremental",
@@ -19,7 +23,7 @@ def _mypy(cwd: Path, *targets: str) -> subprocess.CompletedProcess:
     assert any(stubs.rglob("nuke-stubs/__init__.pyi")), "types-nuke is not installed (pip install types-nuke)"
     # Run inside the plug-in folder so `nuke` resolves to the stubs, not to the repo's nuke/ folder.
     return subprocess.run([sys.executable, "-m", "mypy", *FLAGS, *targets], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=900)  # a deadline
 
 
 def test_adapter_type_checks_against_the_nuke_stubs():

@@ -79,7 +79,7 @@ def server(obs_tools):
     wait_for(listening, f"priorfx serve to listen on port {port}")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
-    proc.wait(20)
+    proc.wait(120)
 
 
 @pytest.mark.network

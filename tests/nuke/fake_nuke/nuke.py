@@ -740,7 +740,7 @@ def executeInMainThreadWithResult(call: Callable, args: Any = (), kwargs: Any = 
     box = {"done": threading.Event()}  # type: Dict[str, Any]
     with _queue_lock:
         _queue.append((call, tuple(args), dict(kwargs or {}), box))
-    if not box["done"].wait(60):
+    if not box["done"].wait(300):
         raise FakeNukeError("main thread never ran the call (test did not pump)")
     if "error" in box:
         raise box["error"]
