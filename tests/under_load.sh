@@ -41,9 +41,17 @@ stop_load() {
   done
   load_pids=()
 }
+test_pid=""
+stop_all() {  # Ctrl-C or kill: the running pytest gets SIGINT (its fixtures tear down), then the load goes
+  if [ -n "$test_pid" ]; then
+    kill -INT "$test_pid" 2>/dev/null || true
+    wait "$test_pid" 2>/dev/null || true
+  fi
+  stop_load
+}
 trap stop_load EXIT
-trap 'stop_load; exit 130' INT
-trap 'stop_load; exit 143' TERM
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
 
 cores=$(nproc)
 for ((c = 0; c < cores; c++)); do
@@ -67,7 +75,10 @@ failed=0
 for ((r = 1; r <= runs; r++)); do
   log="${report%.txt}-run$r.log"
   t0=$(date +%s%N)
-  if bash tests/run "$@" >"$log" 2>&1; then result=pass; else result=FAIL; failed=$((failed + 1)); fi
+  bash tests/run "$@" >"$log" 2>&1 &  # in the background, so a signal reaches the traps at once
+  test_pid=$!
+  if wait "$test_pid"; then result=pass; else result=FAIL; failed=$((failed + 1)); fi
+  test_pid=""
   wall_ds=$((($(date +%s%N) - t0) / 100000000))  # tenths of a second
   alive=0
   for pid in "${load_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done
