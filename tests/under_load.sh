@@ -45,6 +45,9 @@ test_pid=""
 stop_all() {  # Ctrl-C or kill: the running pytest gets SIGINT (its fixtures tear down), then the load goes
   if [ -n "$test_pid" ]; then
     kill -INT "$test_pid" 2>/dev/null || true
+    # SIGTERM if it is still there after 30 s (SIGINT is ignored when this script was started so)
+    for ((t = 0; t < 300; t++)); do kill -0 "$test_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -TERM "$test_pid" 2>/dev/null || true
     wait "$test_pid" 2>/dev/null || true
   fi
   stop_load
@@ -75,8 +78,12 @@ failed=0
 for ((r = 1; r <= runs; r++)); do
   log="${report%.txt}-run$r.log"
   t0=$(date +%s%N)
-  bash tests/run "$@" >"$log" 2>&1 &  # in the background, so a signal reaches the traps at once
+  # In the background, so a signal reaches the traps at once; with job control on (set -m),
+  # else a non-interactive shell starts it with SIGINT ignored and stop_all could not stop it.
+  set -m
+  bash tests/run "$@" >"$log" 2>&1 &
   test_pid=$!
+  set +m
   if wait "$test_pid"; then result=pass; else result=FAIL; failed=$((failed + 1)); fi
   test_pid=""
   wall_ds=$((($(date +%s%N) - t0) / 100000000))  # tenths of a second
