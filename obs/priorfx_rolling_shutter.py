@@ -387,7 +387,7 @@ class FilterInstance:
         url = self.settings.get("remote_url", "")
         if self.settings.get("engine") == "remote" and url:
             args += ["--remote", url]
-        extra = os.environ.get("PRIORFX_WORKER_ARGS")   # diagnostics, e.g. --selftest-invert
+        extra = os.environ.get("PRIORFX_WORKER_ARGS")   # extra worker options, e.g. --threads 1
         if extra:
             args += shlex.split(extra)
         return args

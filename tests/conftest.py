@@ -12,6 +12,7 @@ import pytest
 
 from priorfx import config, samples
 from priorfx.models import entries, store
+from waits import EVENT_DEADLINE_S, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -224,3 +225,11 @@ def prior_models():
     """The builders above, for tests in every folder."""
     from types import SimpleNamespace
     return SimpleNamespace(onnx=onnx_key_model, torchscript=torchscript_key_model, key=colour_key)
+
+
+@pytest.fixture
+def wait_until():
+    """wait_until(predicate, what=..., timeout=EVENT_DEADLINE_S) -> the first truthy value."""
+    def wait(predicate, what: str = "the condition", timeout: float = EVENT_DEADLINE_S):
+        return wait_for(predicate, what, timeout)
+    return wait

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,9 @@ import pytest
 
 from priorfx import io as pio
 from priorfx.errors import EngineUnreachableError
+from waits import EVENT_DEADLINE_S, wait_for
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
 
@@ -125,27 +127,58 @@ def test_killed_worker_mid_chunk_still_gives_identical_output(clips, tmp_path):
 
         t = threading.Thread(target=work)
         t.start()
-        victim = None
-        deadline = time.monotonic() + 60
-        while victim is None and time.monotonic() < deadline:
-            busy = [w for w, keys in client.processing().items() if any("chunk" in str(k) for k in keys)]
-            if busy:
-                time.sleep(0.3)  # well inside a chunk (each corrects ~21 frames at 640x272)
-                victim = busy[0]
-            else:
-                time.sleep(0.02)
-        assert victim is not None, "no chunk ever started"
-        os.kill(pids[victim], signal.SIGKILL)
-        t.join(120)
+        key, pid = _kill_a_worker_mid_chunk(client, pids, tmp_path, box)
+        t.join(EVENT_DEADLINE_S)
+        assert not t.is_alive(), "the clip never finished after the worker was killed"
         assert "error" not in box, box.get("error")
+        story = lc.scheduler.story(key)
         client.close()
     assert box["summary"]["frames"] == 24
+    # the killed chunk was really run again: the scheduler sent it to a worker a second time
+    starts = [t for t in story if t[0] == key and t[2] == "processing"]
+    assert len(starts) >= 2, f"{key} ran {len(starts)} time(s); worker pid {pid} was killed mid-chunk"
     got = _read_all(str(dst))
     assert len(got) == 24
     for i, (a, b) in enumerate(zip(got, ref.frames)):
         assert np.array_equal(a, b), f"frame {i}: max diff {np.abs(a - b).max()}"
     # nothing half-written or left behind: only the final frames
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"k_{n:04d}.exr" for n in range(1, 25)]
+
+
+def _kill_a_worker_mid_chunk(client, pids: dict, out_dir: Path, box: dict) -> tuple[str, int]:
+    """SIGKILL a worker while it provably holds an unfinished chunk: the scheduler has
+    the chunk processing there and the chunk's done-marker (written last, after its
+    frames are in place) is still absent once the worker is dead. A chunk that
+    finished in between does not count: then the next running chunk is tried."""
+    while True:
+        def running_chunk():
+            assert "error" not in box and "summary" not in box, "the clip ended before a worker was killed"
+            for worker, keys in client.processing().items():
+                for k in keys:
+                    if "-chunk" in str(k) and not _chunk_done(out_dir, str(k)):
+                        return worker, str(k)
+            return None
+        worker, key = wait_for(running_chunk, "a chunk to start")
+        pid = pids.get(worker) or client.run(os.getpid, workers=[worker])[worker]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not _alive(pid), f"worker pid {pid} to die")
+        if not _chunk_done(out_dir, key):
+            return key, pid
+        pids.update(client.run(os.getpid))  # the nanny restarts the worker under a new pid
+
+
+def _chunk_done(out_dir: Path, key: str) -> bool:
+    """The cluster run's marker for chunk `key` (priorfx-OP-JOB-shotS-chunkC) exists."""
+    shot, chunk = (int(part[len(name):]) for part, name in zip(key.split("-")[-2:], ("shot", "chunk")))
+    return any(out_dir.glob(f".priorfx-cluster-*/shot{shot:04d}-chunk{chunk:05d}.done"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_unreachable_scheduler_names_the_address(clips, tmp_path):

@@ -34,6 +34,8 @@ import gimp_harness  # noqa: E402
 
 from priorfx import io as pio  # noqa: E402
 
+pytestmark = [pytest.mark.host, pytest.mark.slow]
+
 PROC = "plug-in-priorfx-undistort-selfie"
 MANUAL = {"distance": 1.2, "focal-mode": "manual", "focal-mm": 30.0, "strength": 0.8}
 MANUAL_CLI = ["--distance", "1.2", "--focal-mm", "30", "--strength", "0.8"]
@@ -258,6 +260,7 @@ def test_linear_light_image_gives_the_same_picture_as_the_srgb_one(gimp):
     assert _diff(ours, ref).mean() * 255 < 2.0  # 8-bit linear loses dark levels
 
 
+@pytest.mark.network
 def test_remote_mode_runs_on_a_priorfx_server(gimp, cli):
     res = _case(gimp, "remote")
     assert res["status"] == "success", res.get("error")

@@ -3,11 +3,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from waits import EVENT_DEADLINE_S, wait_for
 
 
 def test_still_to_png_with_alpha(cli, sample, tmp_path):
@@ -63,24 +65,45 @@ def test_bad_guide_and_usage_errors_leave_no_output(cli, sample, tmp_path):
     assert list(tmp_path.iterdir()) == [small]
 
 
+def _long_clip(src: Path, dst: Path, repeats: int) -> int:
+    """single_face.mp4 played forwards and backwards `repeats` times (no cuts): a shot
+    far longer than the time between the first staged frame and the SIGINT."""
+    from priorfx import io as pio
+
+    frames = list(pio.read_frames(str(src)))
+    frames = (frames + frames[::-1]) * repeats
+    with pio.FrameWriter(dst, fps=30) as w:
+        for f in frames:
+            w.write(f)
+    return len(frames)
+
+
 def test_ctrl_c_cancels_cleanly(sample, tmp_path):
+    n = _long_clip(sample("single_face.mp4"), tmp_path / "long.mp4", 3)  # 432 frames
     out = tmp_path / "out"
     out.mkdir()
     exe = Path(sys.executable).with_name("priorfx")
-    proc = subprocess.Popen([str(exe), "matte", str(sample("single_face.mp4")), "-o",
-                             str(out / "m_%04d.exr"), "--quality", "fast", "--quiet"],
+    proc = subprocess.Popen([str(exe), "matte", str(tmp_path / "long.mp4"), "-o", str(out / "m_%04d.exr"),
+                             "--quality", "fast", "--progress", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait until frames are being written (the hidden staging folder exists)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(p.name.startswith(".priorfx-partial") for p in out.iterdir()):
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
-    time.sleep(1.0)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+
+    def staged():  # a frame written into the hidden staging folder: the writer is mid-clip
+        assert proc.poll() is None, "".join(lines)
+        return [f for d in out.glob(".priorfx-partial*") for f in d.iterdir()]
+
+    wait_for(staged, "the first staged matte frame")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    proc.wait(EVENT_DEADLINE_S)
+    reader.join(EVENT_DEADLINE_S)
+    err = "".join(lines)
     assert proc.returncode == 130, err
     assert "cancelled" in err
-    assert list(out.iterdir()) == []
+    events = [json.loads(line)["progress"] for line in lines if line.startswith("{")]
+    assert events and events[-1]["total"] == n and events[-1]["done"] < n  # stopped mid-clip
+    assert list(out.iterdir()) == []  # nothing half-written, the staging folder removed
 
 
 def _video(path):

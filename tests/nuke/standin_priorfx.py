@@ -1,9 +1,14 @@
 """A stand-in `priorfx` executable for testing the adapter's process handling
 (progress lines, errors, SIGINT on cancel) without waiting for real inference.
 
-Behaviour is chosen by $STANDIN_MODE: ok | slow | fail. Every call's argv is
+Behaviour is chosen by $STANDIN_MODE: ok | stepped | fail. Every call's argv is
 appended to $STANDIN_LOG. Frames are staged in a hidden folder and moved in at
 the end, as priorfx.io.FrameWriter does.
+
+stepped: after staging its n-th frame the stand-in waits until the file
+$STANDIN_GATE/n exists; the test creates it when the adapter has reported n
+frames done. So each frame's progress is seen, and a cancel lands mid-job, on
+a machine of any speed and load.
 """
 import json
 import os
@@ -47,7 +52,14 @@ for f in range(first, last + 1):
         dst.write(b"standin:" + src.read())
     progress = {"progress": {"done": f - first + 1, "total": total, "message": "frame %d" % f}}
     print(json.dumps(progress), file=sys.stderr, flush=True)
-    time.sleep(0.4 if mode == "slow" else 0.05)
+    if mode == "stepped":   # the next frame waits until the test has seen this one's progress
+        gate = os.path.join(os.environ["STANDIN_GATE"], str(f - first + 1))
+        deadline = time.monotonic() + 300
+        while not os.path.exists(gate):
+            if time.monotonic() > deadline:
+                print("stand-in: nobody opened " + gate, file=sys.stderr)
+                sys.exit(9)
+            time.sleep(0.01)
 for name in os.listdir(stage):
     os.replace(os.path.join(stage, name), os.path.join(os.path.dirname(out), name))
 os.rmdir(stage)

@@ -1,7 +1,7 @@
 """jobs.py: the core process (start, progress, errors, cancel) and the cache around it.
 
-A stand-in `priorfx` executable (standin_priorfx.py) makes timing and failures
-deterministic; test_e2e.py runs the same code on the real core.
+A stand-in `priorfx` executable (standin_priorfx.py) makes progress, cancels and
+failures deterministic; test_e2e.py runs the same code on the real core.
 """
 from __future__ import annotations
 
@@ -47,20 +47,33 @@ def plate(tmp_path):
 
 def _engine(standin, mode, monkeypatch, remote_url=""):
     monkeypatch.setenv("STANDIN_MODE", mode)
+    gate = standin["tmp"] / "gate"
+    gate.mkdir(exist_ok=True)
+    monkeypatch.setenv("STANDIN_GATE", str(gate))
     return jobs.make_engine("remote" if remote_url else "local", remote_url,
                             dict(os.environ, PRIORFX_EXE=standin["exe"]))
 
 
+def _open_gate(standin, done: int) -> None:
+    """Let the stepped stand-in go on past its `done`-th frame."""
+    (standin["tmp"] / "gate" / str(done)).touch()
+
+
 def test_run_reports_progress_and_writes_every_frame(standin, plate, monkeypatch, tmp_path):
-    eng = _engine(standin, "slow", monkeypatch)
+    eng = _engine(standin, "stepped", monkeypatch)
     out = tmp_path / "job"
     out.mkdir()
     ticks = []
+
+    def on_progress(d, t, m):
+        ticks.append((d, t))
+        _open_gate(standin, d)
     eng.run({"plate": plate}, 11, 15, str(out / "matte.%04d.exr"), MatteSettings(quality="fast"),
-            lambda d, t, m: ticks.append((d, t)), lambda: False)
+            on_progress, lambda: False)
     assert sorted(p.name for p in out.iterdir()) == ["matte.{:04d}.exr".format(f) for f in range(11, 16)]
     assert (out / "matte.0013.exr").read_bytes() == b"standin:px13"
-    assert ticks[-1] == (5, 5) and any(0 < d < 5 for d, _ in ticks)  # the core's progress lines
+    # each frame's progress line was seen while the process ran, then the end
+    assert [d for d, _ in ticks if d > 0] == [1, 2, 3, 4, 5, 5] and {t for _, t in ticks} == {5}, ticks
     matte_call = [c for c in standin["calls"]() if c[0] == "matte"][0]
     assert matte_call[matte_call.index("--quality") + 1] == "fast"
     assert matte_call[matte_call.index("--progress") + 1] == "json"
@@ -76,7 +89,7 @@ def test_cli_error_becomes_message_and_hint(standin, plate, monkeypatch, tmp_pat
 
 
 def test_cancel_interrupts_the_process(standin, plate, monkeypatch, tmp_path):
-    eng = _engine(standin, "slow", monkeypatch)
+    eng = _engine(standin, "stepped", monkeypatch)  # it waits after frame 1: nobody opens the gate
     out = tmp_path / "job"
     out.mkdir()
     seen = []

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 PLUGIN = Path(__file__).resolve().parents[2] / "nuke"
 HOSTKIT_DIR = PLUGIN.parent / "core" / "priorfx" / "hosts"
 # mypy no longer targets 3.7-3.9; 3.7 syntax is checked in test_logic.py.
@@ -23,7 +27,7 @@ def _mypy(cwd: Path, *targets: str) -> subprocess.CompletedProcess:
     # The host kit is loaded by path at run time; mypy reads it from the core.
     env = dict(os.environ, MYPYPATH=str(HOSTKIT_DIR))
     return subprocess.run([sys.executable, "-m", "mypy", *FLAGS, *targets], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=900)  # a deadline
 
 
 def test_adapter_type_checks_against_the_nuke_stubs():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -48,30 +49,39 @@ def obs_helpers():
 def helpers() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         run_harness=run_harness, write_frames=write_frames, texture=texture, rs_pan=rs_pan,
-        outputs=outputs, step=step, shown=shown, shm_files=shm_files, near_core=near_core, core_distance=core_distance,
-        SCRIPT=SCRIPT, REPO=REPO,
+        outputs=outputs, step=step, shown=shown, slot_files_left=slot_files_left, near_core=near_core,
+        core_distance=core_distance, SCRIPT=SCRIPT, REPO=REPO,
         PRIORFX=PRIORFX, OBS_PYTHON=OBS_PYTHON)
 
 
-def shm_files() -> set[str]:
-    d = Path("/dev/shm")
-    return {p.name for p in d.glob("priorfx-obs-*")} if d.is_dir() else set()
+def slot_files_left(log_text: str) -> list[str]:
+    """The slot files this OBS session's workers were started with that still exist.
+
+    Read from the filter's log ("started worker pid N: ... --shm PATH"), not from
+    a listing of /dev/shm, which other OBS sessions on the machine share."""
+    paths = re.findall(r"started worker pid \d+: .* --shm (\S+)", log_text)
+    assert paths, "the log names no worker's slot file"
+    return [p for p in paths if os.path.exists(p)]
 
 
-def run_harness(plan: dict, out: Path, invert: bool = False, delay_ms: float = 0.0,
-                timeout: float = 240, worker_env: bool = True) -> dict:
+def run_harness(plan: dict, out: Path, invert: bool = False, timeout: float = 600,
+                worker_env: bool = True) -> dict:
     """Run the plan in libobs (with the real script); returns result.json.
 
+    invert: the worker is the benchmark's frame-path peer (the real worker loop,
+    a session that inverts every byte), so every output byte is predictable.
     worker_env=False: the script finds `priorfx` itself (the installer's record)."""
     out.mkdir(parents=True, exist_ok=True)
     plan = {"script": str(SCRIPT), **plan}
     (out / "plan.json").write_text(json.dumps(plan))
     env = dict(os.environ)
     env.pop("PRIORFX_EXE", None)
-    if worker_env:
+    env.pop("PRIORFX_WORKER_ARGS", None)
+    if invert:
+        from priorfx.bench.obs import invert_worker_command
+        env["PRIORFX_EXE"] = json.dumps(invert_worker_command())
+    elif worker_env:
         env["PRIORFX_EXE"] = PRIORFX
-    extra = (["--selftest-invert"] if invert else []) + ([f"--delay-ms={delay_ms}"] if delay_ms else [])
-    env["PRIORFX_WORKER_ARGS"] = " ".join(extra)
     proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(HARNESS), str(out / "plan.json"), str(out)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     (out / "harness.log").write_text(proc.stdout + proc.stderr)

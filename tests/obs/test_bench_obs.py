@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from priorfx.bench import obs as bench_obs
+
+pytestmark = [pytest.mark.host, pytest.mark.slow]
 
 
 def test_bench_obs_reports_every_summary_key(obs_tools):

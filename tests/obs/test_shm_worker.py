@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 
 from priorfx.io import camera
 from priorfx.streaming import shm
+from waits import EVENT_DEADLINE_S, wait_for
 
 PRIORFX = str(Path(sys.executable).with_name("priorfx"))
 
@@ -89,16 +89,17 @@ def test_attach_refuses_a_file_that_is_not_a_slot_file(tmp_path):
         shm.Channel.attach(str(bad))
 
 
-def _start_worker(ch, *extra):
-    return subprocess.Popen([PRIORFX, "worker", "shutter", "--shm", ch.path, *extra],
+def _start_worker(ch, *extra, invert=False):
+    """`priorfx worker shutter` as the OBS script starts it; invert: the benchmark's
+    frame-path peer instead (the same worker loop, a session that inverts bytes)."""
+    from priorfx.bench.obs import invert_worker_command
+    exe = invert_worker_command() if invert else [PRIORFX]
+    return subprocess.Popen([*exe, "worker", "shutter", "--shm", ch.path, *extra],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait(pred, timeout=60.0):
-    t0 = time.monotonic()
-    while not pred():
-        assert time.monotonic() - t0 < timeout, "timed out"
-        time.sleep(0.005)
+def _wait(pred, what="the worker"):
+    wait_for(pred, what, interval=0.005)
 
 
 def _push(ch, proc, seq, fmt, w, h, raw):
@@ -106,7 +107,7 @@ def _push(ch, proc, seq, fmt, w, h, raw):
     ch.publish_input(seq)
     proc.stdin.write(b"\x01")
     proc.stdin.flush()
-    _wait(lambda: ch.out_latest >= seq)
+    _wait(lambda: ch.out_latest >= seq, f"the result for frame {seq}")
     i, hd = ch.newest("out")
     return hd, ch.read("out", i)[1]
 
@@ -140,7 +141,7 @@ def test_worker_corrects_like_the_core_and_exits_when_stdin_closes():
                 assert luma_diff(expect) < 0.5 * luma_diff(np.frombuffer(raw, np.uint8)), k
     finally:
         proc.stdin.close()
-        rc = proc.wait(20)
+        rc = proc.wait(EVENT_DEADLINE_S)
         state = ch.state
         ch.close()
     assert rc == 0 and state == shm.EXITED
@@ -148,7 +149,7 @@ def test_worker_corrects_like_the_core_and_exits_when_stdin_closes():
 
 def test_worker_rebuilds_its_session_on_a_format_change():
     ch = shm.Channel.create(64 * 32 * 4)
-    proc = _start_worker(ch, "--selftest-invert")
+    proc = _start_worker(ch, invert=True)
     try:
         _wait(lambda: ch.state == shm.READY)
         for seq, fmt in enumerate(["NV12", "YUY2", "BGRA"], 1):
@@ -157,7 +158,7 @@ def test_worker_rebuilds_its_session_on_a_format_change():
             assert hd.fmt == fmt and got == bytes(255 - np.frombuffer(raw, np.uint8))
     finally:
         proc.stdin.close()
-        proc.wait(20)
+        proc.wait(EVENT_DEADLINE_S)
         ch.close()
     assert b"new frame format: YUY2 64x32" in proc.stderr.read()
 
@@ -166,9 +167,9 @@ def test_worker_exits_when_its_parent_is_gone():
     ch = shm.Channel.create(4096)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    proc = _start_worker(ch, "--selftest-invert", "--parent", str(dead.pid))
+    proc = _start_worker(ch, "--parent", str(dead.pid), invert=True)
     try:
-        assert proc.wait(20) == 0
+        assert proc.wait(EVENT_DEADLINE_S) == 0
     finally:
         ch.close()
     assert b"is gone; exiting" in proc.stderr.read()
@@ -184,7 +185,7 @@ def test_worker_reports_an_unreachable_remote_engine_to_the_host():
     ch = shm.Channel.create(4096)
     proc = _start_worker(ch, "--remote", "http://127.0.0.1:9")
     try:
-        rc = proc.wait(60)
+        rc = proc.wait(EVENT_DEADLINE_S)
         state, error = ch.state, ch.error
     finally:
         ch.close(unlink=True)

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -47,17 +46,17 @@ class Server:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def get(self, path: str, **kw) -> requests.Response:
-        return requests.get(self.url + path, headers=self.headers, timeout=10, **kw)
+        return requests.get(self.url + path, headers=self.headers, timeout=60, **kw)
 
     def post(self, path: str, data: bytes, **kw) -> requests.Response:
         headers = {"Content-Type": "application/x-priorfx-bundle", **self.headers, **kw.pop("headers", {})}
-        return requests.post(self.url + path, data=data, headers=headers, timeout=30, **kw)
+        return requests.post(self.url + path, data=data, headers=headers, timeout=60, **kw)
 
     def engine(self, **kw):
         from priorfx.server.client import RemoteEngine
         return RemoteEngine(self.url, token=self.token, **kw)
 
-    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int:
+    def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -112,17 +111,3 @@ def server(models_home):
     s.stop()
 
 
-@pytest.fixture
-def wait_until():
-    """wait_until(predicate, timeout=30) -> the first truthy value of predicate()."""
-    return _wait_until
-
-
-def _wait_until(predicate, timeout: float = 30.0, interval: float = 0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")

@@ -15,6 +15,8 @@ from priorfx.engine import LocalEngine
 from priorfx.errors import AuthError, EngineUnreachableError, LimitError, VersionMismatchError
 from priorfx.server import protocol
 
+pytestmark = pytest.mark.network
+
 
 def _portrait_body(image, **params) -> bytes:
     return protocol.pack({"params": params, "image": image})
@@ -22,7 +24,7 @@ def _portrait_body(image, **params) -> bytes:
 
 def test_health_is_public_and_names_versions(server):
     import priorfx
-    r = requests.get(server.url + "/v1/health", timeout=10)
+    r = requests.get(server.url + "/v1/health", timeout=60)
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
                         "priorfx_version": priorfx.__version__, "auth": True}
@@ -52,7 +54,7 @@ def test_info_lists_limits_and_operations(server):
 def test_requests_without_the_right_token_get_401_json(server, headers, words):
     for method, path in (("GET", "/v1/info"), ("GET", "/v1/models"), ("POST", "/v1/jobs/undistort"),
                          ("GET", "/v1/jobs/abc"), ("DELETE", "/v1/jobs/abc")):
-        r = requests.request(method, server.url + path, headers=headers, data=b"x", timeout=10)
+        r = requests.request(method, server.url + path, headers=headers, data=b"x", timeout=60)
         assert r.status_code == 401, (method, path)
         body = r.json()
         assert body["error"] == "auth" and words in body["message"] and body["hint"]
@@ -66,7 +68,7 @@ def test_remote_engine_with_a_wrong_or_missing_token_raises_auth_error(server):
 
 
 def test_client_of_another_protocol_gets_409(server):
-    r = requests.get(server.url + "/v1/info", timeout=10,
+    r = requests.get(server.url + "/v1/info", timeout=60,
                      headers={**server.headers, protocol.PROTOCOL_HEADER: "99"})
     assert r.status_code == 409
     assert r.json()["error"] == "version" and "protocol 99" in r.json()["message"]
@@ -205,8 +207,8 @@ def test_stops_cleanly_on_sigterm_and_sigint(start_server, sig):
 def test_token_from_environment(start_server):
     s = start_server(token=None, env={"PRIORFX_TOKEN": "from-env"})
     assert "token required" in s.lines[0]
-    assert requests.get(s.url + "/v1/info", timeout=10).status_code == 401
-    ok = requests.get(s.url + "/v1/info", headers={"Authorization": "Bearer from-env"}, timeout=10)
+    assert requests.get(s.url + "/v1/info", timeout=60).status_code == 401
+    ok = requests.get(s.url + "/v1/info", headers={"Authorization": "Bearer from-env"}, timeout=60)
     assert ok.status_code == 200
 
 
@@ -222,7 +224,7 @@ def test_a_full_job_queue_answers_429(start_server, sample):
     second = s.post("/v1/jobs/undistort", _portrait_body(np.zeros((64, 64, 3), np.float32)))
     assert second.status_code == 429
     assert second.json()["error"] == "limit" and "1 job(s) queued or running" in second.json()["message"]
-    requests.delete(f"{s.url}/v1/jobs/{first.json()['id']}", headers=s.headers, timeout=10)
+    requests.delete(f"{s.url}/v1/jobs/{first.json()['id']}", headers=s.headers, timeout=60)
 
 
 def test_run_endpoint_answers_in_one_request(server, sample):

@@ -13,7 +13,8 @@ the `_loaded` run repeats 720p with every core kept busy by competing
 processes (as OBS's own encoder would on a streaming machine).
 
 Peers in the same run: the same filter with a worker that only inverts bytes
-(`--selftest-invert`: the cost of the frame path alone), and the core's own
+(`python -m priorfx.bench.obs`, the real worker loop with a session that
+inverts: the cost of the frame path alone), and the core's own
 time per frame (ShutterSession.push_buffer in this process), which says
 whether the worker can keep up at all.
 
@@ -27,6 +28,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,8 +92,8 @@ def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: flo
                       {"op": "stream", "tag": "measure", "dir": str(frames_dir), "seconds": seconds, "fps": fps}]}
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(plan))
-    env = {**os.environ, "PRIORFX_EXE": json.dumps(this_priorfx()),
-           "PRIORFX_WORKER_ARGS": "--selftest-invert" if invert else ""}
+    env = {**os.environ, "PRIORFX_EXE": json.dumps(invert_worker_command() if invert else this_priorfx())}
+    env.pop("PRIORFX_WORKER_ARGS", None)
     proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(harness), str(out / "plan.json"), str(out)],
                           capture_output=True, text=True, env=env, timeout=seconds + 400)
     result_file = out / "result.json"
@@ -214,3 +216,42 @@ def run(args: argparse.Namespace) -> dict:
                                              and summary["lookahead_latency_frames"] <= 2)
     return {"summary": summary, "targets_met": targets, "runs": runs,
             "setup": {"seconds": seconds, "fps": args.fps, "format": "NV12", "settings": settings}}
+
+
+# ------------------------------------------------- the frame-path peer's worker
+class InvertSession:
+    """255 - every byte: a session with no correction and no models, so a run
+    measures the frame path alone (and every output byte is predictable)."""
+
+    def push_buffer(self, buf, fmt, width, height, strides, out=None):
+        if out is None:
+            return 255 - buf
+        np.subtract(255, buf, out=out)
+        return out
+
+
+def invert_worker_command() -> list[str]:
+    """The command the OBS script starts (as $PRIORFX_EXE) for the peer run: it
+    takes the same arguments as `priorfx worker shutter` and runs the same loop."""
+    return [sys.executable, "-m", "priorfx.bench.obs"]
+
+
+def _invert_worker(argv: list[str]) -> int:
+    from priorfx.streaming import shm
+    from priorfx.streaming.worker import StdinWaker, serve, yield_to_host
+
+    p = argparse.ArgumentParser(prog="python -m priorfx.bench.obs")
+    p.add_argument("command", nargs=2, help="worker shutter (as the OBS script calls priorfx)")
+    p.add_argument("--shm", required=True)
+    p.add_argument("--parent", type=int, default=None)
+    args, _engine_options = p.parse_known_args(argv)
+    channel = shm.Channel.attach(args.shm)
+    yield_to_host()
+    try:
+        return serve(channel, lambda _params: InvertSession(), StdinWaker(), parent_pid=args.parent)
+    finally:
+        channel.close(unlink=False)
+
+
+if __name__ == "__main__":
+    sys.exit(_invert_worker(sys.argv[1:]))

@@ -23,18 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--shm", required=True, metavar="PATH", help="slot file made by the OBS script")
     s.add_argument("--parent", type=int, default=None, metavar="PID",
                    help="exit when this process is gone (the OBS process)")
-    s.add_argument("--selftest-invert", action="store_true",
-                   help="diagnostic: invert every byte instead of correcting (checks the frame path "
-                        "without models)")
-    s.add_argument("--delay-ms", type=float, default=0.0, help=argparse.SUPPRESS)  # tests: a slow worker
     add_engine_options(s)
     s.set_defaults(func=_run_shutter)
 
 
 def _run_shutter(args: argparse.Namespace) -> int:
     from priorfx.streaming import shm
-    from priorfx.streaming.worker import (InvertSession, StdinWaker, serve, shutter_session_factory,
-                                          yield_to_host)
+    from priorfx.streaming.worker import StdinWaker, serve, shutter_session_factory, yield_to_host
 
     try:
         channel = shm.Channel.attach(args.shm)
@@ -43,11 +38,7 @@ def _run_shutter(args: argparse.Namespace) -> int:
                          "this command is started by the OBS filter; restart the filter") from None
     yield_to_host(args.threads)
     try:
-        if args.selftest_invert:
-            def make(_params):
-                return InvertSession(args.delay_ms)
-        else:
-            make = shutter_session_factory(args.remote, args.token, args.threads)
+        make = shutter_session_factory(args.remote, args.token, args.threads)
         return serve(channel, make, StdinWaker(), parent_pid=args.parent)
     except PriorfxError as err:
         # Tell the host why (it shows this in the OBS log) and fail the usual way.

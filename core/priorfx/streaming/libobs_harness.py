@@ -204,7 +204,7 @@ class Harness:
         f.timestamp = ts
         self.obs.obs_source_output_video(self.feed, ctypes.byref(f))   # libobs copies it
 
-    def wait_output(self, ts: int, timeout: float = 10.0) -> dict:
+    def wait_output(self, ts: int, timeout: float = 120.0) -> dict:
         with self.cv:
             if not self.cv.wait_for(lambda: ts in self.outputs, timeout):
                 raise RuntimeError(f"no filtered frame came out for timestamp {ts} in {timeout} s")
@@ -224,17 +224,20 @@ class Harness:
         return {"waited_s": waited, "pid": self.inst.proc.pid if self.inst.proc else None}
 
     def step_kill(self, step: dict) -> dict:
-        self.wait_until(lambda: self.inst.live and self.inst.proc is not None, 60, "a running worker")
+        self.wait_until(lambda: self.inst.live and self.inst.proc is not None, 120, "a running worker")
         pid = self.inst.proc.pid
         os.kill(pid, signal.SIGKILL)
-        self.wait_until(lambda: not self.inst.live and self.inst.proc is None, 5, "the filter to notice")
+        self.wait_until(lambda: not self.inst.live and self.inst.proc is None, 120, "the filter to notice")
         return {"killed_pid": pid}
 
     def step_settings(self, step: dict) -> dict:
+        """New settings; done once the filter has them (OBS applies them on a video tick)."""
         data = self.obs.obs_data_create_from_json(json.dumps(step["settings"]).encode())
         self.obs.obs_source_update(self.filter, data)
         self.obs.obs_data_release(data)
-        return {}
+        waited = self.wait_until(lambda: all(self.inst.settings.get(k) == v for k, v in step["settings"].items()),
+                                 step.get("timeout", 120), "the filter to take the new settings")
+        return {"waited_s": waited}
 
     def step_reload(self, step: dict) -> dict:
         """What OBS does on Tools > Scripts > reload: unload, import a fresh copy, load."""
@@ -251,15 +254,11 @@ class Harness:
         self.inst = reg.instances[max(reg.instances)]
         return unloaded
 
-    def step_wait_worker_exit(self, step: dict) -> dict:
-        """Until the supervisor has seen a worker exit (and scheduled its restart)."""
-        waited = self.wait_until(lambda: self.inst.worker.restart_at > 0, step.get("timeout", 120),
-                                 "the worker to exit")
+    def step_wait_down(self, step: dict) -> dict:
+        """Wait until a worker was started, exited and the filter noticed (it passes frames through)."""
+        waited = self.wait_until(lambda: self.inst.stats.restarts >= 1 and self.inst.proc is None,
+                                 step.get("timeout", 120), "the worker to exit")
         return {"waited_s": waited}
-
-    def step_sleep(self, step: dict) -> dict:
-        time.sleep(float(step["seconds"]))
-        return {}
 
     def step_enable(self, step: dict) -> dict:
         self.obs.obs_source_set_enabled(self.filter, bool(step["enabled"]))
@@ -285,7 +284,7 @@ class Harness:
                 seq, ch = self.inst.seq, self.inst.channel
                 lookahead = 1 if self.plan.get("settings", {}).get("lookahead") else 0
                 self.wait_until(lambda: ch.out_latest >= seq - lookahead or self.inst.channel is not ch,
-                                step.get("timeout", 30), f"the worker to finish frame {k}")
+                                step.get("timeout", 120), f"the worker to finish frame {k}")
         return {"meta": meta, "frames": rows}
 
     def step_stream(self, step: dict) -> dict:

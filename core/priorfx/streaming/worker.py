@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from collections import deque
 from typing import Callable, Protocol
 
@@ -57,21 +56,6 @@ class StdinWaker:
     def wait(self, timeout: float) -> None:
         self._event.wait(timeout)
         self._event.clear()
-
-
-class InvertSession:
-    """Diagnostic session: 255 - every byte. Checks the frame path without models."""
-
-    def __init__(self, delay_ms: float = 0.0):
-        self.delay = delay_ms / 1000.0
-
-    def push_buffer(self, buf, fmt, width, height, strides, out=None):
-        if self.delay:
-            time.sleep(self.delay)
-        if out is None:
-            return 255 - buf
-        np.subtract(255, buf, out=out)
-        return out
 
 
 def shutter_session_factory(remote: str | None = None, token: str | None = None,

@@ -752,7 +752,7 @@ def executeInMainThreadWithResult(call: Callable, args: Any = (), kwargs: Any = 
     box = {"done": threading.Event()}  # type: Dict[str, Any]
     with _queue_lock:
         _queue.append((call, tuple(args), dict(kwargs or {}), box))
-    if not box["done"].wait(60):
+    if not box["done"].wait(300):
         raise FakeNukeError("main thread never ran the call (test did not pump)")
     if "error" in box:
         raise box["error"]
@@ -780,7 +780,7 @@ def _pump() -> int:
     return len(calls)
 
 
-def _run_until(predicate: Callable[[], bool], timeout: float = 120.0) -> None:
+def _run_until(predicate: Callable[[], bool], timeout: float = 300.0) -> None:
     deadline = time.time() + timeout
     while True:
         _pump()
