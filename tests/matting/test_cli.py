@@ -183,13 +183,13 @@ def test_ctrl_c_while_writing_a_video_leaves_nothing(sample, tmp_path):
     proc = subprocess.Popen([str(exe), "matte", str(sample("single_face.mp4")), "-o", str(out / "matte.mp4"),
                              "--quality", "fast", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # wait until the video is being written (its temporary file exists, sound being copied in)
-    deadline = time.time() + 120
-    while time.time() < deadline and not any(".partial-" in p.name for p in out.iterdir()):
+    def writing() -> bool:
+        """The video is being written (its temporary file exists); the matte must still be running."""
         assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.1)
-    assert any(".partial-" in p.name for p in out.iterdir())
+        return any(".partial-" in p.name for p in out.iterdir())
+
+    wait_for(writing, "the video's temporary file")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=EVENT_DEADLINE_S)
     assert proc.returncode == 130, err
     assert list(out.iterdir()) == []

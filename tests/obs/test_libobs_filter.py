@@ -32,7 +32,7 @@ def _alive(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def transport(obs_tools, tmp_path_factory):
     """One OBS session through every format, a resolution change, the eye icon, a
-    worker crash and its restart. The worker inverts bytes (--selftest-invert),
+    worker crash and its restart. The worker inverts bytes (the benchmark's peer worker),
     so every output byte is predictable."""
     H = obs_tools
     tmp = tmp_path_factory.mktemp("transport")

@@ -225,7 +225,7 @@ def test_fuzzed_slot_headers_never_point_outside_the_slot(seq, fmt, width, heigh
 
 def test_worker_skips_a_slot_whose_size_is_over_capacity_and_goes_on():
     ch = shm.Channel.create(64 * 32 * 4)
-    proc = _start_worker(ch, "--selftest-invert")
+    proc = _start_worker(ch, invert=True)
     try:
         _wait(lambda: ch.state == shm.READY)
         # A host bug (or another process) claims a frame larger than the slot.

@@ -346,7 +346,8 @@ class RemoteEngine:
                     body["guides"] = chunk_guides
                 data = protocol.pack(body, pack_u8=self.pack_u8)
                 status = self._request("POST", f"/v1/jobs/{job_id}/frames", data=data,
-                                       read_timeout=self.timeout + len(data) / 20e6).json()
+                                       read_timeout=self.timeout + len(data) / 20e6,
+                                       what=f"went away while job {job_id[:8]} was receiving frames").json()
                 uploads.append(max(1, len(chunk)))
 
         return self._run(op, tree, frames0, progress, feeder if more else None)
