@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import tempfile
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import priorfx_hostkit as kit
 

@@ -128,8 +128,6 @@ def _load_guide(src: str | None, name: str, frame_range, n_frames: int) -> Any:
     return lambda i: clip[i]
 
 
-
-
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
     from priorfx.matting import MattingParams
