@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import uuid
-from typing import Dict, List, NamedTuple, Optional, Union, cast
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union, cast
 
 import nuke
 
