@@ -49,7 +49,11 @@ _TIMECODE = re.compile(r"^(\d+):(\d\d):(\d\d)([:;.])(\d\d)$")
 _INDEX_CACHE: dict[tuple, "VideoInfo"] = {}
 FFmpegError = av.error.FFmpegError
 
-av.logging.set_level(av.logging.ERROR)  # FFmpeg's own chatter stays off the terminal
+# PyAV's logging off (its default): a level routes FFmpeg's log lines through a
+# Python callback that needs the GIL from FFmpeg's decoder threads, and with
+# thread_type AUTO that deadlocked a whole test run (PyAV issues 751 and 909).
+# Errors still raise av.error.FFmpegError with FFmpeg's message.
+av.logging.set_level(None)
 
 
 @dataclasses.dataclass
