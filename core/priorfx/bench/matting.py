@@ -274,10 +274,10 @@ def pymatting_alpha(image: np.ndarray, trimap: np.ndarray, method: str) -> np.nd
 
 def automatic_trimap(result) -> np.ndarray:
     """The trimap our refinement used: known outside the band (prior rounded), 0.5 inside."""
-    from priorfx.matting import refine
+    from priorfx.matting import uncertainty_band
 
     prior = result.prior_alpha
-    band = refine.uncertainty_band(prior, result.provenance["frame"]["band_px"])
+    band = uncertainty_band(prior, result.provenance["frame"]["band_px"])
     tri = (prior >= 0.5).astype(np.float32)
     tri[band] = 0.5
     return tri

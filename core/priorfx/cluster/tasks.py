@@ -115,7 +115,7 @@ def _scan(job, chunk: Chunk) -> list:
     frames = [boundary.into(f) for f in _read(job, chunk.read_first, chunk.read_stop)]
     if job.op == "matte":
         from priorfx.matting.core import check_frame
-        from priorfx.matting.refine import cut_score, thumbnail
+        from priorfx.matting import cut_score, thumbnail
 
         thumbs = [thumbnail(np.clip(check_frame(f, i), 0.0, 1.0)) for i, f in enumerate(frames)]
         return [cut_score(a, b) if a.shape == b.shape else float("inf") for a, b in zip(thumbs, thumbs[1:])]

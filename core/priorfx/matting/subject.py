@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.matting.refine import colour_posterior
+from priorfx.matting.sampling import colour_posterior
 
 # A part of the prior counts as a person's when segmentation's mean person
 # probability over it is at least EXPLAINED, or a detected face lies on it.
@@ -31,7 +31,7 @@ EXPLAINED = 0.35
 # (the space between an arm and the body is background and larger).
 HOLE_PERSON = 0.5
 # ... and its colours are more the person's than the background's (mean
-# colour posterior, priorfx.matting.refine.colour_posterior).
+# colour posterior, priorfx.matting.sampling.colour_posterior).
 HOLE_COLOUR = 0.5
 HOLE_MAX_SHARE = 0.08
 # An unexplained part is dropped only when it lies at least FAR x the
