@@ -112,11 +112,12 @@ class MattingSession:
         if "trimap" not in guides and (p.cleanup or p.subject is not None):
             chosen = subject.check_subject(p.subject, (h, w))
             evidence = None
-            check = subject.needs_check(prior_alpha) if p.cleanup else None
+            grid = subject.grid_prior(prior_alpha)
+            check = subject.needs_check(grid) if p.cleanup else None
             if check is not None:
                 evidence = subject.person_evidence(image, faces=check == "parts")
             if evidence is not None or chosen is not None:
-                solve_prior, cleaned = subject.clean_prior(prior_alpha, evidence, chosen)
+                solve_prior, cleaned = subject.clean_prior(prior_alpha, evidence, chosen, grid)
                 info_cleanup = cleaned.to_json()
             else:
                 info_cleanup = subject.Cleanup().to_json()

@@ -79,8 +79,14 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, 
         b_blur = np.where(1.0 - wav > 1e-5, bb[ys, xs] / np.maximum(1.0 - wav, 1e-5), b[ys, xs])
         resid = img[crop][ys, xs] - av * f_blur - (1.0 - av) * b_blur
         f[ys, xs] = clip01(f_blur + av * resid)
+    # opaque pixels keep the plate's colours: copied on their bounding box
+    # only (a masked copy of the whole frame cost more than the update above)
     full = a >= 1.0
-    np.copyto(fg, img if opaque is None else opaque[..., :3], where=full[..., None])
+    rows, cols = np.flatnonzero(full.any(axis=1)), np.flatnonzero(full.any(axis=0))
+    if rows.size:
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        src = img if opaque is None else opaque[..., :3]
+        np.copyto(fg[box], src[box], where=full[box][..., None])
     return fg
 
 

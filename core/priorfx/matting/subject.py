@@ -16,6 +16,7 @@ hole, so a clean single person costs nothing extra.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -136,16 +137,31 @@ def on_grid(x: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(x, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA)
 
 
-def needs_check(prior: np.ndarray) -> str | None:
+class GridPrior(NamedTuple):
+    """The prior on the analysis grid (`grid_step`) and its connected parts
+    (`_parts`), made once per frame for `needs_check` and `clean_prior`."""
+
+    step: int
+    small: np.ndarray
+    parts: tuple[int, np.ndarray, np.ndarray]
+
+
+def grid_prior(prior: np.ndarray) -> GridPrior:
+    step = grid_step(prior.shape)
+    small = on_grid(prior, step)
+    return GridPrior(step, small, _parts(small))
+
+
+def needs_check(prior: np.ndarray | GridPrior) -> str | None:
     """'parts' when the prior has more than one sizeable part, else 'hole'
     when it has a hole, else None (nothing to check)."""
-    prior = on_grid(prior, grid_step(prior.shape))
-    h, w = prior.shape
-    n, _, stats = _parts(prior)
+    grid = prior if isinstance(prior, GridPrior) else grid_prior(prior)
+    h, w = grid.small.shape
+    stats = grid.parts[2]
     big = int((stats[1:, cv2.CC_STAT_AREA] >= MIN_PART * h * w).sum())
     if big > 1:
         return "parts"
-    n_bg, _, bstats = _holes(prior)
+    n_bg, _, bstats = _holes(grid.small)
     return "hole" if any(_enclosed(bstats, h, w, i) for i in range(1, n_bg)) else None
 
 
@@ -169,25 +185,27 @@ def person_evidence(image: np.ndarray, faces: bool = True) -> tuple[np.ndarray, 
 
 
 def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | None,
-                subject: tuple[float, ...] | None = None) -> tuple[np.ndarray, Cleanup]:
+                subject: tuple[float, ...] | None = None, grid: GridPrior | None = None
+                ) -> tuple[np.ndarray, Cleanup]:
     """The prior with unexplained fragments dropped, person holes filled and,
     with a subject guide, only the subject's parts kept (a copy).
 
     evidence : (person probability, face boxes) from `person_evidence`, or
         None to skip the fragment and hole checks.
+    grid : `grid_prior(prior)` if already made (by `needs_check`'s caller).
 
     The decisions are taken on the analysis grid (`grid_step`) and applied
     to the full-resolution prior cell by cell: a cell the cleanup zeroed
     held only dropped pixels, a cell it set to 1 is filled; the band solve
     then finds the exact edge.
     """
-    step = grid_step(prior.shape)
+    grid = grid or grid_prior(prior)
+    step, small = grid.step, grid.small
     if step == 1:
-        return _clean(prior, evidence, subject, 1)
-    small = on_grid(prior, step)
+        return _clean(prior, evidence, subject, 1, grid.parts)
     if subject is not None:
         subject = tuple(v / step for v in subject)
-    cleaned, info = _clean(small, evidence, subject, step)
+    cleaned, info = _clean(small, evidence, subject, step, grid.parts)
     h, w = prior.shape
     sh, sw = small.shape
 
@@ -204,13 +222,14 @@ def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]]
 
 
 def _clean(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | None,
-           subject: tuple[float, ...] | None, scale: int) -> tuple[np.ndarray, Cleanup]:
+           subject: tuple[float, ...] | None, scale: int, parts: tuple[int, np.ndarray, np.ndarray]
+           ) -> tuple[np.ndarray, Cleanup]:
     """`clean_prior` on the analysis grid, `scale` image pixels per cell
-    (face boxes are in image pixels)."""
+    (face boxes are in image pixels); `parts` are the prior's (`_parts`)."""
     out = np.array(prior, np.float32, copy=True)
     info = Cleanup()
     h, w = prior.shape
-    n, labels, stats = _parts(prior)
+    n, labels, stats = parts
     if evidence is not None:
         info.checked = True
         prob, faces, colours = evidence
