@@ -69,8 +69,12 @@ def test_person_matte_of_a_real_photo(astronaut):
     r = matte_image(astronaut, MattingParams(quality="fast"))
     assert r.alpha.shape == astronaut.shape[:2] and r.alpha.dtype == np.float32
     assert r.alpha[150, 256] == 1.0 and r.alpha[30, 30] == 0.0  # face, flag
-    # the refinement edits only the band and stays near the prior elsewhere
-    assert np.abs(r.alpha - r.prior_alpha).mean() < 0.05
+    # the refinement edits only the band and stays near the prior elsewhere;
+    # the cleanup completes the helmet in her arms (lower right), which the
+    # prior only half saw (test_beyond_person)
+    diff = np.abs(r.alpha - r.prior_alpha)
+    assert diff[:340].mean() < 0.05 and diff[:, :300].mean() < 0.05
+    assert diff[340:, 300:].mean() > 0.3
     assert 0.0 <= r.confidence.min() and r.confidence.max() == 1.0
     assert r.confidence[(r.alpha > 0.2) & (r.alpha < 0.8)].mean() < 1.0
     assert r.provenance["models"] == ["rvm-mobilenetv3"]
