@@ -138,7 +138,7 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
     tick(progress, 3, 5, "building the warp")
     face_warps, faces = [], []
     for m, est in zip(meshes, estimates):
-        fit = geometry.fit_face(m.points, (aw, ah), est.focal_px)
+        fit = est.fit
         d = fit.distance_m
         # Strength blends linearly in inverse distance (perspective strength).
         inv = (1.0 - params.strength) / d + params.strength / params.distance_m
