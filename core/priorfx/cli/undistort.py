@@ -62,9 +62,10 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def undistort_file(args: argparse.Namespace, engine) -> dict:
+def undistort_file(args: argparse.Namespace, engine, compression: str | None = None) -> dict:
     """One image file through `engine.undistort` (the command's options in `args`);
-    returns the JSON summary. Shared by the command and `priorfx worker portrait`."""
+    returns the JSON summary. Shared by the command and `priorfx worker portrait`
+    (which writes its previews uncompressed: `compression`, see io.write_image)."""
     from priorfx import io as pio
     from priorfx.portrait import PortraitParams
 
@@ -86,7 +87,7 @@ def undistort_file(args: argparse.Namespace, engine) -> dict:
     prov["input"] = str(args.input)
     prov["colour"] = colour.provenance()
     pio.write_image(args.output, result.image, provenance=prov, metadata=colour.header(args.output),
-                    bits=output_bits(info.pixel_type, args.output))
+                    bits=output_bits(info.pixel_type, args.output), compression=compression)
     dbg = None
     if args.debug_overlay and result.debug is not None:
         from priorfx.demo import save_png

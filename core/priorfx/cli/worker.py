@@ -97,7 +97,8 @@ def portrait_request(line: str, parser: argparse.ArgumentParser, engine) -> dict
         return {"ok": False, "error": "usage", "message": f"bad worker request {line.strip()[:200]!r}: {exc!r}",
                 "hint": "one JSON object per line with input, output, distance, strength, focal_mm"}
     try:
-        summary = command.undistort_file(args, engine)
+        # A preview lives a second: no compression (deflate costs more than the filter on the copy).
+        summary = command.undistort_file(args, engine, compression="none")
     except PriorfxError as err:
         return {"ok": False, **err.to_json()}
     faces = summary["faces"]
