@@ -39,7 +39,7 @@ from priorfx.provenance import provenance
 # converts scene-linear and log plates there and back).
 WORKING_ENCODING = "display"
 MAX_PIXELS = 100_000_000      # 100 MP; above it undistort refuses (LimitError)
-ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most
+ANALYSIS_MAX_SIDE = 1024      # the priors and the fit run on a copy this large at most (an integer fraction)
 WEIGHT_MAX_SIDE = 384         # the head and person weights (smooth, feathered) are built this large at most
 GRID_CELLS = 96              # the warp is computed on this many cells across the head box, then upsampled
 DEFAULT_FOCAL_MM = 26.0       # 35 mm-equivalent focal of a typical phone front camera (the old default; now a peer)
@@ -102,7 +102,10 @@ def plan(image: np.ndarray, params: PortraitParams, progress: Progress | None = 
 
     _check_image(image)
     h, w = image.shape[:2]
-    scale = min(1.0, ANALYSIS_MAX_SIDE / max(h, w))
+    # An integer fraction of the size: OpenCV's area resampling has a fast path
+    # for those (1080p -> 960 px: 3 ms instead of 15 ms to 1024 px; 12 MP -> 1000 px:
+    # 31 ms instead of 102 ms); the landmark model reads a 192 px crop anyway.
+    scale = 1.0 / max(1, math.ceil(max(h, w) / ANALYSIS_MAX_SIDE))
     aw, ah = max(1, round(w * scale)), max(1, round(h * scale))
     rgb = image[..., :3]
     small = (cv2.resize(rgb, (aw, ah), interpolation=cv2.INTER_AREA) if scale < 1.0
