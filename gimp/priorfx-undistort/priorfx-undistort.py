@@ -11,6 +11,10 @@ the core, which reads a PNG as sRGB, sees display-encoded values; the EXIF
 goes along for the focal length), the
 `priorfx undistort` command processes it (locally, or on a `priorfx serve`
 through `--remote URL`), and GIMP's loader reads the result back.
+The interactive dialog also keeps one `priorfx worker portrait` process while
+it is open: it undistorts a copy scaled to 1024 px at most as soon as the
+dialog is up (each face's estimated distance and interval, and the picture,
+show before OK) and again on Preview (see PreviewWorker).
 
 How to reach the core is recorded by `priorfx install gimp` in
 `priorfx_host.json` next to this file, and read by the host kit
