@@ -72,10 +72,11 @@ def test_rendered_head_correction_moves_landmarks_toward_the_far_render(sample_m
     (Turned heads are scored by `priorfx bench portrait`.)
     """
     from priorfx.bench import portrait as bench
+    from priorfx.scenes import portrait as scenes
 
     rng = np.random.default_rng(3)
-    head = bench.build_head(_rgb(sample_media / "astronaut.png"), rng)
-    pair = bench.render_pair(head, _rgb(sample_media / "china.jpg"), 0.30, rng, 400, max_yaw=4, max_pitch=4)
+    head = scenes.build_head(_rgb(sample_media / "astronaut.png"), rng)
+    pair = scenes.render_pair(head, _rgb(sample_media / "china.jpg"), 0.30, rng, 400, max_yaw=4, max_pitch=4)
     near, far = pair["near"], pair["far"]
     res = undistort(near["image"], PortraitParams(distance_m=1.5, focal_mm=pair["f35"]))
     assert abs(res.faces[0]["distance_m"] - 0.30) / 0.30 < 0.15
@@ -162,16 +163,19 @@ def test_large_image_memory_is_bounded(selfie):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"distance_m": -1}, "distance_m"),
-    ({"distance_m": float("nan")}, "distance_m"),
-    ({"focal_mm": 0}, "focal_mm"),
-    ({"strength": 1.5}, "strength"),
-    ({"strength": "full"}, "strength"),
-    ({"face": -1}, "face"),
-    ({"max_faces": 0}, "max_faces"),
-    ({"debug_overlay": "yes"}, "debug_overlay"),
+    ({"distance_m": -1}, "distance_m -1 is outside"),
+    ({"distance_m": float("nan")}, "distance_m nan is not a finite number"),
+    ({"focal_mm": 0}, "focal_mm 0 is outside"),
+    ({"exif_focal_mm": 2000.0}, "exif_focal_mm 2000.0 is outside"),
+    ({"strength": 1.5}, "strength 1.5 is outside"),
+    ({"strength": "full"}, "strength 'full' is not a finite number"),
+    ({"face": -1}, "face -1 is not an integer"),
+    ({"max_faces": 0}, "max_faces 0 is not an integer"),
+    ({"debug_overlay": "yes"}, "debug_overlay 'yes' is not true or false"),
 ])
-def test_bad_parameters_are_usage_errors_with_a_hint(kwargs, match):
+def test_bad_parameters_are_usage_errors_naming_the_value_and_the_fix(kwargs, match):
+    """One style (portrait/params.py): the project's UsageError, the message names
+    the field and its bad value, the hint the fix."""
     with pytest.raises(UsageError, match=match) as err:
         PortraitParams(**kwargs)
     assert err.value.hint
