@@ -12,7 +12,10 @@ Without a trimap only the person cut-outs (--people glob) are used: the
 prior is a person prior. With a user trimap (made from the ground truth by
 widening its edge by each of TRIMAP_WIDTHS) every cut-out is used, people or
 not, and each case has a kind: person (--people), transparent (--transparent
-and the smoke) or animal (the rest). The quick run holds every kind.
+and the smoke) or animal (the rest). The quick run holds every kind. A
+trimap that leaves no pixel known as foreground or background (the fire
+cut-out under the widest trimap of the full run) cannot be given to
+closed-form or KNN: the case is listed under `trimap_skipped`.
 
 Beside dtSSD of our mattes and of per-frame matting (fresh prior state, no
 temporal blend) the sequences report `dtssd_consistent`: per-frame matting
