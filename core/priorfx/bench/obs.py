@@ -68,6 +68,36 @@ def pan_frames(width: int, height: int, n: int = 30, speed: float = 14.0, readou
     return frames
 
 
+def shake_frames(width: int, height: int, n: int = 60, readout: float = 0.7,
+                 amplitude: float = 24.0) -> list[bytes]:
+    """NV12 frames of a hand-held camera shaking (changing motion, so the readout can
+    be measured), seen by a rolling shutter of `readout`; the shake's periods divide
+    `n`, so the clip loops without a jump."""
+    import cv2
+
+    from priorfx.io import camera
+    rng = np.random.default_rng(11)
+    pad = int(4 * amplitude) + 16
+    small = rng.random(((height + 2 * pad) // 10, (width + 2 * pad) // 10, 3)).astype(np.float32)
+    tex = cv2.resize(small, (width + 2 * pad, height + 2 * pad), interpolation=cv2.INTER_CUBIC)
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    rows = np.arange(height, dtype=np.float32)[:, None]
+
+    def position(t):   # camera position (px) at time t (frames)
+        w = 2 * np.pi * t / n
+        return (pad + amplitude * (np.sin(2 * w) + 0.5 * np.sin(3 * w + 1.0)),
+                pad + 0.6 * amplitude * (np.sin(w + 0.3) + 0.4 * np.sin(4 * w)))
+
+    frames = []
+    for k in range(n):
+        px, py = position(k + readout * rows / height)   # row y is read at k + g y / H
+        map_x = (xs + px).astype(np.float32)
+        map_y = np.broadcast_to(rows + py, (height, width)).astype(np.float32)
+        rgb = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR)
+        frames.append(camera.from_rgb_u8(np.clip(rgb, 0, 1), "NV12", as_bytes=True))
+    return frames
+
+
 def _check_tools() -> None:
     missing = [t for t in ("xvfb-run",) if not shutil.which(t)]
     if not os.path.exists(OBS_PYTHON):

@@ -58,6 +58,124 @@ class StdinWaker:
         self._event.clear()
 
 
+class CalibrationRunner:
+    """The worker's side of the filter's Calibrate button.
+
+    The host asks through the control block (`Channel.request_calibration`);
+    the next frame starts a `priorfx.shutter.calibrate.Calibration` of its
+    size, every frame after it is handed over (its luma), and the state,
+    progress and result go back through the control block each loop. The
+    estimate runs on the calibration's own thread: frames keep flowing.
+    """
+
+    def __init__(self, channel: shm.Channel, log):
+        self.channel, self.log = channel, log
+        self.seq = 0                  # the request being (or last) handled
+        self.seconds = 0.0
+        self.run = None               # the Calibration, once a frame came
+        self.waiting = False          # asked, no frame yet
+        self.reported = None
+        self.last_input = 0
+        self.first_ts = self.last_ts = self.period = None
+
+    def poll(self, params: shm.Params) -> None:
+        """Take a new request or a cancel, and report the state."""
+        req, seconds, cancelled = self.channel.calibration_request()
+        if req and req != self.seq:
+            if self.run is not None:
+                self.run.cancel()
+            self.seq, self.seconds, self.run, self.waiting = req, seconds, None, True
+            self.first_ts = self.last_ts = self.period = None
+            self.mode = params.mode
+            self.log(f"calibration {req}: measuring the readout over up to {seconds:.0f} s of video")
+        if cancelled and (self.waiting or (self.run is not None and self.run.state == shm.CALIB_RUNNING)):
+            if self.run is not None:
+                self.run.cancel()
+            self.waiting = False
+            self.log(f"calibration {req}: cancelled")
+        self._report()
+
+    def take_inputs(self) -> None:
+        """Hand every input frame that came since the last call to the calibration.
+
+        The correction skips to the newest frame when it is behind; the estimate
+        needs consecutive frames, so it reads every input slot not seen yet (the
+        host keeps the last few), each checked against being rewritten meanwhile.
+        """
+        ch = self.channel
+        if not self.waiting and (self.run is None or not self.run.wants_frames):
+            return
+        fresh = []
+        for i in range(ch.n_in):
+            h = ch.read_header("in", i)
+            if h is not None and h.seq > self.last_input:
+                fresh.append((h.seq, i, h))
+        for seq, i, h in sorted(fresh):
+            if self.waiting:
+                from priorfx.shutter.calibrate import Calibration
+                self.waiting = False
+                self.run = Calibration(h.width, h.height, mode=self.mode, seconds=max(1.0, self.seconds),
+                                       max_pairs=max(30, int(self.seconds * 30)))
+            if (h.width, h.height) != self.run.full:
+                continue
+            view = np.frombuffer(ch.mm, np.uint8, h.size, ch.data_offset("in", i))
+            small = self.run.shrink(luma(view, h))
+            if ch.still_valid("in", i, seq):
+                index = self.frame_number(h.timestamp)
+                if index is not None:
+                    self.run.add_small(index, small)
+            self.last_input = seq
+
+    def frame_number(self, timestamp_ns: int) -> int | None:
+        """The camera's frame number from its timestamp: the host may drop frames
+        before the filter sees them (OBS shows the newest at each tick), and a pair
+        two frames apart taken for neighbours would mislead the estimate. The frame
+        period is the shortest step between timestamps seen (a camera's is steady)."""
+        if self.first_ts is None:
+            self.first_ts, self.last_ts = timestamp_ns, timestamp_ns
+            return 0
+        step = timestamp_ns - self.last_ts
+        if step <= 0:
+            return None   # a repeated or reordered frame
+        self.last_ts = timestamp_ns
+        if step > 2_000_000:   # 2 ms: no camera runs faster
+            self.period = step if self.period is None else min(self.period, step)
+        return int(round((timestamp_ns - self.first_ts) / self.period)) if self.period else None
+
+    def _report(self) -> None:
+        if not self.seq:
+            return
+        run = self.run
+        if run is None:
+            state = shm.CALIB_RUNNING if self.waiting else shm.CALIB_CANCELLED
+            status = (state, 0.0, 0.0, 0.0, 0.0, False, 0)
+        else:
+            est = run.result if run.state == shm.CALIB_DONE else None
+            status = (run.state, run.progress) + ((est.g, est.low, est.high, est.informative, est.pairs)
+                                                  if est else (0.0, 0.0, 0.0, False, run.pairs))
+        if status != self.reported:
+            self.channel.set_calibration(self.seq, *status)
+            if status[0] != shm.CALIB_RUNNING and (self.reported is None or self.reported[0] == shm.CALIB_RUNNING):
+                self.log(f"calibration {self.seq}: {shm.CALIB_STATE_NAMES[status[0]]}"
+                         + (f", readout {status[2]:.3f} ({status[3]:.3f}-{status[4]:.3f}), {status[6]} pairs"
+                            if status[0] == shm.CALIB_DONE else f" {run.error}" if run is not None else ""))
+            self.reported = status
+
+
+def luma(buf: np.ndarray, h: shm.SlotHeader) -> np.ndarray:
+    """The frame's brightness at full size, as a view where the format allows
+    (planar YUV: the Y plane; YUY2: every other byte; BGRA/RGBA: the pixels)."""
+    from priorfx.io import camera
+
+    key = camera.normalise_format(h.fmt)
+    planes = camera.planes(buf, key, h.width, h.height, list(h.linesizes))
+    if key == "yuy2":
+        return planes[0].reshape(h.height, h.width, 2)[..., 0]
+    if key in ("bgra", "rgba"):
+        return planes[0].reshape(h.height, h.width, 4)
+    return planes[0]
+
+
 def shutter_session_factory(remote: str | None = None, token: str | None = None,
                             threads: int | None = None) -> Callable[[shm.Params], Session]:
     """Sessions from the engine (local, or RemoteEngine when `remote` is set)."""
@@ -117,9 +235,12 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     out_index = 0
     bad_key = None
     pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
+    calibration = CalibrationRunner(channel, log)
     while not waker.closed:
         waker.wait(0.25)
         channel.beat()
+        calibration.poll(params)
+        calibration.take_inputs()
         if parent_pid and not _alive(parent_pid):
             log(f"host process {parent_pid} is gone; exiting")
             break
@@ -143,7 +264,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
                 if hasattr(session, "close"):
                     session.close()     # stops its motion thread
                 session = make_session(p)
-            params_seq, key = seq_now, frame_key
+            params_seq, key, params = seq_now, frame_key, p
             pending.clear()
         pending.append((h.seq, h.timestamp))
         source_seq, ts = pending[0]
