@@ -28,6 +28,8 @@ TARGET_HALF_WIDTH = 0.075
 """Stop early once the 95 % interval is at most this wide on each side of g."""
 REFIT_EVERY = 15
 """Pairs between interim fits (each fit takes a fraction of a second)."""
+MIN_RUN = 3
+"""Consecutive pairs a run needs to count (see `Calibration._fit`)."""
 
 IDLE, RUNNING, DONE, FAILED, CANCELLED = 0, 1, 2, 3, 4
 STATE_NAMES = {IDLE: "idle", RUNNING: "running", DONE: "done", FAILED: "failed", CANCELLED: "cancelled"}
@@ -78,8 +80,10 @@ class Calibration:
         return self.state == RUNNING and self._open
 
     def shrink(self, image: np.ndarray) -> np.ndarray:
-        """The grey image the estimate uses (one area resize, on the caller's thread)."""
-        return gray_small(image, self._flow.small)
+        """The grey image the estimate uses (one area resize, on the caller's thread).
+        Always a copy: at the estimation size `gray_small` returns its input, and the
+        caller's buffer (a shared-memory slot) is rewritten by the next frame."""
+        return np.array(gray_small(image, self._flow.small), copy=True)
 
     def add(self, index: int, image: np.ndarray) -> None:
         """Frame number `index` (the caller's count; gaps allowed): luma plane, RGB or BGRA."""
@@ -145,32 +149,47 @@ class Calibration:
                         self._open = False
                     todo, self._queue = self._queue, []
                     finished = not self._open and not todo
-                before = len(self._evidence)
                 for index, small in todo:
                     if prev is not None and index == prev[0] + 1:
                         self._evidence.append(pair_evidence(self._flow(prev[1], small)))
                         self._index.append(prev[0])
+                        if self._enough():
+                            return
                     prev = (index, small)
                     if self.state != RUNNING:
                         return
-                n = len(self._evidence)
-                refit = n >= self.min_pairs and n // REFIT_EVERY != before // REFIT_EVERY
-                if finished or n >= self.max_pairs or (refit and self._narrow(self._fit())):
-                    with self._cv:
-                        self._open = False
-                    self._finish(self.result if self.result is not None and self.result.pairs == n else self._fit())
+                if finished:
+                    self._finish(self._fit())
                     return
         except Exception as exc:   # reported to the host, never raised into the worker loop
             with self._cv:
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.state = FAILED
 
+    def _enough(self) -> bool:
+        """After each pair: finish when all pairs are in, or (every REFIT_EVERY pairs
+        past `min_pairs`) when the interval is already narrow."""
+        n = len(self._evidence)
+        if n >= self.max_pairs or (n >= self.min_pairs and n % REFIT_EVERY == 0 and self._narrow(self._fit())):
+            with self._cv:
+                self._open = False
+            self._finish(self.result if self.result is not None and self.result.pairs == n else self._fit())
+            return True
+        return False
+
     def _late(self) -> bool:
         return self.started is not None and time.monotonic() - self.started > self.seconds
 
     def _fit(self) -> ReadoutEstimate:
-        self.result = estimate_readout(self._evidence, self.full[1], self.scan, self.rate,
-                                       frame_index=self._index)
+        """The estimate from the runs of at least MIN_RUN consecutive pairs. Within one
+        pair, g trades off against the camera's acceleration (measured: isolated pairs
+        read g = 1.0 with a narrow interval for a truth of 0.7); neighbouring pairs
+        must share one motion timeline, and that tells g."""
+        index = np.asarray(self._index)
+        run_id = np.cumsum(np.diff(index, prepend=-2) != 1)
+        keep = np.bincount(run_id)[run_id] >= MIN_RUN if len(index) else np.zeros(0, bool)
+        self.result = estimate_readout([e for e, k in zip(self._evidence, keep) if k], self.full[1],
+                                       self.scan, self.rate, frame_index=list(index[keep]))
         return self.result
 
     @staticmethod

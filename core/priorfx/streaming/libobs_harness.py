@@ -20,7 +20,7 @@ Plan (JSON)::
                {"op": "kill"}, {"op": "feed", "tag": "dead", "dir": "...", "count": 3},
                {"op": "stream", "tag": "720p30", "dir": "...", "seconds": 10},
                {"op": "calibrate", "dir": "...", "timeout": 60},
-               {"op": "second_filter", "settings": "saved"}]}
+               {"op": "second_filter", "settings": "saved", "expect_calibrated": true}]}
 
 "feed_settings" in the plan become the feed source's settings (e.g. a
 "device_id", which the filter's per-camera calibration is keyed by).
@@ -375,9 +375,10 @@ class Harness:
         reg = self.script._registry()
         inst = reg.instances[max(reg.instances)]
         o.obs_properties_destroy(o.obs_source_properties(flt))
-        want = step.get("expect_readout")
-        if want is not None:
-            self.wait_until(lambda: abs(inst._params().readout - want) < 1e-6, 30, "the stored readout")
+        if step.get("expect_calibrated"):   # the first filter's calibration, in use
+            want = self.inst.settings["calibrated_readout"]
+            self.wait_until(lambda: abs(inst._params().readout - want) < 1e-6 and not inst._params().auto_readout,
+                            30, "the stored readout")
         result = {"params": vars(inst._params()), "settings": self.saved_settings(flt)}
         o.obs_source_filter_remove(feed, flt)
         o.obs_source_release(flt)

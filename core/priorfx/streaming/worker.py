@@ -124,6 +124,7 @@ class CalibrationRunner:
                 index = self.frame_number(h.timestamp)
                 if index is not None:
                     self.run.add_small(index, small)
+
             self.last_input = seq
 
     def frame_number(self, timestamp_ns: int) -> int | None:
