@@ -248,8 +248,9 @@ def test_worker_skips_a_slot_whose_size_is_over_capacity_and_goes_on():
 def test_attach_refuses_a_control_block_whose_slots_do_not_fit(tmp_path):
     ch = shm.Channel.create(4096)
     try:
-        shm._CONTROL.pack_into(ch.mm, 0, shm.MAGIC, shm.VERSION, 3, 3, 2 ** 40, 0, 0, 0, 0, 0.6, 1, 0,
-                               1.0, 0, 0, 0)
+        values = [shm.MAGIC, shm.VERSION, 3, 3, 2 ** 40, 0, 0, 0, 0, 0.6, 1, 0, 1.0, 0, 0, 0]
+        values += [0] * (len(shm._CONTROL_FIELDS) - len(values))   # the calibration fields
+        shm._CONTROL.pack_into(ch.mm, 0, *values)
         with pytest.raises(ValueError, match="do not fit"):
             shm.Channel.attach(ch.path)
     finally:

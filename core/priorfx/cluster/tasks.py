@@ -122,7 +122,7 @@ def _scan(job, chunk: Chunk) -> list:
     # Same steps as priorfx.shutter.correct_clip's estimate, pair by pair, so the
     # concatenated list is the one a single-machine run builds.
     from priorfx.shutter.readout import pair_evidence
-    from priorfx.shutter.session import FrameCorrector, check_frame as shutter_frame
+    from priorfx.shutter.corrector import FrameCorrector, check_frame as shutter_frame
 
     first = shutter_frame(frames[0], "frame 0")
     corr = FrameCorrector(job.params, first.shape[1], first.shape[0], live=False)

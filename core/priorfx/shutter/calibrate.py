@@ -21,9 +21,8 @@ import time
 import numpy as np
 
 from priorfx.priors.motion import DisFlow, gray_small, small_size
+from priorfx.shutter.corrector import ESTIMATION_PRESET, ESTIMATION_WIDTH
 from priorfx.shutter.readout import ReadoutEstimate, estimate_readout, pair_evidence
-
-ESTIMATION_WIDTH, ESTIMATION_PRESET = 640, "medium"   # as FrameCorrector.estimation_gray
 TARGET_HALF_WIDTH = 0.075
 """Stop early once the 95 % interval is at most this wide on each side of g."""
 REFIT_EVERY = 15

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import deque
 from typing import Callable, Protocol
 
@@ -64,12 +65,18 @@ class CalibrationRunner:
     The host asks through the control block (`Channel.request_calibration`);
     the next frame starts a `priorfx.shutter.calibrate.Calibration` of its
     size, every frame after it is handed over (its luma), and the state,
-    progress and result go back through the control block each loop. The
-    estimate runs on the calibration's own thread: frames keep flowing.
+    progress and result go back through the control block. All of it runs on
+    a thread of its own, apart from the correction's loop: on a busy CPU that
+    loop skips frames, and the estimate needs consecutive ones. The
+    estimate itself runs on the calibration's thread.
     """
 
-    def __init__(self, channel: shm.Channel, log):
+    POLL_S = (0.01, 0.1)   # how often input slots are looked at: calibrating, idle
+
+    def __init__(self, channel: shm.Channel, log, closed=lambda: False):
         self.channel, self.log = channel, log
+        self._closed = closed
+        self._thread = threading.Thread(target=self._loop, name="priorfx-calibration-intake", daemon=True)
         self.seq = 0                  # the request being (or last) handled
         self.seconds = 0.0
         self.run = None               # the Calibration, once a frame came
@@ -77,6 +84,23 @@ class CalibrationRunner:
         self.reported = None
         self.last_input = 0
         self.first_ts = self.last_ts = self.period = None
+        self.requested_at = 0.0
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._closed():
+            try:
+                self.poll(self.channel.params()[1])
+                self.take_inputs()
+            except Exception as exc:   # the correction goes on; the host hears of it
+                self.log(f"calibration: {type(exc).__name__}: {exc}")
+                if self.run is not None:
+                    self.run.cancel()
+                self.waiting = False
+                if self.seq:
+                    self.channel.set_calibration(self.seq, shm.CALIB_FAILED)
+            busy = self.waiting or (self.run is not None and self.run.state == shm.CALIB_RUNNING)
+            time.sleep(self.POLL_S[0] if busy else self.POLL_S[1])
 
     def poll(self, params: shm.Params) -> None:
         """Take a new request or a cancel, and report the state."""
@@ -87,6 +111,7 @@ class CalibrationRunner:
             self.seq, self.seconds, self.run, self.waiting = req, seconds, None, True
             self.first_ts = self.last_ts = self.period = None
             self.mode = params.mode
+            self.requested_at = time.monotonic()
             self.log(f"calibration {req}: measuring the readout over up to {seconds:.0f} s of video")
         if cancelled and (self.waiting or (self.run is not None and self.run.state == shm.CALIB_RUNNING)):
             if self.run is not None:
@@ -157,7 +182,8 @@ class CalibrationRunner:
         if status != self.reported:
             self.channel.set_calibration(self.seq, *status)
             if status[0] != shm.CALIB_RUNNING and (self.reported is None or self.reported[0] == shm.CALIB_RUNNING):
-                self.log(f"calibration {self.seq}: {shm.CALIB_STATE_NAMES[status[0]]}"
+                self.log(f"calibration {self.seq}: {shm.CALIB_STATE_NAMES[status[0]]} after "
+                         f"{time.monotonic() - self.requested_at:.1f} s"
                          + (f", readout {status[2]:.3f} ({status[3]:.3f}-{status[4]:.3f}), {status[6]} pairs"
                             if status[0] == shm.CALIB_DONE else f" {run.error}" if run is not None else ""))
             self.reported = status
@@ -236,12 +262,10 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     out_index = 0
     bad_key = None
     pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
-    calibration = CalibrationRunner(channel, log)
+    CalibrationRunner(channel, log, closed=lambda: waker.closed)
     while not waker.closed:
         waker.wait(0.25)
         channel.beat()
-        calibration.poll(params)
-        calibration.take_inputs()
         if parent_pid and not _alive(parent_pid):
             log(f"host process {parent_pid} is gone; exiting")
             break
@@ -265,7 +289,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
                 if hasattr(session, "close"):
                     session.close()     # stops its motion thread
                 session = make_session(p)
-            params_seq, key, params = seq_now, frame_key, p
+            params_seq, key = seq_now, frame_key
             pending.clear()
         pending.append((h.seq, h.timestamp))
         source_seq, ts = pending[0]
