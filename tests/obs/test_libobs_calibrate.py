@@ -29,7 +29,9 @@ def calibrated(obs_tools, tmp_path_factory):
              {"op": "second_filter", "tag": "reloaded", "settings": "saved", "expect_calibrated": True},
              {"op": "second_filter", "tag": "same_camera", "settings": "default", "expect_calibrated": True}]
     plan = {"fps": 30, "canvas": [W, H], "probe": False, "feed_settings": {"device_id": DEVICE},
-            "settings": {"auto_readout": False, "readout": 0.5}, "steps": steps}
+            # up to 30 s: a loaded test machine makes OBS drop frames, which breaks up the runs
+            # of neighbouring frames the estimate needs (a real camera on a quiet machine: a few s)
+            "settings": {"auto_readout": False, "readout": 0.5, "calibrate_seconds": 30}, "steps": steps}
     mp = pytest.MonkeyPatch()
     mp.setenv("XDG_CONFIG_HOME", str(cams))   # where the filter keeps calibrations per camera
     try:
