@@ -21,20 +21,13 @@ LAYERS = {
     3: {"shutter", "portrait", "matting"},
     4: {"engine"},
     5: {"server", "cluster", "streaming", "publish", "install"},
-    6: {"cli", "demo", "bench"},
+    6: {"cli", "demo", "bench", "scenes"},
 }
 LEVEL = {name: level for level, names in LAYERS.items() for name in names}
 MANIPULATIONS = LAYERS[3]
 
 # (importing module, imported module) pairs that run the wrong way today.
 KNOWN = {
-    ("priors.face", "portrait.geometry"),          # the mesh's mirror map belongs to priors
-    ("shutter.demo", "bench.shutter"),              # demos and scene synthesis leave the manipulations
-    ("shutter.demo", "demo"),
-    ("portrait.demo", "demo"),
-    ("matting.demo", "demo"),
-    ("matting.demo", "engine"),
-    ("io.camera_bench", "bench.common"),            # a maintainer speed check inside io
     ("engine", "server.client"),                    # RemoteEngine belongs with the engines
 }
 
