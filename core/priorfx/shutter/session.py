@@ -296,6 +296,7 @@ class ShutterSession:
         self._corr = None
         self._pending = None
         self._prev_small = None
+        self._float_small = None
         self._tracker = None
 
     def __enter__(self) -> "ShutterSession":
@@ -334,7 +335,12 @@ class ShutterSession:
             return None
         if getattr(self, "_hann", None) is None or self._hann.shape != cur.shape:
             self._hann = cv2.createHanningWindow(cur.shape[::-1], cv2.CV_32F)
-        (dx, dy), response = cv2.phaseCorrelate(prev.astype(np.float32), cur.astype(np.float32), self._hann)
+        # Each small frame is converted once: this frame's float copy is the next one's `prev`.
+        cached = getattr(self, "_float_small", None)
+        prev_f = cached[1] if cached is not None and cached[0] is prev else prev.astype(np.float32)
+        cur_f = cur.astype(np.float32)
+        self._float_small = (cur, cur_f)
+        (dx, dy), response = cv2.phaseCorrelate(prev_f, cur_f, self._hann)
         if response < 0.05:
             return None   # no clear global motion (a cut, a busy foreground): keep the stale field
         flow = np.array([dx, dy], np.float32) * self._corr.flow.scale
