@@ -91,6 +91,9 @@ class WorkerSupervisor:
         status["state"] is 'running' (with 'progress' 0..1), then 'done' (with
         'readout', 'low', 'high', 'informative'), 'failed' or 'cancelled'.
         """
+        if not self.command:   # no core to run it (the host has said why)
+            self._calibration_changed({"state": "failed", "error": "priorfx was not found; see the log"})
+            return
         self._calib_wanted = float(seconds)
         self._calibration_changed({"state": "running", "progress": 0.0})
 
