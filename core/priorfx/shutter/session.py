@@ -224,17 +224,25 @@ class BackgroundMotion:
         if global_velocity is not None and dom is not None:
             v_now = global_velocity()
             if v_now is not None:
-                a, b, _ = self.corr.coefficients(self._readout())
-                _, py = grid_positions((d.shape[1], d.shape[0]), self.corr.full)
-                tau = (a + b * py[:, :1]).astype(np.float32)            # rows x 1
+                tau = self._row_times(d.shape[:2])
                 dv = (np.asarray(v_now, np.float32) - dom[:2].astype(np.float32)) * self.corr.params.strength
-                return d + tau[..., None] * dv
+                return d + tau * dv
         if len(done) == 2 and done[0][1] is not None:
             i, d0, _ = done[0]
             if d0.shape == d.shape:
                 step = min(index - j, self.MAX_EXTRAPOLATE) / max(1, j - i)
                 return d + (d - d0) * np.float32(step)
         return d
+
+    def _row_times(self, shape: tuple[int, int]) -> np.ndarray:
+        """tau(y) of the small field's rows (rows x 1 x 1), kept while the readout stays."""
+        key = (shape, self._readout())
+        cached = getattr(self, "_tau", None)
+        if cached is None or cached[0] != key:
+            a, b, _ = self.corr.coefficients(key[1])
+            _, py = grid_positions((shape[1], shape[0]), self.corr.full)
+            cached = self._tau = (key, (a + b * py[:, :1]).astype(np.float32)[..., None])
+        return cached[1]
 
     def close(self) -> None:
         with self._cv:
