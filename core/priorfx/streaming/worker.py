@@ -110,6 +110,9 @@ class CalibrationRunner:
                 self.run.cancel()
             self.seq, self.seconds, self.run, self.waiting = req, seconds, None, True
             self.first_ts = self.last_ts = self.period = None
+            # Only frames after the click: one left in a slot from before (another
+            # calibration, a pause) would pair with the first new one as neighbours.
+            self.last_input = self.channel.in_latest
             self.mode = params.mode
             self.requested_at = time.monotonic()
             self.log(f"calibration {req}: measuring the readout over up to {seconds:.0f} s of video")
