@@ -51,8 +51,23 @@ def debug_path(output: Path) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from priorfx.portrait import face_message
+
+    summary = undistort_file(args, engine_from_args(args))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for i, f in enumerate(summary["faces"]):
+            print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
+    return 0
+
+
+def undistort_file(args: argparse.Namespace, engine, compression: str | None = None) -> dict:
+    """One image file through `engine.undistort` (the command's options in `args`);
+    returns the JSON summary. Shared by the command and `priorfx worker portrait`
+    (which writes its previews uncompressed: `compression`, see io.write_image)."""
     from priorfx import io as pio
-    from priorfx.portrait import PortraitParams, face_message
+    from priorfx.portrait import PortraitParams
 
     check_output(args.output, [args.input], kinds=("image",))  # before any work
     info = pio.read_image_info(args.input)
@@ -65,7 +80,6 @@ def _run(args: argparse.Namespace) -> int:
                             face=args.face, debug_overlay=args.debug_overlay)
     colour = colour_from_args(args, args.input, info)
     image = as_rgb(pio.read_image(args.input))
-    engine = engine_from_args(args)
     with progress_from_args(args, "undistort", unit="step") as prog:
         result = engine.undistort(image, params, progress=prog, colour=colour)
     prov = dict(result.provenance)
@@ -73,21 +87,15 @@ def _run(args: argparse.Namespace) -> int:
     prov["input"] = str(args.input)
     prov["colour"] = colour.provenance()
     pio.write_image(args.output, result.image, provenance=prov, metadata=colour.header(args.output),
-                    bits=output_bits(info.pixel_type, args.output))
+                    bits=output_bits(info.pixel_type, args.output), compression=compression)
     dbg = None
     if args.debug_overlay and result.debug is not None:
         from priorfx.demo import save_png
         dbg = debug_path(args.output)
         save_png(dbg, result.debug)
-    summary = {"output": str(args.output), "debug_overlay": str(dbg) if dbg else None,
-               "focal_mm": focal, "exif_focal_mm": exif, "focal_source": source,
-               "faces": result.faces}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for i, f in enumerate(result.faces):
-            print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
-    return 0
+    return {"output": str(args.output), "debug_overlay": str(dbg) if dbg else None,
+            "focal_mm": focal, "exif_focal_mm": exif, "focal_source": source,
+            "faces": result.faces}
 
 
 _BITS_BY_TYPE = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}
