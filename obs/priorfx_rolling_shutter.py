@@ -481,7 +481,11 @@ class FilterInstance:
         if not camera or camera == self.settings.get("calibrated_camera"):
             return
         entry = load_cameras().get(camera)
-        if isinstance(entry, dict) and 0.0 < float(entry.get("readout", 0)) <= 1.0:
+        try:
+            usable = isinstance(entry, dict) and all(0.0 < float(entry[k]) <= 1.0 for k in ("readout", "low", "high"))
+        except (KeyError, TypeError, ValueError):   # a hand-edited or damaged file
+            usable = False
+        if usable:
             _log(f"filter {self.key}: using the stored calibration of {camera}")
             self._use_calibration(dict(entry, camera=camera))
 
@@ -712,7 +716,10 @@ def _make_callbacks(reg) -> dict:
                 return None
             inst = reg.instances.get(data)
             if inst is not None:
-                inst.camera_opened()   # a camera calibrated before: its value is used
+                try:
+                    inst.camera_opened()   # a camera calibrated before: its value is used
+                except Exception as exc:   # the properties open all the same
+                    _log(f"stored calibration not used: {type(exc).__name__}: {exc}")
             return _get_properties(impl.api, buttons)
         except Exception as exc:
             _log(f"properties failed: {type(exc).__name__}: {exc}")

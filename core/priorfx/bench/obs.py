@@ -236,7 +236,8 @@ def run(args: argparse.Namespace) -> dict:
                     (shake / f"{k:04d}.raw").write_bytes(raw)
                 (shake / "meta.json").write_text(json.dumps({"format": "NV12", "width": size[0],
                                                              "height": size[1], "count": 60}))
-                runs[f"{tag}_calibrate"] = run_libobs(shake, size, seconds, args.fps, {**settings, "readout": 0.5}, False,
+                untold = {**settings, "readout": 0.5}   # the filter does not know the truth
+                runs[f"{tag}_calibrate"] = run_libobs(shake, size, seconds, args.fps, untold, False,
                                                       Path(tmp) / f"out-{tag}-cal", calibrate=True)
             if not args.no_peers and name == "720p":
                 runs[f"{tag}_lookahead"] = run_libobs(d, size, seconds, args.fps,
