@@ -19,7 +19,7 @@ LAYERS = {
     1: {"io", "colour", "models", "samples"},
     2: {"priors"},
     3: {"shutter", "portrait", "matting"},
-    4: {"engine"},
+    4: {"engines"},
     5: {"server", "cluster", "streaming", "publish", "install"},
     6: {"cli", "demo", "bench"},
 }
@@ -33,9 +33,8 @@ KNOWN = {
     ("shutter.demo", "demo"),
     ("portrait.demo", "demo"),
     ("matting.demo", "demo"),
-    ("matting.demo", "engine"),
+    ("matting.demo", "engines"),
     ("io.camera_bench", "bench.common"),            # a maintainer speed check inside io
-    ("engine", "server.client"),                    # RemoteEngine belongs with the engines
 }
 
 

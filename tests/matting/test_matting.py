@@ -173,7 +173,7 @@ def test_scene_linear_values_above_one_are_kept_in_opaque_foreground(astronaut):
 
 
 def test_demo_section_writes_its_pictures(tmp_path, sample_media):
-    from priorfx.engine import LocalEngine
+    from priorfx.engines import LocalEngine
     from priorfx.matting import demo
 
     sec = demo.section(tmp_path, LocalEngine())

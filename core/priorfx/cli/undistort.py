@@ -52,6 +52,7 @@ def debug_path(output: Path) -> Path:
 
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
+    from priorfx.engines.files import undistort_file
     from priorfx.portrait import PortraitParams, face_message
 
     check_output(args.output, [args.input], kinds=("image",))  # before any work
@@ -64,16 +65,10 @@ def _run(args: argparse.Namespace) -> int:
     params = PortraitParams(distance_m=args.distance, focal_mm=focal, exif_focal_mm=exif, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
     colour = colour_from_args(args, args.input, info)
-    image = as_rgb(pio.read_image(args.input))
     engine = engine_from_args(args)
     with progress_from_args(args, "undistort", unit="step") as prog:
-        result = engine.undistort(image, params, progress=prog, colour=colour)
-    prov = dict(result.provenance)
-    prov["focal_source"] = source
-    prov["input"] = str(args.input)
-    prov["colour"] = colour.provenance()
-    pio.write_image(args.output, result.image, provenance=prov, metadata=colour.header(args.output),
-                    bits=output_bits(info.pixel_type, args.output))
+        result = undistort_file(args.input, args.output, params, engine, colour=colour, progress=prog, info=info,
+                                focal_source=source)
     dbg = None
     if args.debug_overlay and result.debug is not None:
         from priorfx.demo import save_png
@@ -88,25 +83,3 @@ def _run(args: argparse.Namespace) -> int:
         for i, f in enumerate(result.faces):
             print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
     return 0
-
-
-_BITS_BY_TYPE = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}
-_BITS_BY_SUFFIX = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16, 32), ".tiff": (8, 16, 32),
-                   ".exr": (16, 32)}
-
-
-def output_bits(pixel_type: str, output: Path) -> int | None:
-    """The input's bit depth when the output format can store it (16-bit stays 16-bit)."""
-    bits = _BITS_BY_TYPE.get(pixel_type)
-    return bits if bits in _BITS_BY_SUFFIX.get(output.suffix.lower(), ()) else None
-
-
-def as_rgb(image):
-    """Greyscale (Y) or greyscale + alpha (YA) -> RGB / RGBA; others unchanged."""
-    import numpy as np
-
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    if image.shape[2] == 2:
-        return np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
-    return image
