@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from priorfx.bench.matting import SEQUENCE_KINDS, make_sequence
+from priorfx.scenes.matting import SEQUENCE_KINDS, make_sequence
 from priorfx.matting import metrics
 
 

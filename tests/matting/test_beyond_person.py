@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from priorfx.bench.matting import make_smoke, pymatting_alpha, user_trimap
+from priorfx.bench.matting import pymatting_alpha
+from priorfx.scenes.matting import make_smoke, user_trimap
 from priorfx.errors import InputError, UsageError
 from priorfx.matting import MattingParams, matte_image, metrics, subject
 from priorfx.priors.person import PersonMatter, person_alpha

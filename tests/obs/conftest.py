@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "obs" / "priorfx_rolling_shutter.py"
-HARNESS = REPO / "core" / "priorfx" / "streaming" / "libobs_harness.py"
+HARNESS = REPO / "tests" / "obs" / "libobs_harness.py"
 OBS_PYTHON = "/usr/bin/python3.11"
 PRIORFX = str(Path(sys.executable).with_name("priorfx"))
 

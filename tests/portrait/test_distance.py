@@ -4,28 +4,28 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from priorfx.bench import portrait as bench
+from priorfx.scenes import portrait as scenes
 from priorfx.portrait import PortraitParams, geometry, undistort
 from priorfx.priors import face
 
 
 @pytest.fixture(scope="module")
 def head():
-    return bench.build_head(bench._load("obama.jpg"), np.random.default_rng(3))
+    return scenes.build_head(scenes.load_photo("obama.jpg"), np.random.default_rng(3))
 
 
 @pytest.fixture(scope="module")
 def background():
-    return bench._load(bench.BACKGROUND)
+    return scenes.load_photo(scenes.BACKGROUND)
 
 
 def _shot(head, background, d, f35, seed=0, size=480):
     """The head, frontal-ish, at d metres with a 35 mm-equivalent focal length f35."""
     rng = np.random.default_rng(seed)
     f = geometry.focal_px(f35, size, size)
-    rot = bench.random_rotation(rng, 8.0, 6.0)
+    rot = scenes.random_rotation(rng, 8.0, 6.0)
     bg_scale = min(background.shape[:2]) / (2 * (d + 2.5) * size / f * 1.05)
-    return bench.render_view(head, background, rot, np.zeros(2), d, f, (size, size), bg_scale)
+    return scenes.render_view(head, background, rot, np.zeros(2), d, f, (size, size), bg_scale)
 
 
 def _estimate(image, **kw):

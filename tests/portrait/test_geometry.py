@@ -82,11 +82,11 @@ def test_benchmark_heads_are_not_the_faces_the_mean_face_was_built_from():
     import json
     from importlib import resources
 
-    from priorfx.bench import portrait as bench
+    from priorfx.scenes import portrait as scenes
 
     record = json.loads(resources.files("priorfx.portrait").joinpath("mean_face.json").read_text())
     assert record["faces"] >= 5
-    assert not set(record["sources"]) & set(bench.SOURCES)
+    assert not set(record["sources"]) & set(scenes.SOURCES)
 
 
 def test_visible_depth_is_the_front_surface_and_the_outline_moves_less_than_the_vertex_behind_it():

@@ -72,10 +72,11 @@ def test_rendered_head_correction_moves_landmarks_toward_the_far_render(sample_m
     (Turned heads are scored by `priorfx bench portrait`.)
     """
     from priorfx.bench import portrait as bench
+    from priorfx.scenes import portrait as scenes
 
     rng = np.random.default_rng(3)
-    head = bench.build_head(_rgb(sample_media / "astronaut.png"), rng)
-    pair = bench.render_pair(head, _rgb(sample_media / "china.jpg"), 0.30, rng, 400, max_yaw=4, max_pitch=4)
+    head = scenes.build_head(_rgb(sample_media / "astronaut.png"), rng)
+    pair = scenes.render_pair(head, _rgb(sample_media / "china.jpg"), 0.30, rng, 400, max_yaw=4, max_pitch=4)
     near, far = pair["near"], pair["far"]
     res = undistort(near["image"], PortraitParams(distance_m=1.5, focal_mm=pair["f35"]))
     assert abs(res.faces[0]["distance_m"] - 0.30) / 0.30 < 0.15

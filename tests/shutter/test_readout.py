@@ -52,8 +52,8 @@ def test_readout_fit_handles_a_long_shot():
 
 def _moving_camera_clip(sample_media, kind: str, g: float, scan: str = "down", n: int = 16, seed: int = 3):
     """Frames of a real photo through a camera `kind` (bench shutter's moves), exact RS render."""
-    from priorfx.bench.shutter import render_rs
-    from priorfx.bench.shutter_moves import Move, MovingCamera
+    from priorfx.scenes.shutter import render_rs
+    from priorfx.scenes.shutter_moves import Move, MovingCamera
     from priorfx.io import read_image
     img = read_image(sample_media / "china.jpg")[..., :3].astype(np.float32)
     img = np.ascontiguousarray(img[:400, :560])

@@ -77,14 +77,25 @@ def _check_tools() -> None:
                          "apt-get install -y --no-install-recommends obs-studio xvfb")
 
 
+def _harness() -> Path:
+    """The libobs test harness of the source checkout: a test tool, not shipped in the wheel."""
+    import priorfx
+
+    harness = Path(priorfx.__file__).resolve().parents[2] / "tests" / "obs" / "libobs_harness.py"
+    if not harness.is_file():
+        raise InputError("priorfx bench obs drives OBS through the test harness tests/obs/libobs_harness.py, "
+                         "which only a source checkout has",
+                         "run the benchmark from a clone of the repository (pip install -e . there)")
+    return harness
+
+
 def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: float,
                settings: dict, invert: bool, out: Path) -> dict:
     """One libobs session: warm up, then stream `seconds` in real time."""
     from priorfx.install.common import this_priorfx
     from priorfx.install.obs import script_source
-    import priorfx.streaming
 
-    harness = Path(priorfx.streaming.__file__).parent / "libobs_harness.py"
+    harness = _harness()
     plan = {"script": str(script_source()), "fps": fps, "canvas": list(size), "probe": False,
             "settings": settings,
             "steps": [{"op": "wait_live", "timeout": 300},

@@ -49,11 +49,9 @@ import cv2
 import numpy as np
 
 from priorfx.bench.common import median_ms
-from priorfx.shutter import ShutterParams, ShutterSession, correct_clip, rs, rsgr
-
-VIDEOS = ("bikes.mp4", "single_face.mp4", "carphone_pristine.mp4")
-PHOTOS = ("china.jpg", "flower.jpg", "coffee.png")
-EXPOSURE = 0.25
+from priorfx.scenes.shutter import (EXPOSURE, PHOTOS, VIDEOS, PhotoScene, VideoScene, load_photo, object_patch,
+                                    load_video_frames, render_rs, render_rsgr)
+from priorfx.shutter import ShutterParams, ShutterSession, correct_clip, rs
 
 
 # --------------------------------------------------------------------------- metrics
@@ -79,131 +77,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     va, vb, cov = blur(ga * ga) - ma * ma, blur(gb * gb) - mb * mb, blur(ga * gb) - ma * mb
     s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
     return float(s.mean())
-
-
-# --------------------------------------------------------------------------- scenes
-
-class VideoScene:
-    """Real footage as a continuous-time scene: frames at integer times, flow-interpolated between."""
-
-    def __init__(self, frames: list[np.ndarray]):
-        self.frames = frames
-        self.h, self.w = frames[0].shape[:2]
-        self._flows: dict[tuple[int, int], np.ndarray] = {}
-        gx, gy = np.meshgrid(np.arange(self.w, dtype=np.float32), np.arange(self.h, dtype=np.float32))
-        self.grid = np.dstack([gx, gy])
-
-    def _flow(self, i: int, j: int) -> np.ndarray:
-        if (i, j) not in self._flows:
-            a = cv2.cvtColor(self.frames[i], cv2.COLOR_RGB2GRAY)
-            b = cv2.cvtColor(self.frames[j], cv2.COLOR_RGB2GRAY)
-            self._flows[(i, j)] = cv2.calcOpticalFlowFarneback(
-                (a * 255).astype(np.uint8), (b * 255).astype(np.uint8), None, 0.5, 4, 21, 4, 7, 1.5, 0)
-        return self._flows[(i, j)]
-
-    def at(self, row_times: np.ndarray) -> np.ndarray:
-        """Image whose row y shows the scene at time row_times[y]."""
-        out = np.empty_like(self.frames[0])
-        base = np.clip(np.floor(row_times).astype(int), 0, len(self.frames) - 2)
-        for i in np.unique(base):
-            rows = np.nonzero(base == i)[0]
-            alpha = np.clip(row_times[rows] - i, 0.0, 1.0).astype(np.float32)[:, None, None]
-            if np.all(alpha == 0):
-                out[rows] = self.frames[i][rows]
-                continue
-            f01, f10 = self._flow(i, i + 1)[rows], self._flow(i + 1, i)[rows]
-            g = self.grid[rows]
-            to0 = g + (-(1 - alpha) * alpha * f01 + alpha * alpha * f10)
-            to1 = g + ((1 - alpha) ** 2 * f01 - alpha * (1 - alpha) * f10)
-            i0 = cv2.remap(self.frames[i], to0, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            i1 = cv2.remap(self.frames[i + 1], to1, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            out[rows] = (1 - alpha) * i0 + alpha * i1
-        return out
-
-
-class PhotoScene:
-    """A camera moving over a real photo (pan, shake, roll), optionally with a moving object."""
-
-    def __init__(self, photo: np.ndarray, size: tuple[int, int], seed: int, speed: float,
-                 obj: np.ndarray | None = None, obj_speed: float = 0.0):
-        rng = np.random.default_rng(seed)
-        self.photo = photo
-        self.w, self.h = size
-        self.speed = speed * np.array([np.cos(a := rng.uniform(-0.4, 0.4)), np.sin(a)])
-        if rng.random() < 0.5:
-            self.speed[0] = -self.speed[0]
-        self.shake_amp = rng.uniform(3.0, 6.0, 2)
-        self.shake_freq = rng.uniform(0.12, 0.22, 2)
-        self.shake_phase = rng.uniform(0, 2 * np.pi, 2)
-        self.roll = rng.uniform(0.004, 0.01)
-        self.obj = obj
-        self.obj_v = np.array([obj_speed, rng.uniform(-0.2, 0.2) * obj_speed])
-        gx, gy = np.meshgrid(np.arange(self.w, dtype=np.float32), np.arange(self.h, dtype=np.float32))
-        self.gx, self.gy = gx, gy
-
-    def _pose(self, t: np.ndarray):
-        shake = self.shake_amp[:, None] * np.sin(2 * np.pi * self.shake_freq[:, None] * t[None] + self.shake_phase[:, None])
-        tx = self.speed[0] * t + shake[0]
-        ty = self.speed[1] * t + shake[1]
-        theta = self.roll * np.sin(2 * np.pi * 0.1 * t)
-        return tx, ty, theta
-
-    def at(self, row_times: np.ndarray) -> np.ndarray:
-        t = np.asarray(row_times, np.float64)
-        tx, ty, th = (c.astype(np.float32)[:, None] for c in self._pose(t))
-        ph, pw = self.photo.shape[:2]
-        cx, cy = self.w / 2, self.h / 2
-        x, y = self.gx - cx, self.gy - cy
-        mx = np.cos(th) * x - np.sin(th) * y + pw / 2 + tx
-        my = np.sin(th) * x + np.cos(th) * y + ph / 2 + ty
-        img = cv2.remap(self.photo, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
-                        borderMode=cv2.BORDER_REFLECT_101)
-        if self.obj is not None:
-            oh, ow = self.obj.shape[:2]
-            ox = (self.w * 0.5 - ow / 2 + self.obj_v[0] * (t - 6)).astype(np.float32)[:, None]
-            oy = (self.h * 0.5 - oh / 2 + self.obj_v[1] * (t - 6)).astype(np.float32)[:, None]
-            patch = cv2.remap(self.obj, self.gx - ox, self.gy - oy, cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            a = patch[..., 3:4]
-            img = img * (1 - a) + patch[..., :3] * a
-        return img.astype(np.float32)
-
-
-def _object_patch(photo: np.ndarray, size: int) -> np.ndarray:
-    """A round patch of a real photo with a soft edge, RGBA."""
-    h, w = photo.shape[:2]
-    s = min(h, w) // 2
-    patch = cv2.resize(photo[h // 2 - s // 2:h // 2 + s // 2, w // 2 - s // 2:w // 2 + s // 2], (size, size),
-                       interpolation=cv2.INTER_AREA)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    r = np.hypot(xx - size / 2 + 0.5, yy - size / 2 + 0.5) / (size / 2)
-    alpha = np.clip((1.0 - r) * size / 4, 0, 1)[..., None]
-    return np.dstack([patch, alpha]).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- rendering
-
-def render_rs(scene, ks: list[int], g: float, scan: str = "down") -> tuple[list, list]:
-    """Rolling-shutter frames (target instant k = middle row's) and ground truth."""
-    a, b = rs.time_coefficients(scene.h, g, scan, "middle")
-    tau = a + b * np.arange(scene.h)
-    rs_frames = [scene.at(k + tau) for k in ks]
-    gts = [scene.at(np.full(scene.h, float(k))) for k in ks]
-    return rs_frames, gts
-
-
-def render_rsgr(scene, ks: list[int], g: float, exposure: float = EXPOSURE, samples: int = 12):
-    """Global-reset frames (reset at k) with the brightness ramp, and the sharp frame at k."""
-    e = rsgr.row_exposure(scene.h, g, exposure, "down").astype(np.float64)
-    frames, gts = [], []
-    for k in ks:
-        acc = np.zeros_like(scene.at(np.full(scene.h, float(k))))
-        for m in range(samples):
-            acc += scene.at(k + e * (m + 0.5) / samples)
-        gain = (e / e.max()).astype(np.float32)[:, None, None]
-        frames.append(acc / samples * gain)
-        gts.append(scene.at(np.full(scene.h, float(k))))
-    return frames, gts
 
 
 # --------------------------------------------------------------------------- peer
@@ -259,28 +132,6 @@ def global_peer(frames: list[np.ndarray], g: float, bands: int = 8) -> list[np.n
 
 
 # --------------------------------------------------------------------------- cases
-
-def _video_frames(name: str, start: int, count: int, max_width: int = 640, step: int = 1) -> list[np.ndarray]:
-    """`count` frames of a sample clip from `start`, every `step`-th frame."""
-    from priorfx.io import read_frames
-    from priorfx.samples import sample_path
-    frames = []
-    for i, f in enumerate(read_frames(sample_path(name))):
-        if i < start or (i - start) % step:
-            continue
-        if len(frames) >= count:
-            break
-        if f.shape[1] > max_width:
-            f = cv2.resize(f, (max_width, round(f.shape[0] * max_width / f.shape[1])), interpolation=cv2.INTER_AREA)
-        frames.append(np.ascontiguousarray(f[..., :3], np.float32))
-    return frames
-
-
-def _photo(name: str, scale: float) -> np.ndarray:
-    from priorfx.io import read_image
-    from priorfx.samples import sample_path
-    img = read_image(sample_path(name))[..., :3]
-    return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC).astype(np.float32)
 
 
 def _score(name: str, kind: str, g: float, frames, gts, results: list, est_g: float | None = None,
@@ -352,14 +203,14 @@ def _real_sources(quick: bool) -> list[tuple[str, object]]:
     all scaled so a REAL_WIDTH-wide view leaves a margin for the camera to move in."""
     out = []
     for name in VIDEOS:
-        frames = _video_frames(name, {"bikes.mp4": 92}.get(name, 0), 64 if not quick else 40, max_width=4096)
+        frames = load_video_frames(name, {"bikes.mp4": 92}.get(name, 0), 64 if not quick else 40, max_width=4096)
         scale = REAL_WIDTH * 1.25 / frames[0].shape[1]
         frames = [cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC if scale > 1
                              else cv2.INTER_AREA) for f in frames]
         out.append((name, VideoScene([np.clip(f, 0, 1) for f in frames])))
     for name in PHOTOS:
-        img = _photo(name, 1.0)
-        out.append((name, _photo(name, REAL_WIDTH * 1.25 / img.shape[1])))
+        img = load_photo(name, 1.0)
+        out.append((name, load_photo(name, REAL_WIDTH * 1.25 / img.shape[1])))
     return out
 
 
@@ -386,10 +237,10 @@ def _real_case(name: str, scene, g: float, scan: str, n: int, m: int, results: l
 
 def real_footage_cases(quick: bool, log) -> list[dict]:
     """Every source under every move; g and scan direction rotate over the cases."""
-    from priorfx.bench.shutter_moves import MOVES, Move, MovingCamera
+    from priorfx.scenes.shutter_moves import MOVES, Move, MovingCamera
     n = 8 if quick else 12          # frames scored
     m = 36 if quick else 60         # frames the readout is estimated on (1.2 / 2 s at 30 fps)
-    hand = _object_patch(_photo("coffee.png", 1.0), 110)
+    hand = object_patch(load_photo("coffee.png", 1.0), 110)
     results: list[dict] = []
     i = 0
     for si, (name, content) in enumerate(_real_sources(quick)):
@@ -412,7 +263,7 @@ def real_footage_cases(quick: bool, log) -> list[dict]:
 def _speed(sizes: list[tuple[int, int]], frames: int, log) -> dict:
     from priorfx.io import camera
     out = {}
-    photo = _photo("china.jpg", 1.0)
+    photo = load_photo("china.jpg", 1.0)
     for w, h in sizes:
         big = cv2.resize(photo, (w + 200, h + 200), interpolation=cv2.INTER_CUBIC)
         clip = [np.ascontiguousarray(big[50 + (i % 7):50 + (i % 7) + h, 10 * i % 150:10 * i % 150 + w])
@@ -493,14 +344,14 @@ def run(args: argparse.Namespace) -> dict:
     segments = {"bikes.mp4": (92, 1), "single_face.mp4": (0, 2), "carphone_pristine.mp4": (60, 2)}
     for vi, name in enumerate(VIDEOS):
         start, step = segments[name]
-        scene = VideoScene(_video_frames(name, start, n + 3, step=step))
+        scene = VideoScene(load_video_frames(name, start, n + 3, step=step))
         for gi, g in enumerate(gs):
             if quick and (vi + gi) % 2:
                 continue
             _rs_case(name, "video", scene, list(range(1, 1 + n)), g, results, log, images)
     for pi, photo_name in enumerate(PHOTOS[:2] if quick else PHOTOS):
-        photo = _photo(photo_name, 1.6)
-        obj = _object_patch(_photo(PHOTOS[(pi + 1) % len(PHOTOS)], 1.0), 120)
+        photo = load_photo(photo_name, 1.6)
+        obj = object_patch(load_photo(PHOTOS[(pi + 1) % len(PHOTOS)], 1.0), 120)
         for gi, g in enumerate(gs):
             if not quick or (pi + gi) % 2 == 0:
                 cam = PhotoScene(photo, (640, 360), seed=pi * 10 + gi, speed=14.0)
@@ -510,9 +361,9 @@ def run(args: argparse.Namespace) -> dict:
                 _rs_case(f"{photo_name} object", "object_motion", mov, list(range(n)), g, results, log, images)
     rsgr_results: list[dict] = []
     m = 5 if quick else 8
-    bikes = VideoScene(_video_frames("bikes.mp4", 60, m + 4))
+    bikes = VideoScene(load_video_frames("bikes.mp4", 60, m + 4))
     for gi, g in enumerate(gs):
-        photo = _photo(PHOTOS[gi % len(PHOTOS)], 1.6)
+        photo = load_photo(PHOTOS[gi % len(PHOTOS)], 1.6)
         cam = PhotoScene(photo, (640, 360), seed=100 + gi, speed=10.0)
         _rsgr_case(f"{PHOTOS[gi % len(PHOTOS)]} camera", cam, list(range(m)), g, rsgr_results, log)
         if not quick or gi == 1:

@@ -28,7 +28,7 @@ Conventions
 Speed: the uint8 path (``dtype=np.uint8``) builds Y'CbCr 4:4:4 in uint8 and runs
 one affine ``cv2.transform`` with saturation, avoiding float temporaries; the
 float path converts the 4:4:4 image to float32 once. See
-``python -m priorfx.io.camera_bench`` for measured times.
+``python core/tools/camera_bench.py`` for measured times.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Camera model: pinhole, principal point at the image centre, focal length
 `f` in pixels, no lens distortion. The face is the metric mean face
-(`mean_face.json`, see build_mean_face.py) deformed by three axis scales and
+(`mean_face.json`, built by core/tools/build_mean_face.py) deformed by three axis scales and
 a few shape modes, rotated by R and placed at T = (tx, ty, d): d is the
 camera-to-face distance (to the centroid of the 468 mesh points).
 
@@ -18,7 +18,7 @@ face mesh's landmarks: on renders, the true landmarks give p back with a
 slope of ~1, the model's landmarks with a slope of ~0.4 and a scatter of
 ~0.45 /m over people and poses (the model pulls faces towards weak
 perspective). `estimate_distance` therefore maps the raw p through a
-calibration measured on renders (bench/portrait_calibration.py) to a
+calibration measured on renders (core/tools/portrait_calibration.py) to a
 posterior over p, with the EXIF focal length as a prior, and reports an
 interval. Metric scale comes from the mean face (IPD 63 mm), so the shape's
 global size is held by a prior, not fitted.
@@ -54,9 +54,10 @@ class FaceModel:
 @lru_cache(maxsize=1)
 def face_model() -> FaceModel:
     """The shipped metric mean face and its shape modes."""
+    from priorfx.priors.face import mirror_map
+
     d = json.loads(resources.files("priorfx.portrait").joinpath("mean_face.json").read_text())
-    return FaceModel(np.array(d["points"], np.float64), np.array(d["modes"], np.float64),
-                     np.array(d["mirror"], np.int64))
+    return FaceModel(np.array(d["points"], np.float64), np.array(d["modes"], np.float64), mirror_map())
 
 
 def focal_px(focal_mm_35: float, width: int, height: int) -> float:
@@ -332,7 +333,7 @@ class DistanceEstimate:
 
 @lru_cache(maxsize=1)
 def distance_calibration() -> dict:
-    """The map raw perspective strength -> distance (bench/portrait_calibration.py)."""
+    """The map raw perspective strength -> distance (core/tools/portrait_calibration.py)."""
     d = json.loads(resources.files("priorfx.portrait").joinpath("mean_face.json").read_text())
     return d["distance_calibration"]
 

@@ -20,7 +20,10 @@ Public functions take an RGB float32 image in [0, 1] and return numpy arrays.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 
 import cv2
 import numpy as np
@@ -155,16 +158,16 @@ def _mirrored_pass(model, crop: np.ndarray) -> np.ndarray:
     return pts[mirror_map()]
 
 
+@lru_cache(maxsize=1)
 def mirror_map() -> np.ndarray:
     """Index of each mesh point's left-right partner (the mesh topology's symmetry).
 
-    Computed once from the shipped metric mean face (see
-    priorfx.portrait.build_mean_face); it is a property of the topology, not
-    of a face.
+    Data shipped beside this module (face_mesh_mirror.json), computed once from
+    the metric mean face by core/tools/build_mean_face.py; it is a property of
+    the topology, not of a face.
     """
-    from priorfx.portrait.geometry import face_model
-
-    return face_model().mirror
+    d = json.loads(resources.files("priorfx.priors").joinpath("face_mesh_mirror.json").read_text())
+    return np.array(d["mirror"], np.int64)
 
 
 def find_faces(rgb: np.ndarray, min_score: float = 0.5, max_faces: int = 8,

@@ -149,13 +149,6 @@ class SlotHeader:
     linesizes: tuple
     size: int
 
-    def plane_offsets(self) -> list[int]:
-        offs, pos = [], 0
-        for rows, ls in zip(plane_rows(self.fmt, self.height), self.linesizes):
-            offs.append(pos)
-            pos += rows * ls
-        return offs
-
 
 @dataclass
 class Params:
@@ -239,9 +232,6 @@ class Channel:
             pass
 
     # -- control block ----------------------------------------------------
-    def _control(self) -> list:
-        return list(_CONTROL.unpack_from(self.mm, 0))
-
     def _get(self, name: str):
         offset, code = _FIELD[name]
         return struct.unpack_from(code, self.mm, offset)[0]

@@ -1,4 +1,4 @@
-"""Measure camera-format conversion speed: ``python -m priorfx.io.camera_bench``.
+"""Measure camera-format conversion speed: ``python core/tools/camera_bench.py`` (a maintainer script, not shipped).
 
 Prints JSON: median milliseconds per 1920x1080 frame for `to_rgb` / `from_rgb`
 in float32 and uint8, per format, beside OpenCV's own cvtColor (BT.601 limited

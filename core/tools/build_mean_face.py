@@ -24,11 +24,14 @@ comes from, so priorfx builds its own metric 3D mean face:
    outer eye corners, face outline width 140 mm, forehead-chin 164 mm.
 
 Axes are the camera's: x right, y down, z away from the camera, metres.
-Run: python -m priorfx.portrait.build_mean_face  (needs the samples).
+Run: python core/tools/build_mean_face.py  (a maintainer script, not shipped; needs the samples).
+Writes priorfx/portrait/mean_face.json and the mesh topology's mirror map,
+priorfx/priors/face_mesh_mirror.json.
 """
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -120,13 +123,17 @@ def build(out: Path) -> dict:
     pts, mir, modes = mean_face(meshes, person=person)
     record = {
         "description": "priorfx metric mean face on the mediapipe 468-point mesh topology; "
-                       "see priorfx/portrait/build_mean_face.py",
+                       "see core/tools/build_mean_face.py",
         "units": "metres; x right, y down, z away from the camera; origin at the centroid",
         "ipd_m": IPD_M, "sources": SOURCES, "faces": len(set(person)), "meshes": len(meshes),
-        "points": np.round(pts, 5).tolist(), "mirror": mir.tolist(),
+        "points": np.round(pts, 5).tolist(), "mirror": mir.tolist(),  # also kept here for readers of this file
         "modes": np.round(modes, 5).tolist(),
     }
     out.write_text(json.dumps(record, separators=(",", ":")))
+    mirror = Path(str(resources.files("priorfx.priors").joinpath("face_mesh_mirror.json")))
+    topology = json.loads(mirror.read_text())
+    topology["mirror"] = mir.tolist()
+    mirror.write_text(json.dumps(topology, separators=(",", ":")) + "\n")
     return record
 
 
@@ -153,7 +160,7 @@ def _pictures(name: str):
 
 
 if __name__ == "__main__":
-    rec = build(Path(__file__).with_name("mean_face.json"))
+    rec = build(Path(str(resources.files("priorfx.portrait").joinpath("mean_face.json"))))
     p = np.array(rec["points"])
     print(f"{rec['faces']} faces; nose ahead of outer eye corners {1000 * ((p[33, 2] + p[263, 2]) / 2 - p[1, 2]):.1f} mm, "
           f"width 234-454 {1000 * np.linalg.norm(p[234] - p[454]):.1f} mm, "

@@ -1,8 +1,8 @@
 """`priorfx demo`: fetch and verify models and samples, run each manipulation
 on real sample media, and write an HTML report with before/after pictures.
 
-Each manipulation package may provide `demo.section(out_dir, engine) -> dict`
-with keys: title, text, pairs (list of {caption, before, after} image paths
+Each manipulation has a module here (demo/shutter.py, demo/portrait.py,
+demo/matting.py) with `section(out_dir, engine) -> dict`, keys: title, text, pairs (list of {caption, before, after} image paths
 relative to out_dir), figures (dict of numbers shown in a table).
 """
 from __future__ import annotations
@@ -90,12 +90,7 @@ def run_demo(out_dir: Path, engine: Engine, log: Callable[[str], None] = print) 
                        f"({html.escape(lic)})</figcaption></figure>")
     sections = []
     for name in MANIPULATIONS:
-        try:
-            module = importlib.import_module(f"priorfx.{name}.demo")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"priorfx.{name}"):
-                continue
-            raise
+        module = importlib.import_module(f"priorfx.demo.{name}")
         log(f"running the {name} demo ...")
         try:
             sections.append(_section_html(module.section(out_dir, engine)))

@@ -24,8 +24,9 @@ def _strip(images: list[np.ndarray]) -> np.ndarray:
 def section(out_dir: Path, engine) -> dict:
     """Render bikes.mp4 (real panning street footage) as a rolling-shutter camera
     would have seen it, correct it with the engine, and compare with the truth."""
-    from priorfx.bench.shutter import (PHOTOS, PhotoScene, VideoScene, _object_patch, _photo,
-                                       _video_frames, psnr, render_rs)
+    from priorfx.bench.shutter import psnr
+    from priorfx.scenes.shutter import (PHOTOS, PhotoScene, VideoScene, load_photo, load_video_frames,
+                                        object_patch, render_rs)
     from priorfx.demo import save_png
 
     t0 = time.perf_counter()
@@ -35,7 +36,7 @@ def section(out_dir: Path, engine) -> dict:
     pairs = []
 
     # Real footage: a fast, changing pan (bikes.mp4 frames 92-103).
-    scene = VideoScene(_video_frames("bikes.mp4", 92, 12))
+    scene = VideoScene(load_video_frames("bikes.mp4", 92, 12))
     frames, truth = render_rs(scene, list(range(1, 10)), READOUT)
     res = engine.deshutter(frames, ShutterParams(readout=READOUT))
     auto = engine.deshutter(frames, ShutterParams(readout=None))
@@ -61,8 +62,8 @@ def section(out_dir: Path, engine) -> dict:
 
     # A real photo patch moving fast across a panning real photo: only a dense,
     # per-pixel correction straightens the object.
-    obj = _object_patch(_photo(PHOTOS[1], 1.0), 120)
-    mov = PhotoScene(_photo(PHOTOS[0], 1.6), (640, 360), seed=7, speed=4.0, obj=obj, obj_speed=22.0)
+    obj = object_patch(load_photo(PHOTOS[1], 1.0), 120)
+    mov = PhotoScene(load_photo(PHOTOS[0], 1.6), (640, 360), seed=7, speed=4.0, obj=obj, obj_speed=22.0)
     frames, truth = render_rs(mov, list(range(5)), READOUT)
     res = engine.deshutter(frames, ShutterParams(readout=READOUT))
     save_png(d / "object.png", _strip([frames[2], res.frames[2], truth[2]]))

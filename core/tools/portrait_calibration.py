@@ -11,12 +11,12 @@ mapped to a distance through a calibration measured here:
 
     p_raw = a + b * p_true + noise,  noise ~ N(0, (s0 + s1 * p_true)^2)
 
-on renders (`bench.portrait.render_shot`, 0.25-3 m, 16-135 mm, poses, half
+on renders (`scenes.portrait.render_shot`, 0.25-3 m, 16-135 mm, poses, half
 of them crops) of heads built from the people the mean face was built from
 (multi_face.jpg's five faces, single_face.jpg), never the benchmark's
 portraits. The result goes into mean_face.json ("distance_calibration").
 
-Run: python -m priorfx.bench.portrait_calibration  (needs the samples; ~5 min)
+Run: python core/tools/portrait_calibration.py  (a maintainer script, not shipped; needs the samples; ~5 min)
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-# (photo, face index): the people of mean_face.json, none of bench.portrait.SOURCES.
+# (photo, face index): the people of mean_face.json, none of scenes.portrait.SOURCES.
 HEADS = [("multi_face.jpg", i) for i in range(5)] + [("single_face.jpg", 0)]
 DISTANCES = (0.25, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 SIZE = 480
@@ -34,18 +34,18 @@ SIZE = 480
 
 def collect(seed: int = 1, heads=HEADS, distances=DISTANCES, size: int = SIZE) -> list[dict]:
     """(p_true, p_raw) of every calibration render."""
-    from priorfx.bench import portrait as bench
+    from priorfx.scenes import portrait as scenes
     from priorfx.portrait import geometry
     from priorfx.priors import face
 
     rng = np.random.default_rng(seed)
-    bg = bench._load(bench.BACKGROUND)
+    bg = scenes.load_photo(scenes.BACKGROUND)
     rows = []
     for name, index in heads:
-        head = bench.build_head(bench._load(name), rng, index=index)
+        head = scenes.build_head(scenes.load_photo(name), rng, index=index)
         for d in distances:
             for crop in (False, True):
-                shot = bench.render_shot(head, bg, d, rng, size, crop)
+                shot = scenes.render_shot(head, bg, d, rng, size, crop)
                 found = face.find_faces(shot["image"], max_faces=1)
                 if not found:
                     continue

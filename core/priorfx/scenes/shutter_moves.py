@@ -1,6 +1,6 @@
 """Camera moves of calls and handheld shots over real pictures, rendered row by row.
 
-`bench shutter`'s real-footage cases: real content (sample clips, or photos)
+The real-footage cases of `bench shutter`: real content (sample clips, or photos)
 seen through a camera that shakes, pans in jerks, rolls, or stands still
 while a hand waves in front of it. The rolling-shutter frame takes row y from
 the instant ``k + tau(y)`` of the exact pose (and hand position) at that
