@@ -11,6 +11,10 @@ the core, which reads a PNG as sRGB, sees display-encoded values; the EXIF
 goes along for the focal length), the
 `priorfx undistort` command processes it (locally, or on a `priorfx serve`
 through `--remote URL`), and GIMP's loader reads the result back.
+The interactive dialog also keeps one `priorfx worker portrait` process while
+it is open: it undistorts a copy scaled to 1024 px at most as soon as the
+dialog is up (each face's estimated distance and interval, and the picture,
+show before OK) and again on Preview (see PreviewWorker).
 
 How to reach the core is recorded by `priorfx install gimp` in
 `priorfx_host.json` next to this file, and read by the host kit
@@ -33,10 +37,14 @@ Batch use (same parameters as the dialog)::
 """
 from __future__ import annotations
 
+import json
 import os
+import queue
 import re
+import subprocess
 import sys
 import tempfile
+import threading
 import xml.etree.ElementTree as ET
 
 import priorfx_hostkit as kit   # copied beside this file by `priorfx install gimp`
@@ -107,6 +115,97 @@ def run_filter(record: dict, src: str, dst: str, distance: float, strength: floa
     cmd = build_command(kit.find_core(record), record.get("remote"), src, dst, distance, strength, focal_mm)
     kit.run_core(cmd, kit.child_env(record), on_progress=on_progress, poll=poll, on_line=keep_face_line)
     return faces
+
+
+class PreviewWorker:
+    """`priorfx worker portrait`, started once when the dialog opens.
+
+    The dialog sends it the reduced copy of the layer (exported once) with the
+    current settings, at once (so the estimated distance of each face shows
+    when the dialog opens) and on each Preview; the models stay loaded, so a
+    Preview costs the filter's own time on the copy, not a Python start and a
+    model load. Requests go one at a time; `poll()` never blocks (the dialog's
+    main loop calls it from a timer).
+    """
+
+    def __init__(self, record: dict):
+        cmd = list(kit.find_core(record)) + ["worker", "portrait"]
+        if record.get("remote"):
+            cmd += ["--remote", record["remote"]]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=kit.child_env(record),
+                                         **kit.popen_options())
+        except OSError as exc:
+            raise kit.start_error(cmd, exc) from None
+        self.replies = queue.Queue()
+        self.stderr_tail = []
+        self.busy = False
+        threading.Thread(target=self._read_replies, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_replies(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if line.startswith("{"):
+                try:
+                    self.replies.put(json.loads(line))
+                except ValueError:
+                    pass
+        self.replies.put(None)          # the worker is gone
+
+    def _read_stderr(self) -> None:
+        for raw in self.proc.stderr:
+            self.stderr_tail = (self.stderr_tail + [raw.decode("utf-8", "replace")])[-20:]
+
+    def send(self, src: str, dst: str, distance: float, strength: float, focal_mm) -> None:
+        """Ask for `src` undistorted into `dst` (raises kit.CoreError if the worker is gone)."""
+        req = {"input": src, "output": dst, "distance": distance, "strength": strength, "focal_mm": focal_mm}
+        try:
+            self.proc.stdin.write((json.dumps(req) + "\n").encode("utf-8"))
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            raise self._gone() from None
+        self.busy = True
+
+    def poll(self):
+        """The reply to the last request, or None while it is still working. A
+        reply is a dict: ok, messages (one line per face), or error/message/hint."""
+        try:
+            reply = self.replies.get_nowait()
+        except queue.Empty:
+            return None
+        self.busy = False
+        if reply is None:
+            self.replies.put(None)      # stays gone for later polls
+            raise self._gone()
+        return reply
+
+    def _gone(self) -> "kit.CoreError":
+        self.proc.poll()
+        return kit.error_from_output("".join(self.stderr_tail), self.proc.returncode or 1, "the preview worker")
+
+    def close(self) -> None:
+        """Stop the worker: it exits when its stdin closes; one still working is interrupted."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if self.busy:
+            kit.stop(self.proc)
+            return
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            kit.stop(self.proc)
+
+
+def reply_text(reply: dict) -> str:
+    """What the dialog shows for a worker reply: one line per face, or the error."""
+    if reply.get("ok"):
+        return "\n".join(reply.get("messages") or []) or "Undistort Selfie: no face in the preview"
+    exit_code = kit.EXIT_NO_FACE if reply.get("error") == "no_face" else 1
+    return user_message(kit.CoreError(reply.get("message") or "preview failed", reply.get("hint") or "", exit_code))
 
 
 # ---------------------------------------------------------------------------
@@ -218,55 +317,104 @@ def _gimp_main() -> None:
         # auto: no --focal-mm; the core reads the EXIF that travels with the layer
         return config.get_property("focal-mm") if config.get_property("focal-mode") == "manual" else None
 
-    def add_preview(dialog, config, image, drawable, high_bit: bool) -> None:
-        """A Preview button: the filter on a reduced copy, shown in the dialog with
-        each face's estimated distance. The image is not touched (a temporary image
-        is exported), so OK still makes one undo step."""
+    def add_preview(dialog, config, image, drawable, high_bit: bool, tmpdir: str):
+        """The estimate and the Preview: the filter on a reduced copy, shown in the
+        dialog with each face's estimated distance (and its interval). It runs as
+        soon as the dialog is up, and again on Preview with the current settings.
+        The image is not touched (a temporary image is exported, once), so OK
+        still makes one undo step. Returns a function that stops the worker."""
         gi.require_version("Gtk", "3.0")
         gi.require_version("GdkPixbuf", "2.0")
         from gi.repository import GdkPixbuf, Gtk
 
         box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6)
         button = Gtk.Button.new_with_mnemonic(_("_Preview"))
-        label = Gtk.Label(label=_("Preview: the filter on a reduced copy, with each face's estimated distance"))
+        label = Gtk.Label(label=_("Estimating each face's distance from the camera..."))
         label.set_line_wrap(True)
         label.set_xalign(0.0)
         picture = Gtk.Image()
+        src = os.path.join(tmpdir, "preview.png")
+        state = {"worker": None, "count": 0, "again": False}
 
-        def pump():
-            while Gtk.events_pending():
-                Gtk.main_iteration()
+        def show_error(text: str) -> None:
+            picture.clear()
+            label.set_text(text)
+            button.set_sensitive(True)
+
+        def send() -> None:
+            state["count"] += 1
+            dst = os.path.join(tmpdir, "preview_out_{}.png".format(state["count"]))
+            state["worker"].send(src, dst, config.get_property("distance"), config.get_property("strength"),
+                                 focal_of(config))
+            state["dst"] = dst
+
+        def check() -> bool:
+            worker = state["worker"]
+            if worker is None:
+                return False
+            try:
+                reply = worker.poll()
+                if reply is None:
+                    return True         # still working: look again
+                if state["again"]:      # settings changed meanwhile: show the newest
+                    state["again"] = False
+                    send()
+                    return True
+                if reply.get("ok"):
+                    pix = GdkPixbuf.Pixbuf.new_from_file_at_scale(state["dst"], PREVIEW_SHOW_SIDE,
+                                                                  PREVIEW_SHOW_SIDE, True)
+                    picture.set_from_pixbuf(pix)
+                else:
+                    picture.clear()
+                label.set_text(reply_text(reply))
+                button.set_sensitive(True)
+            except kit.CoreError as err:
+                show_error(user_message(err))
+            except Exception as exc:  # the dialog stays usable
+                show_error(f"Undistort Selfie: preview failed: {exc}")
+            return False
+
+        def start() -> bool:
+            try:
+                state["worker"] = PreviewWorker(kit.load_record(PLUGIN_DIR))
+                export_layer(image, drawable, src, high_bit, max_side=PREVIEW_MAX_SIDE)
+                send()
+                GLib.timeout_add(100, check)
+            except kit.CoreError as err:
+                show_error(user_message(err))
+            except Exception as exc:
+                show_error(f"Undistort Selfie: preview failed: {exc}")
+            return False
 
         def on_click(_button):
+            worker = state["worker"]
+            if worker is None or not os.path.exists(src):
+                return
             label.set_text(_("Working..."))
-            button.set_sensitive(False)
-            pump()
             try:
-                record = kit.load_record(PLUGIN_DIR)
-                with tempfile.TemporaryDirectory(prefix="priorfx-preview-") as tmpdir:
-                    src = os.path.join(tmpdir, "preview.png")
-                    dst = os.path.join(tmpdir, "preview_out.png")
-                    export_layer(image, drawable, src, high_bit, max_side=PREVIEW_MAX_SIDE)
-                    faces = run_filter(record, src, dst, config.get_property("distance"),
-                                       config.get_property("strength"), focal_of(config), poll=pump)
-                    pix = GdkPixbuf.Pixbuf.new_from_file_at_scale(dst, PREVIEW_SHOW_SIDE, PREVIEW_SHOW_SIDE, True)
-                picture.set_from_pixbuf(pix)
-                label.set_text("\n".join(faces))
+                if worker.busy:
+                    state["again"] = True
+                else:
+                    button.set_sensitive(False)
+                    send()
+                    GLib.timeout_add(100, check)
             except kit.CoreError as err:
-                picture.clear()
-                label.set_text(user_message(err))
-            except Exception as exc:  # the dialog stays usable
-                picture.clear()
-                label.set_text(f"Undistort Selfie: preview failed: {exc}")
-            finally:
-                button.set_sensitive(True)
+                show_error(user_message(err))
 
+        def stop() -> None:
+            if state["worker"] is not None:
+                state["worker"].close()
+                state["worker"] = None
+
+        button.set_sensitive(False)
         button.connect("clicked", on_click)
         box.pack_start(button, False, False, 0)
         box.pack_start(label, False, False, 0)
         box.pack_start(picture, False, False, 0)
         dialog.get_content_area().pack_end(box, False, False, 6)
         box.show_all()
+        GLib.idle_add(start)            # once the dialog is on screen
+        return stop
 
     def fail(procedure, run_mode, text: str, status=None):
         # Interactive: GIMP itself shows the returned error in a message box (as
@@ -309,9 +457,13 @@ def _gimp_main() -> None:
             except (TypeError, AttributeError, ValueError):
                 pass  # other 3.0.x bindings: the field just stays editable
             dialog.fill(["distance", "focal-mode", "exif-note", "focal-mm", "strength", "output"])
-            add_preview(dialog, config, image, drawable, high_bit)
-            ok = dialog.run()
-            dialog.destroy()
+            with tempfile.TemporaryDirectory(prefix="priorfx-preview-") as preview_dir:
+                stop_preview = add_preview(dialog, config, image, drawable, high_bit, preview_dir)
+                try:
+                    ok = dialog.run()
+                finally:
+                    stop_preview()
+                    dialog.destroy()
             if not ok:
                 return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
 

@@ -142,3 +142,51 @@ def test_exif_focal_length_from_gimp_metadata(plugin):
     no35 = '<metadata><tag name="Exif.Photo.FocalLength">85/1</tag></metadata>'
     assert plugin.focal_35mm_from_metadata_xml(no35) is None
     assert plugin.focal_35mm_from_metadata_xml("not xml") is None
+
+
+def test_preview_worker_estimates_when_the_dialog_opens_and_previews_again_warm(plugin, sample, tmp_path):
+    """The dialog's worker (the real `priorfx worker portrait`): the first request,
+    sent when the dialog opens, answers each face's distance with its interval and
+    writes the preview; a second request with other settings is served by the same
+    process (models loaded once); a missing file is an error reply, and the
+    worker carries on; closing the dialog ends it."""
+    from waits import wait_for
+
+    worker = plugin.PreviewWorker(plugin.kit.load_record(plugin.PLUGIN_DIR))
+    try:
+        worker.send(str(sample("single_face.jpg")), str(tmp_path / "p1.png"), 1.5, 1.0, 26.0)
+        assert worker.busy
+        first = wait_for(worker.poll, "the worker's first reply")
+        text = plugin.reply_text(first)
+        assert first["ok"] and text.startswith("face 0: about ") and "cm (" in text and "from the camera" in text
+        assert "re-rendered at 150 cm" in text and (tmp_path / "p1.png").is_file()
+        worker.send(str(sample("single_face.jpg")), str(tmp_path / "p2.png"), 3.0, 0.5, 26.0)
+        second = wait_for(worker.poll, "the worker's second reply")
+        assert second["ok"] and second["faces"][0]["distance_m"] == first["faces"][0]["distance_m"]
+        assert second["faces"][0]["target_m"] != first["faces"][0]["target_m"]
+        worker.send(str(tmp_path / "missing.png"), str(tmp_path / "p3.png"), 1.5, 1.0, None)
+        bad = wait_for(worker.poll, "the error reply")
+        assert not bad["ok"] and "missing.png" in plugin.reply_text(bad)
+        assert not (tmp_path / "p3.png").exists()
+        assert worker.proc.poll() is None          # one process served all three
+    finally:
+        worker.close()
+    assert worker.proc.wait(timeout=60) == 0
+
+
+def test_preview_worker_says_no_face_like_the_filter(plugin, tmp_path):
+    """A reduced copy without a face: the dialog shows the filter's own no-face message."""
+    from waits import wait_for
+
+    import numpy as np
+    from priorfx import io as pio
+
+    blank = tmp_path / "wall.png"
+    pio.write_image(blank, np.full((240, 320, 3), 0.5, np.float32), bits=8)
+    worker = plugin.PreviewWorker(plugin.kit.load_record(plugin.PLUGIN_DIR))
+    try:
+        worker.send(str(blank), str(tmp_path / "out.png"), 1.5, 1.0, None)
+        reply = wait_for(worker.poll, "the no-face reply")
+    finally:
+        worker.close()
+    assert plugin.reply_text(reply).startswith("Undistort Selfie: no face found in the image. The image was not changed.")

@@ -109,3 +109,32 @@ def test_bad_options_exit_2_without_output(cli, sample, tmp_path, args, needle):
     assert r.returncode == 2
     assert needle in r.stderr and "hint" in r.stderr
     assert not out.exists()
+
+
+def test_worker_portrait_answers_each_request_like_the_command(cli, sample, tmp_path):
+    """`priorfx worker portrait` (the GIMP dialog's preview process): one JSON reply
+    per request line, the same pixels and faces as `priorfx undistort`, bad
+    requests answered with an error naming them, and the loop goes on."""
+    src = sample("single_face.jpg")
+    ref = tmp_path / "ref.png"
+    r = cli("undistort", str(src), "-o", str(ref), "--focal-mm", "26", "--distance", "2", "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    requests = [
+        {"input": str(src), "output": str(tmp_path / "w.png"), "distance": 2.0, "strength": 1.0, "focal_mm": 26},
+        "not json",
+        {"input": str(src), "output": str(tmp_path / "bad.png"), "distance": -3},
+        {"input": str(tmp_path / "-x.png"), "output": str(tmp_path / "none.png")},
+    ]
+    lines = "".join((q if isinstance(q, str) else json.dumps(q)) + "\n" for q in requests)
+    w = cli("worker", "portrait", input=lines)
+    assert w.returncode == 0, w.stderr
+    replies = [json.loads(line) for line in w.stdout.splitlines()]
+    assert len(replies) == 4
+    ok, garbled, bad, missing = replies
+    assert ok["ok"] and ok["faces"] == json.loads(r.stdout)["faces"]
+    assert ok["messages"][0].startswith("face 0: about ") and "re-rendered at 200 cm" in ok["messages"][0]
+    assert np.array_equal(read_image(tmp_path / "w.png"), read_image(ref))
+    assert not garbled["ok"] and garbled["error"] == "usage" and "not json" in garbled["message"]
+    assert not bad["ok"] and bad["message"] == "distance_m -3.0 is outside 0.05..100" and bad["hint"]
+    assert not missing["ok"] and missing["error"] == "input" and "-x.png" in missing["message"]
+    assert not (tmp_path / "bad.png").exists() and not (tmp_path / "none.png").exists()

@@ -163,16 +163,19 @@ def test_large_image_memory_is_bounded(selfie):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"distance_m": -1}, "distance_m"),
-    ({"distance_m": float("nan")}, "distance_m"),
-    ({"focal_mm": 0}, "focal_mm"),
-    ({"strength": 1.5}, "strength"),
-    ({"strength": "full"}, "strength"),
-    ({"face": -1}, "face"),
-    ({"max_faces": 0}, "max_faces"),
-    ({"debug_overlay": "yes"}, "debug_overlay"),
+    ({"distance_m": -1}, "distance_m -1 is outside"),
+    ({"distance_m": float("nan")}, "distance_m nan is not a finite number"),
+    ({"focal_mm": 0}, "focal_mm 0 is outside"),
+    ({"exif_focal_mm": 2000.0}, "exif_focal_mm 2000.0 is outside"),
+    ({"strength": 1.5}, "strength 1.5 is outside"),
+    ({"strength": "full"}, "strength 'full' is not a finite number"),
+    ({"face": -1}, "face -1 is not an integer"),
+    ({"max_faces": 0}, "max_faces 0 is not an integer"),
+    ({"debug_overlay": "yes"}, "debug_overlay 'yes' is not true or false"),
 ])
-def test_bad_parameters_are_usage_errors_with_a_hint(kwargs, match):
+def test_bad_parameters_are_usage_errors_naming_the_value_and_the_fix(kwargs, match):
+    """One style (portrait/params.py): the project's UsageError, the message names
+    the field and its bad value, the hint the fix."""
     with pytest.raises(UsageError, match=match) as err:
         PortraitParams(**kwargs)
     assert err.value.hint

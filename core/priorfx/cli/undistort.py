@@ -51,9 +51,24 @@ def debug_path(output: Path) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from priorfx.portrait import face_message
+
+    summary = undistort_command(args, engine_from_args(args))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        for i, f in enumerate(summary["faces"]):
+            print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
+    return 0
+
+
+def undistort_command(args: argparse.Namespace, engine, compression: str | None = None) -> dict:
+    """One image file through the core's `undistort_file` with the command's options
+    (`args`); returns the JSON summary. Shared by the command and `priorfx worker
+    portrait` (which writes its previews uncompressed: `compression`, see io.write_image)."""
     from priorfx import io as pio
     from priorfx.engines.files import undistort_file
-    from priorfx.portrait import PortraitParams, face_message
+    from priorfx.portrait import PortraitParams
 
     check_output(args.output, [args.input], kinds=("image",))  # before any work
     info = pio.read_image_info(args.input)
@@ -65,21 +80,14 @@ def _run(args: argparse.Namespace) -> int:
     params = PortraitParams(distance_m=args.distance, focal_mm=focal, exif_focal_mm=exif, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
     colour = colour_from_args(args, args.input, info)
-    engine = engine_from_args(args)
     with progress_from_args(args, "undistort", unit="step") as prog:
         result = undistort_file(args.input, args.output, params, engine, colour=colour, progress=prog, info=info,
-                                focal_source=source)
+                                compression=compression, focal_source=source)
     dbg = None
     if args.debug_overlay and result.debug is not None:
         from priorfx.demo import save_png
         dbg = debug_path(args.output)
         save_png(dbg, result.debug)
-    summary = {"output": str(args.output), "debug_overlay": str(dbg) if dbg else None,
-               "focal_mm": focal, "exif_focal_mm": exif, "focal_source": source,
-               "faces": result.faces}
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        for i, f in enumerate(result.faces):
-            print(f"{face_message(i, f)} (focal {f['focal_mm']:.0f} mm, {f['focal_source']})", file=sys.stderr)
-    return 0
+    return {"output": str(args.output), "debug_overlay": str(dbg) if dbg else None,
+            "focal_mm": focal, "exif_focal_mm": exif, "focal_source": source,
+            "faces": result.faces}

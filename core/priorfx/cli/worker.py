@@ -1,12 +1,17 @@
-"""`priorfx worker shutter`: the process the OBS filter starts and talks to.
+"""`priorfx worker shutter|portrait`: processes host plug-ins start and talk to.
 
-Not meant to be run by hand: the OBS script makes a slot file, starts this
-command with `--shm PATH`, and writes one byte to its stdin per frame. See
-priorfx.streaming.shm for the protocol and priorfx.streaming.worker for the loop.
+Not meant to be run by hand. shutter: the OBS script makes a slot file, starts
+this command with `--shm PATH`, and writes one byte to its stdin per frame (see
+priorfx.streaming.shm for the protocol and priorfx.streaming.worker for the
+loop). portrait: the GIMP dialog starts it when it opens and sends one JSON
+request per line (an image file to undistort: the reduced copy of its
+Preview); the models stay loaded between requests, so a Preview after the
+first costs the filter's own time, not a Python start and a model load.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from priorfx.cli.common import add_engine_options
@@ -25,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit when this process is gone (the OBS process)")
     add_engine_options(s)
     s.set_defaults(func=_run_shutter)
+    pt = wsub.add_parser("portrait", help="selfie undistortion requests for the GIMP dialog (Preview)",
+                         description="Read one JSON request per line on stdin: {\"input\": IN, \"output\": OUT, "
+                                     "\"distance\": M, \"strength\": S, \"focal_mm\": F or null}; undistort IN "
+                                     "into OUT as `priorfx undistort` does and answer one JSON line on stdout: "
+                                     "{\"ok\": true, \"faces\": [...], \"messages\": [one line per face]} or "
+                                     "{\"ok\": false, \"error\", \"message\", \"hint\"}. Exits when stdin closes.")
+    add_engine_options(pt)
+    pt.set_defaults(func=_run_portrait)
 
 
 def _run_shutter(args: argparse.Namespace) -> int:
@@ -52,3 +65,42 @@ def _run_shutter(args: argparse.Namespace) -> int:
         raise
     finally:
         channel.close(unlink=False)
+
+
+def _run_portrait(args: argparse.Namespace) -> int:
+    from priorfx.cli import undistort as command
+    from priorfx.cli.common import engine_from_args
+
+    parser = argparse.ArgumentParser(prog="priorfx")
+    command.register(parser.add_subparsers())
+    engine = engine_from_args(args)          # one engine: the models stay loaded between requests
+    for line in sys.stdin:
+        if line.strip():
+            print(json.dumps(portrait_request(line, parser, engine)), flush=True)
+    return 0
+
+
+def portrait_request(line: str, parser: argparse.ArgumentParser, engine) -> dict:
+    """One `priorfx worker portrait` request (a JSON line) -> its reply (a dict)."""
+    from priorfx.cli import undistort as command
+    from priorfx.portrait import face_message
+
+    try:
+        req = json.loads(line)
+        argv = ["undistort", "-o", str(req["output"]), "--progress", "none",
+                "--distance", repr(float(req.get("distance", 1.5))), "--strength", repr(float(req.get("strength", 1.0)))]
+        if req.get("focal_mm") is not None:
+            argv += ["--focal-mm", repr(float(req["focal_mm"]))]
+        argv += ["--", str(req["input"])]      # a path is never read as an option
+        args = parser.parse_args(argv)
+    except (ValueError, KeyError, TypeError, AttributeError, SystemExit) as exc:
+        return {"ok": False, "error": "usage", "message": f"bad worker request {line.strip()[:200]!r}: {exc!r}",
+                "hint": "one JSON object per line with input, output, distance, strength, focal_mm"}
+    try:
+        # A preview lives a second: no compression (deflate costs more than the filter on the copy).
+        summary = command.undistort_command(args, engine, compression="none")
+    except PriorfxError as err:
+        return {"ok": False, **err.to_json()}
+    faces = summary["faces"]
+    return {"ok": True, "output": summary["output"], "faces": faces,
+            "messages": [face_message(i, f) for i, f in enumerate(faces)]}

@@ -159,13 +159,14 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 def undistort_file(src: str | Path, output: str | Path, params: Any = None, engine: "Engine | None" = None, *,
                    colour: "ColourSpec | None" = None, progress: Progress | None = None, info: Any = None,
-                   **extra: Any) -> Any:
+                   compression: str | None = None, **extra: Any) -> Any:
     """Undistort the portrait in the image `src` into `output`.
 
     The output keeps the input's bit depth where its format can (16-bit PNG
     stays 16-bit) and its colour space (`colour`); `info` is the input's
-    priorfx.io image info when already read; `extra` goes into the output's
-    provenance beside the result's own. Returns the PortraitResult (its faces,
+    priorfx.io image info when already read; `compression` as for
+    priorfx.io.write_image (a short-lived preview is written uncompressed);
+    `extra` goes into the output's provenance beside the result's own. Returns the PortraitResult (its faces,
     and the debug overlay when `params.debug_overlay`).
     """
     from priorfx import io as pio
@@ -180,7 +181,7 @@ def undistort_file(src: str | Path, output: str | Path, params: Any = None, engi
         prov["colour"] = colour.provenance()
     pio.write_image(output, result.image, provenance=prov,
                     metadata=colour.header(output) if colour is not None else None,
-                    bits=output_bits(info.pixel_type, Path(output)))
+                    bits=output_bits(info.pixel_type, Path(output)), compression=compression)
     return result
 
 

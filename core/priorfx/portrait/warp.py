@@ -240,15 +240,29 @@ def _one_blas_thread():
     return ctl.limit(limits=1, user_api="blas") if ctl is not None else contextlib.nullcontext()
 
 
+SPLINE_GRID_STEP = 2        # the spline is evaluated on every 2nd grid node, linearly in between
+
+
+def _subgrid(n: int, step: int) -> np.ndarray:
+    """Every `step`-th index of 0..n-1, the last one always included."""
+    idx = np.arange(0, n, step)
+    return idx if idx[-1] == n - 1 else np.append(idx, n - 1)
+
+
 def _coarse_field(warps, heads, person, gx, gy, weight_scale) -> np.ndarray:
     pts = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
     wpts = scale_points(pts, *weight_scale)
+    # The spline is smooth on the grid's scale (a few % of a head width per
+    # node): evaluating it on every 2nd node and interpolating linearly moves
+    # the field by well under a pixel and saves 3/4 of the kernel evaluations,
+    # the plan's largest cost. The weights stay at full grid resolution.
+    ix, iy = _subgrid(len(gx), SPLINE_GRID_STEP), _subgrid(len(gy), SPLINE_GRID_STEP)
+    sub = np.stack(np.meshgrid(gx[ix], gy[iy]), -1).reshape(-1, 2)
     acc = np.zeros((len(pts), 2))
     total = np.zeros(len(pts))
     for fw, head in zip(warps, heads):
         wts = sample_bilinear(head, wpts)
-        near = wts > 1e-4
-        if not near.any():
+        if not (wts > 1e-4).any():
             continue
         # Zero-displacement anchors on a ring well outside the head keep the
         # spline from extrapolating (its linear part) across the image.
@@ -260,7 +274,8 @@ def _coarse_field(warps, heads, person, gx, gy, weight_scale) -> np.ndarray:
         at = (np.concatenate([fw.at, ring]) - c) / unit
         val = np.concatenate([fw.disp, np.zeros_like(ring)])
         spline = fit_tps(at, val, spline_smoothing(fw, len(ring)))
-        acc[near] += eval_tps(spline, (pts[near] - c) / unit) * wts[near, None]
+        coarse = eval_tps(spline, (sub - c) / unit).reshape(len(iy), len(ix), 2)
+        acc += _interp_grid(coarse, ix, iy, len(gx), len(gy)).reshape(-1, 2) * wts[:, None]
         total += wts
     field = acc / np.maximum(total, 1.0)[:, None]
     if person is not None:
@@ -268,10 +283,27 @@ def _coarse_field(warps, heads, person, gx, gy, weight_scale) -> np.ndarray:
     return field.reshape(len(gy), len(gx), 2)
 
 
+def _interp_grid(values: np.ndarray, ix: np.ndarray, iy: np.ndarray, nx: int, ny: int) -> np.ndarray:
+    """Values (len(iy) x len(ix) x k) at grid nodes (iy, ix) -> all ny x nx nodes, linearly."""
+    wx, wy = _linear_weights(ix, nx), _linear_weights(iy, ny)
+    return np.stack([wy @ values[..., k] @ wx.T for k in range(values.shape[2])], -1)
+
+
+def _linear_weights(nodes: np.ndarray, n: int) -> np.ndarray:
+    """n x len(nodes): row i interpolates linearly between the nodes around i."""
+    return np.stack([np.interp(np.arange(n), nodes, np.eye(len(nodes))[j]) for j in range(len(nodes))], 1)
+
+
 def _tps_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """r^2 log r between the rows of a (N x 2) and b (M x 2)."""
-    r2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
-    return 0.5 * r2 * np.log(np.maximum(r2, 1e-300))
+    # |a|^2 + |b|^2 - 2 a.b: one matrix product and in-place operations (the
+    # broadcast difference costs an N x M x 2 temporary and three passes more).
+    r2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    np.maximum(r2, 1e-300, out=r2)
+    k = np.log(r2)
+    k *= r2
+    k *= 0.5
+    return k
 
 
 def fit_tps(at: np.ndarray, val: np.ndarray, smoothing: np.ndarray) -> tuple:
