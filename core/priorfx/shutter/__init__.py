@@ -12,7 +12,7 @@ correct_clip(frames, params) -> ShutterResult      offline, a whole clip
 ShutterSession(params).push(frame) -> frame         live, one stream
 ShutterSession(params).push_buffer(buf, 'NV12', w, h) -> planes
 """
-from priorfx.shutter.clip import correct_clip
+from priorfx.shutter.clip import correct_clip, fit_readout, readout_evidence
 from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams, ShutterResult
 from priorfx.shutter.session import ShutterSession
 
@@ -20,4 +20,5 @@ from priorfx.shutter.session import ShutterSession
 # delivers them (priorfx.colour converts scene-linear and log plates).
 WORKING_ENCODING = "display"
 
-__all__ = ["WORKING_ENCODING", "ShutterParams", "ShutterResult", "ShutterSession", "correct_clip", "DEFAULT_READOUT"]
+__all__ = ["WORKING_ENCODING", "ShutterParams", "ShutterResult", "ShutterSession", "correct_clip", "DEFAULT_READOUT",
+           "fit_readout", "readout_evidence"]
