@@ -103,7 +103,7 @@ def portrait_request(line: str, parser: argparse.ArgumentParser, engine) -> dict
                 "hint": "one JSON object per line with input, output, distance, strength, focal_mm"}
     try:
         # A preview lives a second: no compression (deflate costs more than the filter on the copy).
-        summary = command.undistort_file(args, engine, compression="none")
+        summary = command.undistort_command(args, engine, compression="none")
     except PriorfxError as err:
         return {"ok": False, **err.to_json()}
     faces = summary["faces"]

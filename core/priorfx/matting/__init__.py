@@ -13,11 +13,13 @@ person (priorfx.matting.subject).
     for r in matte_clip(frames, MattingParams(quality="fast")):
         r.alpha, r.fg, r.fg_premult, r.confidence
 """
-from priorfx.matting.core import MattingSession, matte_clip, matte_image
+from priorfx.matting.core import MattingSession, cut_scores, matte_clip, matte_image
+from priorfx.matting.outputs import channel_names, matte_pixels, write_matte
 from priorfx.matting.params import MatteResult, MattingParams
 
 # The encoding the person prior and the solver want: display-encoded values
 # (priorfx.colour converts scene-linear and log plates there and back).
 WORKING_ENCODING = "display"
 
-__all__ = ["WORKING_ENCODING", "MattingParams", "MatteResult", "MattingSession", "matte_clip", "matte_image"]
+__all__ = ["WORKING_ENCODING", "MattingParams", "MatteResult", "MattingSession", "channel_names", "cut_scores",
+           "matte_clip", "matte_image", "matte_pixels", "write_matte"]

@@ -15,7 +15,7 @@ Calibration(w, h).add(k, luma) -> .result               a camera's readout, live
 FrameCorrector(params, w, h)                            one frame size's motion and warp
 """
 from priorfx.shutter.calibrate import Calibration
-from priorfx.shutter.clip import correct_clip
+from priorfx.shutter.clip import correct_clip, fit_readout, readout_evidence
 from priorfx.shutter.corrector import FrameCorrector, check_frame
 from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams, ShutterResult
 from priorfx.shutter.session import ShutterSession
@@ -25,4 +25,4 @@ from priorfx.shutter.session import ShutterSession
 WORKING_ENCODING = "display"
 
 __all__ = ["WORKING_ENCODING", "Calibration", "FrameCorrector", "ShutterParams", "ShutterResult", "ShutterSession",
-           "check_frame", "correct_clip", "DEFAULT_READOUT"]
+           "check_frame", "correct_clip", "DEFAULT_READOUT", "fit_readout", "readout_evidence"]

@@ -210,7 +210,7 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
                             threads: int | None = None) -> Callable[[shm.Params], Session]:
     """Sessions from the engine (local, or RemoteEngine when `remote` is set)."""
     from priorfx.config import load_settings
-    from priorfx.engine import get_engine
+    from priorfx.engines import get_engine
 
     engine = get_engine(load_settings(remote=remote, token=token, threads=threads))
 
