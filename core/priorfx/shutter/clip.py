@@ -10,7 +10,7 @@ from priorfx.errors import InputError
 from priorfx.progress import Progress, tick
 from priorfx.shutter.params import ShutterParams, ShutterResult
 from priorfx.shutter.readout import ReadoutEstimate, estimate_readout, pair_evidence
-from priorfx.shutter.session import FrameCorrector, check_frame
+from priorfx.shutter.corrector import FrameCorrector, check_frame
 
 
 def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = None,
