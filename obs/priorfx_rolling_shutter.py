@@ -16,6 +16,13 @@ newest corrected frame back into the frame (one frame of latency; two with
 lookahead). When the worker is starting, late, or gone, frames pass through
 unchanged and a manager thread restarts the worker.
 
+Calibrate (a button in the filter's properties) asks the worker to measure
+the camera's readout from the next seconds of video while the streamer shakes
+the camera; the worker's manager thread follows its progress, and the result
+is stored in the filter's settings (saved with the scene collection) and per
+camera (the source's device) in `obs-cameras.json` in priorfx's config folder,
+so another filter on the same camera starts with it.
+
 Standard library only: it runs in OBS's own Python. Three modules of the
 core are copied beside this file by `priorfx install obs` and loaded by path:
 the slot protocol (`streaming/shm.py` as `priorfx_shm.py`), the worker
@@ -29,6 +36,7 @@ from __future__ import annotations
 import collections
 import ctypes
 import importlib.util
+import json
 import os
 import shlex
 import sys
@@ -98,6 +106,10 @@ OBS_SOURCE_ASYNC_VIDEO = (1 << 2) | (1 << 0)
 OBS_COMBO_TYPE_LIST = 2
 OBS_COMBO_FORMAT_STRING = 3
 OBS_TEXT_DEFAULT = 0
+OBS_TEXT_INFO = 3          # read-only text (OBS 28+)
+CALIBRATION_SECONDS = 10.0
+# Where a capture source keeps its device, by platform (v4l2, dshow, macOS).
+DEVICE_KEYS = (b"device_id", b"video_device_id", b"device")
 
 
 class SourceFrame(ctypes.Structure):
@@ -125,6 +137,7 @@ DATA_ONLY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 VIDEO_TICK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_float)
 VIDEO_RENDER = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 FILTER_VIDEO = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+BUTTON_CLICKED = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
 class SourceInfo(ctypes.Structure):
@@ -159,6 +172,25 @@ def _bind(lib: ctypes.CDLL) -> types.SimpleNamespace:
         add_list=f("obs_properties_add_list", vp, vp, cp, cp, ctypes.c_int, ctypes.c_int),
         list_add_string=f("obs_property_list_add_string", ctypes.c_size_t, vp, cp, cp),
         add_text=f("obs_properties_add_text", vp, vp, cp, cp, ctypes.c_int),
+        add_button=f("obs_properties_add_button", vp, vp, cp, cp, BUTTON_CLICKED),
+        add_int_slider=f("obs_properties_add_int_slider", vp, vp, cp, cp, ctypes.c_int, ctypes.c_int,
+                         ctypes.c_int),
+        default_int=f("obs_data_set_default_int", None, vp, cp, ctypes.c_longlong),
+        get_int=f("obs_data_get_int", ctypes.c_longlong, vp, cp),
+        data_create=f("obs_data_create", vp),
+        data_release=f("obs_data_release", None, vp),
+        set_double=f("obs_data_set_double", None, vp, cp, d),
+        set_bool=f("obs_data_set_bool", None, vp, cp, b),
+        set_string=f("obs_data_set_string", None, vp, cp, cp),
+        source_update=f("obs_source_update", None, vp, vp),
+        source_settings=f("obs_source_get_settings", vp, vp),
+        source_release=f("obs_source_release", None, vp),
+        source_id=f("obs_source_get_id", cp, vp),
+        source_name=f("obs_source_get_name", cp, vp),
+        filter_parent=f("obs_filter_get_parent", vp, vp),
+        weak_source=f("obs_source_get_weak_source", vp, vp),
+        weak_get=f("obs_weak_source_get_source", vp, vp),
+        weak_release=f("obs_weak_source_release", None, vp),
         set_long_description=f("obs_property_set_long_description", None, vp, cp),
         default_double=f("obs_data_set_default_double", None, vp, cp, d),
         default_bool=f("obs_data_set_default_bool", None, vp, cp, b),
@@ -173,7 +205,9 @@ def _bind(lib: ctypes.CDLL) -> types.SimpleNamespace:
 # Settings
 # ---------------------------------------------------------------------------
 DEFAULTS = {"readout": 0.6, "auto_readout": True, "mode": "rs", "strength": 1.0,
-            "lookahead": False, "engine": "local", "remote_url": ""}
+            "lookahead": False, "engine": "local", "remote_url": "",
+            "calibrate_seconds": int(CALIBRATION_SECONDS), "calibrated_readout": 0.0,
+            "calibrated_low": 0.0, "calibrated_high": 0.0, "calibrated_camera": "", "calibration_status": ""}
 
 
 def _read_settings(api, settings) -> dict:
@@ -184,7 +218,12 @@ def _read_settings(api, settings) -> dict:
             "auto_readout": bool(api.get_bool(settings, b"auto_readout")),
             "mode": s("mode") or "rs", "strength": api.get_double(settings, b"strength"),
             "lookahead": bool(api.get_bool(settings, b"lookahead")),
-            "engine": s("engine") or "local", "remote_url": s("remote_url").strip()}
+            "engine": s("engine") or "local", "remote_url": s("remote_url").strip(),
+            "calibrate_seconds": int(api.get_int(settings, b"calibrate_seconds")),
+            "calibrated_readout": api.get_double(settings, b"calibrated_readout"),
+            "calibrated_low": api.get_double(settings, b"calibrated_low"),
+            "calibrated_high": api.get_double(settings, b"calibrated_high"),
+            "calibrated_camera": s("calibrated_camera"), "calibration_status": s("calibration_status")}
 
 
 def _get_defaults(api, settings) -> None:
@@ -195,13 +234,24 @@ def _get_defaults(api, settings) -> None:
     api.default_bool(settings, b"lookahead", DEFAULTS["lookahead"])
     api.default_string(settings, b"engine", DEFAULTS["engine"].encode())
     api.default_string(settings, b"remote_url", b"")
+    api.default_int(settings, b"calibrate_seconds", DEFAULTS["calibrate_seconds"])
 
 
-def _get_properties(api) -> int:
+def _get_properties(api, buttons) -> int:
     props = api.props_create()
 
     def tip(prop, text):
         api.set_long_description(prop, text.encode())
+    tip(api.add_button(props, b"calibrate", b"Calibrate readout (shake the camera)", buttons["calibrate"]),
+        "Measures this camera's readout time: click, then shake or jerk the camera (or wave a hand "
+        "close in front of it) until the status says done. The value is stored for this camera "
+        "and used from then on.")
+    tip(api.add_button(props, b"cancel_calibration", b"Cancel calibration", buttons["cancel_calibration"]),
+        "Stops a running calibration; the readout in use stays as it was.")
+    tip(api.add_text(props, b"calibration_status", b"Calibration", OBS_TEXT_INFO),
+        "The last calibration of this filter's camera, or its progress.")
+    tip(api.add_int_slider(props, b"calibrate_seconds", b"Calibration length (s)", 3, 30, 1),
+        "Seconds of video the calibration may use at most; it stops early once the value is certain.")
     tip(api.add_bool(props, b"auto_readout", b"Estimate readout time automatically"),
         "Measure the sensor's readout time from the motion in the video.")
     tip(api.add_float_slider(props, b"readout", b"Readout time (fraction of a frame)", 0.05, 1.0, 0.01),
@@ -258,15 +308,60 @@ class Stats:
         return {k: (list(v) if isinstance(v, collections.deque) else v) for k, v in vars(self).items()}
 
 
+# ---------------------------------------------------------------------------
+# Calibrations per camera
+# ---------------------------------------------------------------------------
+def cameras_path() -> str:
+    """priorfx's config folder (per user): obs-cameras.json holds one readout per camera."""
+    if os.name == "nt":
+        base = os.environ.get("APPDATA") or os.path.expanduser("~")
+    elif sys.platform == "darwin":
+        base = os.path.expanduser("~/Library/Application Support")
+    else:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(base, "priorfx", "obs-cameras.json")
+
+
+def load_cameras() -> dict:
+    try:
+        with open(cameras_path(), encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_camera(camera: str, entry: dict) -> None:
+    """Store one camera's calibration; the file is replaced whole (never half written)."""
+    path = cameras_path()
+    cameras = load_cameras()
+    cameras[camera] = entry
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(cameras, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def calibration_text(entry: dict) -> str:
+    return (f"readout {entry['readout']:.3f} of the frame time (95 % interval {entry['low']:.2f}-"
+            f"{entry['high']:.2f}) for {entry.get('camera') or 'this camera'}")
+
+
 class FilterInstance:
     """One "Rolling Shutter Correction" filter on one source, and its worker."""
 
-    def __init__(self, key: int, settings: dict):
+    def __init__(self, key: int, settings: dict, api=None, source=None):
         self.key = key
         self.settings = dict(settings)
         self.stats = Stats()
         self.seq = 0
         self.last_written = 0
+        self.api = api
+        self._weak = api.weak_source(source) if api is not None and source else None
+        self.calibrating_camera = ""
+        self.calibration = {"state": "idle"}
+        self._shown_percent = -1
         try:
             record = kit.load_record(SCRIPT_DIR)
             command, env = kit.find_core(record), kit.child_env(record)
@@ -275,7 +370,8 @@ class FilterInstance:
             command, env = [], dict(os.environ)
         self.worker = supervisor.WorkerSupervisor(
             shm, command, env, f"filter {key}",
-            params=self._params, worker_args=self._worker_args, log=_log, on_start=self._counted_start)
+            params=self._params, worker_args=self._worker_args, log=_log, on_start=self._counted_start,
+            on_calibration=self._calibration_changed)
 
     # The supervisor owns the worker; these are what the video thread and the test
     # harness look at.
@@ -365,10 +461,125 @@ class FilterInstance:
         self.stats.corrected += 1
         self.stats.latency.append(lag)
 
+    # -- calibration (buttons on OBS's UI thread, progress on the manager thread) --
+    def calibrate(self) -> None:
+        """The Calibrate button: measure the readout from the next seconds of video."""
+        self.calibrating_camera = self.camera_key()
+        seconds = float(self.settings.get("calibrate_seconds") or CALIBRATION_SECONDS)
+        _log(f"filter {self.key}: calibrating {self.calibrating_camera or 'the camera'} "
+             f"(up to {seconds:.0f} s): shake or jerk the camera now")
+        self._shown_percent = -1
+        self.worker.calibrate(seconds)
+
+    def cancel_calibration(self) -> None:
+        self.worker.cancel_calibration()
+
+    def camera_opened(self) -> None:
+        """The properties were opened: the filter surely has its source now. A camera
+        calibrated before (by any filter) starts with its stored readout."""
+        camera = self.camera_key()
+        if not camera or camera == self.settings.get("calibrated_camera"):
+            return
+        entry = load_cameras().get(camera)
+        try:
+            usable = isinstance(entry, dict) and all(0.0 < float(entry[k]) <= 1.0 for k in ("readout", "low", "high"))
+        except (KeyError, TypeError, ValueError):   # a hand-edited or damaged file
+            usable = False
+        if usable:
+            _log(f"filter {self.key}: using the stored calibration of {camera}")
+            self._use_calibration(dict(entry, camera=camera))
+
+    def camera_key(self) -> str:
+        """The camera this filter is on: the source type and its device (or its name)."""
+        api = self.api
+        src = api.weak_get(self._weak) if api is not None and self._weak else None
+        if not src:
+            return ""
+        try:
+            parent = api.filter_parent(src)
+            if not parent:
+                return ""
+            kind = (api.source_id(parent) or b"?").decode("utf-8", "replace")
+            data = api.source_settings(parent)
+            try:
+                device = next((v for v in (api.get_string(data, k) for k in DEVICE_KEYS) if v), b"")
+            finally:
+                api.data_release(data)
+            name = device or api.source_name(parent) or b""
+            return f"{kind}:{name.decode('utf-8', 'replace')}"
+        finally:
+            api.source_release(src)
+
+    def _calibration_changed(self, status: dict) -> None:
+        try:
+            self._show_calibration(status)
+        finally:
+            self.calibration = status   # last: whoever waits for the state finds the result stored
+
+    def _show_calibration(self, status: dict) -> None:
+        state = status.get("state")
+        if state == "running":
+            percent = int(status.get("progress", 0) * 100) // 10 * 10
+            if percent != self._shown_percent:
+                self._shown_percent = percent
+                self._store({"calibration_status": f"measuring: {percent} % (keep shaking the camera)"})
+        elif state == "done" and status.get("informative"):
+            entry = {"readout": round(status["readout"], 4), "low": round(status["low"], 4),
+                     "high": round(status["high"], 4), "camera": self.calibrating_camera,
+                     "calibrated_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            if self.calibrating_camera:
+                try:
+                    save_camera(self.calibrating_camera, entry)
+                except OSError as exc:
+                    _log(f"filter {self.key}: could not store the calibration in {cameras_path()}: {exc}")
+            _log(f"filter {self.key}: calibrated: {calibration_text(entry)}")
+            self._use_calibration(entry)
+        else:
+            text = {"done": "could not tell the readout: shake or jerk the camera harder, then calibrate again",
+                    "cancelled": "cancelled; the readout in use is unchanged",
+                    "failed": f"failed ({status.get('error', 'the worker stopped')}); calibrate again"}.get(state)
+            if text:
+                _log(f"filter {self.key}: calibration {text}")
+                self._store({"calibration_status": text})
+
+    def _use_calibration(self, entry: dict) -> None:
+        g = float(entry["readout"])
+        values = {"readout": g, "auto_readout": False, "calibrated_readout": g,
+                  "calibrated_low": float(entry.get("low", g)), "calibrated_high": float(entry.get("high", g)),
+                  "calibrated_camera": entry.get("camera", ""), "calibration_status": calibration_text(entry)}
+        # Used at once (the settings round trip through OBS follows on its next video tick).
+        self.settings.update(values)
+        self.worker.publish_params()
+        self._store(values)
+
+    def _store(self, values: dict) -> None:
+        """Write settings of this filter through OBS (saved with the scene collection)."""
+        api = self.api
+        src = api.weak_get(self._weak) if api is not None and self._weak else None
+        if not src:
+            return
+        data = api.data_create()
+        try:
+            for k, v in values.items():
+                name = k.encode()
+                if isinstance(v, bool):
+                    api.set_bool(data, name, v)
+                elif isinstance(v, float):
+                    api.set_double(data, name, v)
+                else:
+                    api.set_string(data, name, str(v).encode())
+            api.source_update(src, data)   # through ctypes: the GIL is released meanwhile
+        finally:
+            api.data_release(data)
+            api.source_release(src)
+
     def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
         """Stop the worker; without `wait` the supervisor cleans up by itself
         (libobs may destroy a filter on its video thread, which must not block)."""
         self.worker.shutdown(wait, timeout)
+        if self._weak and self.api is not None:
+            self.api.weak_release(self._weak)
+            self._weak = None
         if wait:
             st = self.stats
             _log(f"filter {self.key}: {st.frames} frames, {st.corrected} corrected, {st.passthrough} "
@@ -407,7 +618,7 @@ def _registry() -> types.SimpleNamespace:
     reg = getattr(sys, "_priorfx_obs_registry", None)
     if reg is None:
         reg = types.SimpleNamespace(registered=False, callbacks=None, info=None, impl=None,
-                                    instances={}, settings={}, next_key=1, name=None, retiring=[])
+                                    instances={}, settings={}, sources={}, next_key=1, name=None, retiring=[])
         sys._priorfx_obs_registry = reg
     return reg
 
@@ -425,13 +636,15 @@ class _Impl:
         reg.next_key += 1
         settings = _read_settings(self.api, settings_ptr)
         reg.settings[key] = settings
-        reg.instances[key] = FilterInstance(key, settings)
+        reg.sources[key] = source_ptr
+        reg.instances[key] = FilterInstance(key, settings, self.api, source_ptr)
         _log(f"filter {key} created")
         return key
 
     def destroy(self, key) -> None:
         inst = self.reg.instances.pop(key, None)
         self.reg.settings.pop(key, None)
+        self.reg.sources.pop(key, None)
         if inst is not None:
             inst.shutdown(wait=False)
             self.reg.retiring = [i for i in self.reg.retiring if i.worker.is_alive()] + [inst]
@@ -484,6 +697,7 @@ def _make_callbacks(reg) -> dict:
             else:
                 reg.instances.pop(data, None)
                 reg.settings.pop(data, None)
+                getattr(reg, "sources", {}).pop(data, None)
         except Exception as exc:
             _log(f"destroy failed: {type(exc).__name__}: {exc}")
 
@@ -495,10 +709,18 @@ def _make_callbacks(reg) -> dict:
         except Exception as exc:
             _log(f"defaults failed: {type(exc).__name__}: {exc}")
 
-    def get_properties(_data):
+    def get_properties(data):
         impl = reg.impl
         try:
-            return _get_properties(impl.api) if impl is not None else None
+            if impl is None:
+                return None
+            inst = reg.instances.get(data)
+            if inst is not None:
+                try:
+                    inst.camera_opened()   # a camera calibrated before: its value is used
+                except Exception as exc:   # the properties open all the same
+                    _log(f"stored calibration not used: {type(exc).__name__}: {exc}")
+            return _get_properties(impl.api, buttons)
         except Exception as exc:
             _log(f"properties failed: {type(exc).__name__}: {exc}")
             return None
@@ -520,6 +742,19 @@ def _make_callbacks(reg) -> dict:
                 _log(f"filter_video failed: {type(exc).__name__}: {exc}")
         return frame
 
+    def button(action):
+        def clicked(_props, _prop, data):
+            try:
+                inst = reg.instances.get(data)
+                if inst is not None and reg.impl is not None:
+                    getattr(inst, action)()
+            except Exception as exc:
+                _log(f"{action} failed: {type(exc).__name__}: {exc}")
+            return True   # redraw the properties (the status line changed)
+        return BUTTON_CLICKED(clicked)
+
+    buttons = {"calibrate": button("calibrate"), "cancel_calibration": button("cancel_calibration")}
+    reg.buttons = buttons
     return {"get_name": GET_NAME(get_name), "create": CREATE(create), "destroy": DESTROY(destroy),
             "get_defaults": GET_DEFAULTS(get_defaults), "get_properties": GET_PROPERTIES(get_properties),
             "update": UPDATE(update), "filter_video": FILTER_VIDEO(filter_video)}
@@ -546,9 +781,12 @@ def register(lib: ctypes.CDLL | None = None) -> types.SimpleNamespace:
     else:
         _log(f"filter '{FILTER_NAME}' already registered; using the reloaded script")
     # Filters that lived through a reload get fresh instances of this copy's code.
+    sources = getattr(reg, "sources", None)
+    if sources is None:   # a registry made by an older copy of the script
+        sources = reg.sources = {}
     for key, settings in list(reg.settings.items()):
         if key not in reg.instances:
-            reg.instances[key] = FilterInstance(key, settings)
+            reg.instances[key] = FilterInstance(key, settings, reg.impl.api, sources.get(key))
     return reg
 
 
@@ -557,7 +795,9 @@ def unload() -> None:
     reg = _registry()
     reg.impl = None
     for key in list(reg.instances):
-        reg.instances.pop(key).shutdown()
+        inst = reg.instances.pop(key, None)   # libobs may destroy one meanwhile
+        if inst is not None:
+            inst.shutdown()
     for inst in getattr(reg, "retiring", []):   # destroyed filters still cleaning up
         inst.worker.join(5.0)
     reg.retiring = []

@@ -167,7 +167,7 @@ def test_the_core_imports_and_mattes_without_torch(private_home, prior_models, c
     np.save(tmp_path / "img.npy", key_image)
     code = BLOCK_TORCH + textwrap.dedent(f"""
         import numpy as np
-        import priorfx.cli, priorfx.engine, priorfx.server.app, priorfx.cluster, priorfx.bench.matting
+        import priorfx.cli, priorfx.engines, priorfx.server.app, priorfx.cluster, priorfx.bench.matting
         from priorfx.matting import MattingParams, matte_image
         from priorfx.models import runtimes
         from priorfx.errors import UsageError

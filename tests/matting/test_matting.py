@@ -198,10 +198,10 @@ def test_scene_linear_values_above_one_are_kept_in_opaque_foreground(astronaut):
 
 
 def test_demo_section_writes_its_pictures(tmp_path, sample_media):
-    from priorfx.engine import LocalEngine
-    from priorfx.matting import demo
+    from priorfx.demo.matting import section
+    from priorfx.engines import LocalEngine
 
-    sec = demo.section(tmp_path, LocalEngine())
+    sec = section(tmp_path, LocalEngine())
     assert sec["pairs"]
     for pair in sec["pairs"]:
         for key in ("before", "after"):

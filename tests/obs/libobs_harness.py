@@ -18,7 +18,12 @@ Plan (JSON)::
      "steps": [{"op": "wait_live"},
                {"op": "feed", "tag": "nv12", "dir": "...", "wait_result": true},
                {"op": "kill"}, {"op": "feed", "tag": "dead", "dir": "...", "count": 3},
-               {"op": "stream", "tag": "720p30", "dir": "...", "seconds": 10}]}
+               {"op": "stream", "tag": "720p30", "dir": "...", "seconds": 10},
+               {"op": "calibrate", "dir": "...", "timeout": 60},
+               {"op": "second_filter", "settings": "saved", "expect_calibrated": true}]}
+
+"feed_settings" in the plan become the feed source's settings (e.g. a
+"device_id", which the filter's per-camera calibration is keyed by).
 
 A frames `dir` holds meta.json ({"format", "width", "height", "count"}) and
 0000.raw ... (tightly packed planes, one after another).
@@ -95,7 +100,10 @@ class Harness:
             ("obs_get_lagged_frames", ctypes.c_uint32, []), ("obs_get_total_frames", ctypes.c_uint32, []),
             ("os_gettime_ns", ctypes.c_uint64, []),
             ("video_format_get_parameters", ctypes.c_bool, [ctypes.c_int, ctypes.c_int, vp, vp, vp]),
-            ("obs_register_source_s", None, [vp, ctypes.c_size_t])]:
+            ("obs_register_source_s", None, [vp, ctypes.c_size_t]),
+            ("obs_source_properties", vp, [vp]), ("obs_properties_get", vp, [vp, cp]),
+            ("obs_properties_destroy", None, [vp]), ("obs_property_button_clicked", ctypes.c_bool, [vp, vp]),
+            ("obs_source_get_settings", vp, [vp]), ("obs_data_get_json", cp, [vp])]:
             fn = getattr(o, name)
             fn.restype, fn.argtypes = res, args
 
@@ -114,7 +122,9 @@ class Harness:
         self._register_test_types()
         self.script.script_load(None)      # the real script registers the real filter
         settings = o.obs_data_create_from_json(json.dumps(self.plan.get("settings", {})).encode())
-        self.feed = o.obs_source_create(b"priorfx_test_feed", b"feed", None, None)
+        feed_settings = o.obs_data_create_from_json(json.dumps(self.plan.get("feed_settings", {})).encode())
+        self.feed = o.obs_source_create(b"priorfx_test_feed", b"feed", feed_settings, None)
+        o.obs_data_release(feed_settings)
         o.obs_source_set_async_unbuffered(self.feed, True)
         self.filter = o.obs_source_create(self.script.FILTER_ID.encode(), b"rs", settings, None)
         o.obs_data_release(settings)
@@ -286,6 +296,94 @@ class Harness:
                 self.wait_until(lambda: ch.out_latest >= seq - lookahead or self.inst.channel is not ch,
                                 step.get("timeout", 120), f"the worker to finish frame {k}")
         return {"meta": meta, "frames": rows}
+
+    # -- the Calibrate button ---------------------------------------------------
+    def click(self, source, button: str) -> None:
+        """What OBS's properties dialog does when a button is clicked."""
+        props = self.obs.obs_source_properties(source)
+        try:
+            prop = self.obs.obs_properties_get(props, button.encode())
+            if not prop:
+                raise RuntimeError(f"the filter's properties have no {button!r} button")
+            self.obs.obs_property_button_clicked(prop, source)
+        finally:
+            self.obs.obs_properties_destroy(props)
+
+    def saved_settings(self, source) -> dict:
+        """The settings OBS would save in the scene collection."""
+        data = self.obs.obs_source_get_settings(source)
+        try:
+            return json.loads(self.obs.obs_data_get_json(data).decode())
+        finally:
+            self.obs.obs_data_release(data)
+
+    def step_calibrate(self, step: dict) -> dict:
+        """Click Calibrate and stream the camera in real time until the filter has stored
+        a readout (or says it could not), optionally clicking Cancel after `cancel_after_s`."""
+        meta, raw_frames = self.load_frames(step["dir"])
+        frames = [self.make_frame(meta, raw) for raw in raw_frames]
+        fps = float(step.get("fps", 30))
+        inst = self.inst
+        statuses: list = []
+        base_ns = self.obs.os_gettime_ns()
+        t0 = time.perf_counter()
+        self.click(self.filter, "calibrate")
+        clicked = time.perf_counter()
+        cancel_at = step.get("cancel_after_s")
+        i = 0
+        while True:
+            now = time.perf_counter()
+            status = inst.settings.get("calibration_status", "")
+            if not statuses or statuses[-1] != status:
+                statuses.append(status)
+            if inst.calibration.get("state") in ("done", "failed", "cancelled"):
+                break   # the filter sets the state after it stored the result
+            if now - clicked > step.get("timeout", 120):
+                raise RuntimeError(f"calibration did not end in {step.get('timeout', 120)} s: {inst.calibration}")
+            if cancel_at is not None and now - clicked > cancel_at:
+                self.click(self.filter, "cancel_calibration")
+                cancel_at = None
+            delay = t0 + i / fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            # stamped with when a camera would have captured it (the content's own time),
+            # as a real camera does, not when this busy process got to push it
+            self.push(meta, frames[i % len(frames)], base_ns + int(i * 1e9 / fps))
+            i += 1
+        stored_s = time.perf_counter() - clicked
+        # OBS applies settings written from another thread on its next video tick
+        status = inst.settings.get("calibration_status", "")
+        self.wait_until(lambda: self.saved_settings(self.filter).get("calibration_status") == status,
+                        30, "the settings to reach OBS")
+        return {"seconds": stored_s, "frames_pushed": i, "calibration": inst.calibration,
+                "statuses": statuses, "settings": self.saved_settings(self.filter),
+                "params": vars(inst._params())}
+
+    def step_second_filter(self, step: dict) -> dict:
+        """Another feed with the same device and a new filter on it: with "settings":
+        "saved" it gets the first filter's saved settings (a scene collection loaded
+        again), else defaults; then its properties are opened, as a user does."""
+        o = self.obs
+        settings = self.saved_settings(self.filter) if step.get("settings") == "saved" else {}
+        data = o.obs_data_create_from_json(json.dumps(settings).encode())
+        feed_settings = o.obs_data_create_from_json(json.dumps(self.plan.get("feed_settings", {})).encode())
+        feed = o.obs_source_create(b"priorfx_test_feed", b"feed2", feed_settings, None)
+        flt = o.obs_source_create(self.script.FILTER_ID.encode(), b"rs2", data, None)
+        o.obs_data_release(data)
+        o.obs_data_release(feed_settings)
+        o.obs_source_filter_add(feed, flt)
+        reg = self.script._registry()
+        inst = reg.instances[max(reg.instances)]
+        o.obs_properties_destroy(o.obs_source_properties(flt))
+        if step.get("expect_calibrated"):   # the first filter's calibration, in use
+            want = self.inst.settings["calibrated_readout"]
+            self.wait_until(lambda: abs(inst._params().readout - want) < 1e-6 and not inst._params().auto_readout,
+                            30, "the stored readout")
+        result = {"params": vars(inst._params()), "settings": self.saved_settings(flt)}
+        o.obs_source_filter_remove(feed, flt)
+        o.obs_source_release(flt)
+        o.obs_source_release(feed)
+        return result
 
     def step_stream(self, step: dict) -> dict:
         """Real time: one frame per 1/fps for `seconds`, as a camera does."""

@@ -248,9 +248,60 @@ def test_worker_skips_a_slot_whose_size_is_over_capacity_and_goes_on():
 def test_attach_refuses_a_control_block_whose_slots_do_not_fit(tmp_path):
     ch = shm.Channel.create(4096)
     try:
-        shm._CONTROL.pack_into(ch.mm, 0, shm.MAGIC, shm.VERSION, 3, 3, 2 ** 40, 0, 0, 0, 0, 0.6, 1, 0,
-                               1.0, 0, 0, 0)
+        values = [shm.MAGIC, shm.VERSION, 3, 3, 2 ** 40, 0, 0, 0, 0, 0.6, 1, 0, 1.0, 0, 0, 0]
+        values += [0] * (len(shm._CONTROL_FIELDS) - len(values))   # the calibration fields
+        shm._CONTROL.pack_into(ch.mm, 0, *values)
         with pytest.raises(ValueError, match="do not fit"):
             shm.Channel.attach(ch.path)
     finally:
+        ch.close()
+
+
+def test_worker_calibrates_from_a_shaking_camera_and_can_be_cancelled():
+    """The Calibrate button's protocol without OBS: the host asks through the control
+    block, the worker measures g from the frames (numbered by their timestamps, so the
+    frames the host dropped are gaps) and reports state, progress and the value."""
+    import time
+
+    from priorfx.bench.obs import shake_frames
+
+    w, h, period = 320, 180, 33_333_333
+    frames = shake_frames(w, h, 60, 0.7)
+    ch = shm.Channel.create(len(frames[0]))
+    ch.set_params(shm.Params(readout=0.5, auto_readout=False))
+    proc = _start_worker(ch)
+    try:
+        _wait(lambda: ch.state == shm.READY)
+        seq = 0
+
+        def feed(k):   # frame k of the camera, at its own time; the host passes it on
+            nonlocal seq
+            seq += 1
+            hd = shm.SlotHeader(seq=seq, source_seq=seq, timestamp=10 ** 12 + k * period, fmt="NV12",
+                                width=w, height=h, linesizes=(w, w), size=len(frames[0]))
+            ch.write("in", seq % ch.n_in, hd, frames[k % 60])
+            ch.publish_input(seq)
+            proc.stdin.write(b"\x01")
+            proc.stdin.flush()
+
+        first = ch.request_calibration(30)
+        _wait(lambda: ch.calibration()["seq"] == first, "the worker to take the request")
+        for k in range(5):
+            feed(k)
+        ch.cancel_calibration()
+        _wait(lambda: ch.calibration()["state"] == "cancelled", "the cancel")
+        second = ch.request_calibration(30)
+        t0, k = time.monotonic(), 0
+        while ch.calibration()["seq"] != second or ch.calibration()["state"] == "running":
+            if k % 9 != 8:          # every ninth frame dropped before the filter
+                feed(k)
+            k += 1
+            time.sleep(max(0.0, t0 + k / 30 - time.monotonic()))   # a camera's pace
+            assert k < 30 * 60, ch.calibration()
+        cal = ch.calibration()
+        assert cal["state"] == "done" and cal["informative"], cal
+        assert abs(cal["readout"] - 0.7) <= 0.1 and cal["low"] <= 0.7 <= cal["high"], cal
+    finally:
+        proc.stdin.close()
+        proc.wait(EVENT_DEADLINE_S)
         ch.close()

@@ -197,7 +197,7 @@ def test_wrong_array_shapes_are_input_errors():
 
 
 def test_engine_calls_the_same_function(selfie, selfie_result):
-    from priorfx.engine import LocalEngine
+    from priorfx.engines import LocalEngine
 
     res = LocalEngine().undistort(selfie, PortraitParams(distance_m=1.5, focal_mm=PHONE, debug_overlay=True))
     np.testing.assert_array_equal(res.image, selfie_result.image)

@@ -53,7 +53,7 @@ class Server:
         return requests.post(self.url + path, data=data, headers=headers, timeout=60, **kw)
 
     def engine(self, **kw):
-        from priorfx.server.client import RemoteEngine
+        from priorfx.engines.remote import RemoteEngine
         return RemoteEngine(self.url, token=self.token, **kw)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 60) -> int:

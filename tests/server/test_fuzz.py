@@ -16,12 +16,13 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from priorfx.server import protocol
+from priorfx.engines import protocol
+from priorfx.engines.operations import OPERATIONS
 
 FUZZ = settings(max_examples=100, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
-OPS = ("deshutter", "undistort", "matte")
+OPS = tuple(OPERATIONS)  # every registered operation is fuzzed
 BUNDLE = {"Content-Type": protocol.CONTENT_TYPE}
 
 

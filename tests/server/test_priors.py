@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from priorfx.engine import LocalEngine
+from priorfx.engines import LocalEngine
 from priorfx.errors import ModelMissingError
 from priorfx.matting import MattingParams
 

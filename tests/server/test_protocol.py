@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from priorfx.errors import InputError, UsageError, VersionMismatchError
-from priorfx.server import protocol
+from priorfx.engines import protocol
 
 
 def test_round_trip_is_bit_exact_for_every_dtype():

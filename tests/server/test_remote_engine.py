@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from priorfx.engine import LocalEngine, get_engine
+from priorfx.engines import LocalEngine, get_engine
 from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, InputError,
                             NoFaceError)
 from priorfx.progress import Progress
@@ -72,7 +72,7 @@ def clip(models_home):
 
 def test_get_engine_returns_a_working_remote_engine(server):
     from priorfx.config import Settings
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
     engine = get_engine(Settings(remote=server.url, token=server.token))
     assert isinstance(engine, RemoteEngine)
     assert engine.info()["server"]["priorfx_version"] == LocalEngine().info()["priorfx_version"]
@@ -194,7 +194,7 @@ def test_stream_errors_keep_the_session_usable(server, clip):
 def test_stream_refuses_a_bad_token_and_bad_params(server):
     import websockets.sync.client as wsc
 
-    from priorfx.server import protocol
+    from priorfx.engines import protocol
     from priorfx.shutter import ShutterParams
     url = server.url.replace("http", "ws") + "/v1/shutter/stream"
     with wsc.connect(url, additional_headers={"Authorization": "Bearer nope"}) as ws:
@@ -204,7 +204,7 @@ def test_stream_refuses_a_bad_token_and_bad_params(server):
         ws.send(protocol.pack({"op": "open", "params": {"readout": 3.0}}))
         reply = protocol.unpack(ws.recv(timeout=60))
     assert reply["error"]["error"] == "usage" and "readout" in reply["error"]["message"]
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
     with pytest.raises(AuthError):
         RemoteEngine(server.url, token="nope").shutter_stream(ShutterParams())
 
@@ -250,7 +250,7 @@ def test_cancel_on_the_server_reaches_the_waiting_client(server, clip, wait_unti
 def test_connection_refused_is_engine_unreachable():
     import socket
 
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again below: nothing listens there

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import requests
 
-from priorfx.server import protocol
+from priorfx.engines import protocol
 
 BUNDLE = {"Content-Type": protocol.CONTENT_TYPE}
 

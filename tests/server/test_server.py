@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import requests
 
-from priorfx.engine import LocalEngine
+from priorfx.engines import LocalEngine, protocol
 from priorfx.errors import AuthError, EngineUnreachableError, LimitError, VersionMismatchError
-from priorfx.server import protocol
 
 pytestmark = pytest.mark.network
 
@@ -61,7 +60,7 @@ def test_requests_without_the_right_token_get_401_json(server, headers, words):
 
 
 def test_remote_engine_with_a_wrong_or_missing_token_raises_auth_error(server):
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
     for token in ("wrong", None):
         with pytest.raises(AuthError):
             RemoteEngine(server.url, token=token).models()
@@ -82,7 +81,7 @@ def test_server_of_another_version_is_refused_by_the_client(their_protocol, skew
     import json
     import threading
 
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -271,7 +270,7 @@ def test_tls_serves_https_and_wss(start_server, tmp_path, monkeypatch):
         assert session.push(frame).shape == frame.shape
     # Without the certificate authority the client refuses the server: no silent downgrade.
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
     with pytest.raises(EngineUnreachableError, match="cannot verify the TLS certificate") as info:
         RemoteEngine(s.url, token=s.token).models()
     assert "REQUESTS_CA_BUNDLE" in info.value.hint

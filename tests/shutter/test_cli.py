@@ -68,8 +68,8 @@ def test_empty_or_unreadable_video_exit_3(cli, tmp_path):
 
 
 def test_demo_section_writes_before_after_and_truth(tmp_path):
-    from priorfx.engine import LocalEngine
     from priorfx.demo.shutter import section
+    from priorfx.engines import LocalEngine
     sec = section(tmp_path, LocalEngine())
     assert sec["title"] and len(sec["pairs"]) >= 2
     for pair in sec["pairs"]:

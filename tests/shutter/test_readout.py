@@ -71,7 +71,7 @@ def _moving_camera_clip(sample_media, kind: str, g: float, scan: str = "down", n
 def _clip_estimate(frames, scan="down"):
     from priorfx.shutter import ShutterParams
     from priorfx.shutter.clip import clip_readout
-    from priorfx.shutter.session import FrameCorrector
+    from priorfx.shutter.corrector import FrameCorrector
     params = ShutterParams(readout=None, scan=scan)
     corr = FrameCorrector(params, frames[0].shape[1], frames[0].shape[0], live=False)
     return clip_readout(frames, corr, params)

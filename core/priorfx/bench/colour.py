@@ -83,7 +83,7 @@ def _alpha_diff_pct(a: np.ndarray, ref: np.ndarray) -> float:
 
 def _stills(names: list[str], work: Path, quick: bool) -> dict[str, Any]:
     from priorfx import io as pio
-    from priorfx.engine import LocalEngine
+    from priorfx.engines import LocalEngine
     from priorfx.matting import MattingParams
     from priorfx.samples import sample_path
 
@@ -163,7 +163,7 @@ def _speed(quick: bool) -> dict[str, Any]:
     import cv2
 
     from priorfx import io as pio
-    from priorfx.engine import LocalEngine
+    from priorfx.engines import LocalEngine
     from priorfx.matting import MattingParams
     from priorfx.samples import sample_path
 

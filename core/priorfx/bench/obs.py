@@ -12,6 +12,12 @@ shown (frames between a frame's arrival and its correction being shown).
 the `_loaded` run repeats 720p with every core kept busy by competing
 processes (as OBS's own encoder would on a streaming machine).
 
+`calibration_s`: a hand-held camera shaking (changing motion, a rolling
+shutter of a readout the filter is not told) streams at 720p30; the
+Calibrate button is clicked through libobs's property API and the clock runs
+until the filter has stored a readout. `calibration_abs_err` is that
+readout's distance from the truth (target: stored within 0.1 in 10 s).
+
 Peers in the same run: the same filter with a worker that only inverts bytes
 (`python -m priorfx.bench.obs`, the real worker loop with a session that
 inverts: the cost of the frame path alone), and the core's own
@@ -40,6 +46,7 @@ from priorfx.errors import InputError
 
 OBS_PYTHON = "/usr/bin/python3.11"
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
+CALIBRATION_TRUTH = 0.7   # the synthetic camera's readout (the filter is set to 0.5, auto off)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,6 +75,36 @@ def pan_frames(width: int, height: int, n: int = 30, speed: float = 14.0, readou
     return frames
 
 
+def shake_frames(width: int, height: int, n: int = 60, readout: float = 0.7,
+                 amplitude: float = 24.0) -> list[bytes]:
+    """NV12 frames of a hand-held camera shaking (changing motion, so the readout can
+    be measured), seen by a rolling shutter of `readout`; the shake's periods divide
+    `n`, so the clip loops without a jump."""
+    import cv2
+
+    from priorfx.io import camera
+    rng = np.random.default_rng(11)
+    pad = int(4 * amplitude) + 16
+    small = rng.random(((height + 2 * pad) // 10, (width + 2 * pad) // 10, 3)).astype(np.float32)
+    tex = cv2.resize(small, (width + 2 * pad, height + 2 * pad), interpolation=cv2.INTER_CUBIC)
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    rows = np.arange(height, dtype=np.float32)[:, None]
+
+    def position(t):   # camera position (px) at time t (frames)
+        w = 2 * np.pi * t / n
+        return (pad + amplitude * (np.sin(2 * w) + 0.5 * np.sin(3 * w + 1.0)),
+                pad + 0.6 * amplitude * (np.sin(w + 0.3) + 0.4 * np.sin(4 * w)))
+
+    frames = []
+    for k in range(n):
+        px, py = position(k + readout * rows / height)   # row y is read at k + g y / H
+        map_x = (xs + px).astype(np.float32)
+        map_y = np.broadcast_to(rows + py, (height, width)).astype(np.float32)
+        rgb = cv2.remap(tex, map_x, map_y, cv2.INTER_LINEAR)
+        frames.append(camera.from_rgb_u8(np.clip(rgb, 0, 1), "NV12", as_bytes=True))
+    return frames
+
+
 def _check_tools() -> None:
     missing = [t for t in ("xvfb-run",) if not shutil.which(t)]
     if not os.path.exists(OBS_PYTHON):
@@ -90,20 +127,25 @@ def _harness() -> Path:
 
 
 def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: float,
-               settings: dict, invert: bool, out: Path) -> dict:
-    """One libobs session: warm up, then stream `seconds` in real time."""
+               settings: dict, invert: bool, out: Path, calibrate: bool = False) -> dict:
+    """One libobs session: warm up, then stream `seconds` in real time (or, with
+    `calibrate`, click Calibrate and stream until a readout is stored)."""
     from priorfx.install.common import this_priorfx
     from priorfx.install.obs import script_source
 
     harness = _harness()
+    steps = [{"op": "wait_live", "timeout": 300},
+             {"op": "stream", "tag": "warmup", "dir": str(frames_dir), "seconds": 2.0, "fps": fps}]
+    if calibrate:
+        steps.append({"op": "calibrate", "tag": "measure", "dir": str(frames_dir), "fps": fps, "timeout": 180})
+    else:
+        steps.append({"op": "stream", "tag": "measure", "dir": str(frames_dir), "seconds": seconds, "fps": fps})
     plan = {"script": str(script_source()), "fps": fps, "canvas": list(size), "probe": False,
-            "settings": settings,
-            "steps": [{"op": "wait_live", "timeout": 300},
-                      {"op": "stream", "tag": "warmup", "dir": str(frames_dir), "seconds": 2.0, "fps": fps},
-                      {"op": "stream", "tag": "measure", "dir": str(frames_dir), "seconds": seconds, "fps": fps}]}
+            "settings": settings, "feed_settings": {"device_id": "bench-camera"}, "steps": steps}
     out.mkdir(parents=True, exist_ok=True)
     (out / "plan.json").write_text(json.dumps(plan))
-    env = {**os.environ, "PRIORFX_EXE": json.dumps(invert_worker_command() if invert else this_priorfx())}
+    env = {**os.environ, "PRIORFX_EXE": json.dumps(invert_worker_command() if invert else this_priorfx()),
+           "XDG_CONFIG_HOME": str(out / "config")}   # the run's calibrations stay in the run
     env.pop("PRIORFX_WORKER_ARGS", None)
     proc = subprocess.run(["xvfb-run", "-a", OBS_PYTHON, str(harness), str(out / "plan.json"), str(out)],
                           capture_output=True, text=True, env=env, timeout=seconds + 400)
@@ -112,6 +154,8 @@ def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: flo
     if proc.returncode != 0 or "error" in result:
         raise RuntimeError(f"libobs run failed: {result.get('error')}\n{(proc.stdout + proc.stderr)[-2000:]}")
     step = next(s for s in result["steps"] if s.get("tag") == "measure")
+    if calibrate:
+        return {"seconds": step["seconds"], "frames_pushed": step["frames_pushed"], **step["calibration"]}
     cb = sorted(step["callback_ms"])
     cpu = sorted(step["callback_cpu_ms"])
     lat = step["latency_frames"]
@@ -185,6 +229,16 @@ def run(args: argparse.Namespace) -> dict:
                 with cpu_hog():
                     runs[f"{tag}_loaded"] = run_libobs(d, size, seconds, args.fps, settings, False,
                                                        Path(tmp) / f"out-{tag}-loaded")
+            if name == "720p":
+                shake = Path(tmp) / "shake"
+                shake.mkdir()
+                for k, raw in enumerate(shake_frames(*size, readout=CALIBRATION_TRUTH)):
+                    (shake / f"{k:04d}.raw").write_bytes(raw)
+                (shake / "meta.json").write_text(json.dumps({"format": "NV12", "width": size[0],
+                                                             "height": size[1], "count": 60}))
+                untold = {**settings, "readout": 0.5}   # the filter does not know the truth
+                runs[f"{tag}_calibrate"] = run_libobs(shake, size, seconds, args.fps, untold, False,
+                                                      Path(tmp) / f"out-{tag}-cal", calibrate=True)
             if not args.no_peers and name == "720p":
                 runs[f"{tag}_lookahead"] = run_libobs(d, size, seconds, args.fps,
                                                       {**settings, "lookahead": True}, False,
@@ -205,6 +259,10 @@ def run(args: argparse.Namespace) -> dict:
                                                  / max(1, runs[f"720p{fps}_loaded"]["frames"])),
         f"lagged_720p{fps}_loaded": runs[f"720p{fps}_loaded"]["lagged"],
         "frames_per_run": r720["frames"],
+        # seconds from clicking Calibrate to a stored readout, and its error against the truth
+        "calibration_s": runs[f"720p{fps}_calibrate"]["seconds"],
+        "calibration_abs_err": (abs(runs[f"720p{fps}_calibrate"]["readout"] - CALIBRATION_TRUTH)
+                                if runs[f"720p{fps}_calibrate"]["state"] == "done" else None),
         **core,
     }
     if not args.no_peers:
@@ -221,6 +279,9 @@ def run(args: argparse.Namespace) -> dict:
                "corrected_fraction_1080p_ge_0_99": summary[f"corrected_fraction_1080p{fps}"] >= 0.99,
                "corrected_fraction_720p_loaded_ge_0_99": summary[f"corrected_fraction_720p{fps}_loaded"] >= 0.99,
                "callback_p99_le_2ms": summary["callback_p99_ms"] <= 2.0,
+               "calibration_le_10s_within_0_1": (summary["calibration_s"] <= 10.0
+                                                 and summary["calibration_abs_err"] is not None
+                                                 and summary["calibration_abs_err"] <= 0.1),
                "latency_le_1_frame": summary["latency_frames"] is not None and summary["latency_frames"] <= 1}
     if not args.no_peers:
         targets["lookahead_latency_le_2"] = (summary["lookahead_latency_frames"] is not None

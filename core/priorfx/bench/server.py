@@ -106,7 +106,7 @@ def _requests(engine_factory) -> list[tuple[str, Callable]]:
 
 
 def _load(url: str, token: str, clients: int, seconds: float, calls) -> dict:
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
 
     deadline = time.monotonic() + seconds
     lat: dict[str, list[float]] = {name: [] for name, _ in calls}
@@ -160,7 +160,7 @@ def _stream_overhead(url: str, token: str, n: int) -> dict:
     import priorfx.io as pio
     from priorfx import samples
     from priorfx.io import camera
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
     from priorfx.shutter import ShutterParams, ShutterSession
 
     w, h = 1280, 720
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> dict:
     stream_frames = args.stream_frames or (20 if args.quick else 60)
     warmup_s = 2.0 if args.quick else 10.0  # allocator pools reach their plateau (~10 s)
     token = secrets.token_hex(16)
-    from priorfx.server.client import RemoteEngine
+    from priorfx.engines.remote import RemoteEngine
 
     server = _Server(args.workers, token)
     try:

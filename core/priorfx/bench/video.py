@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> dict:
     import av
 
     from priorfx.config import load_settings
-    from priorfx.engine import get_engine
+    from priorfx.engines import get_engine
     from priorfx.io import FrameWriter, read_frames
     from priorfx.shutter import ShutterParams
 

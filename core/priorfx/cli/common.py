@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Iterable, Iterator
 
 from priorfx.config import load_settings
-from priorfx.engine import Engine, get_engine
+from priorfx.engines import Engine, get_engine
 from priorfx.errors import UsageError
 from priorfx.progress import Progress
 
@@ -69,21 +69,6 @@ def video_output_options(args: argparse.Namespace) -> dict:
     """FrameWriter's codec= and drop= from the options above."""
     drop = ("audio", "subtitle", "data", "video") if args.drop_streams else ("audio",) if args.drop_audio else ()
     return {"codec": args.codec, "drop": drop}
-
-
-def note_streams_left_out(clip, output: str, drop: Iterable[str] = ()) -> None:
-    """An image sequence holds no sound: say so rather than lose it silently."""
-    from pathlib import Path
-
-    from priorfx.io.video import VIDEO_SUFFIXES
-
-    info = getattr(clip, "video", None)
-    if info is None or Path(output).suffix.lower() in VIDEO_SUFFIXES:
-        return
-    left = sorted({kind for _, kind, _ in info.streams if kind not in drop})
-    if left:
-        print(f"note: {output} is an image sequence and holds no {' or '.join(left)}; "
-              f"the {' and '.join(left)} of {clip.source} is not in it", file=sys.stderr)
 
 
 def check_cluster_engine(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ import sys
 
 from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
                                 add_video_output_options, check_cluster_engine, check_output, colour_from_args,
-                                engine_from_args, note_streams_left_out, parse_frame_range, progress_from_args,
+                                engine_from_args, parse_frame_range, progress_from_args,
                                 video_output_options)
 
 DESCRIPTION = """Removes rolling-shutter skew and wobble (--mode rs) or the row-dependent
@@ -57,8 +57,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
-    from priorfx.errors import InputError
-    from priorfx.provenance import provenance
     from priorfx.shutter import ShutterParams
 
     params = ShutterParams(readout=args.readout, mode=args.mode, scan=args.scan, lookahead=args.lookahead,
@@ -77,32 +75,12 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2) if args.json else
               f"readout: {summary['readout']:.3f} of the frame time ({summary['chunks']} chunks on the cluster)")
         return 0
-    # frames as stored: a phone's rotation flag is written back, so the sensor's
-    # rows (the rolling shutter's scan lines) stay rows while the result plays upright
-    numbers = list(getattr(clip, "frame_numbers", range(len(clip))))
-    # the writer checks codec and streams now, before the work, not after it
-    writer = pio.FrameWriter(args.output, fps=clip.fps, start=numbers[0], source=clip,
-                             metadata=colour.header(args.output), **video_opts)
-    note_streams_left_out(clip, args.output, video_opts["drop"])
-    frames = list(clip)
-    if len(frames) < 2:
-        raise InputError(f"{args.input} holds {len(frames)} frame(s)",
-                         "rolling-shutter correction needs motion between at least 2 frames")
+    from priorfx.engines.files import deshutter_files
+
     engine = engine_from_args(args)
     with progress_from_args(args, "deshutter") as prog:
-        result = engine.deshutter(frames, params, progress=prog, colour=colour)
-    prov = provenance("deshutter", params, input=str(args.input), readout_used=result.readout,
-                      readout_estimated=result.readout_estimated, engine=engine.name,
-                      colour=colour.provenance())
-    writer.provenance = prov
-    with writer:
-        for n, frame in zip(numbers, result.frames):
-            writer.write(frame, number=n)
-    summary = {"output": str(args.output), "frames": len(result.frames), "readout": round(result.readout, 4),
-               "readout_estimated": result.readout_estimated,
-               "readout_confidence": round(result.readout_confidence, 3),
-               "readout_interval": [round(float(x), 4) for x in getattr(result, "readout_interval", ())],
-               "mean_motion_px": round(result.mean_motion_px, 2), "mode": params.mode, "scan": params.scan}
+        summary, result = deshutter_files(args.input, args.output, params, engine, clip=clip, colour=colour,
+                                          progress=prog, note=lambda m: print(m, file=sys.stderr), **video_opts)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 from priorfx.cli.common import (add_cluster_option, add_colour_options, add_engine_options, add_progress_options,
                                 add_video_output_options, check_cluster_engine, check_output, colour_from_args,
-                                engine_from_args, note_streams_left_out, parse_frame_range, progress_from_args,
+                                engine_from_args, parse_frame_range, progress_from_args,
                                 video_output_options)
 from priorfx.config import DEVICES
 from priorfx.errors import UsageError
@@ -130,9 +129,8 @@ def _load_guide(src: str | None, name: str, frame_range, n_frames: int) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from priorfx import io as pio
+    from priorfx.engines.files import check_matte_output, is_clip_output, matte_files, open_matte_writer
     from priorfx.matting import MattingParams
-    from priorfx.matting.outputs import write_matte
-    from priorfx.io.video import is_sequence_pattern
 
     params = MattingParams(quality=args.quality, band_px=args.band, temporal=args.temporal,
                            prior=args.prior, cleanup=not args.no_cleanup, subject=args.subject).validate()
@@ -144,14 +142,8 @@ def _run(args: argparse.Namespace) -> int:
     check_output(out, [args.input, args.guide, args.holdout, args.garbage])  # before any work
     # a phone clip is turned upright: the person prior knows people standing up
     frames = pio.read_frames(args.input, frame_range, fps=args.fps, orient=True)
-    out_is_video = Path(out).suffix.lower() in pio.video.VIDEO_SUFFIXES
-    out_is_clip = is_sequence_pattern(out) or out_is_video
     video_opts = video_output_options(args)
-    if len(frames) > 1 and not out_is_clip:
-        raise UsageError(f"{args.input} has {len(frames)} frames but {out} is a single image",
-                         "write a sequence (e.g. out/matte_%04d.exr) or a video file")
-    if Path(out).suffix.lower() in (".jpg", ".jpeg"):
-        raise UsageError("JPEG cannot store alpha", "write the matte as .exr or .png")
+    check_matte_output(args.input, len(frames), out)
     guides = {k: _load_guide(v, k, frame_range, len(frames))
               for k, v in (("trimap", args.guide), ("holdout", args.holdout), ("garbage", args.garbage))}
     guides = {k: v for k, v in guides.items() if v is not None}
@@ -167,10 +159,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--video-alpha alpha/premult is not available with --cluster",
                          "write an EXR sequence on the cluster, or run without --cluster")
     writer = None
-    if out_is_clip:  # checks codec and streams before the work, not after it
-        writer = pio.FrameWriter(out, fps=frames.fps, start=frames.frame_numbers[0] if len(frames) else 1,
-                                 source=frames, alpha=args.video_alpha == "alpha", **video_opts)
-        note_streams_left_out(frames, out, video_opts["drop"])
+    if is_clip_output(out):  # checks codec and streams before the work, not after it
+        writer = open_matte_writer(frames, out, args.video_alpha, note=lambda m: print(m, file=sys.stderr),
+                                   **video_opts)
     if args.cluster:
         from priorfx.cluster import run_clip_on_cluster
         with progress_from_args(args, "matte") as prog:
@@ -184,49 +175,14 @@ def _run(args: argparse.Namespace) -> int:
                   f"({summary['chunks']} segment(s) on the cluster)", file=sys.stderr)
         return 0
     engine = engine_from_args(args)
-    unpremult = not args.no_unpremult
-    numbers = list(getattr(frames, "frame_numbers", range(len(frames))))
-    cuts: list[int] = []
-    header = colour.header(out)
     with progress_from_args(args, "matte") as prog:
-        results = engine.matte(frames, params, guides=guides or None, progress=prog, colour=colour)
-        if out_is_clip:
-            from priorfx.matting.core import OPERATION
-            from priorfx.matting.outputs import channel_names, matte_pixels
-            from priorfx.provenance import provenance
-
-            # the first result says which prior file made the clip (a remote
-            # server's own copy of the id); every frame comes from the same
-            results = iter(results)
-            first = next(results)
-            prov = provenance(OPERATION, params, [params.prior], input=str(args.input),
-                              prior=first.provenance.get("prior"), colour=colour.provenance())
-            if numbers:
-                prov["frame_range"] = [numbers[0], numbers[-1]]
-            written = 0
-            # The writer stages frames in a hidden folder and moves them in only
-            # when the block ends cleanly: Ctrl-C or an error leaves nothing.
-            writer.provenance, writer.channel_names, writer.metadata = \
-                prov, channel_names(out, unpremult), header
-            with writer:
-                for r in itertools.chain([first], results):
-                    writer.write(matte_pixels(r, out, unpremult, args.video_alpha),
-                                 numbers[r.index] if numbers else None)
-                    if r.cut:
-                        cuts.append(numbers[r.index])
-                    written += 1
-            files = [p for p in writer.written if p.suffix.lower() != ".json"]
-        else:
-            r = next(iter(results))
-            prov = dict(r.provenance)
-            prov["input"] = str(args.input)
-            write_matte(out, r, unpremult=unpremult, provenance=prov, metadata=header)
-            written = 1
-            files = [Path(out)]
+        summary = matte_files(args.input, out, params, engine, frames=frames, guides=guides, colour=colour,
+                              progress=prog, unpremult=not args.no_unpremult, video_alpha=args.video_alpha,
+                              writer=writer)
     if cached is not None:
-        cached.save(files)
-    _report(args, {"output": out, "frames": written, "cached": 0, "cuts": cuts,
-                   "parameters": params.to_json()})
+        cached.save(summary["files"])
+    _report(args, {"output": out, "frames": summary["frames"], "cached": 0, "cuts": summary["cuts"],
+                   "parameters": summary["parameters"]})
     return 0
 
 

@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     from priorfx.errors import InputError
     from priorfx.shutter import ShutterParams
     from priorfx.shutter.clip import clip_readout
-    from priorfx.shutter.session import FrameCorrector, check_frame
+    from priorfx.shutter.corrector import FrameCorrector, check_frame
 
     frames = list(pio.read_frames(args.input, parse_frame_range(args.frames), fps=args.fps))
     if len(frames) < 4:

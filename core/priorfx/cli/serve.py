@@ -13,9 +13,9 @@ SERVER_EXTRA = ("starlette", "uvicorn")   # pyproject's [server] extra
 
 
 EPILOG = """clients: priorfx COMMAND --remote http://HOST:PORT with PRIORFX_TOKEN (or the
-config file; PRIORFX_REMOTE too); in Python, priorfx.engine.get_engine().
+config file; PRIORFX_REMOTE too); in Python, priorfx.engines.get_engine().
 
-API (v1; pixels travel as binary bundles, see priorfx/server/protocol.py):
+API (v1; pixels travel as binary bundles, see priorfx/engines/protocol.py):
   GET  /v1/health  /v1/info  /v1/models  /v1/jobs
   POST /v1/run/{deshutter|undistort|matte}    (one request, results in the answer)
   POST /v1/jobs/{deshutter|undistort|matte}   GET|DELETE /v1/jobs/ID

@@ -53,7 +53,7 @@ def debug_path(output: Path) -> Path:
 def _run(args: argparse.Namespace) -> int:
     from priorfx.portrait import face_message
 
-    summary = undistort_file(args, engine_from_args(args))
+    summary = undistort_command(args, engine_from_args(args))
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -62,11 +62,12 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def undistort_file(args: argparse.Namespace, engine, compression: str | None = None) -> dict:
-    """One image file through `engine.undistort` (the command's options in `args`);
-    returns the JSON summary. Shared by the command and `priorfx worker portrait`
-    (which writes its previews uncompressed: `compression`, see io.write_image)."""
+def undistort_command(args: argparse.Namespace, engine, compression: str | None = None) -> dict:
+    """One image file through the core's `undistort_file` with the command's options
+    (`args`); returns the JSON summary. Shared by the command and `priorfx worker
+    portrait` (which writes its previews uncompressed: `compression`, see io.write_image)."""
     from priorfx import io as pio
+    from priorfx.engines.files import undistort_file
     from priorfx.portrait import PortraitParams
 
     check_output(args.output, [args.input], kinds=("image",))  # before any work
@@ -79,15 +80,9 @@ def undistort_file(args: argparse.Namespace, engine, compression: str | None = N
     params = PortraitParams(distance_m=args.distance, focal_mm=focal, exif_focal_mm=exif, strength=args.strength,
                             face=args.face, debug_overlay=args.debug_overlay)
     colour = colour_from_args(args, args.input, info)
-    image = as_rgb(pio.read_image(args.input))
     with progress_from_args(args, "undistort", unit="step") as prog:
-        result = engine.undistort(image, params, progress=prog, colour=colour)
-    prov = dict(result.provenance)
-    prov["focal_source"] = source
-    prov["input"] = str(args.input)
-    prov["colour"] = colour.provenance()
-    pio.write_image(args.output, result.image, provenance=prov, metadata=colour.header(args.output),
-                    bits=output_bits(info.pixel_type, args.output), compression=compression)
+        result = undistort_file(args.input, args.output, params, engine, colour=colour, progress=prog, info=info,
+                                compression=compression, focal_source=source)
     dbg = None
     if args.debug_overlay and result.debug is not None:
         from priorfx.demo import save_png
@@ -96,25 +91,3 @@ def undistort_file(args: argparse.Namespace, engine, compression: str | None = N
     return {"output": str(args.output), "debug_overlay": str(dbg) if dbg else None,
             "focal_mm": focal, "exif_focal_mm": exif, "focal_source": source,
             "faces": result.faces}
-
-
-_BITS_BY_TYPE = {"uint8": 8, "uint16": 16, "half": 16, "float": 32}
-_BITS_BY_SUFFIX = {".png": (8, 16), ".jpg": (8,), ".jpeg": (8,), ".tif": (8, 16, 32), ".tiff": (8, 16, 32),
-                   ".exr": (16, 32)}
-
-
-def output_bits(pixel_type: str, output: Path) -> int | None:
-    """The input's bit depth when the output format can store it (16-bit stays 16-bit)."""
-    bits = _BITS_BY_TYPE.get(pixel_type)
-    return bits if bits in _BITS_BY_SUFFIX.get(output.suffix.lower(), ()) else None
-
-
-def as_rgb(image):
-    """Greyscale (Y) or greyscale + alpha (YA) -> RGB / RGBA; others unchanged."""
-    import numpy as np
-
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    if image.shape[2] == 2:
-        return np.concatenate([np.repeat(image[..., :1], 3, axis=2), image[..., 1:]], axis=2)
-    return image

@@ -15,7 +15,7 @@ import json
 import sys
 
 from priorfx.cli.common import add_engine_options
-from priorfx.errors import InputError, PriorfxError
+from priorfx.errors import InputError, PriorfxError, UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--shm", required=True, metavar="PATH", help="slot file made by the OBS script")
     s.add_argument("--parent", type=int, default=None, metavar="PID",
                    help="exit when this process is gone (the OBS process)")
+    s.add_argument("--nice", type=int, default=None, metavar="N",
+                   help="run N steps below the host's priority (Unix nice, 0-19; default 2; "
+                        "higher keeps OBS smoother on a busy machine, lower corrects more frames)")
     add_engine_options(s)
     s.set_defaults(func=_run_shutter)
     pt = wsub.add_parser("portrait", help="selfie undistortion requests for the GIMP dialog (Preview)",
@@ -44,12 +47,14 @@ def _run_shutter(args: argparse.Namespace) -> int:
     from priorfx.streaming import shm
     from priorfx.streaming.worker import StdinWaker, serve, shutter_session_factory, yield_to_host
 
+    if args.nice is not None and not 0 <= args.nice <= 19:
+        raise UsageError(f"--nice {args.nice} is outside 0..19", "use e.g. --nice 2 (the default) or --nice 10")
     try:
         channel = shm.Channel.attach(args.shm)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot attach to slot file {args.shm}: {exc}",
                          "this command is started by the OBS filter; restart the filter") from None
-    yield_to_host(args.threads)
+    yield_to_host(args.threads, **({} if args.nice is None else {"nice": args.nice}))
     try:
         make = shutter_session_factory(args.remote, args.token, args.threads)
         return serve(channel, make, StdinWaker(), parent_pid=args.parent)
@@ -98,7 +103,7 @@ def portrait_request(line: str, parser: argparse.ArgumentParser, engine) -> dict
                 "hint": "one JSON object per line with input, output, distance, strength, focal_mm"}
     try:
         # A preview lives a second: no compression (deflate costs more than the filter on the copy).
-        summary = command.undistort_file(args, engine, compression="none")
+        summary = command.undistort_command(args, engine, compression="none")
     except PriorfxError as err:
         return {"ok": False, **err.to_json()}
     faces = summary["faces"]

@@ -16,11 +16,13 @@ from typing import Any, Sequence
 
 from priorfx.cluster import tasks
 from priorfx.cluster.plan import WARMUP_COST, Chunk, auto_chunk_frames, plan_chunks, shutter_warmup
+from priorfx.engines.files import open_clip_writer, output_provenance
+from priorfx.engines.operations import OPERATIONS, operation
 from priorfx.errors import (CancelledError, EngineUnreachableError, InputError, OutputError,
                             PriorfxError, UsageError)
 from priorfx.progress import Progress, tick
 
-OPS = ("deshutter", "matte")
+OPS = tuple(name for name, op in OPERATIONS.items() if op.on_cluster)
 INSTALL_HINT = "pip install 'priorfx[cluster]'"
 SCAN_FRAMES = 200
 """Frames per scan task (cut scores / readout band flows): cheap, so coarse."""
@@ -174,20 +176,18 @@ def _prepare(job: ClipJob) -> ClipJob:
 
     if job.op not in OPS:
         raise UsageError(f"cluster operation {job.op!r} is not one of {', '.join(OPS)}")
-    if job.op == "deshutter":
-        from priorfx.shutter import ShutterParams
-        job.params = job.params or ShutterParams()
-    else:
-        from priorfx.matting import MattingParams
-        from priorfx.matting.outputs import channel_names
-        job.params = (job.params or MattingParams()).validate()
+    op = operation(job.op)
+    job.params = job.params or op.params_class()()
+    if job.op == "matte":
+        from priorfx.matting import channel_names
+        job.params = job.params.validate()
         job.channel_names = channel_names(job.dst, job.unpremult)
     out_dir = Path(job.dst).parent
     if not out_dir.is_dir():
         raise OutputError(f"output folder {out_dir} does not exist", "create it first or choose another output path")
     clip = pio.read_frames(job.src, job.frame_range, fps=job.fps)
     # checks the output kind, codec and the streams to copy, without writing
-    pio.FrameWriter(job.dst, codec=job.codec, source=clip, drop=job.drop)
+    open_clip_writer(clip, job.dst, codec=job.codec, drop=job.drop)
     job.numbers = list(clip.frame_numbers)
     job.out_fps = clip.fps
     job.kind = "video" if Path(job.dst).suffix.lower() in pio.video.VIDEO_SUFFIXES else "sequence"
@@ -195,19 +195,15 @@ def _prepare(job: ClipJob) -> ClipJob:
         raise InputError(f"{job.src} holds {len(job.numbers)} frame(s)",
                          "rolling-shutter correction needs motion between at least 2 frames")
     if job.provenance is None:
-        from priorfx.provenance import provenance
-        models, prior = [], None
-        if job.op == "matte":
+        prior = None
+        for prior_id in op.priors(job.params):
             from priorfx.models import manifest
-            models = [job.params.prior]
             # the workers resolve the id in their own stores; the client's
             # sha256, where it has the model, is what they must match
-            known = manifest.entries().get(job.params.prior)
-            prior = {"id": job.params.prior, "sha256": known.sha256 if known else None}
-        job.provenance = provenance(job.op, job.params, models, input=job.src, engine="cluster",
-                                    **({"prior": prior} if prior else {}))
-        if job.colour is not None:
-            job.provenance["colour"] = job.colour.provenance()
+            known = manifest.entries().get(prior_id)
+            prior = {"id": prior_id, "sha256": known.sha256 if known else None}
+        job.provenance = output_provenance(job.op, job.params, job.src, job.colour, engine="cluster",
+                                           **({"prior": prior} if prior else {}))
     return job
 
 
@@ -278,9 +274,9 @@ def _collect(distributed, client, jobs, plans, extras, scan_cpu, futures, progre
     results: dict[tuple[int, int], dict] = {}
     next_chunk = [0] * len(jobs)
     with contextlib.ExitStack() as stack:
-        writers = {s: stack.enter_context(pio.FrameWriter(
-                       j.dst, fps=j.out_fps, provenance=j.provenance, channel_names=j.channel_names, bits=j.bits,
-                       codec=j.codec, drop=j.drop, source=pio.read_frames(j.src, j.frame_range, fps=j.fps)))
+        writers = {s: stack.enter_context(open_clip_writer(
+                       pio.read_frames(j.src, j.frame_range, fps=j.fps), j.dst, codec=j.codec, drop=j.drop,
+                       provenance=j.provenance, channel_names=j.channel_names, bits=j.bits))
                    for s, j in enumerate(jobs) if j.kind == "video"}
         ready = distributed.as_completed(list(futures), loop=client.loop)
         while not ready.is_empty():

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 
 from priorfx.cluster.plan import Chunk
+from priorfx.colour import Boundary
+from priorfx.config import load_settings
+from priorfx.engines import LocalEngine
 from priorfx.errors import PriorfxError
 
 
@@ -68,12 +71,6 @@ def _tune_malloc() -> None:
         pass
 
 
-def _boundary(job):
-    from priorfx.colour import Boundary
-
-    return Boundary(job.colour)
-
-
 def _read(job, first: int, stop: int) -> list[np.ndarray]:
     """Frames at shot positions first .. stop-1, read from the shared source."""
     from priorfx import io as pio
@@ -111,38 +108,25 @@ def scan(job, chunk: Chunk) -> Any:
 
 def _scan(job, chunk: Chunk) -> list:
     _set_threads(_threads())
-    boundary = _boundary(job)  # scan what the single-machine run sees: the working encoding
+    boundary = Boundary(job.colour)  # scan what the single-machine run sees: the working encoding
     frames = [boundary.into(f) for f in _read(job, chunk.read_first, chunk.read_stop)]
     if job.op == "matte":
-        from priorfx.matting.core import check_frame
-        from priorfx.matting import cut_score, thumbnail
-
-        thumbs = [thumbnail(np.clip(check_frame(f, i), 0.0, 1.0)) for i, f in enumerate(frames)]
-        return [cut_score(a, b) if a.shape == b.shape else float("inf") for a, b in zip(thumbs, thumbs[1:])]
-    # Same steps as priorfx.shutter.correct_clip's estimate, pair by pair, so the
-    # concatenated list is the one a single-machine run builds.
-    from priorfx.shutter.readout import pair_evidence
-    from priorfx.shutter.session import FrameCorrector, check_frame as shutter_frame
-
-    first = shutter_frame(frames[0], "frame 0")
-    corr = FrameCorrector(job.params, first.shape[1], first.shape[0], live=False)
-    bands, prev = [], corr.estimation_gray(first)
-    for f in frames[1:]:
-        cur = corr.estimation_gray(shutter_frame(f))
-        bands.append(pair_evidence(corr.estimation_flow(prev, cur)))
-        prev = cur
-    return bands
+        from priorfx.matting import cut_scores
+        return cut_scores(frames)
+    # the readout scan of priorfx.shutter.correct_clip, on this part of the shot
+    from priorfx.shutter import readout_evidence
+    return readout_evidence(frames, job.params)
 
 
 def estimate_readout(params, height: int, *band_lists) -> Any:
     """The readout of a whole shot from the chunks' band flows, in order."""
-    from priorfx.shutter.readout import estimate_readout
+    from priorfx.shutter import fit_readout
 
     for b in band_lists:
         if "error" in b:
             return b
     bands = [b for part in band_lists for b in part["items"]]
-    est = estimate_readout(bands, height, params.scan, 0.5 if params.mode == "rsgr" else 1.0)
+    est = fit_readout(bands, height, params)
     return {"readout": est.g, "confidence": est.confidence, "interval": [est.low, est.high],
             "scan_cpu_s": round(sum(part["cpu_s"] for part in band_lists), 3)}
 
@@ -194,32 +178,22 @@ def _run_chunk(job, chunk: Chunk, extra: Any, marker: Path | None) -> dict:
     keep = slice(chunk.first - chunk.read_first, chunk.stop - chunk.read_first)
     summary: dict[str, Any] = {"shot": chunk.shot, "chunk": chunk.index, "frames": chunk.frames,
                                "worker_pid": os.getpid()}
-    boundary = _boundary(job)
+    engine = LocalEngine(load_settings())  # the worker's own settings (device)
     if job.op == "deshutter":
-        from priorfx.engine import deshutter_managed
-        from priorfx.shutter import correct_clip
-
         params = replace(job.params, readout=extra["readout"])
-        result = deshutter_managed(lambda f: correct_clip(f, params, keep=range(keep.start, keep.stop)),
-                                   frames, boundary, first=keep.start)
+        result = engine.run("deshutter", frames, params, colour=job.colour, keep=range(keep.start, keep.stop))
         pixels = result.frames
         summary["mean_motion_px"] = result.mean_motion_px
         cuts: list[int] = []
     else:
-        from priorfx.engine import matte_managed
-        from priorfx.matting import matte_clip
-        from priorfx.matting.outputs import matte_pixels
-
-        from priorfx.config import load_settings
+        from priorfx.matting import matte_pixels
 
         _check_prior(job)
         guides = _shift_guides(job.guides, chunk.read_first)
         pixels, cuts = [], []
         # the plan made this chunk's restart; no second restart inside it
         params = replace(job.params, chunk_frames=0)
-        device = load_settings().device
-        for r in matte_managed(lambda f: matte_clip(f, params, guides=guides, threads=threads, device=device),
-                               frames, boundary):
+        for r in engine.run("matte", frames, params, colour=job.colour, guides=guides, threads=threads):
             if r.index < keep.start:
                 continue
             pos = chunk.read_first + r.index

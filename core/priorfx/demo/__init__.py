@@ -19,7 +19,7 @@ import numpy as np
 
 from priorfx import samples
 from priorfx.atomic import write_bytes_atomic
-from priorfx.engine import Engine
+from priorfx.engines import Engine
 from priorfx.models import entries, store
 from priorfx.provenance import provenance, provenance_json
 

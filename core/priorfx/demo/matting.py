@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from priorfx import samples
-from priorfx.engine import Engine
+from priorfx.engines import Engine
 
 
 def new_background(h: int, w: int) -> np.ndarray:

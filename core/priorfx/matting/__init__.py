@@ -14,10 +14,11 @@ person (priorfx.matting.subject).
         r.alpha, r.fg, r.fg_premult, r.confidence
 """
 from priorfx.matting.band import auto_band_px, confidence_map, refine_alpha, uncertainty_band
-from priorfx.matting.core import MattingSession, matte_clip, matte_image
+from priorfx.matting.core import MattingSession, cut_scores, matte_clip, matte_image
 from priorfx.matting.cuts import cut_score, thumbnail
 from priorfx.matting.foreground import estimate_foreground, estimate_foreground_multilevel
 from priorfx.matting.noise import denoise_for_solve, estimate_noise
+from priorfx.matting.outputs import channel_names, matte_pixels, write_matte
 from priorfx.matting.params import MatteResult, MattingParams
 from priorfx.matting.sampling import colour_posterior
 from priorfx.matting.temporal import reliable_flow, temporal_blend
@@ -26,8 +27,9 @@ from priorfx.matting.temporal import reliable_flow, temporal_blend
 # (priorfx.colour converts scene-linear and log plates there and back).
 WORKING_ENCODING = "display"
 
-__all__ = ["WORKING_ENCODING", "MattingParams", "MatteResult", "MattingSession", "matte_clip", "matte_image",
-           # the steps, for benchmarks, tests and the cluster's cut scan
+__all__ = ["WORKING_ENCODING", "MattingParams", "MatteResult", "MattingSession", "channel_names", "cut_scores",
+           "matte_clip", "matte_image", "matte_pixels", "write_matte",
+           # the steps, for benchmarks and tests
            "auto_band_px", "uncertainty_band", "refine_alpha", "confidence_map", "colour_posterior",
            "estimate_noise", "denoise_for_solve", "temporal_blend", "reliable_flow",
            "estimate_foreground", "estimate_foreground_multilevel", "thumbnail", "cut_score"]

@@ -256,3 +256,18 @@ def matte_image(image: np.ndarray, params: MattingParams | None = None,
                 guides: Mapping[str, Any] | None = None) -> MatteResult:
     """Matte a still image (a clip of one frame)."""
     return next(iter(matte_clip([image], params, guides)))
+
+
+def cut_scores(frames: Iterable[np.ndarray]) -> list[float]:
+    """How much each frame after the first differs from the one before it, as
+    MattingSession measures it to find cuts: a score above
+    `MattingParams.cut_threshold` is a cut, and a change of frame size scores
+    inf. The cluster scans a long shot with it, part by part in parallel, to
+    plan its chunks at the cuts."""
+    thumbs, shapes = [], []
+    for i, frame in enumerate(frames):
+        image = clip01(check_frame(frame, i))
+        thumbs.append(thumbnail(image))
+        shapes.append(image.shape)
+    return [cut_score(a, b) if sa == sb else float("inf")
+            for a, b, sa, sb in zip(thumbs, thumbs[1:], shapes, shapes[1:])]

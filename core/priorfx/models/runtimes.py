@@ -118,10 +118,6 @@ class LiteRTModel:
         result = dict(zip(self.output_names, self.run(*(feeds[n] for n in self.input_names))))
         return {n: result[n] for n in (outputs or self.output_names)}
 
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self.input_details[0]["shape"])
-
     def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
         """Run with positional inputs; returns outputs in the model's order."""
         if len(inputs) != len(self.input_details):
@@ -226,8 +222,3 @@ def load(model_id: str, threads: int = 0, device: str = "cpu") -> Runner:
             _cache[key] = open_file(store.path(model_id), model_id, e.runtime, threads, device,
                                     contract.outputs if contract else ())
         return _cache[key]
-
-
-def check_file(file: Path, runtime: str) -> None:
-    """Refuse a file its runtime cannot load (used by `models add`)."""
-    open_file(file, file.name, runtime)

@@ -1,11 +1,11 @@
-"""The priorfx inference server and its client.
+"""The priorfx inference server.
 
-`priorfx serve` runs `app.create_app()` on uvicorn; `client.RemoteEngine`
-offers the same calls as `priorfx.engine.LocalEngine` over HTTP (jobs) and a
-WebSocket (live shutter streams). `protocol` defines the binary wire format
-both sides share. Nothing here is imported by the core unless a remote URL is
-configured or the server is started.
+`priorfx serve` runs `app.create_app()` on uvicorn. Its clients are
+`priorfx.engines.remote.RemoteEngine` (HTTP jobs, and a WebSocket for live
+shutter streams) or any HTTP client speaking the wire format of
+`priorfx.engines.protocol`. Nothing here is imported by the core unless the
+server is started.
 """
-from priorfx.server.protocol import PROTOCOL_VERSION
+from priorfx.engines.protocol import PROTOCOL_VERSION
 
 __all__ = ["PROTOCOL_VERSION"]

@@ -1,13 +1,13 @@
 """The priorfx HTTP service: a Starlette app run by uvicorn (`priorfx serve`).
 
-Endpoints (all JSON unless marked *bundle*, see protocol.py)::
+Endpoints (all JSON unless marked *bundle*, see priorfx/engines/protocol.py)::
 
     GET    /v1/health                 no auth: status, protocol, priorfx version
     GET    /v1/info                   limits, workers, operations, jobs, memory
     GET    /v1/models                 the models in the server's own store
     GET    /v1/jobs                   status of every job the server holds
     POST   /v1/run/{op}               bundle in -> bundle(s) out, in one request (stills, short clips)
-    POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: deshutter|undistort|matte
+    POST   /v1/jobs/{op}              bundle in -> 202 {"id", ...}; op: an operation of the registry
     GET    /v1/jobs/{id}?since=V&wait=S   status, long-polled until it changes
     GET    /v1/jobs/{id}/parts/{i}    bundle: result i (releases results before i)
     POST   /v1/jobs/{id}/frames       bundle: more frames of a job submitted with more=true
@@ -17,6 +17,9 @@ Endpoints (all JSON unless marked *bundle*, see protocol.py)::
 Every request except health needs `Authorization: Bearer TOKEN` when the
 server has a token. Errors are `PriorfxError.to_json()` with the class's HTTP
 status. Requests carry pixels only: the server never opens a path it is sent.
+What a request for each operation may hold, and how it becomes a job, is
+work.py (from the registry, priorfx/engines/operations.py); here are the
+endpoints' handlers, sharing a ServerState on `app.state.server`.
 """
 from __future__ import annotations
 
@@ -24,13 +27,12 @@ import asyncio
 import contextlib
 import hmac
 import inspect
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 
 import anyio
 from starlette.applications import Starlette
@@ -40,18 +42,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import priorfx
-from priorfx.colour import ColourSpec
 from priorfx.config import load_settings
-from priorfx.engine import LocalEngine
-from priorfx.errors import (AuthError, BodyTimeoutError, CancelledError, InputError, LimitError, ModelMissingError,
-                            NotFoundError, PriorfxError, UsageError, VersionMismatchError)
-from priorfx.progress import Progress
-from priorfx.server import protocol
+from priorfx.engines import LocalEngine, protocol
+from priorfx.errors import (AuthError, BodyTimeoutError, CancelledError, InputError, LimitError, NotFoundError,
+                            PriorfxError, UsageError, VersionMismatchError)
 from priorfx.server.guard import BodyBudget, RequestPolicy, read_body
-from priorfx.server.jobs import FrameFeed, JobManager
+from priorfx.server.jobs import JobManager
+from priorfx.server.work import (Limits, available_ops, build_work, chunk_guides, params_class,
+                                 required_field)
 
 MB = 1 << 20
-MAX_CHANNELS = 16  # an image's third axis: RGB(A), planes, a few AOVs
 
 
 @dataclass(frozen=True)
@@ -91,174 +91,6 @@ class ServerConfig:
                 "max_pixels": self.max_pixels, "max_frames": self.max_frames,
                 "max_jobs": self.max_jobs, "max_streams": self.max_streams,
                 "max_inflight_bytes": self.max_inflight}
-
-
-# ---------------------------------------------------------------- operations
-
-@dataclass(frozen=True)
-class Op:
-    module: str
-    params: str
-
-
-OPS = {
-    "deshutter": Op("priorfx.shutter", "ShutterParams"),
-    "undistort": Op("priorfx.portrait", "PortraitParams"),
-    "matte": Op("priorfx.matting", "MattingParams"),
-}
-
-
-def params_class(op: str) -> type:
-    """The parameters dataclass of an operation, or NotFoundError if not installed."""
-    import importlib
-
-    spec = OPS.get(op)
-    if spec is None:
-        raise NotFoundError(f"unknown operation {op!r}", f"use one of: {', '.join(OPS)}")
-    try:
-        cls = getattr(importlib.import_module(spec.module), spec.params)
-    except (ImportError, AttributeError):
-        raise NotFoundError(f"this server cannot run {op}: {spec.module} is not available in its priorfx",
-                            "upgrade priorfx on the server") from None
-    return cls
-
-
-def available_ops() -> list[str]:
-    out = []
-    for op in OPS:
-        with contextlib.suppress(NotFoundError):
-            params_class(op)
-            out.append(op)
-    return out
-
-
-class Limits:
-    """Checks decoded request content against the server's limits."""
-
-    def __init__(self, cfg: ServerConfig):
-        self.cfg = cfg
-
-    def image(self, what: str, a: Any):
-        import numpy as np
-
-        if isinstance(a, (str, bytes)):
-            raise InputError(f"{what} must be an image array, got a {type(a).__name__}: the server "
-                             "never opens paths or names sent to it", "send the pixels in the request")
-        if not isinstance(a, np.ndarray):
-            raise InputError(f"{what} must be an image array, got {type(a).__name__}",
-                             "send a float32 H x W x C array")
-        if a.ndim not in (2, 3) or a.ndim == 3 and not 1 <= a.shape[2] <= MAX_CHANNELS:
-            raise InputError(f"{what} has shape {a.shape}; an image is H x W or H x W x C "
-                             f"(C from 1 to {MAX_CHANNELS})")
-        self.size(what, *a.shape[:2])
-        # dtypes and values (NaN) are the manipulation's business, as locally: it checks them.
-        return a
-
-    def size(self, what: str, h: int, w: int) -> None:
-        if h < 1 or w < 1:
-            raise InputError(f"{what} is {w}x{h} pixels; an image has at least one pixel")
-        if max(h, w) > self.cfg.max_side or h * w > self.cfg.max_pixels:
-            raise LimitError(f"{what} is {w}x{h}; this server accepts at most {self.cfg.max_side} "
-                             f"pixels a side and {self.cfg.max_pixels / 1e6:g} MP",
-                             "scale the image down or raise the server's --max-side/--max-pixels")
-
-    def frames(self, what: str, frames: Any) -> list:
-        if not isinstance(frames, list) or not frames:
-            raise InputError(f"{what} must be a non-empty list of images")
-        if len(frames) > self.cfg.max_frames:
-            raise LimitError(f"{len(frames)} {what} in one job; this server accepts at most "
-                             f"{self.cfg.max_frames}", "split the sequence into shorter jobs")
-        return [self.image(f"{what}[{i}]", f) for i, f in enumerate(frames)]
-
-    def guides(self, guides: Any) -> dict | None:
-        if guides is None:
-            return None
-        if not isinstance(guides, dict):
-            raise InputError("guides must be a mapping of name -> image array")
-        out = {}
-        for name, g in guides.items():
-            if g is None:
-                out[name] = None
-            elif isinstance(g, list):
-                out[name] = [None if x is None else self.image(f"guides[{name!r}][{i}]", x)
-                             for i, x in enumerate(g)]
-            else:
-                out[name] = self.image(f"guides[{name!r}]", g)
-        return out
-
-
-def _field(req: Any, name: str) -> Any:
-    if not isinstance(req, dict) or name not in req:
-        raise InputError(f"request has no {name!r} field")
-    return req[name]
-
-
-def build_work(op: str, req: Any, limits: Limits, engine: LocalEngine
-               ) -> tuple[Callable[[Progress], Iterable], FrameFeed | None]:
-    """Validate a decoded request; return the job's work function (and its feed
-    when the frames come in several uploads: a matte request with more=true)."""
-    params = protocol.params_from_json(params_class(op), _field(req, "params"))
-    fields = {"deshutter": {"frames", "more", "total"}, "undistort": {"image"},
-              "matte": {"frames", "guides", "more", "total"}}[op]
-    extra = sorted(set(req) - fields - {"params", "colour"})
-    if extra:
-        raise UsageError(f"unknown request field(s) for {op}: {', '.join(extra)}")
-    # the plate's colour space: the server converts as a local run does
-    colour = ColourSpec.from_json(req["colour"], remote=True) if req.get("colour") is not None else None
-    if op == "undistort":
-        image = limits.image("image", _field(req, "image"))
-        return (lambda progress: [engine.undistort(image, params, progress, colour=colour)]), None
-    frames = limits.frames("frames", _field(req, "frames"))
-    guides = limits.guides(req.get("guides"))
-    more, total = req.get("more", False), req.get("total")
-    if type(more) is not bool or not (total is None or type(total) is int and total >= len(frames)):
-        raise UsageError("'more' must be true or false and 'total' a frame count or null")
-    if total is not None and total > limits.cfg.max_frames:
-        raise LimitError(f"a job of {total} frames; this server takes at most "
-                         f"{limits.cfg.max_frames} in one job", "split the shot at a cut")
-    if op == "deshutter":
-        if not more:
-            return (lambda progress: [engine.deshutter(frames, params, progress, colour=colour)]), None
-        # The correction needs the whole clip: collect every upload, then run.
-        feed = FrameFeed(total, hold_all=True)
-        feed.add(frames, {}, more=True)
-        return (lambda progress: [engine.deshutter(list(feed), params, progress, colour=colour)]), feed
-    check_prior(params.prior)
-    if not more:
-        return (lambda progress: engine.matte(frames, params, guides=guides, progress=progress,
-                                              colour=colour)), None
-    # A long shot in several uploads: per-frame guides (lists) travel with their frames.
-    per_frame = tuple(k for k, g in (guides or {}).items() if isinstance(g, list))
-    feed = FrameFeed(total, per_frame)
-    feed.add(frames, _chunk_guides(guides, per_frame, len(frames)), more=True)
-    feed_guides = {k: feed.guide(k) if k in per_frame else g for k, g in (guides or {}).items()}
-    return (lambda progress: engine.matte(feed, params, guides=feed_guides or None,
-                                          progress=progress, colour=colour)), feed
-
-
-def check_prior(prior_id: str) -> None:
-    """A matte asks for a prior by id; this server uses its own store, so say
-    so plainly when it lacks one (before any frame is worked on)."""
-    from priorfx.priors.person import prior_entry, registered_priors
-
-    try:
-        prior_entry(prior_id)
-    except ModelMissingError:
-        raise ModelMissingError(
-            f"this priorfx server has no prior {prior_id!r} (its priors: {', '.join(registered_priors())})",
-            f"register it on the server with `priorfx models add {prior_id} FILE --role ...` (no restart "
-            "needed), or choose one of its priors, or matte locally") from None
-
-
-def _chunk_guides(guides: dict | None, names: tuple[str, ...], n: int) -> dict[str, list]:
-    out = {}
-    for name in names:
-        g = (guides or {}).get(name)
-        if not isinstance(g, list) or len(g) != n:
-            raise InputError(f"guide {name!r} must list one image (or null) for each of the {n} "
-                             "frames of this upload")
-        out[name] = g
-    return out
 
 
 # ---------------------------------------------------------------- HTTP plumbing
@@ -323,254 +155,297 @@ def rss_mb() -> float | None:
 
 # ---------------------------------------------------------------- the app
 
-def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = None) -> Starlette:
-    cfg = cfg or ServerConfig()
-    engine = engine or LocalEngine(load_settings(device=cfg.device))
-    limits = Limits(cfg)
-    jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s,
-                      result_ttl_s=cfg.result_ttl_s)
-    budget = BodyBudget(cfg.max_inflight)
+class ServerState:
+    """What the handlers share, kept on the app (`app.state.server`): the
+    settings, the engine, the jobs, the budget of upload bytes in flight and
+    the live sessions."""
 
-    async def body(request: Request) -> Any:
+    def __init__(self, cfg: ServerConfig, engine: LocalEngine):
+        self.cfg = cfg
+        self.engine = engine
+        self.limits = Limits(cfg)
+        self.jobs = JobManager(workers=cfg.workers, max_active=cfg.max_jobs, ttl_s=cfg.job_ttl_s,
+                               result_ttl_s=cfg.result_ttl_s)
+        self.budget = BodyBudget(cfg.max_inflight)
+        self.stream_slots = anyio.CapacityLimiter(cfg.max_streams)
+        self.open_streams = 0
+
+    async def body(self, request: Request) -> Any:
         """The request's bundle, decoded; a dict or an InputError."""
-        req = protocol.unpack(await read_body(request, cfg.max_body, budget, cfg.body_timeout_s))
+        cfg = self.cfg
+        req = protocol.unpack(await read_body(request, cfg.max_body, self.budget, cfg.body_timeout_s))
         if not isinstance(req, dict):
             raise InputError(f"the request bundle holds a {type(req).__name__}, not an object of fields",
                              "send bodies made by RemoteEngine (a mapping of request fields)")
         return req
-    stream_slots = anyio.CapacityLimiter(cfg.max_streams)
-    open_streams = [0]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        async def reaper():
-            while True:
-                await asyncio.sleep(min(30.0, cfg.job_ttl_s / 4, cfg.result_ttl_s / 4))
-                jobs.reap()
-        task = asyncio.create_task(reaper())
-        try:
-            yield
-        finally:
-            task.cancel()
-            jobs.shutdown()
 
-    async def health(request: Request):
-        return JSONResponse({"status": "ok", "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
-                             "priorfx_version": priorfx.__version__, "auth": bool(cfg.token)})
-
-    async def info(request: Request):
-        return JSONResponse({
-            "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
-            "priorfx_version": priorfx.__version__, "python": sys.version.split()[0],
-            "workers": cfg.workers, "device": getattr(getattr(engine, "settings", None), "device", None),
-            "limits": cfg.limits(), "operations": available_ops(),
-            "jobs": jobs.counts(), "streams": open_streams[0], "rss_mb": rss_mb(),
-            "upload_bytes_in_flight": budget.in_flight})
-
-    async def models(request: Request):
-        rows = await anyio.to_thread.run_sync(engine.models)
-        return JSONResponse(rows)
-
-    async def submit(request: Request):
-        op = request.path_params["op"]
-        params_class(op)  # unknown or missing operation: fail before reading pixels
-        req = await body(request)
-        work, feed = build_work(op, req, limits, engine)
-        try:
-            job = jobs.submit(op, work, feed)
-        except LimitError as err:
-            return error_response(err, 429)  # busy, not too big: worth retrying later
-        return JSONResponse(job.status(), status_code=202)
-
-    async def run_now(request: Request):
-        """One request, one answer: the job's results as concatenated bundles.
-
-        For simple clients (curl, a host's own HTTP code); a client that goes
-        away cancels the work. Long work should use the jobs API instead.
-        """
-        op = request.path_params["op"]
-        params_class(op)
-        req = await body(request)
-        if req.get("more"):
-            raise UsageError("a shot in several uploads needs the jobs API (POST /v1/jobs/matte)")
-        work, _feed = build_work(op, req, limits, engine)
-        try:
-            job = jobs.submit(op, work)
-        except LimitError as err:
-            return error_response(err, 429)
-        parts: list[bytes] = []
-        try:
-            while True:
-                since = job.version
-                ended = job.state not in ("queued", "running")  # read before collecting
-                parts += job.take_new_parts(len(parts))
-                if ended:
-                    break
-                await job.wait_change(since, 0.5)
-                if await request.is_disconnected():
-                    raise CancelledError("the client went away")
-            if job.state != "done":
-                raise PriorfxError.from_json(job.error or {})
-            return Response(b"".join(parts), media_type=protocol.CONTENT_TYPE,
-                            headers={"X-Priorfx-Parts": str(len(parts))})
-        finally:
-            with contextlib.suppress(NotFoundError):
-                jobs.release(job.id)
-
-    async def job_list(request: Request):
-        jobs.reap()
-        return JSONResponse([j.status() for j in list(jobs.jobs.values())])
-
-    async def job_status(request: Request):
-        job = jobs.get(request.path_params["id"])
-        since = _int_query(request, "since", -1)
-        wait = min(max(_float_query(request, "wait", 0.0), 0.0), 30.0)
-        if job.state in ("queued", "running"):
-            await job.wait_change(since, wait)
-        return JSONResponse(job.status())
-
-    async def job_part(request: Request):
-        job = jobs.get(request.path_params["id"])
-        index = request.path_params["index"]
-        data = job.take_part(index)
-        if data is None:
-            if job.error:
-                raise PriorfxError.from_json(job.error)
-            raise NotFoundError(f"result {index} of job {job.id} is not available",
-                                f"the job has {job.parts_ready} result(s) ready; earlier ones are "
-                                "released once a later one is fetched")
-        return Response(data, media_type=protocol.CONTENT_TYPE)
-
-    async def job_frames(request: Request):
-        """More frames for a job whose frames come in several uploads."""
-        job = jobs.get(request.path_params["id"])
-        feed = job.feed
-        if feed is None or feed.closed:
-            raise UsageError(f"job {job.id} takes no more frames",
-                             "only a job submitted with more=true takes further uploads")
-        if job.state not in ("queued", "running"):
-            raise PriorfxError.from_json(job.error) if job.error else UsageError(
-                f"job {job.id} has ended")
-        if not feed.hold_all and feed.pending_bytes() > cfg.max_body:
-            raise LimitError("frames are arriving faster than the server mattes them",
-                             "wait until earlier frames are done (RemoteEngine does)")
-        req = await body(request)
-        extra = sorted(set(req) - {"frames", "guides", "more"})
-        if extra:
-            raise UsageError(f"unknown upload field(s): {', '.join(extra)}")
-        more = req.get("more", False)
-        raw = _field(req, "frames")
-        # The last upload may be empty when the client could not know it was the last.
-        frames = [] if isinstance(raw, list) and not raw and more is False else limits.frames("frames", raw)
-        guides = limits.guides(req.get("guides"))
-        if set(guides or {}) - set(feed.per_frame_guides):
-            raise UsageError("later uploads may only carry the per-frame guides of the first one: "
-                             f"{', '.join(feed.per_frame_guides) or 'none'}")
-        if type(more) is not bool:
-            raise UsageError("'more' must be true or false")
-        if feed.total is not None and feed.received + len(frames) > feed.total:
-            raise UsageError(f"job {job.id} was announced with {feed.total} frames; this upload "
-                             f"would make {feed.received + len(frames)}")
-        if feed.received + len(frames) > cfg.max_frames:
-            raise LimitError(f"a job of more than {cfg.max_frames} frames; this server takes at "
-                             f"most {cfg.max_frames} in one job", "split the shot at a cut")
-        feed.add(frames, _chunk_guides(guides, feed.per_frame_guides, len(frames)), more)
-        return JSONResponse(job.status())
-
-    async def job_delete(request: Request):
-        return JSONResponse(jobs.release(request.path_params["id"]))
-
-    async def shutter_stream(ws: WebSocket):
-        await ws.accept()
-
-        async def send_error(err: PriorfxError) -> None:
-            await ws.send_bytes(protocol.pack({"error": err.to_json()}))
-
-        async def receive_bundle(timeout: float | None = None) -> bytes:
-            """The next binary message; InputError for a text one, BodyTimeoutError after `timeout`."""
-            try:
-                message = await asyncio.wait_for(ws.receive(), timeout)
-            except asyncio.TimeoutError:
-                raise BodyTimeoutError(f"a live session must send its opening message within "
-                                       f"{timeout:g} s", "send it right after connecting") from None
-            if message["type"] == "websocket.disconnect":
-                raise WebSocketDisconnect(message.get("code", 1000))
-            if message.get("bytes") is None:
-                raise InputError("a live session takes binary priorfx bundles, not text messages",
-                                 "send bundles made by priorfx.server.protocol.pack "
-                                 "(RemoteShutterSession does)")
-            return message["bytes"]
-
-        try:
-            check_request_headers(ws.headers, cfg)
-        except PriorfxError as err:
-            await send_error(err)
-            await ws.close(4000 + err.http_status)
-            return
-        if open_streams[0] >= cfg.max_streams:
-            await send_error(LimitError(f"this server already has {cfg.max_streams} live sessions",
-                                        "close another session or raise --max-streams"))
-            await ws.close(4413)
-            return
-        open_streams[0] += 1
-        session = None
-        try:
-            try:
-                hello = protocol.unpack(await receive_bundle(cfg.hello_timeout_s))
-                params = protocol.params_from_json(params_class("deshutter"), _field(hello, "params"))
-                session = await anyio.to_thread.run_sync(engine.shutter_stream, params)
-            except PriorfxError as err:
-                await send_error(err)
-                await ws.close(4000 + err.http_status)
-                return
-            methods = [m for m in STREAM_METHODS if callable(getattr(session, m, None))]
-            await ws.send_bytes(protocol.pack({"ok": True, "priorfx_version": priorfx.__version__,
-                                               "methods": methods}))
-            while True:
-                try:
-                    message = await receive_bundle()
-                    # Frames are decoded in place (read-only views, no copy): the session
-                    # only reads its input, as with a camera's shared-memory buffer.
-                    call = _stream_call(protocol.unpack(message, bytes_as_views=True),
-                                        session, methods, limits)
-                    reply = await anyio.to_thread.run_sync(call, limiter=stream_slots)
-                except WebSocketDisconnect:
-                    raise
-                except PriorfxError as err:
-                    reply = protocol.pack({"error": err.to_json()})
-                except Exception as exc:  # a bug in the session: report it, keep serving
-                    import traceback
-                    traceback.print_exc(file=sys.stderr)
-                    reply = protocol.pack({"error": PriorfxError(
-                        f"internal error in the shutter session: {type(exc).__name__}: {exc}",
-                        "this is a bug in priorfx; report it with the server log").to_json()})
-                await ws.send_bytes(reply)
-        except (WebSocketDisconnect, RuntimeError):
-            pass  # the client went away (RuntimeError: receive after disconnect)
-        finally:
-            open_streams[0] -= 1
-            close = getattr(session, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):
-                    close()
-
-    app = Starlette(
-        routes=[Route("/v1/health", health), Route("/v1/info", info), Route("/v1/models", models),
-                Route("/v1/jobs", job_list, methods=["GET"]),
-                Route("/v1/run/{op:str}", run_now, methods=["POST"]),
-                Route("/v1/jobs/{op:str}", submit, methods=["POST"]),
-                Route("/v1/jobs/{id:str}", job_status, methods=["GET"]),
-                Route("/v1/jobs/{id:str}", job_delete, methods=["DELETE"]),
-                Route("/v1/jobs/{id:str}/parts/{index:int}", job_part, methods=["GET"]),
-                Route("/v1/jobs/{id:str}/frames", job_frames, methods=["POST"]),
-                WebSocketRoute("/v1/shutter/stream", shutter_stream)],
-        exception_handlers={PriorfxError: _priorfx_error, ClientDisconnect: _client_gone, 404: _not_found, 405: _not_allowed,
-                            Exception: _internal_error},
-        lifespan=lifespan)
-    app.state.config = cfg
-    app.state.jobs = jobs
+def create_app(cfg: ServerConfig | None = None, engine: LocalEngine | None = None) -> Starlette:
+    """The Starlette app of `priorfx serve`: the routes below, with their state on `app.state.server`."""
+    cfg = cfg or ServerConfig()
+    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers={
+        PriorfxError: _priorfx_error, ClientDisconnect: _client_gone, 404: _not_found, 405: _not_allowed,
+        Exception: _internal_error})
+    app.state.server = ServerState(cfg, engine or LocalEngine(load_settings(device=cfg.device)))
     app.add_middleware(Guard, cfg=cfg)
     return app
+
+
+def _state(conn: Request | WebSocket) -> ServerState:
+    return conn.app.state.server
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    state: ServerState = app.state.server
+    cfg = state.cfg
+
+    async def reaper():
+        while True:
+            await asyncio.sleep(min(30.0, cfg.job_ttl_s / 4, cfg.result_ttl_s / 4))
+            state.jobs.reap()
+    task = asyncio.create_task(reaper())
+    try:
+        yield
+    finally:
+        task.cancel()
+        state.jobs.shutdown()
+
+
+async def health(request: Request):
+    return JSONResponse({"status": "ok", "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
+                         "priorfx_version": priorfx.__version__, "auth": bool(_state(request).cfg.token)})
+
+
+async def info(request: Request):
+    state = _state(request)
+    cfg = state.cfg
+    return JSONResponse({
+        "service": "priorfx", "protocol": protocol.PROTOCOL_VERSION,
+        "priorfx_version": priorfx.__version__, "python": sys.version.split()[0],
+        "workers": cfg.workers, "device": getattr(getattr(state.engine, "settings", None), "device", None),
+        "limits": cfg.limits(), "operations": available_ops(),
+        "jobs": state.jobs.counts(), "streams": state.open_streams, "rss_mb": rss_mb(),
+        "upload_bytes_in_flight": state.budget.in_flight})
+
+
+async def models(request: Request):
+    rows = await anyio.to_thread.run_sync(_state(request).engine.models)
+    return JSONResponse(rows)
+
+
+async def submit(request: Request):
+    state = _state(request)
+    op = request.path_params["op"]
+    params_class(op)  # unknown or missing operation: fail before reading pixels
+    req = await state.body(request)
+    work, feed = build_work(op, req, state.limits, state.engine)
+    try:
+        job = state.jobs.submit(op, work, feed)
+    except LimitError as err:
+        return error_response(err, 429)  # busy, not too big: worth retrying later
+    return JSONResponse(job.status(), status_code=202)
+
+
+async def run_now(request: Request):
+    """One request, one answer: the job's results as concatenated bundles.
+
+    For simple clients (curl, a host's own HTTP code); a client that goes
+    away cancels the work. Long work should use the jobs API instead.
+    """
+    state = _state(request)
+    op = request.path_params["op"]
+    params_class(op)
+    req = await state.body(request)
+    if req.get("more"):
+        raise UsageError("a shot in several uploads needs the jobs API (POST /v1/jobs/matte)")
+    work, _feed = build_work(op, req, state.limits, state.engine)
+    try:
+        job = state.jobs.submit(op, work)
+    except LimitError as err:
+        return error_response(err, 429)
+    parts: list[bytes] = []
+    try:
+        while True:
+            since = job.version
+            ended = job.state not in ("queued", "running")  # read before collecting
+            parts += job.take_new_parts(len(parts))
+            if ended:
+                break
+            await job.wait_change(since, 0.5)
+            if await request.is_disconnected():
+                raise CancelledError("the client went away")
+        if job.state != "done":
+            raise PriorfxError.from_json(job.error or {})
+        return Response(b"".join(parts), media_type=protocol.CONTENT_TYPE,
+                        headers={"X-Priorfx-Parts": str(len(parts))})
+    finally:
+        with contextlib.suppress(NotFoundError):
+            state.jobs.release(job.id)
+
+
+async def job_list(request: Request):
+    jobs = _state(request).jobs
+    jobs.reap()
+    return JSONResponse([j.status() for j in list(jobs.jobs.values())])
+
+
+async def job_status(request: Request):
+    job = _state(request).jobs.get(request.path_params["id"])
+    since = _int_query(request, "since", -1)
+    wait = min(max(_float_query(request, "wait", 0.0), 0.0), 30.0)
+    if job.state in ("queued", "running"):
+        await job.wait_change(since, wait)
+    return JSONResponse(job.status())
+
+
+async def job_part(request: Request):
+    job = _state(request).jobs.get(request.path_params["id"])
+    index = request.path_params["index"]
+    data = job.take_part(index)
+    if data is None:
+        if job.error:
+            raise PriorfxError.from_json(job.error)
+        raise NotFoundError(f"result {index} of job {job.id} is not available",
+                            f"the job has {job.parts_ready} result(s) ready; earlier ones are "
+                            "released once a later one is fetched")
+    return Response(data, media_type=protocol.CONTENT_TYPE)
+
+
+async def job_frames(request: Request):
+    """More frames for a job whose frames come in several uploads."""
+    state = _state(request)
+    cfg, limits = state.cfg, state.limits
+    job = state.jobs.get(request.path_params["id"])
+    feed = job.feed
+    if feed is None or feed.closed:
+        raise UsageError(f"job {job.id} takes no more frames",
+                         "only a job submitted with more=true takes further uploads")
+    if job.state not in ("queued", "running"):
+        raise PriorfxError.from_json(job.error) if job.error else UsageError(
+            f"job {job.id} has ended")
+    if not feed.hold_all and feed.pending_bytes() > cfg.max_body:
+        raise LimitError("frames are arriving faster than the server mattes them",
+                         "wait until earlier frames are done (RemoteEngine does)")
+    req = await state.body(request)
+    extra = sorted(set(req) - {"frames", "guides", "more"})
+    if extra:
+        raise UsageError(f"unknown upload field(s): {', '.join(extra)}")
+    more = req.get("more", False)
+    raw = required_field(req, "frames")
+    # The last upload may be empty when the client could not know it was the last.
+    frames = [] if isinstance(raw, list) and not raw and more is False else limits.frames("frames", raw)
+    guides = limits.guides(req.get("guides"))
+    if set(guides or {}) - set(feed.per_frame_guides):
+        raise UsageError("later uploads may only carry the per-frame guides of the first one: "
+                         f"{', '.join(feed.per_frame_guides) or 'none'}")
+    if type(more) is not bool:
+        raise UsageError("'more' must be true or false")
+    if feed.total is not None and feed.received + len(frames) > feed.total:
+        raise UsageError(f"job {job.id} was announced with {feed.total} frames; this upload "
+                         f"would make {feed.received + len(frames)}")
+    if feed.received + len(frames) > cfg.max_frames:
+        raise LimitError(f"a job of more than {cfg.max_frames} frames; this server takes at "
+                         f"most {cfg.max_frames} in one job", "split the shot at a cut")
+    feed.add(frames, chunk_guides(guides, feed.per_frame_guides, len(frames)), more)
+    return JSONResponse(job.status())
+
+
+async def job_delete(request: Request):
+    return JSONResponse(_state(request).jobs.release(request.path_params["id"]))
+
+
+# ---------------------------------------------------------------- live sessions
+
+async def shutter_stream(ws: WebSocket):
+    """A live shutter session: the opening message names the parameters, then
+    each binary message is one call of the session (`_stream_call`)."""
+    state = _state(ws)
+    cfg = state.cfg
+    await ws.accept()
+    try:
+        check_request_headers(ws.headers, cfg)
+    except PriorfxError as err:
+        await _send_error(ws, err)
+        await ws.close(4000 + err.http_status)
+        return
+    if state.open_streams >= cfg.max_streams:
+        await _send_error(ws, LimitError(f"this server already has {cfg.max_streams} live sessions",
+                                         "close another session or raise --max-streams"))
+        await ws.close(4413)
+        return
+    state.open_streams += 1
+    session = None
+    try:
+        try:
+            hello = protocol.unpack(await _receive_bundle(ws, cfg.hello_timeout_s))
+            params = protocol.params_from_json(params_class("deshutter"), required_field(hello, "params"))
+            session = await anyio.to_thread.run_sync(state.engine.shutter_stream, params)
+        except PriorfxError as err:
+            await _send_error(ws, err)
+            await ws.close(4000 + err.http_status)
+            return
+        methods = [m for m in STREAM_METHODS if callable(getattr(session, m, None))]
+        await ws.send_bytes(protocol.pack({"ok": True, "priorfx_version": priorfx.__version__,
+                                           "methods": methods}))
+        while True:
+            try:
+                message = await _receive_bundle(ws)
+                # Frames are decoded in place (read-only views, no copy): the session
+                # only reads its input, as with a camera's shared-memory buffer.
+                call = _stream_call(protocol.unpack(message, bytes_as_views=True),
+                                    session, methods, state.limits)
+                reply = await anyio.to_thread.run_sync(call, limiter=state.stream_slots)
+            except WebSocketDisconnect:
+                raise
+            except PriorfxError as err:
+                reply = protocol.pack({"error": err.to_json()})
+            except Exception as exc:  # a bug in the session: report it, keep serving
+                import traceback
+                traceback.print_exc(file=sys.stderr)
+                reply = protocol.pack({"error": PriorfxError(
+                    f"internal error in the shutter session: {type(exc).__name__}: {exc}",
+                    "this is a bug in priorfx; report it with the server log").to_json()})
+            await ws.send_bytes(reply)
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client went away (RuntimeError: receive after disconnect)
+    finally:
+        state.open_streams -= 1
+        close = getattr(session, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
+
+
+async def _send_error(ws: WebSocket, err: PriorfxError) -> None:
+    await ws.send_bytes(protocol.pack({"error": err.to_json()}))
+
+
+async def _receive_bundle(ws: WebSocket, timeout: float | None = None) -> bytes:
+    """The next binary message; InputError for a text one, BodyTimeoutError after `timeout`."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), timeout)
+    except asyncio.TimeoutError:
+        raise BodyTimeoutError(f"a live session must send its opening message within "
+                               f"{timeout:g} s", "send it right after connecting") from None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    if message.get("bytes") is None:
+        raise InputError("a live session takes binary priorfx bundles, not text messages",
+                         "send bundles made by priorfx.engines.protocol.pack "
+                         "(RemoteShutterSession does)")
+    return message["bytes"]
+
+
+ROUTES = [Route("/v1/health", health), Route("/v1/info", info), Route("/v1/models", models),
+          Route("/v1/jobs", job_list, methods=["GET"]),
+          Route("/v1/run/{op:str}", run_now, methods=["POST"]),
+          Route("/v1/jobs/{op:str}", submit, methods=["POST"]),
+          Route("/v1/jobs/{id:str}", job_status, methods=["GET"]),
+          Route("/v1/jobs/{id:str}", job_delete, methods=["DELETE"]),
+          Route("/v1/jobs/{id:str}/parts/{index:int}", job_part, methods=["GET"]),
+          Route("/v1/jobs/{id:str}/frames", job_frames, methods=["POST"]),
+          WebSocketRoute("/v1/shutter/stream", shutter_stream)]
 
 
 # Methods of the core's ShutterSession a client may call over the stream.
@@ -580,7 +455,7 @@ STREAM_STATE = ("readout", "readout_estimated", "frames_in")
 
 
 def _stream_call(msg: Any, session: Any, methods: list[str], limits: Limits) -> Callable[[], bytes]:
-    method = _field(msg, "method")
+    method = required_field(msg, "method")
     if method not in methods:
         raise NotFoundError(f"a shutter session has no method {method!r}",
                             f"use one of: {', '.join(methods)}")
@@ -659,11 +534,6 @@ async def _internal_error(request: Request, exc: Exception):
     traceback.print_exception(exc, file=sys.stderr)
     return error_response(PriorfxError(f"internal server error: {type(exc).__name__}: {exc}",
                                        "this is a bug in priorfx; report it with the server log"))
-
-
-def config_json(cfg: ServerConfig) -> str:
-    safe = {k: v for k, v in asdict(cfg).items() if k != "token"}
-    return json.dumps(safe)
 
 
 # ---------------------------------------------------------------- running it

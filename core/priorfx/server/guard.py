@@ -89,7 +89,7 @@ class RequestPolicy:
             if ctype not in BODY_TYPES:
                 raise UnsupportedMediaError(
                     f"a POST body must be a priorfx bundle (Content-Type {sorted(BODY_TYPES)[1]}), "
-                    f"not {ctype or 'untyped'}", "send bodies made by priorfx.server.protocol.pack "
+                    f"not {ctype or 'untyped'}", "send bodies made by priorfx.engines.protocol.pack "
                     "with that Content-Type (RemoteEngine does)")
 
     def _origin_allowed(self, origin: str, host_header: str, scheme: str) -> bool:

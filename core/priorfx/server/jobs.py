@@ -21,9 +21,9 @@ import traceback
 import uuid
 from typing import Any, Callable, Iterable
 
+from priorfx.engines import protocol
 from priorfx.errors import CancelledError, LimitError, NotFoundError, PriorfxError
 from priorfx.progress import Progress
-from priorfx.server import protocol
 
 ACTIVE = ("queued", "running")
 

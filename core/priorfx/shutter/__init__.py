@@ -11,8 +11,12 @@ Entry points
 correct_clip(frames, params) -> ShutterResult      offline, a whole clip
 ShutterSession(params).push(frame) -> frame         live, one stream
 ShutterSession(params).push_buffer(buf, 'NV12', w, h) -> planes
+Calibration(w, h).add(k, luma) -> .result               a camera's readout, live
+FrameCorrector(params, w, h)                            one frame size's motion and warp
 """
-from priorfx.shutter.clip import correct_clip
+from priorfx.shutter.calibrate import Calibration
+from priorfx.shutter.clip import correct_clip, fit_readout, readout_evidence
+from priorfx.shutter.corrector import FrameCorrector, check_frame
 from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams, ShutterResult
 from priorfx.shutter.session import ShutterSession
 
@@ -20,4 +24,5 @@ from priorfx.shutter.session import ShutterSession
 # delivers them (priorfx.colour converts scene-linear and log plates).
 WORKING_ENCODING = "display"
 
-__all__ = ["WORKING_ENCODING", "ShutterParams", "ShutterResult", "ShutterSession", "correct_clip", "DEFAULT_READOUT"]
+__all__ = ["WORKING_ENCODING", "Calibration", "FrameCorrector", "ShutterParams", "ShutterResult", "ShutterSession",
+           "check_frame", "correct_clip", "DEFAULT_READOUT", "fit_readout", "readout_evidence"]

@@ -10,7 +10,7 @@ from priorfx.errors import InputError
 from priorfx.progress import Progress, tick
 from priorfx.shutter.params import ShutterParams, ShutterResult
 from priorfx.shutter.readout import ReadoutEstimate, estimate_readout, pair_evidence
-from priorfx.shutter.session import FrameCorrector, check_frame
+from priorfx.shutter.corrector import FrameCorrector, check_frame
 
 
 def correct_clip(frames: Sequence[np.ndarray], params: ShutterParams | None = None,
@@ -101,13 +101,28 @@ def clip_readout(frames: Sequence[np.ndarray], corr: FrameCorrector, params: Shu
                  progress: Progress | None = None, total: int | None = None) -> ReadoutEstimate:
     """Readout of a whole clip with its interval: fine flow of every neighbouring pair,
     band flows and straight-line samples, one fit over all of them (`estimate_readout`)."""
-    n = len(frames)
+    return fit_readout(readout_evidence(frames, params, progress, total, corr), corr.full[1], params)
+
+
+def readout_evidence(frames: Sequence[np.ndarray], params: ShutterParams, progress: Progress | None = None,
+                     total: int | None = None, corr: FrameCorrector | None = None) -> list:
+    """The readout scan: the evidence (`pair_evidence`) of each neighbouring pair
+    of frames, in order. The cluster scans a long shot part by part in parallel
+    and fits the concatenated evidence once (`fit_readout`), as one machine does."""
+    first = check_frame(frames[0], "frame 0")
+    if corr is None:
+        corr = FrameCorrector(params, first.shape[1], first.shape[0], live=False)
     evidence = []
-    prev = corr.estimation_gray(check_frame(frames[0], "frame 0"))
-    for i in range(1, n):
+    prev = corr.estimation_gray(first)
+    for i in range(1, len(frames)):
         cur = corr.estimation_gray(check_frame(frames[i], f"frame {i}"))
         evidence.append(pair_evidence(corr.estimation_flow(prev, cur)))
         prev = cur
-        tick(progress, i, total or n, "estimating the readout")
+        tick(progress, i, total or len(frames), "estimating the readout")
+    return evidence
+
+
+def fit_readout(evidence: list, height: int, params: ShutterParams) -> ReadoutEstimate:
+    """The readout (with its interval) that fits the scan's evidence of a clip `height` rows high."""
     rate = 0.5 if params.mode == "rsgr" else 1.0
-    return estimate_readout(evidence, corr.full[1], params.scan, rate)
+    return estimate_readout(evidence, height, params.scan, rate)

@@ -228,36 +228,54 @@ def displacement(motion: np.ndarray, full: tuple[int, int], a: float, b: float,
 class WarpMaps:
     """Full-resolution remap maps from a small displacement field.
 
-    Keeps the identity grid of each plane size so a frame costs one resize,
-    one add and the remap itself.
+    The map of a plane is its identity grid plus the upscaled displacement.
+    Upscaling (bilinear) is linear, so the grid is added on the *small* field
+    (the grid's own values at the small samples) and one resize makes the
+    absolute map: a frame costs one resize, not a resize plus a full-size add.
+    Only where the resize clamps (the outer pixel or two of each side, where
+    the grid would freeze) is the grid's true value restored, on those strips.
     """
 
     def __init__(self) -> None:
-        self._grids: dict[tuple[int, int], np.ndarray] = {}
+        self._plans: dict[tuple, tuple] = {}
         self._buf: dict[tuple[int, int], np.ndarray] = {}
 
-    def _grid(self, size: tuple[int, int]) -> np.ndarray:
-        key = tuple(size)
-        g = self._grids.get(key)
-        if g is None:
-            w, h = size
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            g = np.dstack([gx, gy])
-            self._grids[key] = g
-        return g
+    @staticmethod
+    def _axis(full: int, small: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grid values at the small samples, and (positions, corrections) where the
+        resize clamps: the same rule as cv2.resize, src = (x + 0.5) * small / full - 0.5."""
+        scale = full / small
+        at_samples = ((np.arange(small) + 0.5) * scale - 0.5).astype(np.float32)
+        xs = np.arange(full, dtype=np.float64)
+        src = np.clip((xs + 0.5) / scale - 0.5, 0, small - 1)
+        corr = xs - ((src + 0.5) * scale - 0.5)
+        where = np.nonzero(np.abs(corr) > 1e-4)[0]
+        return at_samples, where, corr[where].astype(np.float32)
+
+    def _plan(self, small_hw: tuple[int, int], size: tuple[int, int], sub: tuple[int, int]) -> tuple:
+        key = (small_hw, size, sub)
+        plan = self._plans.get(key)
+        if plan is None:
+            gx, cols, cx = self._axis(size[0], small_hw[1])
+            gy, rows, cy = self._axis(size[1], small_hw[0])
+            grid = np.dstack(np.meshgrid(gx, gy)).astype(np.float32)
+            inv = np.array([1.0 / sub[0], 1.0 / sub[1]], np.float32)
+            plan = self._plans[key] = (grid, inv, cols, cx, rows, cy)
+        return plan
 
     def map_for(self, disp: np.ndarray, size: tuple[int, int], sub: tuple[int, int] = (1, 1)) -> np.ndarray:
         """Absolute map (h x w x 2) for a plane of `size` subsampled by `sub` (chroma: (2, 2) or (2, 1))."""
         disp = np.asarray(disp, np.float32)
-        buf = self._buf.get(tuple(size))
-        if buf is None or buf.shape[:2] != (size[1], size[0]):
-            buf = np.empty((size[1], size[0], 2), np.float32)
-            self._buf[tuple(size)] = buf
-        cv2.resize(disp, tuple(size), dst=buf, interpolation=cv2.INTER_LINEAR)
-        if sub != (1, 1):
-            # Chroma sample j sits at luma j * sub + (sub - 1) / 2: displacements scale by 1/sub.
-            cv2.multiply(buf, (1.0 / sub[0], 1.0 / sub[1], 0, 0), dst=buf)
-        cv2.add(buf, self._grid(size), dst=buf)
+        size = tuple(size)
+        grid, inv, cols, cx, rows, cy = self._plan(disp.shape[:2], size, tuple(sub))
+        # Chroma sample j sits at luma j * sub + (sub - 1) / 2: displacements scale by 1/sub.
+        small = disp * inv + grid if sub != (1, 1) else disp + grid
+        buf = self._buf.get(size)
+        if buf is None:
+            buf = self._buf[size] = np.empty((size[1], size[0], 2), np.float32)
+        cv2.resize(small, size, dst=buf, interpolation=cv2.INTER_LINEAR)
+        buf[:, cols, 0] += cx
+        buf[rows, :, 1] += cy[:, None]
         return buf
 
 

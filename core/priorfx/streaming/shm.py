@@ -39,7 +39,7 @@ import tempfile
 from dataclasses import dataclass
 
 MAGIC = b"PFXSHM01"
-VERSION = 1
+VERSION = 2   # 2: calibration fields in the control block
 CONTROL_SIZE = 512
 SLOT_HEADER_SIZE = 128
 ALIGN = 64
@@ -60,15 +60,26 @@ STATE_NAMES = {STARTING: "starting", READY: "ready", FAILED: "failed", EXITED: "
 
 MODES = ("rs", "rsgr")   # priorfx.shutter.ShutterParams.mode
 
+# Calibration states (priorfx.shutter.calibrate's numbers).
+CALIB_IDLE, CALIB_RUNNING, CALIB_DONE, CALIB_FAILED, CALIB_CANCELLED = 0, 1, 2, 3, 4
+CALIB_STATE_NAMES = {CALIB_IDLE: "idle", CALIB_RUNNING: "running", CALIB_DONE: "done",
+                     CALIB_FAILED: "failed", CALIB_CANCELLED: "cancelled"}
+
 # The control block: (name, struct code) in order.
 _CONTROL_FIELDS = [("magic", "8s"), ("version", "I"), ("n_in", "I"), ("n_out", "I"),
                    ("capacity", "Q"), ("state", "I"), ("worker_pid", "I"), ("heartbeat", "Q"),
                    ("params_seq", "I"), ("readout", "d"), ("auto_readout", "I"), ("mode", "I"),
-                   ("strength", "d"), ("lookahead", "I"), ("in_latest", "Q"), ("out_latest", "Q")]
+                   ("strength", "d"), ("lookahead", "I"), ("in_latest", "Q"), ("out_latest", "Q"),
+                   # calibration: the host asks (request seq, seconds of live video, cancel = the
+                   # request seq to stop), the worker answers about request `calib_seq`
+                   ("calib_request", "I"), ("calib_cancel", "I"), ("calib_seconds", "d"),
+                   ("calib_seq", "I"), ("calib_state", "I"), ("calib_progress", "d"), ("calib_g", "d"),
+                   ("calib_low", "d"), ("calib_high", "d"), ("calib_informative", "I"), ("calib_pairs", "I")]
 _CONTROL = struct.Struct("<" + "".join(code for _, code in _CONTROL_FIELDS))
 _FIELD = {name: (struct.calcsize("<" + "".join(c for _, c in _CONTROL_FIELDS[:i])), "<" + code)
           for i, (name, code) in enumerate(_CONTROL_FIELDS)}
 _ERROR_OFFSET = 256          # worker error text, utf-8, NUL padded
+assert _CONTROL.size <= _ERROR_OFFSET
 _ERROR_SIZE = CONTROL_SIZE - _ERROR_OFFSET
 # slot: seq_begin, seq_end, source_seq, timestamp, format, width, height, n_planes,
 # linesize[4], size ... (seq_end is rewritten last; see module doc)
@@ -187,7 +198,7 @@ class Channel:
             os.close(fd)
         ch = cls(path, mm, n_in, n_out, capacity, owner=True)
         _CONTROL.pack_into(mm, 0, MAGIC, VERSION, n_in, n_out, capacity, STARTING, 0, 0,
-                           0, 0.6, 1, 0, 1.0, 0, 0, 0)
+                           0, 0.6, 1, 0, 1.0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0)
         return ch
 
     @classmethod
@@ -293,6 +304,41 @@ class Channel:
         return seq, Params(readout=self._get("readout"), auto_readout=bool(self._get("auto_readout")),
                            mode=MODES[mode] if mode < len(MODES) else MODES[0],
                            strength=self._get("strength"), lookahead=bool(self._get("lookahead")))
+
+    # -- calibration ------------------------------------------------------
+    def request_calibration(self, seconds: float) -> int:
+        """Host side: ask for a calibration over `seconds` of live video; returns its seq."""
+        self._set("calib_seconds", float(seconds))
+        seq = (self._get("calib_request") + 1) & 0xFFFFFFFF
+        self._set("calib_request", seq)
+        return seq
+
+    def cancel_calibration(self) -> None:
+        """Host side: stop the calibration asked for last."""
+        self._set("calib_cancel", self._get("calib_request"))
+
+    def calibration_request(self) -> tuple[int, float, bool]:
+        """Worker side: (request seq, seconds, cancelled)."""
+        req = self._get("calib_request")
+        return req, self._get("calib_seconds"), req != 0 and self._get("calib_cancel") == req
+
+    def set_calibration(self, seq: int, state: int, progress: float = 0.0, g: float = 0.0, low: float = 0.0,
+                        high: float = 0.0, informative: bool = False, pairs: int = 0) -> None:
+        """Worker side: the state of calibration `seq` (written last, so a reader that
+        sees `calib_seq` == its request reads values of that request)."""
+        for name, value in (("calib_progress", float(progress)), ("calib_g", float(g)), ("calib_low", float(low)),
+                            ("calib_high", float(high)), ("calib_informative", int(bool(informative))),
+                            ("calib_pairs", int(pairs)), ("calib_state", int(state))):
+            self._set(name, value)
+        self._set("calib_seq", int(seq))
+
+    def calibration(self) -> dict:
+        """Host side: what the worker last said about a calibration."""
+        state = self._get("calib_state")
+        return {"seq": self._get("calib_seq"), "state": CALIB_STATE_NAMES.get(state, "idle"),
+                "progress": self._get("calib_progress"), "readout": self._get("calib_g"),
+                "low": self._get("calib_low"), "high": self._get("calib_high"),
+                "informative": bool(self._get("calib_informative")), "pairs": self._get("calib_pairs")}
 
     # -- slots ------------------------------------------------------------
     def slot_offset(self, kind: str, index: int) -> int:

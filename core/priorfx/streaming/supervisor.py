@@ -42,7 +42,8 @@ class WorkerSupervisor:
 
     def __init__(self, shm, command: List[str], env: dict, name: str,
                  params: Callable[[], object], worker_args: Callable[[], List[str]],
-                 log: Callable[[str], None] = print, on_start: Optional[Callable[[], None]] = None):
+                 log: Callable[[str], None] = print, on_start: Optional[Callable[[], None]] = None,
+                 on_calibration: Optional[Callable[[dict], None]] = None):
         self.shm = shm
         self.command = list(command)
         self.env = dict(env)
@@ -51,6 +52,10 @@ class WorkerSupervisor:
         self._worker_args = worker_args
         self._log = log
         self._on_start = on_start
+        self._on_calibration = on_calibration
+        self.calibration = {"state": "idle"}   # the last calibration status (see calibrate())
+        self._calib_wanted = None              # seconds asked for, until a worker took the request
+        self._calib_seq = 0
         self.lock = threading.Lock()      # guards channel/live against the host's video thread
         self.channel = None
         self.proc = None
@@ -77,6 +82,48 @@ class WorkerSupervisor:
             if ch is not None and params != self.published:
                 ch.set_params(params)
                 self.published = params
+
+    def calibrate(self, seconds: float) -> None:
+        """Measure the camera's readout from the next `seconds` of video (never blocks).
+
+        The manager thread passes the request to the worker (or to the next one,
+        if none is running) and calls `on_calibration(status)` as it progresses:
+        status["state"] is 'running' (with 'progress' 0..1), then 'done' (with
+        'readout', 'low', 'high', 'informative'), 'failed' or 'cancelled'.
+        """
+        if not self.command:   # no core to run it (the host has said why)
+            self._calibration_changed({"state": "failed", "error": "priorfx was not found; see the log"})
+            return
+        self._calib_wanted = float(seconds)
+        self._calibration_changed({"state": "running", "progress": 0.0})
+
+    def cancel_calibration(self) -> None:
+        self._calib_wanted = None
+        with self.lock:
+            ch = self.channel
+            if ch is not None and self._calib_seq:
+                ch.cancel_calibration()
+        if self.calibration.get("state") == "running":
+            self._calibration_changed({"state": "cancelled"})
+
+    def _calibration_changed(self, status: dict) -> None:
+        if status == self.calibration:
+            return
+        self.calibration = status
+        if self._on_calibration is not None:
+            self._on_calibration(dict(status))
+
+    def _poll_calibration(self, ch) -> None:
+        if self._calib_wanted is not None:
+            self._calib_seq = ch.request_calibration(self._calib_wanted)
+            self._calib_wanted = None
+        if not self._calib_seq or self.calibration.get("state") != "running":
+            return
+        status = ch.calibration()
+        if status.pop("seq") == self._calib_seq:
+            if status["state"] != "done":
+                status = {k: status[k] for k in ("state", "progress")}
+            self._calibration_changed(status)
 
     def request_restart(self) -> None:
         """Start a new worker (the engine or its arguments changed)."""
@@ -150,6 +197,8 @@ class WorkerSupervisor:
                 ch.set_params(params)
                 self.published = params
         state = ch.state
+        if state == shm.READY:
+            self._poll_calibration(ch)
         if state == shm.READY and not self.live:
             if os.name != "nt":
                 ch.unlink()   # both sides have it mapped: nothing can leak from now on
@@ -210,6 +259,9 @@ class WorkerSupervisor:
         with self.lock:   # after this, the video thread no longer touches the mapping
             proc, ch = self.proc, self.channel
             self.proc, self.channel, self.live = None, None, False
+        if self._calib_seq and self.calibration.get("state") == "running":   # it went with the worker
+            self._calib_seq = 0
+            self._calibration_changed({"state": "failed", "error": "the worker stopped; calibrate again"})
         if proc is not None:
             try:
                 proc.stdin.close()   # the worker exits when its stdin closes

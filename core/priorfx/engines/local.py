@@ -1,54 +1,32 @@
-"""The Engine: one interface to the three manipulations, local or remote.
+"""LocalEngine: the manipulations run in this process, and the colour
+boundary every engine shares.
 
-Adapters and the CLI call `get_engine(settings)` and never care where the
-work runs. LocalEngine runs the core in this process; RemoteEngine
-(priorfx.server.client) sends the same calls to `priorfx serve`. Both take
-and return the same types, so the same inputs give the same outputs.
-
-Parameters are dataclasses owned by each manipulation package
-(`priorfx.shutter.ShutterParams`, `priorfx.portrait.PortraitParams`,
-`priorfx.matting.MattingParams`); images are float32 H x W x C in [0, 1]
-display-encoded, or in any encoding when `colour` (a priorfx.colour.ColourSpec,
-the plate's OCIO config and colour space) is given: then the engine converts
-the pixels into the manipulation's working encoding and its outputs back
-(`priorfx.colour.Boundary`), so results stay in the plate's encoding. The
-spec travels with a remote request, and the server converts.
+`deshutter_managed`, `matte_managed` and `undistort_managed` wrap a run of a
+manipulation so that it sees its working encoding while its results come back
+in the plate's encoding (`priorfx.colour.Boundary`); RemoteEngine uses them
+too when the conversion must happen on the client (an OCIO config file the
+server cannot open), and the cluster's workers for their chunks.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from priorfx.colour import Boundary, ColourSpec
 from priorfx.config import Settings, load_settings
+from priorfx.engines.operations import OperationCalls, operation
 from priorfx.progress import Progress
 
 if TYPE_CHECKING:  # the manipulation packages import heavy modules lazily
-    from priorfx.matting import MatteResult, MattingParams
-    from priorfx.portrait import PortraitParams, PortraitResult
-    from priorfx.shutter import ShutterParams, ShutterResult, ShutterSession
+    from priorfx.matting import MatteResult
+    from priorfx.portrait import PortraitResult
+    from priorfx.shutter import ShutterResult
 
 
-class Engine(Protocol):
-    """What every engine offers. See LocalEngine for the meaning of each call."""
-
-    name: str
-
-    def info(self) -> dict[str, Any]: ...
-    def models(self) -> list[dict[str, Any]]: ...
-    def deshutter(self, frames: Sequence[np.ndarray], params: "ShutterParams",
-                  progress: Progress | None = None, colour: ColourSpec | None = None) -> "ShutterResult": ...
-    def shutter_stream(self, params: "ShutterParams") -> "ShutterSession": ...
-    def undistort(self, image: np.ndarray, params: "PortraitParams",
-                  progress: Progress | None = None, colour: ColourSpec | None = None) -> "PortraitResult": ...
-    def matte(self, frames: Iterable[np.ndarray], params: "MattingParams",
-              guides: dict[str, Any] | None = None, progress: Progress | None = None,
-              colour: ColourSpec | None = None) -> Iterator["MatteResult"]: ...
-
-
-class LocalEngine:
-    """Runs the manipulations in this process."""
+class LocalEngine(OperationCalls):
+    """Runs the manipulations in this process: every operation of the registry
+    (engines/operations.py), by name with `run()` or by its named call."""
 
     name = "local"
 
@@ -63,29 +41,18 @@ class LocalEngine:
         from priorfx.models import entries, status
         return [{**e.to_json(), "status": status(e.id)} for e in entries().values()]
 
-    def deshutter(self, frames, params, progress=None, colour=None):
-        """Correct a clip (list of RGB float32 frames); returns frames + readout estimate."""
-        from priorfx.shutter import WORKING_ENCODING, correct_clip
-        return deshutter_managed(lambda f: correct_clip(f, params, progress=progress), frames,
-                                 Boundary(colour, WORKING_ENCODING))
+    def run(self, name: str, data: Any, params: Any, progress: Progress | None = None,
+            colour: ColourSpec | None = None, **options: Any) -> Any:
+        """Run the operation `name` of the registry on `data` (a clip's frames or
+        an image) in this process; `options` are the operation's own inputs
+        (a matte's guides)."""
+        op = operation(name)
+        return op.local(data, params, Boundary(colour, op.working_encoding()), progress, self.settings, **options)
 
     def shutter_stream(self, params):
         """A stateful session for live video: push(frame) -> corrected frame."""
         from priorfx.shutter import ShutterSession
         return ShutterSession(params)
-
-    def undistort(self, image, params, progress=None, colour=None):
-        """Re-render a close-up portrait as if shot from `params.distance_m`."""
-        from priorfx.portrait import WORKING_ENCODING, undistort
-        return undistort_managed(lambda im: undistort(im, params, progress=progress), image,
-                                 Boundary(colour, WORKING_ENCODING))
-
-    def matte(self, frames, params, guides=None, progress=None, colour=None):
-        """Alpha, clean foreground and confidence for each frame of a shot."""
-        from priorfx.matting import WORKING_ENCODING, matte_clip
-        return matte_managed(lambda f: matte_clip(f, params, guides=guides, progress=progress,
-                                                 device=self.settings.device), frames,
-                             Boundary(colour, WORKING_ENCODING))
 
 
 def _record(prov: dict, boundary: Boundary) -> None:
@@ -161,12 +128,3 @@ def deshutter_managed(run, frames: Sequence[np.ndarray], boundary: Boundary, fir
     result.frames = [boundary.back(out, working[first + i], frames[first + i])
                      for i, out in enumerate(result.frames)]
     return result
-
-
-def get_engine(settings: Settings | None = None) -> Engine:
-    """LocalEngine, or RemoteEngine when a remote URL is configured."""
-    settings = settings or load_settings()
-    if settings.remote:
-        from priorfx.server.client import RemoteEngine
-        return RemoteEngine(settings.remote, token=settings.token)
-    return LocalEngine(settings)

@@ -66,7 +66,7 @@ _INV255 = np.float32(255.0)
 
 def _bad(msg: str) -> InputError:
     return InputError(f"message is not a valid priorfx bundle: {msg}",
-                      "send bodies made by priorfx.server.protocol.pack (RemoteEngine does)")
+                      "send bodies made by priorfx.engines.protocol.pack (RemoteEngine does)")
 
 
 # ---------------------------------------------------------------- arrays

@@ -1,6 +1,6 @@
 """RemoteEngine: the Engine interface over HTTP to a `priorfx serve`.
 
-Same calls and types as `priorfx.engine.LocalEngine`; the work runs as a job
+Same calls and types as `priorfx.engines.LocalEngine`; the work runs as a job
 on the server (submit, long-poll the status while mirroring progress, fetch
 each result, release). Live shutter correction uses a WebSocket session with
 the same push / push_buffer / flush calls as `priorfx.shutter.ShutterSession`.
@@ -21,17 +21,18 @@ from __future__ import annotations
 import os
 import time
 import urllib.parse
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import requests
 
 import priorfx
 from priorfx.colour import Boundary, ColourSpec, is_builtin
+from priorfx.engines import protocol
+from priorfx.engines.operations import Operation, OperationCalls, operation
 from priorfx.errors import (AuthError, CancelledError, EngineUnreachableError, LimitError,
                             PriorfxError, UsageError, VersionMismatchError)
 from priorfx.progress import Progress
-from priorfx.server import protocol
 
 _IDEMPOTENT = ("GET", "HEAD", "DELETE", "OPTIONS")
 
@@ -46,7 +47,7 @@ def _never_connected(exc: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-class RemoteEngine:
+class RemoteEngine(OperationCalls):
     """Runs the manipulations on a `priorfx serve` at `url`.
 
     Parameters
@@ -226,37 +227,32 @@ class RemoteEngine:
         self._handshake()
         return self._json("GET", "/v1/models")
 
-    def deshutter(self, frames: Sequence[np.ndarray], params, progress: Progress | None = None,
-                  colour: ColourSpec | None = None):
-        """Correct a clip on the server; returns the same ShutterResult as locally.
+    def run(self, name: str, data: Any, params: Any, progress: Progress | None = None,
+            colour: ColourSpec | None = None, **options: Any) -> Any:
+        """Run the operation `name` of the registry on the server; the same
+        results as LocalEngine.run.
 
-        A clip larger than `upload_chunk_mb` goes up in several uploads into
-        one job (the correction needs the whole clip, so the server starts
-        once the last upload is in). `colour`: see `_colour`.
+        An image goes up in one request. A clip larger than `upload_chunk_mb`
+        goes up in several uploads into one job: an operation that needs the
+        whole clip (deshutter) starts once the last upload is in; a streamed
+        one (matte) yields results as they come while the next uploads go up,
+        so neither side holds the whole shot, and the prior's state carries
+        across uploads exactly as in a local run. The job is submitted now
+        with the first frames, so a bad request fails here. `colour`: see
+        `_local_colour`.
         """
+        op = operation(name)
         local = self._local_colour(colour)
         if local is not None:
-            from priorfx.engine import deshutter_managed
-            from priorfx.shutter import WORKING_ENCODING
-            return deshutter_managed(lambda f: self.deshutter(f, params, progress), frames,
-                                     Boundary(local, WORKING_ENCODING))
-        parts = self._shot("deshutter", frames, params, None, progress, hold_all=True, colour=colour)
-        try:
-            return next(parts)
-        finally:
-            parts.close()
-
-    def undistort(self, image: np.ndarray, params, progress: Progress | None = None,
-                  colour: ColourSpec | None = None):
-        """Undistort a portrait on the server; returns the same PortraitResult as locally."""
-        local = self._local_colour(colour)
-        if local is not None:
-            from priorfx.engine import undistort_managed
-            from priorfx.portrait import WORKING_ENCODING
-            return undistort_managed(lambda im: self.undistort(im, params, progress), image,
-                                     Boundary(local, WORKING_ENCODING))
-        tree = {"params": protocol.params_to_json(params), "image": image, **_colour(colour)}
-        parts = self._run("undistort", tree, [image], progress)
+            return op.colour_wrapper()(lambda d: self.run(name, d, params, progress, **options), data,
+                                       Boundary(local, op.working_encoding()))
+        if op.takes == "image":
+            tree = {"params": protocol.params_to_json(params), "image": data, **_colour(colour)}
+            parts = self._run(name, tree, [data], progress)
+        else:
+            parts = self._shot(op, data, params, options.get("guides"), progress, colour)
+            if op.streamed:
+                return parts
         try:
             return next(parts)
         finally:
@@ -269,32 +265,16 @@ class RemoteEngine:
         stays here; a built-in config travels and the server converts."""
         return colour if colour is not None and not is_builtin(colour.config) else None
 
-    def matte(self, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None = None,
-              progress: Progress | None = None, colour: ColourSpec | None = None) -> Iterator:
-        """Matte a shot on the server; yields one MatteResult per frame as they are ready.
-
-        The job is submitted now with the first frames (so a bad request fails
-        here). A shot larger than `upload_chunk_mb` goes up in several uploads
-        while results come back, so neither side holds the whole shot; the
-        server runs it as one job, so the prior's state carries across
-        uploads exactly as in a local run.
-        """
-        local = self._local_colour(colour)
-        if local is not None:
-            from priorfx.engine import matte_managed
-            from priorfx.matting import WORKING_ENCODING
-            return matte_managed(lambda f: self.matte(f, params, guides, progress), frames,
-                                 Boundary(local, WORKING_ENCODING))
-        return self._shot("matte", frames, params, guides, progress, hold_all=False, colour=colour)
-
-    def _shot(self, op: str, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None,
-              progress: Progress | None, hold_all: bool, colour: ColourSpec | None = None) -> Iterator:
+    def _shot(self, op: Operation, frames: Iterable[np.ndarray], params, guides: dict[str, Any] | None,
+              progress: Progress | None, colour: ColourSpec | None = None) -> Iterator:
         """Submit a sequence as one job, in uploads of about `upload_chunk_mb`.
 
-        hold_all: the server needs every frame before it starts (deshutter), so
-        uploads follow each other at once; otherwise (matte) the next upload
-        waits until the server has started on the previous one.
+        An operation whose results are not streamed needs every frame before it
+        starts (deshutter), so uploads follow each other at once; otherwise
+        (matte) the next upload waits until the server has started on the
+        previous one.
         """
+        hold_all = not op.streamed
         total = len(frames) if hasattr(frames, "__len__") else None
         source = iter(frames)
         guides = {k: g for k, g in (guides or {}).items() if g is not None}
@@ -326,7 +306,7 @@ class RemoteEngine:
 
         frames0, guides0, more = next_chunk()
         tree = {"params": protocol.params_to_json(params), "frames": frames0, **_colour(colour)}
-        if op == "matte":
+        if op.guides:
             tree["guides"] = {**static, **guides0} or None
         if more:
             tree.update(more=True, total=total)
@@ -350,7 +330,7 @@ class RemoteEngine:
                                        what=f"went away while job {job_id[:8]} was receiving frames").json()
                 uploads.append(max(1, len(chunk)))
 
-        return self._run(op, tree, frames0, progress, feeder if more else None)
+        return self._run(op.name, tree, frames0, progress, feeder if more else None)
 
     def shutter_stream(self, params) -> "RemoteShutterSession":
         """A live shutter session on the server (a WebSocket), with ShutterSession's calls."""
