@@ -8,6 +8,7 @@ channel layout the core writes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -30,6 +31,9 @@ OUTPUTS = (
     ("layer", "plate + matte layer (alpha, confidence)"),
 )
 MASK_CHANNELS = ("alpha", "red")
+# Which people the node mattes: every one, the one under a point, or the
+# one(s) in a box drawn on the plate (the core's --subject).
+SUBJECT_MODES = ("all", "point", "box")
 
 # Optional guide inputs of the node, in input order after the plate (input 0),
 # and the flag of `priorfx matte` each one feeds.
@@ -76,8 +80,12 @@ class MatteSettings(NamedTuple):
     colorspace: str = ""         # the plate's OCIO colour space (the project's working space)
     ocio_config: str = ""        # the OCIO config it is named in ("" = the core's $OCIO / default)
     prior: str = ""              # person prior's model id; "" = the core's default (built-in RVM)
+    subject: str = ""            # the core's --subject: "x,y" or "x0,y0,x1,y1", plate pixels from
+    #                              the top-left corner (`subject_guide`); "" = every person
 
     def validate(self) -> "MatteSettings":
+        if self.subject:
+            _check_subject(self.subject)
         if self.prior and not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", self.prior):
             raise AdapterError("prior {!r} is not a model id".format(self.prior),
                                "leave it empty for the built-in prior, or give an id from `priorfx models list`")
@@ -100,6 +108,40 @@ class MatteSettings(NamedTuple):
         d["temporal"] = round(float(d["temporal"]), 4)
         d["band_width"] = int(d["band_width"])
         return json.dumps(d, sort_keys=True)
+
+
+def _check_subject(text: str) -> None:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) not in (2, 4) or not all(math.isfinite(v) for v in vals):
+        raise AdapterError("subject {!r} is not x,y or x0,y0,x1,y1".format(text),
+                           "set the subject point or box on the plate, or choose 'all'")
+    if len(vals) == 4 and not (vals[0] < vals[2] and vals[1] < vals[3]):
+        raise AdapterError("the subject box {} is empty".format(text),
+                           "drag the box over the person to matte")
+
+
+def subject_guide(mode: str, point: Sequence[float], box: Sequence[float], height: int) -> str:
+    """The core's --subject from the node's subject knobs.
+
+    Nuke puts the image origin at the bottom-left corner with y up; the core
+    counts pixels from the top-left corner with y down, so y becomes
+    height - y (a box's top and bottom swap). `point` is (x, y), `box` Nuke's
+    (x, y, r, t); `height` the plate's height in pixels (full resolution).
+    """
+    if mode == "all":
+        return ""
+    if mode == "point":
+        x, y = point
+        vals = [x, height - y]
+    elif mode == "box":
+        x, y, r, t = box
+        vals = [min(x, r), height - max(y, t), max(x, r), height - min(y, t)]
+    else:
+        raise AdapterError("subject mode {!r} is not one of {}".format(mode, ", ".join(SUBJECT_MODES)))
+    return ",".join("{:g}".format(round(float(v), 2)) for v in vals)
 
 
 def resolve_range(mode: str, input_range: Optional[Tuple[int, int]],
@@ -253,6 +295,10 @@ def matte_command(exe: Sequence[str], inputs: Mapping[str, str], out_pattern: st
             cmd += ["--ocio", settings.ocio_config]
     if settings.prior:
         cmd += ["--prior", settings.prior]
+    if settings.subject:
+        # one argument: a value starting with '-' (a box reaching past the
+        # left edge) would otherwise be read as an option
+        cmd += ["--subject=" + settings.subject]
     if cache_dir:
         cmd += ["--cache", cache_dir, "--json"]
     if remote_url:

@@ -33,7 +33,8 @@ _KNOB_CHANGED = "import priorfx_nuke.node as _pfx; _pfx.knob_changed(nuke.thisNo
 ID_KNOB = "priorfx_id"
 # Knobs whose change makes the shown result stale.
 PIXEL_KNOBS = ("range_mode", "range_first", "range_last", "quality", "band_width",
-               "temporal", "mask_channel", "plate_colorspace", "engine", "remote_url", "prior")
+               "temporal", "mask_channel", "plate_colorspace", "engine", "remote_url", "prior",
+               "subject_mode", "subject_point", "subject_box")
 OUTPUT_LABELS = [label for _, label in logic.OUTPUTS]
 STATUS_EVERY_S = 1.0
 
@@ -128,6 +129,14 @@ def _add_knobs(group: nuke.Group) -> None:
                      "or person-segmentation); empty = the built-in RVM. A remote server uses its own "
                      "registered models")
     group.addKnob(prior)
+    subject = nuke.Enumeration_Knob("subject_mode", "matte", list(logic.SUBJECT_MODES))
+    subject.setTooltip("all: every person; point: only the person under the subject point; "
+                       "box: only the person(s) inside the subject box (drag them in the Viewer). "
+                       "Without a trimap input")
+    group.addKnob(subject)
+    for where in (nuke.XY_Knob("subject_point", "subject point"), nuke.BBox_Knob("subject_box", "subject box")):
+        where.setEnabled(False)
+        group.addKnob(where)
     mask = nuke.Enumeration_Knob("mask_channel", "guide channel", list(logic.MASK_CHANNELS))
     mask.setTooltip("channel of the trimap / holdout / garbage inputs that holds the mask")
     group.addKnob(mask)
@@ -220,6 +229,9 @@ def knob_changed(node: nuke.Node, knob: nuke.Knob) -> None:
         node["range_last"].setEnabled(custom)
     elif name == "engine":
         node["remote_url"].setEnabled(node["engine"].value() == "remote")
+    elif name == "subject_mode":
+        node["subject_point"].setEnabled(node["subject_mode"].value() == "point")
+        node["subject_box"].setEnabled(node["subject_mode"].value() == "box")
     if name in PIXEL_KNOBS and str(node["status"].value()).startswith("done"):
         node["status"].setValue("settings changed: press Process to update")
 
@@ -316,7 +328,7 @@ def _request(node: nuke.Node) -> Request:
         quality=node["quality"].value(), band_width=int(node["band_width"].value()),
         temporal=float(node["temporal"].value()), mask_channel=node["mask_channel"].value(),
         colorspace=space, ocio_config=config,
-        prior=node["prior"].value().strip(),
+        prior=node["prior"].value().strip(), subject=_subject(node, plate),
     ).validate()
     engine = node["engine"].value()
     url = node["remote_url"].value().strip()
@@ -331,6 +343,14 @@ def _request(node: nuke.Node) -> Request:
             inputs[name] = layout.export_pattern(name)
     return Request(node.fullName(), node[ID_KNOB].value(), first, last, settings, engine, url,
                    layout, inputs)
+
+
+def _subject(node: nuke.Node, plate: nuke.Node) -> str:
+    """The subject knobs as the core's --subject (plate pixels, top-left origin)."""
+    point = cast(nuke.XY_Knob, node["subject_point"])
+    box = cast(nuke.BBox_Knob, node["subject_box"])
+    return logic.subject_guide(node["subject_mode"].value(), (point.x(), point.y()),
+                               (box.x(), box.y(), box.r(), box.t()), plate.format().height())
 
 
 def _export(node: nuke.Node, req: Request) -> None:

@@ -21,3 +21,16 @@ def test_sequence_positions_are_the_ground_truths_motion(kind):
     for gt, (x, y) in zip(gts, positions):
         dx, dy = x - positions[0][0], y - positions[0][1]
         np.testing.assert_array_equal(metrics.shift(gts[0], dx, dy), gt)
+
+
+def test_a_trimap_case_without_known_foreground_is_skipped_not_crashed():
+    """Thin fire under a wide trimap leaves no pixel known as foreground:
+    closed-form and KNN cannot run, so the case is listed as skipped."""
+    from priorfx.bench.matting import _trimap_case
+    from priorfx.matting import MattingParams
+
+    yy, xx = np.mgrid[0:80, 0:100]
+    gt = np.clip(0.6 - np.hypot(yy - 40, xx - 50) / 60, 0, 1).astype(np.float32)  # never opaque
+    img = np.dstack([gt, gt * 0.5, np.zeros_like(gt)]).astype(np.float32)
+    row = _trimap_case(img, gt, 4, MattingParams(), "fire/x/plain/4px", "transparent")
+    assert "no known foreground" in row["skipped"] and "sad_ours" not in row

@@ -3,7 +3,7 @@ solve reads, and what it does to a matte."""
 import numpy as np
 import pytest
 
-from priorfx.matting import MattingParams, matte_image, metrics, refine
+from priorfx.matting import MattingParams, matte_image, metrics, noise
 
 
 def smooth_scene(h=128, w=192):
@@ -18,20 +18,20 @@ def smooth_scene(h=128, w=192):
 def test_noise_estimate_reads_the_noise_not_the_structure(sigma):
     clean = smooth_scene()
     noisy = clean + np.random.default_rng(1).normal(0, sigma, clean.shape).astype(np.float32)
-    assert refine.estimate_noise(clean) < 0.2 * refine.NOISE_FLOOR
+    assert noise.estimate_noise(clean) < 0.2 * noise.NOISE_FLOOR
     # channel noise sigma -> luma (mean of three channels) sigma / sqrt(3)
-    assert refine.estimate_noise(noisy) == pytest.approx(sigma / np.sqrt(3), rel=0.15)
+    assert noise.estimate_noise(noisy) == pytest.approx(sigma / np.sqrt(3), rel=0.15)
 
 
 def test_clean_frames_are_solved_as_they_are():
     clean = smooth_scene()
-    assert refine.denoise_for_solve(clean, refine.estimate_noise(clean)) is clean
+    assert noise.denoise_for_solve(clean, noise.estimate_noise(clean)) is clean
 
 
 def test_smoothing_removes_grain_and_keeps_the_edge():
     clean = smooth_scene()
     noisy = clean + np.random.default_rng(2).normal(0, 0.02, clean.shape).astype(np.float32)
-    out = refine.denoise_for_solve(noisy, refine.estimate_noise(noisy))
+    out = noise.denoise_for_solve(noisy, noise.estimate_noise(noisy))
     flat = (slice(40, 90), slice(20, 80))
     assert np.std(out[flat] - clean[flat]) < 0.6 * np.std(noisy[flat] - clean[flat])
     # the red step at the middle column keeps its height
@@ -59,6 +59,6 @@ def test_a_noisy_known_composite_mattes_closer_to_the_truth(monkeypatch):
     noisy = np.clip(img + np.random.default_rng(3).normal(0, 0.03, img.shape).astype(np.float32), 0, 1)
     with_smoothing = matte_image(noisy, MattingParams(), guides={"trimap": trimap})
     assert with_smoothing.provenance["frame"]["noise"] == pytest.approx(0.03 / np.sqrt(3), rel=0.2)
-    monkeypatch.setattr(refine, "NOISE_FLOOR", np.inf)
+    monkeypatch.setattr(noise, "NOISE_FLOOR", np.inf)
     without = matte_image(noisy, MattingParams(), guides={"trimap": trimap})
     assert metrics.sad(with_smoothing.alpha, alpha) < 0.7 * metrics.sad(without.alpha, alpha)

@@ -1,7 +1,7 @@
 """The cheaper paths of the band solve give the answer of the plain ones."""
 import numpy as np
 
-from priorfx.matting import refine
+from priorfx.matting import band, estimate_foreground, refine_alpha
 
 RED = np.array([0.9, 0.25, 0.1], np.float32)
 BLUE = np.array([0.1, 0.35, 0.85], np.float32)
@@ -10,13 +10,13 @@ BLUE = np.array([0.1, 0.35, 0.85], np.float32)
 def test_band_box_is_the_aligned_widened_bounding_box():
     mask = np.zeros((100, 120), bool)
     mask[37:41, 50:70] = True
-    rows, cols = refine.band_box(mask, 5, 100, 120)
+    rows, cols = band.band_box(mask, 5, 100, 120)
     # rows 37..40 widened by 5 -> 32..45, corners on multiples of 16 -> 32..48
     assert (rows.start, rows.stop) == (32, 48)
     # columns 50..69 -> 45..74 -> 32..80
     assert (cols.start, cols.stop) == (32, 80)
     # clipped to the frame at its edges
-    rows, cols = refine.band_box(mask, 60, 100, 120)
+    rows, cols = band.band_box(mask, 60, 100, 120)
     assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 100, 0, 120)
 
 
@@ -31,11 +31,11 @@ def test_solving_on_the_band_box_equals_solving_on_the_whole_frame(monkeypatch):
     image = np.clip(image + rng.normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
     prior = np.clip((37.0 - np.hypot(yy - 88, xx - 118)) / 6.0, 0, 1).astype(np.float32)
     kw = dict(band_px=6, prior_weight=0.05, iterations=80)
-    boxed, band, _ = refine.refine_alpha(image, prior, **kw)
-    assert band.sum() > 1000 and not band[:20].any()  # the box is smaller than the frame
-    monkeypatch.setattr(refine, "band_box", lambda mask, margin, h, w, align=16: (slice(0, h), slice(0, w)))
-    whole, band2, _ = refine.refine_alpha(image, prior, **kw)
-    assert (band == band2).all()
+    boxed, solved, _ = refine_alpha(image, prior, **kw)
+    assert solved.sum() > 1000 and not solved[:20].any()  # the box is smaller than the frame
+    monkeypatch.setattr(band, "band_box", lambda mask, margin, h, w, align=16: (slice(0, h), slice(0, w)))
+    whole, solved2, _ = refine_alpha(image, prior, **kw)
+    assert (solved == solved2).all()
     np.testing.assert_array_equal(boxed, whole)
     assert np.abs(whole - truth).sum() < 0.5 * np.abs(prior - truth).sum()
 
@@ -51,7 +51,7 @@ def test_foreground_colours_of_a_two_colour_composite_are_recovered():
     # a background that darkens to the right: a misplaced background estimate shows
     back = BLUE * (1.0 - 0.8 * xx / w)[..., None]
     image = (alpha[..., None] * RED + (1 - alpha[..., None]) * back).astype(np.float32)
-    fg = refine.estimate_foreground(image, alpha, (40, 4))
+    fg = estimate_foreground(image, alpha, (40, 4))
     soft = (alpha > 0.05) & (alpha < 1.0)
     assert soft.sum() > 500
     err = np.abs(fg[soft] - RED)

@@ -307,3 +307,23 @@ def test_prior_knob_drives_the_real_core(plates, private_home, copy_model, tmp_p
     for (a, _), (b, info) in zip(results[""], results["studio-rvm"]):
         assert all(np.array_equal(a[k], b[k]) for k in a)
         assert info.provenance["prior"]["id"] == "studio-rvm" and info.provenance["models"] == ["studio-rvm"]
+
+
+def test_subject_point_reaches_the_real_core(sample_media, tmp_path):
+    """Two people side by side (a strip of wall between them): the node's
+    subject, in the core's pixels, keeps the one under the point."""
+    import cv2
+
+    def photo(name):
+        img = cv2.imread(str(sample_media / name), cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255.0
+        return cv2.resize(img, (270, 350), interpolation=cv2.INTER_AREA)
+
+    wall = np.zeros((350, 60, 3), np.float32) + np.float32([0.55, 0.6, 0.7])
+    _write_rgba(tmp_path / "two.1001.exr", np.hstack([photo("grace_hopper.jpg"), wall, photo("astronaut.png")]))
+    layout = logic.cache_layout(str(tmp_path / "cache"), "n1")
+    settings = MatteSettings(quality="fast", colorspace="srgb_tx",
+                             subject=logic.subject_guide("point", (460, 100), (0, 0, 0, 0), 350))
+    jobs.process_range(_local(), layout, {"plate": str(tmp_path / "two.%04d.exr")}, 1001, 1001, settings)
+    ch, info = _read(logic.frame_path(layout.out_pattern(), 1001))
+    assert ch["A"][:, 330:].mean() > 0.2 and ch["A"][:, :300].max() < 0.05  # the astronaut alone
+    assert info.provenance["parameters"]["subject"] == [460.0, 250.0]

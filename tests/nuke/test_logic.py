@@ -161,6 +161,25 @@ def test_matte_command_band_zero_and_remote():
         logic.matte_command(["priorfx"], {"trimap": "t"}, "o", 1, 2, MatteSettings())
 
 
+def test_subject_knobs_become_the_cores_top_left_pixels():
+    """Nuke's origin is the bottom-left corner, y up; the core's the top-left, y down."""
+    assert logic.subject_guide("all", (10, 20), (0, 0, 5, 5), 360) == ""
+    assert logic.subject_guide("point", (150.5, 100), (0, 0, 0, 0), 360) == "150.5,260"
+    # a box dragged from its top-right corner: x, y, r, t in any order of corners
+    assert logic.subject_guide("box", (0, 0, 0, 0), (600, 350, 310, 10), 360) == "310,10,600,350"
+    with pytest.raises(AdapterError, match="subject mode"):
+        logic.subject_guide("people", (0, 0), (0, 0, 0, 0), 360)
+    cmd = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2,
+                              MatteSettings(subject="-4,10,200,300").validate())
+    assert "--subject=-4,10,200,300" in cmd  # one argument: a leading '-' is no option
+    assert not any(a.startswith("--subject") for a in logic.matte_command(
+        ["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, MatteSettings()))
+    assert MatteSettings(subject="1,2").canonical() != MatteSettings().canonical()  # a cache key
+    for bad, msg in (("1,2,3", "is not x,y"), ("a,b", "is not x,y"), ("5,5,5,9", "box 5,5,5,9 is empty")):
+        with pytest.raises(AdapterError, match=msg):
+            MatteSettings(subject=bad).validate()
+
+
 def test_matte_command_passes_the_plates_colour_space():
     s = MatteSettings(colorspace="ACES - ACEScg", ocio_config="/studio/aces_1.2/config.ocio")
     cmd = logic.matte_command(["priorfx"], {"plate": "p.%04d.exr"}, "o.%04d.exr", 1, 2, s)

@@ -202,6 +202,11 @@ def test_knob_changed_enables_the_knobs_that_apply(shot):
     assert node["remote_url"].enabled()
     nuke._user_sets(node, "engine", "local")
     assert not node["remote_url"].enabled()
+    assert not node["subject_point"].enabled() and not node["subject_box"].enabled()
+    nuke._user_sets(node, "subject_mode", "point")
+    assert node["subject_point"].enabled() and not node["subject_box"].enabled()
+    nuke._user_sets(node, "subject_mode", "box")
+    assert node["subject_box"].enabled() and not node["subject_point"].enabled()
 
 
 # ------------------------------------------------------------------ Process in the GUI
@@ -496,3 +501,31 @@ def test_prior_knob_is_a_pixel_setting(shot, engine):
     nuke._user_sets(node, "prior", "Not An Id")
     _process_gui(nuke, node)
     assert "is not a model id" in node["status"].value() and len(engine.runs) == 2
+
+
+def test_subject_knobs_reach_the_core_in_its_pixels(shot, engine):
+    """The point / box drawn on the plate (Nuke: origin bottom-left, y up) goes to
+    the core as --subject in top-left pixels of the plate's format; a new
+    subject is a new matte, not the cached one."""
+    nuke, node, read = shot["nuke"], shot["node"], shot["read"]
+    read["format"].setValue(nuke.addFormat("640 360 1 plate_fmt"))
+    seen = []
+    run = engine.run
+    engine.run = lambda inputs, first, last, out, settings, *a, **kw: (seen.append(settings), run(
+        inputs, first, last, out, settings, *a, **kw))[1]
+    _process_gui(nuke, node)
+    assert seen[-1].subject == ""  # default: every person
+    nuke._user_sets(node, "subject_mode", "point")
+    nuke._user_sets(node, "subject_point", [150, 100])
+    assert node["status"].value().startswith("settings changed")
+    _process_gui(nuke, node)
+    assert seen[-1].subject == "150,260"
+    nuke._user_sets(node, "subject_mode", "box")
+    nuke._user_sets(node, "subject_box", [310, 10, 600, 350])
+    _process_gui(nuke, node)
+    assert seen[-1].subject == "310,10,600,350"
+    assert len(engine.runs) == 3
+    nuke._user_sets(node, "subject_box", [400, 10, 400, 350])  # a box of no width
+    _process_gui(nuke, node)
+    assert "subject box" in node["status"].value() and "empty" in node["status"].value()
+    assert len(engine.runs) == 3

@@ -12,7 +12,10 @@ Without a trimap only the person cut-outs (--people glob) are used: the
 prior is a person prior. With a user trimap (made from the ground truth by
 widening its edge by each of TRIMAP_WIDTHS) every cut-out is used, people or
 not, and each case has a kind: person (--people), transparent (--transparent
-and the smoke) or animal (the rest). The quick run holds every kind.
+and the smoke) or animal (the rest). The quick run holds every kind. A
+trimap that leaves no pixel known as foreground or background (the fire
+cut-out under the widest trimap of the full run) cannot be given to
+closed-form or KNN: the case is listed under `trimap_skipped`.
 
 Beside dtSSD of our mattes and of per-frame matting (fresh prior state, no
 temporal blend) the sequences report `dtssd_consistent`: per-frame matting
@@ -107,10 +110,10 @@ def pymatting_alpha(image: np.ndarray, trimap: np.ndarray, method: str) -> np.nd
 
 def automatic_trimap(result) -> np.ndarray:
     """The trimap our refinement used: known outside the band (prior rounded), 0.5 inside."""
-    from priorfx.matting import refine
+    from priorfx.matting import uncertainty_band
 
     prior = result.prior_alpha
-    band = refine.uncertainty_band(prior, result.provenance["frame"]["band_px"])
+    band = uncertainty_band(prior, result.provenance["frame"]["band_px"])
     tri = (prior >= 0.5).astype(np.float32)
     tri[band] = 0.5
     return tri
@@ -149,7 +152,7 @@ def quality_runs(data: Path, people: str, quick: bool, transparent: str = "fire"
     rng = np.random.default_rng(7)
     person_names = {p.stem for p in (data / "fg").glob(people)}
     transparent_names = {p.stem for p in (data / "fg").glob(transparent + ".png")}
-    auto_rows, tri_rows = [], []
+    auto_rows, tri_rows, tri_skipped = [], [], []
     params = MattingParams(prior=prior)
     widths = trimap_widths(size, quick)
     subjects = [(name, F0, A0) for name, F0, A0 in cutouts] + [("smoke", None, None)]
@@ -179,15 +182,25 @@ def quality_runs(data: Path, people: str, quick: bool, transparent: str = "fire"
                     auto_rows.append(row)
                 if vname == "plain" and (not quick or bi == 0):
                     for px in widths:
-                        tri_rows.append(_trimap_case(img, Av, px, params, f"{tag}/{px}px", kind))
-    return {"automatic": auto_rows, "trimap": tri_rows, "size": list(size)}
+                        row = _trimap_case(img, Av, px, params, f"{tag}/{px}px", kind)
+                        if "skipped" in row:
+                            tri_skipped.append(row)
+                        else:
+                            tri_rows.append(row)
+    return {"automatic": auto_rows, "trimap": tri_rows, "trimap_skipped": tri_skipped, "size": list(size)}
 
 
 def _trimap_case(img: np.ndarray, gt: np.ndarray, px: int, params, tag: str, kind: str) -> dict:
-    """Ours, closed-form and KNN from one user trimap of half-width px."""
+    """Ours, closed-form and KNN from one user trimap of half-width px; a case
+    whose trimap has no foreground or no background left (thin smoke under
+    a wide trimap) is returned as skipped: the peers need both sides."""
     from priorfx.matting import matte_image
 
     tri = user_trimap(gt, px)
+    missing = [side for side, known in (("foreground", tri >= 0.9), ("background", tri <= 0.1)) if not known.any()]
+    if missing:
+        return {"case": tag, "kind": kind, "trimap_px": px,
+                "skipped": f"the trimap has no known {' or '.join(missing)}; closed-form and KNN need both"}
     t0 = time.perf_counter()
     r = matte_image(img, params, guides={"trimap": tri})
     row = {"case": tag, "kind": kind, "trimap_px": px, "s_ours": time.perf_counter() - t0,
@@ -356,6 +369,7 @@ def run(args: argparse.Namespace) -> dict:
                                   "image, dtSSD x100 (priorfx.matting.metrics); sizes in pixels",
             "prior": {"id": prior.id, "sha256": prior.sha256, "runtime": prior.runtime},
             "data": str(data), "size": q["size"], "automatic": auto, "trimap": tri,
+            "trimap_skipped": q["trimap_skipped"],
             "sequences": seq, "speed": speed, "seconds": round(time.perf_counter() - t0, 1)}
 
 

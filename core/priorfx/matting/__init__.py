@@ -13,13 +13,23 @@ person (priorfx.matting.subject).
     for r in matte_clip(frames, MattingParams(quality="fast")):
         r.alpha, r.fg, r.fg_premult, r.confidence
 """
+from priorfx.matting.band import auto_band_px, confidence_map, refine_alpha, uncertainty_band
 from priorfx.matting.core import MattingSession, cut_scores, matte_clip, matte_image
+from priorfx.matting.cuts import cut_score, thumbnail
+from priorfx.matting.foreground import estimate_foreground, estimate_foreground_multilevel
+from priorfx.matting.noise import denoise_for_solve, estimate_noise
 from priorfx.matting.outputs import channel_names, matte_pixels, write_matte
 from priorfx.matting.params import MatteResult, MattingParams
+from priorfx.matting.sampling import colour_posterior
+from priorfx.matting.temporal import reliable_flow, temporal_blend
 
 # The encoding the person prior and the solver want: display-encoded values
 # (priorfx.colour converts scene-linear and log plates there and back).
 WORKING_ENCODING = "display"
 
 __all__ = ["WORKING_ENCODING", "MattingParams", "MatteResult", "MattingSession", "channel_names", "cut_scores",
-           "matte_clip", "matte_image", "matte_pixels", "write_matte"]
+           "matte_clip", "matte_image", "matte_pixels", "write_matte",
+           # the steps, for benchmarks and tests
+           "auto_band_px", "uncertainty_band", "refine_alpha", "confidence_map", "colour_posterior",
+           "estimate_noise", "denoise_for_solve", "temporal_blend", "reliable_flow",
+           "estimate_foreground", "estimate_foreground_multilevel", "thumbnail", "cut_score"]

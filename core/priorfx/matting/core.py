@@ -12,17 +12,21 @@ from typing import Any, Iterable, Iterator, Mapping
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.matting import refine, subject
+from priorfx.matting import subject
+from priorfx.matting.band import auto_band_px, confidence_map, refine_alpha
+from priorfx.matting.cuts import cut_score, thumbnail
+from priorfx.matting.foreground import estimate_foreground, estimate_foreground_multilevel
 from priorfx.matting.guides import check_guides, guides_for_frame
 from priorfx.matting.params import CG_ITERATIONS, MatteResult, MattingParams
 from priorfx.matting.solver import clip01
+from priorfx.matting.temporal import reliable_flow, temporal_blend
 from priorfx.progress import Progress, tick
 from priorfx.provenance import provenance
 
 OPERATION = "matte"
 # Largest share of the previous frame's alpha in the band is
 # min(TEMPORAL_MAX, params.temporal * TEMPORAL_SCALE), times the gates of
-# refine.temporal_blend: the default temporal 0.5 gives 0.85 (on the
+# temporal.temporal_blend: the default temporal 0.5 gives 0.85 (on the
 # benchmark's sequences 0.5 / 0.7 / 0.85 / 0.95 gave dtSSD 0.95 / 0.93 /
 # 0.91 / 0.91 x per-frame matting).
 TEMPORAL_SCALE = 1.7
@@ -92,34 +96,35 @@ class MattingSession:
         h, w = image.shape[:2]
         guides = dict(guides or {})
         t0 = time.perf_counter()
-        thumb = refine.thumbnail(image)
+        thumb = thumbnail(image)
         cut = False
         if self._prev_thumb is not None:
             same_size = self._prev_image is not None and self._prev_image.shape == image.shape
-            score = refine.cut_score(self._prev_thumb, thumb)
+            score = cut_score(self._prev_thumb, thumb)
             if not same_size or score > p.cut_threshold:
                 cut = True
                 self.reset()
         prior_alpha, _ = self.prior(image)  # the prior's own foreground is not used
         # Without a trimap, the prior's misses (holes, stray fragments) and the
         # parts that are not the chosen subject are settled before the solve;
-        # with one, the prior is not used (refine.refine_alpha).
+        # with one, the prior is not used (band.refine_alpha).
         solve_prior = prior_alpha
         if "trimap" not in guides and (p.cleanup or p.subject is not None):
             chosen = subject.check_subject(p.subject, (h, w))
             evidence = None
-            check = subject.needs_check(prior_alpha) if p.cleanup else None
+            grid = subject.grid_prior(prior_alpha)
+            check = subject.needs_check(grid) if p.cleanup else None
             if check is not None:
                 evidence = subject.person_evidence(image, faces=check == "parts")
             if evidence is not None or chosen is not None:
-                solve_prior, cleaned = subject.clean_prior(prior_alpha, evidence, chosen)
+                solve_prior, cleaned = subject.clean_prior(prior_alpha, evidence, chosen, grid)
                 info_cleanup = cleaned.to_json()
             else:
                 info_cleanup = subject.Cleanup().to_json()
         else:
             info_cleanup = None
         t1 = time.perf_counter()
-        band_px = p.band_px or refine.auto_band_px(h, w)
+        band_px = p.band_px or auto_band_px(h, w)
         info: dict[str, Any] = {"index": self.index, "cut": cut, "band_px": band_px,
                                 "guides": sorted(guides)}
         if info_cleanup is not None:
@@ -133,19 +138,19 @@ class MattingSession:
                     # previous alpha can be read where each pixel came from
                     flow = self._flow(gray, self._prev_gray)
                     if CHECK_FLOW:
-                        flow = refine.reliable_flow(flow, self._flow(self._prev_gray, gray),
-                                                    tuple(self._flow.scale))
+                        flow = reliable_flow(flow, self._flow(self._prev_gray, gray),
+                                             tuple(self._flow.scale))
                     previous = (self._prev_alpha, self._prev_image, flow, self._prev_prior)
                 self._prev_gray = gray
-            alpha, band, sinfo = refine.refine_alpha(
+            alpha, band, sinfo = refine_alpha(
                 image, solve_prior, band_px=band_px, prior_weight=p.prior_weight,
                 iterations=CG_ITERATIONS[p.quality], trimap=guides.get("trimap"),
                 holdout=guides.get("holdout"), garbage=guides.get("garbage"))
             reference = sinfo.pop("reference", solve_prior)
             info.update(sinfo)
             if previous is not None:
-                refine.temporal_blend(alpha, band, image, solve_prior, previous,
-                                      min(TEMPORAL_MAX, p.temporal * TEMPORAL_SCALE))
+                temporal_blend(alpha, band, image, solve_prior, previous,
+                               min(TEMPORAL_MAX, p.temporal * TEMPORAL_SCALE))
         else:
             reference = solve_prior
             alpha = solve_prior.copy()
@@ -157,13 +162,13 @@ class MattingSession:
         t2 = time.perf_counter()
         # Low where the solve leaves its reference (the prior, or with a
         # trimap the colour samples) and where alpha is fractional.
-        confidence = refine.confidence_map(alpha, reference, band)
+        confidence = confidence_map(alpha, reference, band)
         if p.foreground and "trimap" in guides:
-            fg = refine.estimate_foreground_multilevel(image, alpha, opaque=original)
+            fg = estimate_foreground_multilevel(image, alpha, opaque=original)
         elif p.foreground:
             scale = max(h, w) / 1920.0
             radii = (max(30, int(round(90 * scale))), max(6, int(round(6 * scale))))
-            fg = refine.estimate_foreground(image, alpha, radii, opaque=original)
+            fg = estimate_foreground(image, alpha, radii, opaque=original)
         else:
             fg = original
         t3 = time.perf_counter()
@@ -262,7 +267,7 @@ def cut_scores(frames: Iterable[np.ndarray]) -> list[float]:
     thumbs, shapes = [], []
     for i, frame in enumerate(frames):
         image = clip01(check_frame(frame, i))
-        thumbs.append(refine.thumbnail(image))
+        thumbs.append(thumbnail(image))
         shapes.append(image.shape)
-    return [refine.cut_score(a, b) if sa == sb else float("inf")
+    return [cut_score(a, b) if sa == sb else float("inf")
             for a, b, sa, sb in zip(thumbs, thumbs[1:], shapes, shapes[1:])]

@@ -35,7 +35,7 @@ class MattingParams:
         Temporal smoothing: how strongly a band pixel keeps the previous
         frame's refined alpha, read where optical flow says the pixel came
         from, and only as far as the flow is reliable there, its colour
-        matches and the prior agrees (see refine.temporal_blend; 0.5 keeps
+        matches and the prior agrees (see temporal.temporal_blend; 0.5 keeps
         up to 85 %). 0 refines every frame on its own (the prior's recurrent
         state is still used).
     downsample_ratio : float in (0, 1] or None
@@ -98,7 +98,10 @@ class MattingParams:
     cleanup: bool = True
     subject: list | None = None
 
-    def validate(self) -> "MattingParams":
+    def __post_init__(self) -> None:
+        # Every check lives here, so a bad value sent over HTTP (the server
+        # rebuilds the params with MattingParams(**d)) fails as it does on the
+        # command line: the error names the bad value and what to give instead.
         if self.quality not in QUALITIES:
             raise UsageError(f"quality {self.quality!r} is not one of {', '.join(QUALITIES)}",
                              "use --quality fast or --quality best")
@@ -106,15 +109,20 @@ class MattingParams:
                                          or not 1 <= self.band_px <= 512):
             raise UsageError(f"band_px {self.band_px!r} must be a whole number of pixels in 1..512",
                              "or leave it unset (None) to follow the resolution")
-        _check_range("temporal", self.temporal, 0.0, 1.0)
+        _check_range("temporal", self.temporal, 0.0, 1.0,
+                     "0 mattes every frame on its own, 1 holds edges steadiest (default 0.5)")
         if self.downsample_ratio is not None:
-            _check_range("downsample_ratio", self.downsample_ratio, 0.01, 1.0)
-        _check_range("cut_threshold", self.cut_threshold, 1e-6, 1.0)
-        _check_range("prior_weight", self.prior_weight, 0.0, 1e6)
-        for name, lo in (("chunk_frames", 0), ("chunk_warmup", 1)):
+            _check_range("downsample_ratio", self.downsample_ratio, 0.01, 1.0,
+                         "or leave it unset (None) to follow the resolution")
+        _check_range("cut_threshold", self.cut_threshold, 1e-6, 1.0,
+                     "the mean colour change that counts as a new shot, e.g. 0.2")
+        _check_range("prior_weight", self.prior_weight, 0.0, 1e6,
+                     "0 leaves the band to the colours alone; the default is 0.05")
+        for name, lo, hint in (("chunk_frames", 0, "e.g. 480, or 0 to never restart the temporal state"),
+                               ("chunk_warmup", 1, "e.g. 32")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-                raise UsageError(f"{name} {value!r} must be a whole number >= {lo}")
+                raise UsageError(f"{name} {value!r} must be a whole number >= {lo}", hint)
         if 0 < self.chunk_frames <= self.chunk_warmup:
             raise UsageError(f"chunk_frames {self.chunk_frames} must be larger than chunk_warmup "
                              f"{self.chunk_warmup}", "or 0 to never restart the temporal state")
@@ -125,20 +133,26 @@ class MattingParams:
             vals = list(self.subject) if isinstance(self.subject, (list, tuple)) else None
             if vals is None or len(vals) not in (2, 4) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in vals):
-                raise UsageError(f"subject {self.subject!r} must be x,y (a point) or x0,y0,x1,y1 (a box) in pixels")
+                raise UsageError(f"subject {self.subject!r} must be x,y (a point) or x0,y0,x1,y1 (a box) in pixels",
+                                 "e.g. --subject 640,360, or leave it unset to matte every person")
             self.subject = [float(v) for v in vals]
         for name in ("foreground", "refine", "cleanup"):
             if not isinstance(getattr(self, name), bool):
-                raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise UsageError(f"{name} must be true or false, got {getattr(self, name)!r}",
+                                 "pass a boolean (JSON true/false)")
+
+    def validate(self) -> "MattingParams":
+        """Check the fields again (after a field was changed in place); returns self."""
+        self.__post_init__()
         return self
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _check_range(name: str, value: Any, lo: float, hi: float) -> None:
+def _check_range(name: str, value: Any, lo: float, hi: float, hint: str) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise UsageError(f"{name} {value!r} must be a number in [{lo:g}, {hi:g}]")
+        raise UsageError(f"{name} {value!r} must be a number in [{lo:g}, {hi:g}]", hint)
 
 
 @dataclass

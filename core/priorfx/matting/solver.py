@@ -8,7 +8,7 @@ where L is the matting Laplacian of Levin et al. (closed-form matting: alpha is
 locally an affine function of colour in every 3x3 window), pixels outside the
 band are fixed to their known alpha, and the data term pulls each band pixel
 towards a target t (the person prior's alpha where it is sure, mixed with a
-colour model's posterior; see priorfx.matting.refine) with a weight d (how
+colour model's posterior; see priorfx.matting.band) with a weight d (how
 much that target is trusted). Setting the gradient to zero gives the sparse SPD system
 
     (L_uu + D) a_u = D t_u - L_uk a_k

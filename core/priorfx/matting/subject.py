@@ -16,12 +16,13 @@ hole, so a clean single person costs nothing extra.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.matting.refine import colour_posterior
+from priorfx.matting.sampling import colour_posterior
 
 # A part of the prior counts as a person's when segmentation's mean person
 # probability over it is at least EXPLAINED, or a detected face lies on it.
@@ -31,7 +32,7 @@ EXPLAINED = 0.35
 # (the space between an arm and the body is background and larger).
 HOLE_PERSON = 0.5
 # ... and its colours are more the person's than the background's (mean
-# colour posterior, priorfx.matting.refine.colour_posterior).
+# colour posterior, priorfx.matting.sampling.colour_posterior).
 HOLE_COLOUR = 0.5
 HOLE_MAX_SHARE = 0.08
 # An unexplained part is dropped only when it lies at least FAR x the
@@ -48,6 +49,11 @@ SEG_SURE = 0.9
 # ... and only regions of at least COMPLETE_MIN of the frame: completing thin
 # soft slivers along an edge cost SAD on the benchmark's firemen.
 COMPLETE_MIN = 0.002
+# Half-width of the rim of a completed region that keeps segmentation's soft
+# probability (share of the long side; segmentation runs at 256 px).
+RIM = 0.006
+# How far from its seeds (share of the long side) a completed region reaches.
+REACH = 0.2
 # Parts smaller than this share of the frame are noise, not fragments worth a
 # segmentation run (the band solve handles them).
 MIN_PART = 2e-4
@@ -131,16 +137,31 @@ def on_grid(x: np.ndarray, step: int) -> np.ndarray:
     return cv2.resize(x, (max(1, w // step), max(1, h // step)), interpolation=cv2.INTER_AREA)
 
 
-def needs_check(prior: np.ndarray) -> str | None:
+class GridPrior(NamedTuple):
+    """The prior on the analysis grid (`grid_step`) and its connected parts
+    (`_parts`), made once per frame for `needs_check` and `clean_prior`."""
+
+    step: int
+    small: np.ndarray
+    parts: tuple[int, np.ndarray, np.ndarray]
+
+
+def grid_prior(prior: np.ndarray) -> GridPrior:
+    step = grid_step(prior.shape)
+    small = on_grid(prior, step)
+    return GridPrior(step, small, _parts(small))
+
+
+def needs_check(prior: np.ndarray | GridPrior) -> str | None:
     """'parts' when the prior has more than one sizeable part, else 'hole'
     when it has a hole, else None (nothing to check)."""
-    prior = on_grid(prior, grid_step(prior.shape))
-    h, w = prior.shape
-    n, _, stats = _parts(prior)
+    grid = prior if isinstance(prior, GridPrior) else grid_prior(prior)
+    h, w = grid.small.shape
+    stats = grid.parts[2]
     big = int((stats[1:, cv2.CC_STAT_AREA] >= MIN_PART * h * w).sum())
     if big > 1:
         return "parts"
-    n_bg, _, bstats = _holes(prior)
+    n_bg, _, bstats = _holes(grid.small)
     return "hole" if any(_enclosed(bstats, h, w, i) for i in range(1, n_bg)) else None
 
 
@@ -164,25 +185,27 @@ def person_evidence(image: np.ndarray, faces: bool = True) -> tuple[np.ndarray, 
 
 
 def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | None,
-                subject: tuple[float, ...] | None = None) -> tuple[np.ndarray, Cleanup]:
+                subject: tuple[float, ...] | None = None, grid: GridPrior | None = None
+                ) -> tuple[np.ndarray, Cleanup]:
     """The prior with unexplained fragments dropped, person holes filled and,
     with a subject guide, only the subject's parts kept (a copy).
 
     evidence : (person probability, face boxes) from `person_evidence`, or
         None to skip the fragment and hole checks.
+    grid : `grid_prior(prior)` if already made (by `needs_check`'s caller).
 
     The decisions are taken on the analysis grid (`grid_step`) and applied
     to the full-resolution prior cell by cell: a cell the cleanup zeroed
     held only dropped pixels, a cell it set to 1 is filled; the band solve
     then finds the exact edge.
     """
-    step = grid_step(prior.shape)
+    grid = grid or grid_prior(prior)
+    step, small = grid.step, grid.small
     if step == 1:
-        return _clean(prior, evidence, subject, 1)
-    small = on_grid(prior, step)
+        return _clean(prior, evidence, subject, 1, grid.parts)
     if subject is not None:
         subject = tuple(v / step for v in subject)
-    cleaned, info = _clean(small, evidence, subject, step)
+    cleaned, info = _clean(small, evidence, subject, step, grid.parts)
     h, w = prior.shape
     sh, sw = small.shape
 
@@ -199,13 +222,14 @@ def clean_prior(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]]
 
 
 def _clean(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | None,
-           subject: tuple[float, ...] | None, scale: int) -> tuple[np.ndarray, Cleanup]:
+           subject: tuple[float, ...] | None, scale: int, parts: tuple[int, np.ndarray, np.ndarray]
+           ) -> tuple[np.ndarray, Cleanup]:
     """`clean_prior` on the analysis grid, `scale` image pixels per cell
-    (face boxes are in image pixels)."""
+    (face boxes are in image pixels); `parts` are the prior's (`_parts`)."""
     out = np.array(prior, np.float32, copy=True)
     info = Cleanup()
     h, w = prior.shape
-    n, labels, stats = _parts(prior)
+    n, labels, stats = parts
     if evidence is not None:
         info.checked = True
         prob, faces, colours = evidence
@@ -272,21 +296,45 @@ def _clean(prior: np.ndarray, evidence: tuple[np.ndarray, list[np.ndarray]] | No
 
 
 def _complete(alpha: np.ndarray, prob: np.ndarray) -> int:
-    """Set to 1 the regions where the prior hesitates and segmentation is
-    sure of a person, where they touch the person (in place); returns their count."""
+    """Complete what segmentation is sure belongs to the person where the
+    prior only hesitates (in place); returns the number of regions.
+
+    A seed is a region where the prior hesitates (alpha between PRIOR_SOFT
+    and 0.5) and segmentation is sure of a person (>= SEG_SURE), touching
+    the person, of at least COMPLETE_MIN of the frame. Its whole region of
+    sure segmentation is completed, also where the prior saw nothing: a
+    black helmet held against the body is a few grey blotches in the prior
+    (astronaut.png) and a round person region in segmentation. Inside, alpha
+    becomes 1; on its rim (RIM of the long side) it becomes segmentation's
+    own soft probability, so the band solve looks for the real edge there.
+    Slivers thinner than the rim along the person's edge are not completed.
+    """
     person = alpha > 0.5
-    unsure = (alpha > PRIOR_SOFT) & ~person & (prob >= SEG_SURE)
+    sure = ~person & (prob >= SEG_SURE)
+    unsure = sure & (alpha > PRIOR_SOFT)
     if not unsure.any() or not person.any():
         return 0
+    touch = cv2.dilate(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     n, labels, stats = cv2.connectedComponentsWithStats(unsure.astype(np.uint8), connectivity=8)[:3]
-    touching = np.unique(labels[cv2.dilate(person.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
-    count = 0
-    for i in touching:
-        if i == 0 or stats[i, cv2.CC_STAT_AREA] < COMPLETE_MIN * alpha.size:
-            continue
-        alpha[labels == i] = 1.0
-        count += 1
-    return count
+    seeds = [i for i in np.unique(labels[touch]) if i and stats[i, cv2.CC_STAT_AREA] >= COMPLETE_MIN * alpha.size]
+    if not seeds:
+        return 0
+    rim = max(1, int(round(RIM * max(alpha.shape))))
+    reach = max(1, int(round(REACH * max(alpha.shape))))
+    seeded = np.isin(labels, seeds)
+    # Segmentation's sure region without slivers thinner than the rim (person
+    # included, so the prior's blotches do not cut it up), as far as it
+    # reaches from the seeds: the object the seeds are parts of.
+    body = cv2.morphologyEx((prob >= SEG_SURE).astype(np.uint8), cv2.MORPH_OPEN, _disk(rim)) > 0
+    near = cv2.dilate(seeded.astype(np.uint8), _disk(reach)) > 0
+    whole = seeded | (body & near)
+    m, regions = cv2.connectedComponents(whole.astype(np.uint8), connectivity=8)[:2]
+    whole &= np.isin(regions, np.unique(regions[seeded]))
+    inner = cv2.erode(whole.astype(np.uint8), _disk(rim)) > 0
+    edge = (cv2.dilate(whole.astype(np.uint8), _disk(rim)) > 0) & ~inner & ~person
+    alpha[edge] = np.maximum(alpha[edge], prob[edge])
+    alpha[inner | seeded] = 1.0
+    return len(seeds)
 
 
 def _disk(radius: int) -> np.ndarray:

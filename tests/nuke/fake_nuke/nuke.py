@@ -221,6 +221,96 @@ class Enumeration_Knob(Knob):
         return float(self._values.index(self._value))
 
 
+class _Array_Knob(Knob):
+    """A knob of several numbers (Nuke's Array_Knob): value(i) / setValue(v, i),
+    or the whole list with no index; named accessors in subclasses."""
+
+    _size = 0
+
+    def __init__(self, name: str, label: Optional[str] = None) -> None:
+        super().__init__(name, label, [0.0] * self._size)
+
+    def _check(self, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)) or len(value) != self._size or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise TypeError("{} {} expects {} numbers, got {!r}".format(type(self).__name__, self._name,
+                                                                      self._size, value))
+        return [float(v) for v in value]
+
+    def value(self, index: Optional[int] = None) -> Any:
+        _main()
+        return list(self._value) if index is None else self._value[index]
+
+    def setValue(self, value: Any, index: Optional[int] = None) -> bool:
+        if index is None:
+            return super().setValue(value)
+        whole = list(self._value)
+        whole[index] = value
+        return super().setValue(whole)
+
+
+class XY_Knob(_Array_Knob):
+    """A position on the image (Nuke's origin: bottom-left, y up)."""
+
+    _size = 2
+
+    def x(self) -> float:
+        return self.value(0)
+
+    def y(self) -> float:
+        return self.value(1)
+
+
+class BBox_Knob(_Array_Knob):
+    """A box on the image: x, y (bottom-left corner), r, t (top-right)."""
+
+    _size = 4
+
+    def x(self) -> float:
+        return self.value(0)
+
+    def y(self) -> float:
+        return self.value(1)
+
+    def r(self) -> float:
+        return self.value(2)
+
+    def t(self) -> float:
+        return self.value(3)
+
+
+class Format(object):
+    def __init__(self, width: int, height: int, name: str = "") -> None:
+        self._w, self._h, self._name = int(width), int(height), name
+
+    def width(self) -> int:
+        return self._w
+
+    def height(self) -> int:
+        return self._h
+
+    def name(self) -> str:
+        return self._name
+
+
+def addFormat(s: str) -> Format:
+    """'W H [pixel aspect] [name]', as Nuke's addFormat takes it."""
+    parts = s.split()
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise ValueError("bad format {!r}".format(s))
+    return Format(int(parts[0]), int(parts[1]), parts[-1] if len(parts) > 3 else "")
+
+
+class Format_Knob(Knob):
+    def __init__(self, name: str, label: Optional[str] = None) -> None:
+        super().__init__(name, label, Format(1920, 1080, "HD_1080"))
+
+    def _check(self, value: Any) -> Any:
+        if not isinstance(value, Format):
+            raise TypeError("Format_Knob expects a Format (nuke.addFormat), got {!r}".format(value))
+        return value
+
+
 class Channel_Knob(String_Knob):
     """A channel or channel-set selector; only known channels are accepted."""
 
@@ -283,7 +373,7 @@ def _knobs_for(cls: str) -> List[Knob]:
     if cls != "Root":  # the root's "name" knob is the script path
         common.insert(0, String_Knob("name"))
     per = {
-        "Root": [Int_Knob("first_frame", value=1), Int_Knob("last_frame", value=100),
+        "Root": [Int_Knob("first_frame", value=1), Int_Knob("last_frame", value=100), Format_Knob("format"),
                  Boolean_Knob("proxy"), File_Knob("name"),
                  # Project Settings > Color (Nuke 14+): config, custom file, working space
                  Enumeration_Knob("colorManagement", "color management", ["Nuke", "OCIO"]),
@@ -302,7 +392,7 @@ def _knobs_for(cls: str) -> List[Knob]:
                  Enumeration_Knob("before", "before", _ENUM_ONLY["hold"]),
                  Enumeration_Knob("after", "after", _ENUM_ONLY["hold"]),
                  Enumeration_Knob("on_error", "missing frames", _ENUM_ONLY["on_error"]),
-                 Boolean_Knob("raw"), _ReloadKnob("reload")],
+                 Boolean_Knob("raw"), _ReloadKnob("reload"), Format_Knob("format")],
         "Copy": [Channel_Knob(k, value="none") for k in
                  ("from0", "to0", "from1", "to1", "from2", "to2", "from3", "to3")],
         "Switch": [Int_Knob("which")],
@@ -446,6 +536,15 @@ class Node(object):
         if up is not None:
             return up.frameRange()
         return FrameRange(_root["first_frame"]._value, _root["last_frame"]._value)
+
+
+    def format(self) -> Format:
+        """A Read's own format, else its input's, else the project's."""
+        _main()
+        if self._class in ("Read", "Root"):
+            return self["format"]._value
+        up = self._inputs.get(0)
+        return up.format() if up is not None else _root["format"]._value
 
 
 class Group(Node):

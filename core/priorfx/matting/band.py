@@ -1,12 +1,15 @@
-"""Pure functions of the refinement: band, colour model, guides, band solve,
-confidence, foreground colours, cut detection. All arrays float32 in [0, 1]."""
+"""The refinement band: where the prior hesitates (its edge and fractional
+region, widened), the data term there (the prior where it is sure, colour
+models of the known sides), the band solve, and the confidence of its
+result. All arrays float32 in [0, 1]."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-from priorfx.matting.sampling import sample_alpha
-from priorfx.matting.solver import clip01, solve_band_cascadic
+from priorfx.matting.noise import denoise_for_solve, estimate_noise
+from priorfx.matting.sampling import colour_posterior, sample_alpha
+from priorfx.matting.solver import solve_band_cascadic
 
 # Prior alpha strictly between these counts as uncertain (inside the band).
 LOW, HIGH = 0.03, 0.97
@@ -59,27 +62,7 @@ SNAP_TRIMAP = 0.02
 SNAP_MIXED = 0.1
 SAMPLE_WEIGHT_AUTO = 0.0
 COLOUR_POWER = 16
-COLOUR_BINS = 16
 COLOUR_RING = 2
-# Sensor noise: the matting Laplacian follows grain as if it were structure
-# (ragged, eroded silhouettes). Where a frame's luma noise (`estimate_noise`)
-# is above NOISE_FLOOR, the band solve reads an edge-preserving (bilateral,
-# DENOISE_D px, spatial sigma DENOISE_SPACE) smoothing of the frame whose range
-# sigma is DENOISE_K x the noise of one channel, faded in over NOISE_RAMP so
-# that a shot near the floor does not switch it on and off between frames.
-# Benchmark sequences with sigma 0.015 per channel, per-frame SAD: 0.51 ->
-# 0.46 and 1.81 -> 1.42 (range sigma 2x: 1.57, 6x: 1.44; Gaussian blur or
-# non-local means: worse than none on clean frames, 1.68 at best on noisy
-# ones). Clean frames (noise 0.000-0.0033 on the sample photos and videos)
-# are solved as before, bit for bit.
-NOISE_FLOOR = 0.004
-NOISE_RAMP = 0.002
-DENOISE_K = 4.0
-DENOISE_SPACE = 2.0
-DENOISE_D = 5
-# Colour and prior-agreement tolerances of the temporal blend (`temporal_blend`).
-BLEND_SIGMA = 0.08
-BLEND_TAU = 0.1
 
 
 def auto_band_px(height: int, width: int) -> int:
@@ -125,65 +108,6 @@ def seed_distance(prior: np.ndarray, reach: float | None = None) -> np.ndarray |
     dist[ys, xs] = cv2.distanceTransform((~seeds[ys, xs]).astype(np.uint8), cv2.DIST_L2,
                                          cv2.DIST_MASK_5)
     return dist
-
-
-def estimate_noise(image: np.ndarray, block: int = 16, percentile: float = 10.0) -> float:
-    """Standard deviation of white noise in a frame's luma (channel mean).
-
-    Immerkær's estimator (the mean |response| of a Laplacian-difference
-    kernel that cancels smooth image content, x sqrt(pi/2) / 6) per block of
-    `block` x `block` pixels; the frame's figure is a low percentile of the
-    blocks, i.e. its flattest areas, so texture and edges do not pass for noise.
-    """
-    if min(image.shape[:2]) < 3:
-        return 0.0
-    luma = cv2.transform(np.ascontiguousarray(image[..., :3], np.float32), np.full((1, 3), 1 / 3, np.float32))
-    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-    r = np.abs(cv2.filter2D(luma, -1, kernel)[1:-1, 1:-1])
-    h, w = r.shape
-    b = min(block, h, w)
-    h, w = h - h % b, w - w % b
-    # INTER_AREA by a whole factor is the exact block mean
-    blocks = cv2.resize(r[:h, :w], (w // b, h // b), interpolation=cv2.INTER_AREA)
-    return float(np.percentile(blocks, percentile) * np.sqrt(np.pi / 2) / 6.0)
-
-
-def denoise_for_solve(image: np.ndarray, noise: float) -> np.ndarray:
-    """The frame the band solve reads: `image` itself at or below NOISE_FLOOR,
-    else a bilateral smoothing with range sigma DENOISE_K x the per-channel
-    noise (luma noise x sqrt 3), faded in over NOISE_RAMP."""
-    if noise <= NOISE_FLOOR:
-        return image
-    ramp = min(1.0, (noise - NOISE_FLOOR) / NOISE_RAMP)
-    sigma = float(DENOISE_K * np.sqrt(3.0) * noise * ramp)
-    return cv2.bilateralFilter(np.ascontiguousarray(image, np.float32), DENOISE_D, sigma, DENOISE_SPACE)
-
-
-def colour_posterior(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, near: np.ndarray,
-                     at: np.ndarray, bins: int = COLOUR_BINS) -> np.ndarray:
-    """Probability (float32, one per pixel of `at`) that a pixel's colour is
-    foreground, from colour histograms of the known foreground (`fg`) and
-    background (`bg`) pixels within `near` (boolean masks, H x W).
-
-    A GrabCut-like colour model, local to the band: q = pf / (pf + pb), pf and
-    pb the normalised histogram counts of the pixel's colour bin (a small
-    floor keeps colours seen on neither side at 0.5). It catches what the
-    matting Laplacian cannot: a region the prior got wrong whose colours are
-    seen elsewhere on the right side (a shoe, a glove, a hose).
-    """
-    def codes(mask: np.ndarray) -> np.ndarray:
-        q = np.minimum((image[mask] * bins).astype(np.int32), bins - 1)
-        return (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-
-    hf = np.bincount(codes(fg & near), minlength=bins ** 3).astype(np.float64)
-    hb = np.bincount(codes(bg & near), minlength=bins ** 3).astype(np.float64)
-    hf /= max(hf.sum(), 1.0)
-    hb /= max(hb.sum(), 1.0)
-    floor = 1e-4
-    post = (hf + floor) / (hf + hb + 2 * floor)
-    return post[codes(at)].astype(np.float32)
-
-
 def trimap_masks(trimap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(known foreground, known background) boolean masks of a trimap."""
     return trimap >= TRIMAP_FG, trimap <= TRIMAP_BG
@@ -419,104 +343,6 @@ def _add_colour_term(image: np.ndarray, unknown: np.ndarray, sides: tuple[np.nda
     return target, wp
 
 
-def temporal_blend(alpha: np.ndarray, band: np.ndarray, image: np.ndarray, prior: np.ndarray,
-                   previous: tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray],
-                   strength: float, sigma: float = BLEND_SIGMA, tau: float = BLEND_TAU) -> np.ndarray:
-    """Blend the band of a refined alpha with the previous frame's refined
-    alpha, motion-compensated (in place; returns `alpha`).
-
-    Each band pixel moves towards the previous alpha read where the flow says
-    it came from, by strength x three gates in [0, 1]: the flow's own
-    forward-backward reliability; how well its colour matches the previous
-    frame there (`still_weight`, sigma); and whether the previous frame's
-    *prior* alpha, warped the same way, matches this frame's prior (within
-    tau). The last gate is what keeps a moving edge from lagging: on the
-    boundary of a moving person the flow often follows the background, and
-    the prior, which is recomputed every frame, tells where that happened.
-
-    An explicit blend rather than a data term in the solve: the matting
-    Laplacian overrode a data term weak enough not to blur motion (dtSSD
-    0.97 x per-frame on the benchmark's sequences, against 0.91 for this).
-
-    Parameters
-    ----------
-    previous : (alpha, image, flow, prior) of the previous frame of the shot;
-        flow as in `sample_previous`.
-    strength : largest fraction of the previous alpha taken (0: no blending).
-    Blended values within SNAP of 0 or 1 become 0 or 1.
-    """
-    if strength <= 0 or not band.any():
-        return alpha
-    prev_alpha, prev_image, flow, prev_prior = previous
-    ys, xs = np.nonzero(band)
-    pa, pc, rel = sample_previous(prev_alpha, prev_image, flow, ys, xs)
-    pp = sample_previous(prev_prior, prev_image, flow, ys, xs)[0]
-    agree = np.exp(-np.square((pp - prior[ys, xs]) / tau))
-    wt = (strength * rel * agree * still_weight(image[ys, xs], pc, sigma)).astype(np.float32)
-    vals = alpha[ys, xs]
-    vals += wt * (pa - vals)
-    # snapped as the solve's own alpha is: a blend of a 0 with a 0.03 is no
-    # new fractional pixel (benchmark sequences: SAD 0.967 -> 0.926, dtSSD
-    # 1.978 -> 1.981, within noise)
-    alpha[ys, xs] = snap01(vals)
-    return alpha
-
-
-def reliable_flow(backward: np.ndarray, forward: np.ndarray, grid_scale: tuple[float, float],
-                  tau: float = 1.0) -> np.ndarray:
-    """Backward flow (this frame -> previous) with a third channel saying how
-    far to trust it: exp(-(e / tau)^2), e the forward-backward mismatch in
-    full-resolution pixels (large at occlusions and where the flow is wrong).
-
-    Both fields lie on the same small grid, in full-resolution pixels;
-    `grid_scale` is (sx, sy), full-resolution pixels per grid step.
-    """
-    fh, fw = backward.shape[:2]
-    sx, sy = grid_scale
-    gy, gx = np.mgrid[0:fh, 0:fw].astype(np.float32)
-    qx = gx + backward[..., 0] / sx
-    qy = gy + backward[..., 1] / sy
-    fwd = cv2.remap(forward, qx, qy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err2 = np.square(backward[..., 0] + fwd[..., 0]) + np.square(backward[..., 1] + fwd[..., 1])
-    rel = np.exp(-err2 / (tau * tau)).astype(np.float32)
-    return np.dstack([backward[..., :2], rel])
-
-
-def sample_previous(prev_alpha: np.ndarray, prev_image: np.ndarray, flow: np.ndarray | None,
-                    ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The previous frame's alpha (N) and colour (N x 3) seen from pixels (ys, xs)
-    of this frame, where the flow says each pixel was (bilinear), and how far
-    to trust that (N; 1 without flow or without a reliability channel). Only
-    the N band pixels are sampled, never the whole frame."""
-    if flow is None:
-        return prev_alpha[ys, xs], prev_image[ys, xs, :3], np.ones(len(ys), np.float32)
-    h, w = prev_alpha.shape
-    fh, fw = flow.shape[:2]
-    # this pixel's position on the flow grid (pixel centres, as cv2.resize)
-    gx = (xs + 0.5) * (fw / w) - 0.5
-    gy = (ys + 0.5) * (fh / h) - 0.5
-    f = _sample(np.ascontiguousarray(flow), gx, gy)
-    mx, my = xs + f[:, 0], ys + f[:, 1]
-    rel = f[:, 2] if flow.shape[2] > 2 else np.ones(len(ys), np.float32)
-    return (_sample(prev_alpha, mx, my), _sample(np.ascontiguousarray(prev_image[..., :3]), mx, my),
-            rel)
-
-
-def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, row: int = 4096) -> np.ndarray:
-    """Bilinear samples of `img` at N points (N x C, or N for one channel).
-
-    cv2.remap takes maps of fewer than 32767 columns, so the N points are
-    laid out in rows of `row`."""
-    n = x.shape[0]
-    rows = max(1, -(-n // row))
-    mx = np.zeros(rows * row, np.float32)
-    my = np.zeros(rows * row, np.float32)
-    mx[:n], my[:n] = x, y
-    out = cv2.remap(img, mx.reshape(rows, row), my.reshape(rows, row), cv2.INTER_LINEAR,
-                    borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(rows * row, *img.shape[2:])[:n]
-
-
 def confidence_map(alpha: np.ndarray, prior: np.ndarray, band: np.ndarray) -> np.ndarray:
     """1 outside the solved band; inside it, lower where the refined alpha
     leaves the prior and where alpha is fractional:
@@ -525,129 +351,3 @@ def confidence_map(alpha: np.ndarray, prior: np.ndarray, band: np.ndarray) -> np
     a, p = alpha[band], prior[band]
     conf[band] = (1.0 - np.abs(a - p)) * (0.5 + 0.5 * np.square(2.0 * a - 1.0))
     return conf
-
-
-def _box(x: np.ndarray, r: int) -> np.ndarray:
-    return cv2.blur(x, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT)
-
-
-def _fusion_pass(img: np.ndarray, a: np.ndarray, f: np.ndarray, b: np.ndarray, r: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """One blur-fusion step: alpha-weighted local means of F and B, then move
-    both so that a F + (1 - a) B reproduces the pixel."""
-    a3 = a[..., None]
-    wa = _box(a, r)[..., None]
-    wb = 1.0 - wa
-    f_blur = _box(f * a3, r) / np.maximum(wa, 1e-5)
-    b_blur = _box(b * (1.0 - a3), r) / np.maximum(wb, 1e-5)
-    f_blur = np.where(wa > 1e-5, f_blur, img)
-    b_blur = np.where(wb > 1e-5, b_blur, img)
-    resid = img - a3 * f_blur - (1.0 - a3) * b_blur
-    return (clip01((f_blur + a3 * resid).astype(np.float32, copy=False)),
-            clip01((b_blur + (1.0 - a3) * resid).astype(np.float32, copy=False)))
-
-
-def estimate_foreground(image: np.ndarray, alpha: np.ndarray, radii: tuple[int, int] = (90, 6),
-                        opaque: np.ndarray | None = None) -> np.ndarray:
-    """Foreground colours with the old background removed (blur fusion).
-
-    Our implementation of the two-pass "approximate fast foreground colour
-    estimation" of Forte and Pitie (ICIP 2021): each pass takes alpha-weighted
-    local means of the foreground and background colours and moves the
-    foreground estimate so that alpha F + (1 - alpha) B reproduces the pixel.
-    Box filters make it O(pixels) at any radius. The wide first pass only
-    carries smooth colour, so it runs at a quarter of the resolution; the
-    narrow second pass filters the box around the fractional pixels and
-    updates only those pixels. Where alpha is 1 the result is the input (or
-    `opaque`, e.g. the unclipped plate); where alpha is 0 it is the nearby
-    foreground colour from the first pass.
-    """
-    img = np.ascontiguousarray(image[..., :3], np.float32)
-    a = np.ascontiguousarray(alpha, np.float32)
-    h, w = a.shape
-    r1, r2 = radii
-    q = 4 if min(h, w) >= 64 else 1
-    sw, sh = max(1, w // q), max(1, h // q)
-    small_img = cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA)
-    small_a = cv2.resize(a, (sw, sh), interpolation=cv2.INTER_AREA)
-    f1, b1 = _fusion_pass(small_img, small_a, small_img, small_img, max(1, r1 // q))
-    fg = cv2.resize(f1, (w, h), interpolation=cv2.INTER_LINEAR)
-    soft = (a > 0.0) & (a < 1.0)
-    if soft.any():
-        rows, cols = np.nonzero(soft.any(axis=1))[0], np.nonzero(soft.any(axis=0))[0]
-        m = 2 * r2 + 1
-        y0, y1 = max(0, rows[0] - m), min(h, rows[-1] + m + 1)
-        x0, x1 = max(0, cols[0] - m), min(w, cols[-1] + m + 1)
-        crop = (slice(y0, y1), slice(x0, x1))
-        ac = a[crop]
-        f = fg[crop]
-        # the background estimate is only needed on the box: upsample just that
-        sx, sy = b1.shape[1] / w, b1.shape[0] / h
-        to_small = np.float32([[sx, 0, (x0 + 0.5) * sx - 0.5], [0, sy, (y0 + 0.5) * sy - 0.5]])
-        b = cv2.warpAffine(b1, to_small, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                           borderMode=cv2.BORDER_REPLICATE)
-        wa = _box(ac, r2)
-        fa = _box(f * ac[..., None], r2)
-        bb = _box(b * (1.0 - ac)[..., None], r2)
-        # the update itself only at the fractional pixels
-        ys, xs = np.nonzero(soft[crop])
-        av, wav = ac[ys, xs][:, None], wa[ys, xs][:, None]
-        f_blur = np.where(wav > 1e-5, fa[ys, xs] / np.maximum(wav, 1e-5), f[ys, xs])
-        b_blur = np.where(1.0 - wav > 1e-5, bb[ys, xs] / np.maximum(1.0 - wav, 1e-5), b[ys, xs])
-        resid = img[crop][ys, xs] - av * f_blur - (1.0 - av) * b_blur
-        f[ys, xs] = clip01(f_blur + av * resid)
-    full = a >= 1.0
-    np.copyto(fg, img if opaque is None else opaque[..., :3], where=full[..., None])
-    return fg
-
-
-def estimate_foreground_multilevel(image: np.ndarray, alpha: np.ndarray,
-                                   opaque: np.ndarray | None = None, margin: int = 8) -> np.ndarray:
-    """Foreground colours by pymatting's multi-level foreground estimation
-    (Germer et al. 2020: F and B smooth, alpha F + (1 - alpha) B = I, solved
-    coarse to fine) on the box around the fractional pixels.
-
-    Used with a user trimap, whose unknown region may be wide and soft
-    (smoke, fire): there the blur fusion of `estimate_foreground` mixes the
-    old background into the veil (smoke composite: mean |F error| 0.109
-    against 0.035 for this; fire 0.084 against 0.069). Slower (0.65 s per
-    megapixel of box), which a trimap run can afford.
-    """
-    import pymatting
-
-    img = np.ascontiguousarray(image[..., :3], np.float32)
-    fg = np.array(img if opaque is None else opaque[..., :3], np.float32, copy=True)
-    soft = (alpha > 0.0) & (alpha < 1.0)
-    if not soft.any():
-        return fg
-    ys, xs = band_box(soft, margin, *alpha.shape, align=1)
-    f = pymatting.estimate_foreground_ml(img[ys, xs].astype(np.float64),
-                                         np.clip(alpha[ys, xs], 0, 1).astype(np.float64))
-    box = fg[ys, xs]
-    np.copyto(box, clip01(f.astype(np.float32)), where=(alpha[ys, xs] < 1.0)[..., None])
-    return fg
-
-
-def thumbnail(image: np.ndarray, size: int = 32) -> np.ndarray:
-    """A tiny colour thumbnail used to detect cuts.
-
-    Large frames are first subsampled to every step-th pixel, keeping at
-    least 8 x 8 samples per thumbnail pixel: averaging every pixel of a 4K
-    frame cost 35 ms, more than the cut check is worth (now about 1 ms)."""
-    h, w = image.shape[:2]
-    step = max(1, min(h, w) // (8 * size))
-    return cv2.resize(np.ascontiguousarray(image[::step, ::step, :3], np.float32), (size, size),
-                      interpolation=cv2.INTER_AREA)
-
-
-def cut_score(prev_thumb: np.ndarray, thumb: np.ndarray) -> float:
-    """Mean absolute colour change between two thumbnails (0 same, ~0.3+ new shot)."""
-    return float(np.abs(prev_thumb - thumb).mean())
-
-
-def still_weight(colours: np.ndarray, previous: np.ndarray, sigma: float = 0.04) -> np.ndarray:
-    """Weight in [0, 1] per pixel (arrays of N x 3 colours, or images): 1 where
-    the colour did not change since the previous frame, falling off as
-    exp(-(change / sigma)^2) of the largest channel change."""
-    change = np.abs(colours[..., :3] - previous[..., :3]).max(axis=-1)
-    return np.exp(-np.square(change / sigma)).astype(np.float32)
