@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from priorfx.errors import (EngineUnreachableError, InputError, ModelChecksumError,
+from priorfx.errors import (InputError, ModelChecksumError,
                             ModelMissingError, UsageError)
 from priorfx.models import manifest, runtimes, store
 

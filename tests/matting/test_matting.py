@@ -1,5 +1,4 @@
 """Matting core: exact composites, guidance, cuts, bad input, outputs."""
-from pathlib import Path
 
 import cv2
 import numpy as np

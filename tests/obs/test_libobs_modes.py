@@ -1,7 +1,6 @@
 """Filter settings in real libobs: lookahead, a settings change, the remote engine."""
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 

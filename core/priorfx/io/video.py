@@ -19,7 +19,6 @@ PNG/JPEG; EXR values as stored, the first three channels).
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
