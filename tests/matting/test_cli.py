@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from waits import EVENT_DEADLINE_S, wait_for
 
@@ -78,14 +79,18 @@ def _long_clip(src: Path, dst: Path, repeats: int) -> int:
     return len(frames)
 
 
-def test_ctrl_c_cancels_cleanly(sample, tmp_path):
+@pytest.mark.parametrize("started_ignoring_sigint", [False, True], ids=["terminal", "background-job"])
+def test_ctrl_c_cancels_cleanly(sample, tmp_path, started_ignoring_sigint):
+    """SIGINT mid-clip: exit 130, nothing written. Also when the process was started
+    with SIGINT ignored, as a script's background job or some launchers start it."""
     n = _long_clip(sample("single_face.mp4"), tmp_path / "long.mp4", 3)  # 432 frames
     out = tmp_path / "out"
     out.mkdir()
     exe = Path(sys.executable).with_name("priorfx")
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if started_ignoring_sigint else None
     proc = subprocess.Popen([str(exe), "matte", str(tmp_path / "long.mp4"), "-o", str(out / "m_%04d.exr"),
                              "--quality", "fast", "--progress", "json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()

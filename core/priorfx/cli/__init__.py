@@ -7,7 +7,9 @@ codes and prints one line (plus a hint) instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 import priorfx
 from priorfx.cli.common import present_modules
@@ -36,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        # Cancel is SIGINT (Ctrl-C, or a host's Cancel through the host kit). A process
+        # started with SIGINT ignored (a script's background job, some farm and host
+        # launchers) inherits that, and Python then leaves it ignored: the run could not
+        # be cancelled cleanly. So the command always takes SIGINT as KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
