@@ -126,7 +126,7 @@ def build(out: Path) -> dict:
                        "see core/tools/build_mean_face.py",
         "units": "metres; x right, y down, z away from the camera; origin at the centroid",
         "ipd_m": IPD_M, "sources": SOURCES, "faces": len(set(person)), "meshes": len(meshes),
-        "points": np.round(pts, 5).tolist(), "mirror": mir.tolist(),  # also kept here for readers of this file
+        "points": np.round(pts, 5).tolist(),
         "modes": np.round(modes, 5).tolist(),
     }
     out.write_text(json.dumps(record, separators=(",", ":")))
