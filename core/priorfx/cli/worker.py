@@ -92,10 +92,10 @@ def portrait_request(line: str, parser: argparse.ArgumentParser, engine) -> dict
 
     try:
         req = json.loads(line)
-        argv = ["undistort", "-o", str(req["output"]), "--progress", "none",
-                "--distance", repr(float(req.get("distance", 1.5))), "--strength", repr(float(req.get("strength", 1.0)))]
-        if req.get("focal_mm") is not None:
-            argv += ["--focal-mm", repr(float(req["focal_mm"]))]
+        argv = ["undistort", "-o", str(req["output"]), "--progress", "none"]
+        for key, flag in (("distance", "--distance"), ("strength", "--strength"), ("focal_mm", "--focal-mm")):
+            if req.get(key) is not None:   # absent: the command's own default
+                argv += [flag, repr(float(req[key]))]
         argv += ["--", str(req["input"])]      # a path is never read as an option
         args = parser.parse_args(argv)
     except (ValueError, KeyError, TypeError, AttributeError, SystemExit) as exc:
