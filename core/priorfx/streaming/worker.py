@@ -99,8 +99,12 @@ class CalibrationRunner:
                 self.waiting = False
                 if self.seq:
                     self.channel.set_calibration(self.seq, shm.CALIB_FAILED)
-            busy = self.waiting or (self.run is not None and self.run.state == shm.CALIB_RUNNING)
-            time.sleep(self.POLL_S[0] if busy else self.POLL_S[1])
+            time.sleep(self.POLL_S[0] if self.busy else self.POLL_S[1])
+
+    @property
+    def busy(self) -> bool:
+        """Asked and waiting for a first frame, or measuring."""
+        return self.waiting or (self.run is not None and self.run.state == shm.CALIB_RUNNING)
 
     def poll(self, params: shm.Params) -> None:
         """Take a new request or a cancel, and report the state."""
@@ -116,7 +120,7 @@ class CalibrationRunner:
             self.mode = params.mode
             self.requested_at = time.monotonic()
             self.log(f"calibration {req}: measuring the readout over up to {seconds:.0f} s of video")
-        if cancelled and (self.waiting or (self.run is not None and self.run.state == shm.CALIB_RUNNING)):
+        if cancelled and self.busy:
             if self.run is not None:
                 self.run.cancel()
             self.waiting = False
