@@ -244,10 +244,15 @@ class BackgroundMotion:
             cached = self._tau = (key, (a + b * py[:, :1]).astype(np.float32)[..., None])
         return cached[1]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the motion thread and wait for it: a thread still inside OpenCV when
+        the interpreter exits is ended by pthread_exit, whose unwinding through
+        OpenCV's C++ frames aborts the process (the worker dumped core on exit)."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
 
 class ShutterSession:

@@ -263,15 +263,19 @@ class WorkerSupervisor:
             self._calib_seq = 0
             self._calibration_changed({"state": "failed", "error": "the worker stopped; calibrate again"})
         if proc is not None:
+            running = proc.poll() is None   # (an exit seen before has been logged)
             try:
                 proc.stdin.close()   # the worker exits when its stdin closes
             except OSError:
                 pass
             try:
-                proc.wait(2.0)
+                code = proc.wait(2.0)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(2.0)
+                code = "none (it did not exit within 2 s and was killed)"
+            if running and code:   # asked to stop, it crashed or hung: say so with its log
+                self._log("{}: worker stopped with exit code {}{}".format(self.name, code, self._log_tail()))
         if ch is not None:
             ch.close(unlink=True)
 

@@ -85,10 +85,21 @@ class CalibrationRunner:
         self.last_input = 0
         self.first_ts = self.last_ts = self.period = None
         self.requested_at = 0.0
+        self._stopped = False
         self._thread.start()
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the intake thread and any calibration, and wait for both (they run
+        OpenCV, which must not be running when the interpreter exits)."""
+        self._stopped = True
+        self._thread.join(timeout)
+        run = self.run
+        if run is not None:
+            run.cancel()
+            run.wait(timeout)
+
     def _loop(self) -> None:
-        while not self._closed():
+        while not (self._closed() or self._stopped):
             try:
                 self.poll(self.channel.params()[1])
                 self.take_inputs()
@@ -280,7 +291,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     out_index = 0
     bad_key = None
     pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
-    CalibrationRunner(channel, log, closed=lambda: waker.closed)
+    calibration = CalibrationRunner(channel, log, closed=lambda: waker.closed)
     while not waker.closed:
         waker.wait(0.25)
         channel.beat()
@@ -331,6 +342,11 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
         channel.end_write("out", out_index, source_seq)
         channel.publish_output(source_seq)
         out_index = (out_index + 1) % channel.n_out
+    # Every thread that runs OpenCV ends before the interpreter does (see
+    # BackgroundMotion.close): the calibration's, and the session's motion thread.
+    calibration.stop()
+    if hasattr(session, "close"):
+        session.close()
     channel.set_state(shm.EXITED)
     return 0
 
