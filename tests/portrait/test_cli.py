@@ -117,6 +117,20 @@ def test_png_compression_trades_file_size_for_speed_with_the_same_pixels(cli, sa
     assert not jpg.exists()
 
 
+def test_undistort_starts_without_importing_the_other_commands():
+    # Every GIMP Apply starts `priorfx undistort`: registering all commands imported
+    # every benchmark, the shutter scenes and the matting code first (~1.3 s loaded).
+    import subprocess
+    import sys
+    code = ("import sys; from priorfx.cli import build_parser; p = build_parser('undistort'); "
+            "a = p.parse_args(['undistort', 'in.png', '-o', 'out.png', '--png-compression', '1']); "
+            "print(a.png_compression, sorted(m for m in sys.modules if m.startswith(('priorfx.matting', "
+            "'priorfx.scenes', 'priorfx.bench', 'priorfx.shutter'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(None, 1) == ["1", "[]\n"]
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--strength", "2"], "strength"),
     (["--distance", "0"], "distance_m"),
