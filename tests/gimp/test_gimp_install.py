@@ -106,7 +106,8 @@ def test_command_line_carries_the_dialog_parameters(plugin):
     core = ["/opt/my tools/priorfx"]
     cmd = plugin.build_command(core, None, "/t/in.png", "/t/out.png", 1.25, 0.5, 35.0)
     assert cmd == ["/opt/my tools/priorfx", "undistort", "/t/in.png", "-o", "/t/out.png",
-                   "--distance", "1.25", "--strength", "0.5", "--progress", "json", "--focal-mm", "35"]
+                   "--distance", "1.25", "--strength", "0.5", "--progress", "json",
+                   "--png-compression", "1", "--focal-mm", "35"]
     auto = plugin.build_command(core, "http://h:1", "a", "b", 1.5, 1.0, None)
     assert "--focal-mm" not in auto and auto[-2:] == ["--remote", "http://h:1"]
 

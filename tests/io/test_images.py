@@ -67,6 +67,20 @@ def _smooth(h: int, w: int) -> np.ndarray:
     return np.stack([xx / w, yy / h, 0.5 + 0 * xx], axis=-1).astype(np.float32)
 
 
+def test_png_deflate_level_is_honoured_and_lossless(tmp_path):
+    rng = np.random.default_rng(3)
+    px = (np.cumsum(rng.integers(0, 3, (200, 300, 3)), axis=1) % 256).astype(np.uint8)   # compressible
+    sizes = {}
+    for level in ("zip:0", "zip:1", "zip:9", None):
+        out = write_image(tmp_path / f"{level}.png", px, compression=level)
+        sizes[level] = out.stat().st_size
+        assert np.array_equal(np.round(read_image(out) * 255).astype(np.uint8), px)
+    assert sizes["zip:0"] > px.size > sizes["zip:1"] >= sizes["zip:9"]
+    with pytest.raises(UsageError, match="zip:0 .. zip:9"):
+        write_image(tmp_path / "bad.png", px, compression="zip:12")
+    assert not (tmp_path / "bad.png").exists()
+
+
 def test_jpeg_exif_focal_length_written_and_parsed(tmp_path):
     px = _smooth(16, 16)
     out = write_image(tmp_path / "f.jpg", px, metadata={"Exif:FocalLengthIn35mmFilm": 26, "Exif:FocalLength": 4.2,

@@ -98,6 +98,39 @@ def test_16_bit_rgba_png_stays_16_bit_rgba(cli, tmp_path, selfie_pixels):
     np.testing.assert_allclose(back[:, :80, 3], 0.25, atol=2 / 65535)
 
 
+def test_png_compression_trades_file_size_for_speed_with_the_same_pixels(cli, sample, tmp_path):
+    # The GIMP filter hands its result back with --png-compression 1: lossless, only the file is larger.
+    sizes, pixels = {}, {}
+    for level in (None, "1", "0"):
+        out = tmp_path / f"out_{level}.png"
+        extra = [] if level is None else ["--png-compression", level]
+        r = cli("undistort", str(sample("single_face.jpg")), "-o", str(out), "--focal-mm", "26", "--quiet", *extra)
+        assert r.returncode == 0, r.stderr
+        sizes[level], pixels[level] = out.stat().st_size, read_image(out)
+    assert sizes[None] < sizes["1"] < sizes["0"]
+    h, w = pixels[None].shape[:2]
+    assert sizes["0"] > h * w * 3                      # level 0 stores the pixels as they are
+    assert np.array_equal(pixels["1"], pixels[None]) and np.array_equal(pixels["0"], pixels[None])
+    jpg = tmp_path / "out.jpg"
+    r = cli("undistort", str(sample("single_face.jpg")), "-o", str(jpg), "--png-compression", "1", "--quiet")
+    assert r.returncode == 2 and "--png-compression is for PNG output" in r.stderr and "hint" in r.stderr
+    assert not jpg.exists()
+
+
+def test_undistort_starts_without_importing_the_other_commands():
+    # Every GIMP Apply starts `priorfx undistort`: registering all commands imported
+    # every benchmark, the shutter scenes and the matting code first (~1.3 s loaded).
+    import subprocess
+    import sys
+    code = ("import sys; from priorfx.cli import build_parser; p = build_parser('undistort'); "
+            "a = p.parse_args(['undistort', 'in.png', '-o', 'out.png', '--png-compression', '1']); "
+            "print(a.png_compression, sorted(m for m in sys.modules if m.startswith(('priorfx.matting', "
+            "'priorfx.scenes', 'priorfx.bench', 'priorfx.shutter'))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(None, 1) == ["1", "[]\n"]
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--strength", "2"], "strength"),
     (["--distance", "0"], "distance_m"),

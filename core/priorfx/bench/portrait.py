@@ -20,7 +20,11 @@ Scores, against the far render:
   outer-eye-corner distance. "ours" maps the true near points through our
   warp; the peer is the best affine map of the true near points onto the
   true far points (an oracle 2D correction: it is given the answer's
-  landmarks, which no real 2D method has);
+  landmarks, which no real 2D method has). `nme_ratio_25cm_visible` is the
+  25 cm ratio over the landmarks the near picture shows (outline points
+  behind the cheek are left out: a warp moves what is seen there, the
+  cheek), `hidden_error_share_25cm` the share of our 25 cm error the hidden
+  ones carry;
 - PSNR / SSIM over the face region (hull of the far landmarks);
 - relative error of the estimated camera-to-face distance (the true focal
   length given as EXIF would: a prior, not a fact);
@@ -62,9 +66,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------- metrics
 
-def nme(pred: np.ndarray, gt: np.ndarray) -> float:
+def nme(pred: np.ndarray, gt: np.ndarray, among: np.ndarray | None = None) -> float:
+    """Mean landmark error over the outer-eye-corner distance (over the landmarks `among` selects)."""
     iod = np.linalg.norm(gt[33] - gt[263])
-    return float(np.linalg.norm(pred - gt, axis=1).mean() / iod)
+    err = np.linalg.norm(pred - gt, axis=1)
+    return float((err if among is None else err[among]).mean() / iod)
+
+
+def hidden_share(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray) -> float:
+    """Fraction of the summed landmark error carried by the landmarks hidden in the near picture."""
+    err = np.linalg.norm(pred - gt, axis=1)
+    return float(err[~visible].sum() / max(err.sum(), 1e-12))
 
 
 def affine_peer(near: np.ndarray, far: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,6 +143,10 @@ def _quality(args, rng) -> dict:
                     "nme_input": nme(near["landmarks"], far["landmarks"]),
                     "nme_ours": nme(ours_lm, far["landmarks"]),
                     "nme_peer": nme(peer_lm, far["landmarks"]),
+                    # The same over the landmarks the near picture shows (no warp can follow hidden ones).
+                    "nme_input_visible": nme(near["landmarks"], far["landmarks"], near["visible"]),
+                    "nme_ours_visible": nme(ours_lm, far["landmarks"], near["visible"]),
+                    "hidden_error_share": hidden_share(ours_lm, far["landmarks"], near["visible"]),
                     "psnr_face_input": psnr(near["image"], far["image"], mask),
                     "psnr_face_ours": psnr(res.image, far["image"], mask),
                     "psnr_face_peer": psnr(peer_img, far["image"], mask),
@@ -262,6 +278,8 @@ def run(args: argparse.Namespace) -> dict:
     }
     nme25 = [c for c in cases if c["distance_m"] == 0.25]
     summary["nme_ratio_25cm"] = _mean(nme25, "nme_ours") / _mean(nme25, "nme_input")
+    summary["nme_ratio_25cm_visible"] = _mean(nme25, "nme_ours_visible") / _mean(nme25, "nme_input_visible")
+    summary["hidden_error_share_25cm"] = _mean(nme25, "hidden_error_share")
     nme_ratio_25cm_focal_given = _mean(nme25, "nme_ours_focal_given") / _mean(nme25, "nme_input")
     noexif_extra = {
         "cases": len(noexif), "faces_found": len(found),

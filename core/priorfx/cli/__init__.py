@@ -25,14 +25,18 @@ EPILOG = """exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 model mi
 130 cancelled"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command's parser; `only`: register just that subcommand (what main()
+    does when the command line names one: registering every command imports
+    every benchmark, their scenes and the matting code, over a second of a host's
+    Apply on a loaded machine)."""
     parser = argparse.ArgumentParser(
         prog="priorfx", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fix what the camera got wrong: rolling shutter, selfie perspective, "
                     "background (matting).")
     parser.add_argument("--version", action="version", version=f"priorfx {priorfx.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for _name, module in present_modules("priorfx.cli", COMMANDS):
+    for _name, module in present_modules("priorfx.cli", [only] if only in COMMANDS else COMMANDS):
         module.register(sub)
     return parser
 
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         # launchers) inherits that, and Python then leaves it ignored: the run could not
         # be cancelled cleanly. So the command always takes SIGINT as KeyboardInterrupt.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--debug-overlay", action="store_true",
                    help="also write OUT's name + '.debug.png' with landmarks, head proxy and distances")
     p.add_argument("--json", action="store_true", help="print the faces found and the settings used as JSON")
+    p.add_argument("--png-compression", type=int, default=None, metavar="N", choices=range(10),
+                   help="deflate level of a PNG output, 0 (none, fastest) to 9 (smallest); default 6. "
+                        "The GIMP filter hands its result back at 1 (a 12 MP PNG in about a fifth of the time)")
     add_progress_options(p)
     add_colour_options(p)
     add_engine_options(p)
@@ -68,9 +71,16 @@ def undistort_command(args: argparse.Namespace, engine, compression: str | None 
     portrait` (which writes its previews uncompressed: `compression`, see io.write_image)."""
     from priorfx import io as pio
     from priorfx.engines.files import undistort_file
+    from priorfx.errors import UsageError
     from priorfx.portrait import PortraitParams
 
     check_output(args.output, [args.input], kinds=("image",))  # before any work
+    level = getattr(args, "png_compression", None)
+    if level is not None:
+        if args.output.suffix.lower() != ".png":
+            raise UsageError(f"--png-compression is for PNG output, not {args.output.name}",
+                             "drop --png-compression, or write a .png")
+        compression = compression or f"zip:{level}"
     info = pio.read_image_info(args.input)
     focal, source = args.focal_mm, "user"
     exif = None

@@ -366,13 +366,15 @@ def estimate_distance(landmarks: np.ndarray, image_size: tuple[int, int], exif_f
     log-normal prior on f = k / p. A user's focal length is a fact: then d = f / k
     and only the face's metric size is uncertain.
     """
-    from scipy.stats import norm
+    # The standard library's normal quantile: importing scipy.stats costs half a
+    # second of every command's start.
+    from statistics import NormalDist
 
     tail = (1.0 - INTERVAL_LEVEL) / 2.0
     if user_focal_px is not None:
         fit = fit_face(landmarks, image_size, float(user_focal_px))
         d = fit.distance_m
-        z = float(norm.ppf(1.0 - tail)) * USER_SCALE_SIGMA
+        z = NormalDist().inv_cdf(1.0 - tail) * USER_SCALE_SIGMA
         return DistanceEstimate(d, d * (1.0 - z), d * (1.0 + z), float(user_focal_px), "user", float("nan"), fit)
     cal = distance_calibration()
     p_raw, k, solution = perspective_strength(landmarks, image_size, with_solution=True)

@@ -18,12 +18,7 @@ import numpy as np
 SOURCES = ["grace_hopper.jpg", "astronaut.png", "obama.jpg", "biden.jpg"]
 BACKGROUND = "china.jpg"
 FAR_M = 1.5   # the far truth of render_pair: a dolly zoom to 1.5 m
-
-
-SOURCES = ["grace_hopper.jpg", "astronaut.png", "obama.jpg", "biden.jpg"]
-
-
-BACKGROUND = "china.jpg"
+HIDDEN_BEHIND_M = 0.002   # a landmark this far behind the visible surface counts as hidden
 
 
 def rasterise(verts_cam: np.ndarray, tris: np.ndarray, uv: np.ndarray, tex_id: np.ndarray,
@@ -160,10 +155,14 @@ def render_view(head: dict, bg: np.ndarray, rot: np.ndarray, offset: np.ndarray,
     tris = np.concatenate([head["tris"], np.array([[0, 1, 2], [0, 2, 3]]) + len(cam)])
     uv = np.concatenate([head["uv"], bguv])
     ids = np.concatenate([np.zeros(len(cam), np.int32), np.ones(4, np.int32)])
-    ub, vb, ib, _ = rasterise(verts, tris, uv, ids, focal, (w, h))
+    ub, vb, ib, inv_z = rasterise(verts, tris, uv, ids, focal, (w, h))
     img = shade(ub, vb, ib, [head["texture"], bg])
     lm = focal * cam[:n, :2] / cam[:n, 2:3] + np.array([w / 2.0, h / 2.0])
-    return {"image": img, "landmarks": lm}
+    # A landmark is hidden where the picture shows a surface more than 2 mm in
+    # front of it (outline points behind the cheek at close range).
+    px = np.clip(np.floor(lm).astype(int), 0, [w - 1, h - 1])
+    front = 1.0 / np.maximum(inv_z[px[:, 1], px[:, 0]], 1e-9)
+    return {"image": img, "landmarks": lm, "visible": front > cam[:n, 2] - HIDDEN_BEHIND_M}
 
 
 def render_pair(head: dict, bg: np.ndarray, d: float, rng: np.random.Generator, size: int,
