@@ -140,14 +140,33 @@ def trimap_widths(size: tuple[int, int], quick: bool) -> list[int]:
     return [max(2, int(round(px * size[0] / WORK_SIZE[0]))) for px in widths]
 
 
+def quick_picks(n_people: int, n_backgrounds: int, n_variants: int) -> set[tuple[int, int, int]]:
+    """The automatic-mode cases of the quick run, as (person, background,
+    variant) indices: one case per background, the person and the variant
+    turning with the background's index (background b gets person b mod P and
+    variant (b div P) mod V). A fixed rule on positions in the sorted data,
+    never on results: every background, person and variant appears (with the
+    shared data: 4 backgrounds, 2 people, plain / strands -> 4 of the full
+    run's 16 combinations, each person once plain and once with strands)."""
+    return {(b % n_people, b, (b // n_people) % n_variants) for b in range(n_backgrounds)}
+
+
+def quick_trimap_background(subject_index: int, n_backgrounds: int) -> int:
+    """The one background each trimap subject gets in the quick run: the
+    subjects (sorted cut-outs, then the smoke) take the backgrounds in turn,
+    so every background and every kind appears."""
+    return subject_index % n_backgrounds
+
+
 def quality_runs(data: Path, people: str, quick: bool, transparent: str = "fire",
                  prior: str = DEFAULT_PRIOR) -> dict:
+    """The automatic-mode and trimap cases (the quick run: the subset chosen
+    by `quick_picks` / `quick_trimap_background`, at 640 x 360 and the first
+    and last trimap width)."""
     from priorfx.matting import MattingParams, matte_image
 
     cutouts = load_cutouts(data)
     bgs = load_backgrounds(data)
-    if quick:
-        bgs = bgs[:1]
     size = (640, 360) if quick else WORK_SIZE
     rng = np.random.default_rng(7)
     person_names = {p.stem for p in (data / "fg").glob(people)}
@@ -156,21 +175,29 @@ def quality_runs(data: Path, people: str, quick: bool, transparent: str = "fire"
     params = MattingParams(prior=prior)
     widths = trimap_widths(size, quick)
     subjects = [(name, F0, A0) for name, F0, A0 in cutouts] + [("smoke", None, None)]
-    for fname, F0, A0 in subjects:
+    people_order = [name for name, _, _ in subjects if name in person_names]
+    picks = quick_picks(len(people_order), len(bgs), 2) if quick else None
+    for si, (fname, F0, A0) in enumerate(subjects):
         kind = subject_kind(fname, person_names, transparent_names)
         for bi, (bname, bg) in enumerate(bgs):
+            trimap_here = not quick or bi == quick_trimap_background(si, len(bgs))
+            auto_variants = {0, 1} if kind == "person" else set()
+            if quick and kind == "person":
+                auto_variants = {v for p_, b_, v in picks if p_ == people_order.index(fname) and b_ == bi}
+            if not trimap_here and not auto_variants:
+                continue
             B = crop_bg(bg, size)
             if F0 is None:
                 F, A = make_smoke(size, np.random.default_rng(11 + bi))
             else:
                 F, A = place(F0, A0, size, x_frac=0.35 + 0.3 * (bi % 2))
             variants = [("plain", F, A)]
-            if kind == "person":
+            if 1 in auto_variants:
                 variants.append(("strands", *add_strands(F, A, rng)))
-            for vname, Fv, Av in variants:
+            for vi, (vname, Fv, Av) in enumerate(variants):
                 img = compose(Fv, Av, B)
                 tag = f"{fname}/{bname}/{vname}"
-                if kind == "person":
+                if vi in auto_variants:
                     r = matte_image(img, params)
                     cf = pymatting_alpha(img, automatic_trimap(r), "cf")
                     row = {"case": tag}
@@ -180,7 +207,7 @@ def quality_runs(data: Path, people: str, quick: bool, transparent: str = "fire"
                     row["sad_ratio_rvm"] = row["sad_ours"] / max(row["sad_rvm"], 1e-9)
                     row["sad_ratio_cf"] = row["sad_ours"] / max(row["sad_cf"], 1e-9)
                     auto_rows.append(row)
-                if vname == "plain" and (not quick or bi == 0):
+                if vname == "plain" and trimap_here:
                     for px in widths:
                         row = _trimap_case(img, Av, px, params, f"{tag}/{px}px", kind)
                         if "skipped" in row:
