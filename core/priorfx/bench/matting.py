@@ -12,7 +12,10 @@ Without a trimap only the person cut-outs (--people glob) are used: the
 prior is a person prior. With a user trimap (made from the ground truth by
 widening its edge by each of TRIMAP_WIDTHS) every cut-out is used, people or
 not, and each case has a kind: person (--people), transparent (--transparent
-and the smoke) or animal (the rest). The quick run holds every kind. A
+and the smoke) or animal (the rest). The quick run (640 x 360) is a
+subset chosen by a fixed rule on the data's order, never by result
+(`quick_picks`, `quick_trimap_background`): every background, person,
+strands variant and trimap kind appears. A
 trimap that leaves no pixel known as foreground or background (the fire
 cut-out under the widest trimap of the full run) cannot be given to
 closed-form or KNN: the case is listed under `trimap_skipped`.
