@@ -32,7 +32,9 @@ Ratios (mean over cases of ours / peer, so each case weighs the same):
 trimap_sad_ratio_cf, its worst kind (trimap_sad_ratio_cf_worst_kind, over
 person / animal / transparent), trimap_sad_ratio_knn; automatic mode
 auto_sad_ratio_rvm and auto_sad_ratio_cf; speed s_ratio_rvm_1080p / _4k (the
-matte's time per frame over the prior's inference time, same process).
+matte's time per frame over the prior's inference time, same process) and
+cpu_ratio_rvm_1080p / _4k (the same in process CPU time, which other
+processes on a shared machine stretch less than wall time).
 
 Peers, in the same run: raw RVM alpha (or the chosen prior's); pymatting closed-form from the same
 automatic trimap (our band); with a user trimap, pymatting closed-form and
@@ -298,21 +300,26 @@ def speed_child(width: int, height: int, frames: int, prior: str = DEFAULT_PRIOR
     else:
         rng = np.random.default_rng(0)
         clip = [rng.random((height, width, 3), dtype=np.float32) for _ in range(frames)]
-    times = []
-    t0 = time.perf_counter()
+    # wall time, and the process's CPU time (all its threads): on a shared
+    # machine other processes stretch the wall time of both unevenly
+    times, cpu = [], []
+    t0, c0 = time.perf_counter(), time.process_time()
     for r in matte_clip(clip, MattingParams(prior=prior)):
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         times.append(t1 - t0)
-        t0 = t1
+        cpu.append(c1 - c0)
+        t0, c0 = t1, c1
     raw_prior = PersonMatter(prior=prior)
-    rvm = []
+    rvm, rvm_cpu = [], []
     for fr in clip:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         raw_prior(fr)
         rvm.append(time.perf_counter() - t0)
+        rvm_cpu.append(time.process_time() - c0)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"s_per_frame": statistics.median(times[1:] or times), "s_first_frame": times[0],
             "s_rvm": statistics.median(rvm[1:] or rvm), "peak_mb": peak_kb / 1024.0,
+            "cpu_per_frame": statistics.median(cpu[1:] or cpu), "cpu_rvm": statistics.median(rvm_cpu[1:] or rvm_cpu),
             "band_pixels": r.provenance["frame"].get("n_unknown"), "frames": frames}
 
 
@@ -358,6 +365,9 @@ def run(args: argparse.Namespace) -> dict:
         # the matte's time per frame over the prior's inference time, same run
         "s_ratio_rvm_1080p": _speed_ratio(speed.get("1080p")),
         "s_ratio_rvm_4k": _speed_ratio(speed.get("4k")),
+        # the same with CPU time (all threads of the process), robust to load
+        "cpu_ratio_rvm_1080p": _speed_ratio(speed.get("1080p"), "cpu_per_frame", "cpu_rvm"),
+        "cpu_ratio_rvm_4k": _speed_ratio(speed.get("4k"), "cpu_per_frame", "cpu_rvm"),
     }
     extra = {"trimap_by_kind": {k: {key: _mean([r for r in tri if r["kind"] == k], key)
                                      for key in ("sad_ratio_cf", "sad_ratio_knn", "sad_ours", "sad_cf", "sad_knn")}
@@ -403,10 +413,10 @@ def run(args: argparse.Namespace) -> dict:
             "sequences": seq, "speed": speed, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def _speed_ratio(run: dict | None) -> float | None:
-    if not run or not run.get("s_rvm"):
+def _speed_ratio(run: dict | None, ours: str = "s_per_frame", floor: str = "s_rvm") -> float | None:
+    if not run or not run.get(floor):
         return None
-    return run["s_per_frame"] / run["s_rvm"]
+    return run[ours] / run[floor]
 
 
 def _ratio_ok(ours: float, peer: float, ratio: float) -> bool:
