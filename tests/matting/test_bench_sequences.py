@@ -34,3 +34,17 @@ def test_a_trimap_case_without_known_foreground_is_skipped_not_crashed():
     img = np.dstack([gt, gt * 0.5, np.zeros_like(gt)]).astype(np.float32)
     row = _trimap_case(img, gt, 4, MattingParams(), "fire/x/plain/4px", "transparent")
     assert "no known foreground" in row["skipped"] and "sad_ours" not in row
+
+
+def test_quick_subset_is_rule_chosen_and_holds_every_background_person_and_variant():
+    """The quick run's automatic cases: one per background, and every person
+    and every variant (plain / strands) among them; each trimap subject on a
+    background of its own in turn, so every background appears there too."""
+    from priorfx.bench.matting import quick_picks, quick_trimap_background
+
+    picks = quick_picks(2, 4, 2)
+    assert len(picks) == 4
+    assert {b for _, b, _ in picks} == {0, 1, 2, 3}
+    assert {p for p, _, _ in picks} == {0, 1} and {v for _, _, v in picks} == {0, 1}
+    assert {(p, v) for p, _, v in picks} == {(0, 0), (1, 0), (0, 1), (1, 1)}
+    assert {quick_trimap_background(s, 4) for s in range(5)} == {0, 1, 2, 3}

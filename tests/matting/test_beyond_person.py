@@ -134,6 +134,19 @@ def test_an_object_held_against_the_person_comes_with_the_person(photos):
     assert r.alpha[0:100, 380:512].max() < 0.05    # the model rocket
 
 
+def test_a_badge_in_the_background_colours_is_filled(photos):
+    """astronaut.png: the navy name badge on her chest is a hole in the prior
+    whose colours are the flag's behind her (the colour test alone kept the
+    hole: mean alpha 0.63 over the badge). It lies deep inside the person
+    and segmentation calls it person, so it is filled, and its soft rim
+    with it (no outline left by the band solve)."""
+    r = matte_image(photos["astronaut.png"], MattingParams(quality="fast"))
+    badge = r.alpha[345:372, 290:325]
+    assert badge.mean() > 0.98 and (badge > 0.9).mean() > 0.95, (badge.mean(), (badge > 0.9).mean())
+    assert r.provenance["frame"]["cleanup"]["filled"] >= 1
+    assert r.alpha[200:300, 420:512].max() < 0.05  # the backdrop beside her stays out
+
+
 def test_cli_subject_point_and_bad_value(photos, cli, tmp_path):
     src = tmp_path / "two.png"
     cv2.imwrite(str(src), (two_people(photos)[..., ::-1] * 255).astype(np.uint8))

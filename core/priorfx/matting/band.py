@@ -22,8 +22,10 @@ SNAP = 0.02
 # prior only where it is nearly sure (a ~ 0 or ~ 1), not on its soft edges.
 # Tuned on the benchmark with the 768 px prior: weight 0.05 and power 16 gave
 # SAD 1.21, against 1.27 for 0.01 / 32, 1.25 for 0.1 / 8, 1.24 for 0.03 / 8
-# and 1.40 / 1.32 for 0.1 with power 2 / 4 (no prior: 1.46).
-PRIOR_POWER = 16.0
+# and 1.40 / 1.32 for 0.1 with power 2 / 4 (no prior: 1.46). Re-measured
+# with the colour term and the rule-chosen quick subset (auto_sad_ratio_cf,
+# quick / full): power 16 0.801 / 0.653, 32 0.797 / 0.648, 64 0.796 / 0.646.
+PRIOR_POWER = 32.0
 # The band's whole data term (prior and colour) grows with the distance d from
 # the prior's edge and fractional region:
 # x (1 + PRIOR_DISTANCE_GAIN * (min(d, 4 band_px) / band_px)^2). A band pixel

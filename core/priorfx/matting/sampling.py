@@ -125,14 +125,15 @@ def colour_posterior(image: np.ndarray, fg: np.ndarray, bg: np.ndarray, near: np
     matting Laplacian cannot: a region the prior got wrong whose colours are
     seen elsewhere on the right side (a shoe, a glove, a hose).
     """
-    def codes(mask: np.ndarray) -> np.ndarray:
-        q = np.minimum((image[mask] * bins).astype(np.int32), bins - 1)
-        return (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
-
-    hf = np.bincount(codes(fg & near), minlength=bins ** 3).astype(np.float64)
-    hb = np.bincount(codes(bg & near), minlength=bins ** 3).astype(np.float64)
+    # One bin code per pixel, then three gathers of it: gathering the three
+    # float channels per mask cost 2.6x more (a 1024 px grid: 145 -> 56 ms
+    # on a busy core), the same codes.
+    q = np.minimum((image[..., :3] * bins).astype(np.int16 if bins ** 3 <= 2 ** 15 else np.int32), bins - 1)
+    code = (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    hf = np.bincount(code[fg & near], minlength=bins ** 3).astype(np.float64)
+    hb = np.bincount(code[bg & near], minlength=bins ** 3).astype(np.float64)
     hf /= max(hf.sum(), 1.0)
     hb /= max(hb.sum(), 1.0)
     floor = 1e-4
     post = (hf + floor) / (hf + hb + 2 * floor)
-    return post[codes(at)].astype(np.float32)
+    return post[code[at]].astype(np.float32)
