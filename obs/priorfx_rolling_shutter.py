@@ -296,6 +296,12 @@ class Stats:
         self.frames = 0
         self.corrected = 0
         self.passthrough = 0
+        # why frames passed through: no worker yet (starting, restarting, gone), the
+        # manager held the lock, no result of this stream yet, the newest result too old
+        self.pass_no_worker = 0
+        self.pass_lock_busy = 0
+        self.pass_no_result = 0
+        self.pass_stale = 0
         self.repeated = 0
         self.unsupported = 0
         self.torn = 0
@@ -411,6 +417,7 @@ class FilterInstance:
         worker = self.worker
         if not worker.lock.acquire(timeout=LOCK_WAIT_S):
             self.stats.passthrough += 1
+            self.stats.pass_lock_busy += 1
             return
         try:
             ch = worker.channel
@@ -419,6 +426,7 @@ class FilterInstance:
             if ch is None or not worker.live:
                 worker.want_capacity = max(worker.want_capacity, size)
                 self.stats.passthrough += 1
+                self.stats.pass_no_worker += 1
                 return
             self.seq += 1
             seq = self.seq
@@ -441,12 +449,18 @@ class FilterInstance:
         newest = ch.newest("out")
         if newest is None:
             self.stats.passthrough += 1
+            self.stats.pass_no_result += 1
             return
         index, h = newest
         lag = seq - h.source_seq
         max_lag = MAX_LAG_FRAMES + (1 if self.settings.get("lookahead") else 0)
-        if (h.fmt, h.width, h.height, h.linesizes) != (fmt, f.width, f.height, linesizes) or lag > max_lag:
+        if (h.fmt, h.width, h.height, h.linesizes) != (fmt, f.width, f.height, linesizes):
             self.stats.passthrough += 1
+            self.stats.pass_no_result += 1
+            return
+        if lag > max_lag:
+            self.stats.passthrough += 1
+            self.stats.pass_stale += 1
             return
         src = ch.data_offset("out", index)
         pos = 0

@@ -391,7 +391,8 @@ class Harness:
         frames = [self.make_frame(meta, raw) for raw in raw_frames]   # no copying while streaming
         fps = float(step.get("fps", 30))
         st = self.inst.stats
-        before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated")}
+        before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated", "pass_no_worker",
+                                              "pass_lock_busy", "pass_no_result", "pass_stale")}
         n_cb, n_lat = len(st.callback_s), len(st.latency)
         n_cpu = len(st.callback_cpu_s)
         lagged0, total0 = self.obs.obs_get_lagged_frames(), self.obs.obs_get_total_frames()

@@ -14,6 +14,8 @@ motion history would be wrong for the new picture.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Sequence
 
@@ -107,8 +109,9 @@ class BackgroundMotion:
 
     MAX_EXTRAPOLATE = 2
 
-    def __init__(self, corr: FrameCorrector, readout, fmt: str | None = None) -> None:
+    def __init__(self, corr: FrameCorrector, readout, fmt: str | None = None, nice: int = 0) -> None:
         self.corr = corr
+        self.nice = nice
         self._specs = FrameCorrector.plane_maps(fmt, corr.full) if fmt else None
         self._readout = readout
         self._cv = threading.Condition()
@@ -138,6 +141,8 @@ class BackgroundMotion:
             self._cv.notify()
 
     def _run(self) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         prev: tuple[np.ndarray, int] | None = None
         while True:
             with self._cv:
@@ -255,6 +260,18 @@ class BackgroundMotion:
             self._thread.join(timeout)
 
 
+def lower_thread_priority(increment: int) -> None:
+    """Lower the calling thread's CPU priority by `increment` (Linux, where nice is per
+    thread; threads it starts inherit it); elsewhere the thread keeps its process's."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        pass
+
+
 class ShutterSession:
     """Live rolling-shutter correction of one stream.
 
@@ -281,6 +298,10 @@ class ShutterSession:
         # (`BackgroundMotion`); not with lookahead, which waits for the next frame anyway.
         self.background_motion = bool(background_motion) and not self.params.lookahead
         self.motion_wait_s = MOTION_WAIT_S
+        # Background motion: how much lower the motion thread's CPU priority is than the
+        # frame path's (Linux), so on a busy CPU the warps come first and motion is
+        # estimated at whatever rate is left.
+        self.motion_nice = 0
         self._bg: BackgroundMotion | None = None
         self._corr: FrameCorrector | None = None
         self._fmt: str | None = None
@@ -325,7 +346,7 @@ class ShutterSession:
             if self.params.readout is None:
                 self._tracker = _ReadoutTracker(self._corr)
             if self.background_motion and fmt != "rgb" and self.params.mode == "rs":
-                self._bg = BackgroundMotion(self._corr, lambda: self.readout, fmt)
+                self._bg = BackgroundMotion(self._corr, lambda: self.readout, fmt, nice=self.motion_nice)
                 self._bg.tracker = self._tracker
         elif self._corr.full != (width, height):
             ow, oh = self._corr.full
