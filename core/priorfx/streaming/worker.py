@@ -251,6 +251,8 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
         if hasattr(session, "background_motion"):
             session.background_motion = not session.params.lookahead
             session.motion_nice = max(MOTION_NICE, background_nice)
+        if hasattr(session, "readout_prior") and p.auto_readout and 0 < p.prior_low <= p.readout <= p.prior_high:
+            session.readout_prior = (float(p.readout), float(p.prior_low), float(p.prior_high))
         return session
     return make
 
@@ -335,6 +337,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     bad_key = None
     pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
     calibration = CalibrationRunner(channel, log, closed=lambda: waker.closed)
+    reported = None
     while not waker.closed:
         waker.wait(0.25)
         channel.beat()
@@ -385,6 +388,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
         channel.end_write("out", out_index, source_seq)
         channel.publish_output(source_seq)
         out_index = (out_index + 1) % channel.n_out
+        reported = _report_readout(channel, session, reported)
     # Every thread that runs OpenCV ends before the interpreter does (see
     # BackgroundMotion.close): the calibration's, and the session's motion thread.
     calibration.stop()
@@ -392,6 +396,18 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
         session.close()
     channel.set_state(shm.EXITED)
     return 0
+
+
+def _report_readout(channel: shm.Channel, session: Session, reported):
+    """Tell the host the readout in use when it changed (a few times a minute at most)."""
+    status_of = getattr(session, "readout_status", None)
+    if status_of is None:
+        return reported
+    st = status_of()
+    key = (round(st["readout"], 3), round(st["low"], 3), round(st["high"], 3), st["source"], st["pairs"] // 15)
+    if key != reported:
+        channel.set_readout_in_use(st["readout"], st["low"], st["high"], st["source"], st["pairs"])
+    return key
 
 
 def _alive(pid: int) -> bool:
