@@ -207,7 +207,8 @@ def _bind(lib: ctypes.CDLL) -> types.SimpleNamespace:
 DEFAULTS = {"readout": 0.6, "auto_readout": True, "mode": "rs", "strength": 1.0,
             "lookahead": False, "engine": "local", "remote_url": "",
             "calibrate_seconds": int(CALIBRATION_SECONDS), "calibrated_readout": 0.0,
-            "calibrated_low": 0.0, "calibrated_high": 0.0, "calibrated_camera": "", "calibration_status": ""}
+            "calibrated_low": 0.0, "calibrated_high": 0.0, "calibrated_camera": "", "calibration_status": "",
+            "readout_status": ""}
 
 
 def _read_settings(api, settings) -> dict:
@@ -223,7 +224,8 @@ def _read_settings(api, settings) -> dict:
             "calibrated_readout": api.get_double(settings, b"calibrated_readout"),
             "calibrated_low": api.get_double(settings, b"calibrated_low"),
             "calibrated_high": api.get_double(settings, b"calibrated_high"),
-            "calibrated_camera": s("calibrated_camera"), "calibration_status": s("calibration_status")}
+            "calibrated_camera": s("calibrated_camera"), "calibration_status": s("calibration_status"),
+            "readout_status": s("readout_status")}
 
 
 def _get_defaults(api, settings) -> None:
@@ -253,7 +255,10 @@ def _get_properties(api, buttons) -> int:
     tip(api.add_int_slider(props, b"calibrate_seconds", b"Calibration length (s)", 3, 30, 1),
         "Seconds of video the calibration may use at most; it stops early once the value is certain.")
     tip(api.add_bool(props, b"auto_readout", b"Estimate readout time automatically"),
-        "Measure the sensor's readout time from the motion in the video.")
+        "Measure the sensor's readout time from the motion in the video. After a calibration the "
+        "calibrated value is used and the estimate keeps refining it in the background.")
+    tip(api.add_text(props, b"readout_status", b"Readout in use", OBS_TEXT_INFO),
+        "The readout the correction uses now, its 95 % interval, and where it comes from.")
     tip(api.add_float_slider(props, b"readout", b"Readout time (fraction of a frame)", 0.05, 1.0, 0.01),
         "Time the sensor takes to read out one frame, top row to bottom row, as a fraction of the "
         "frame time (used when automatic estimation is off). Typical webcams at 30 fps: 0.4-0.8 "
@@ -296,6 +301,12 @@ class Stats:
         self.frames = 0
         self.corrected = 0
         self.passthrough = 0
+        # why frames passed through: no worker yet (starting, restarting, gone), the
+        # manager held the lock, no result of this stream yet, the newest result too old
+        self.pass_no_worker = 0
+        self.pass_lock_busy = 0
+        self.pass_no_result = 0
+        self.pass_stale = 0
         self.repeated = 0
         self.unsupported = 0
         self.torn = 0
@@ -343,6 +354,18 @@ def save_camera(camera: str, entry: dict) -> None:
     os.replace(tmp, path)
 
 
+def readout_text(status: dict) -> str:
+    """The properties' "Readout in use" line for the worker's status."""
+    g, low, high, pairs = status["readout"], status["low"], status["high"], status.get("pairs", 0)
+    interval = f"95 % interval {low:.2f}-{high:.2f}"
+    return {"given": f"{g:.3f} of the frame time (set by hand)",
+            "default": f"{g:.3f} of the frame time (the default, until the video shows enough changing motion)",
+            "calibrated": f"{g:.3f} of the frame time ({interval}), calibrated; refining from the video "
+                          f"({pairs} frame pairs so far)",
+            "estimated": f"{g:.3f} of the frame time ({interval}), estimated from {pairs} frame pairs "
+                         f"of this video"}.get(status.get("source"), "")
+
+
 def calibration_text(entry: dict) -> str:
     return (f"readout {entry['readout']:.3f} of the frame time (95 % interval {entry['low']:.2f}-"
             f"{entry['high']:.2f}) for {entry.get('camera') or 'this camera'}")
@@ -371,7 +394,7 @@ class FilterInstance:
         self.worker = supervisor.WorkerSupervisor(
             shm, command, env, f"filter {key}",
             params=self._params, worker_args=self._worker_args, log=_log, on_start=self._counted_start,
-            on_calibration=self._calibration_changed)
+            on_calibration=self._calibration_changed, on_readout=self._readout_changed)
 
     # The supervisor owns the worker; these are what the video thread and the test
     # harness look at.
@@ -411,6 +434,7 @@ class FilterInstance:
         worker = self.worker
         if not worker.lock.acquire(timeout=LOCK_WAIT_S):
             self.stats.passthrough += 1
+            self.stats.pass_lock_busy += 1
             return
         try:
             ch = worker.channel
@@ -419,6 +443,7 @@ class FilterInstance:
             if ch is None or not worker.live:
                 worker.want_capacity = max(worker.want_capacity, size)
                 self.stats.passthrough += 1
+                self.stats.pass_no_worker += 1
                 return
             self.seq += 1
             seq = self.seq
@@ -441,12 +466,18 @@ class FilterInstance:
         newest = ch.newest("out")
         if newest is None:
             self.stats.passthrough += 1
+            self.stats.pass_no_result += 1
             return
         index, h = newest
         lag = seq - h.source_seq
         max_lag = MAX_LAG_FRAMES + (1 if self.settings.get("lookahead") else 0)
-        if (h.fmt, h.width, h.height, h.linesizes) != (fmt, f.width, f.height, linesizes) or lag > max_lag:
+        if (h.fmt, h.width, h.height, h.linesizes) != (fmt, f.width, f.height, linesizes):
             self.stats.passthrough += 1
+            self.stats.pass_no_result += 1
+            return
+        if lag > max_lag:
+            self.stats.passthrough += 1
+            self.stats.pass_stale += 1
             return
         src = ch.data_offset("out", index)
         pos = 0
@@ -542,11 +573,23 @@ class FilterInstance:
                 _log(f"filter {self.key}: calibration {text}")
                 self._store({"calibration_status": text})
 
+    def _readout_changed(self, status: dict) -> None:
+        """The worker's readout in use (manager thread): shown in the properties."""
+        text = readout_text(status)
+        if text != self.settings.get("readout_status"):
+            self.settings["readout_status"] = text
+            self._store({"readout_status": text})
+
     def _use_calibration(self, entry: dict) -> None:
+        # Automatic readout stays on, starting from the calibrated value and its interval:
+        # the worker's background estimate replaces it once it is as certain.
         g = float(entry["readout"])
-        values = {"readout": g, "auto_readout": False, "calibrated_readout": g,
+        values = {"readout": g, "auto_readout": True, "calibrated_readout": g,
                   "calibrated_low": float(entry.get("low", g)), "calibrated_high": float(entry.get("high", g)),
-                  "calibrated_camera": entry.get("camera", ""), "calibration_status": calibration_text(entry)}
+                  "calibrated_camera": entry.get("camera", ""), "calibration_status": calibration_text(entry),
+                  # shown at once; the worker's own report follows once its new session runs
+                  "readout_status": readout_text({"readout": g, "low": float(entry.get("low", g)),
+                                                  "high": float(entry.get("high", g)), "source": "calibrated"})}
         # Used at once (the settings round trip through OBS follows on its next video tick).
         self.settings.update(values)
         self.worker.publish_params()
@@ -588,10 +631,13 @@ class FilterInstance:
     # -- what the supervisor asks for -----------------------------------------
     def _params(self):
         s = self.settings
-        return shm.Params(readout=float(s.get("readout", 0.6)),
-                          auto_readout=bool(s.get("auto_readout", True)),
+        auto = bool(s.get("auto_readout", True))
+        g, low, high = (float(s.get(k) or 0.0) for k in ("calibrated_readout", "calibrated_low", "calibrated_high"))
+        calibrated = auto and 0.0 < low <= g <= high   # auto readout starts from the calibration
+        return shm.Params(readout=g if calibrated else float(s.get("readout", 0.6)), auto_readout=auto,
                           mode=s.get("mode", "rs"), strength=float(s.get("strength", 1.0)),
-                          lookahead=bool(s.get("lookahead", False)))
+                          lookahead=bool(s.get("lookahead", False)),
+                          prior_low=low if calibrated else 0.0, prior_high=high if calibrated else 0.0)
 
     def _worker_args(self) -> list:
         args = []

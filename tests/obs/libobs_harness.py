@@ -359,6 +359,32 @@ class Harness:
                 "statuses": statuses, "settings": self.saved_settings(self.filter),
                 "params": vars(inst._params())}
 
+    def step_watch_readout(self, step: dict) -> dict:
+        """Stream the camera in real time (camera timestamps) until the filter's "Readout
+        in use" line contains `until`, or `seconds` passed; every line it showed comes back."""
+        meta, raw_frames = self.load_frames(step["dir"])
+        frames = [self.make_frame(meta, raw) for raw in raw_frames]
+        fps = float(step.get("fps", 30))
+        inst, shown = self.inst, []
+        base_ns, t0 = self.obs.os_gettime_ns(), time.perf_counter()
+        i = 0
+        while time.perf_counter() - t0 < step.get("seconds", 120):
+            status = inst.settings.get("readout_status", "")
+            if not shown or shown[-1] != status:
+                shown.append(status)
+            if step.get("until") and step["until"] in status:
+                break
+            delay = t0 + i / fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self.push(meta, frames[i % len(frames)], base_ns + int(i * 1e9 / fps))
+            i += 1
+        status = inst.settings.get("readout_status", "")
+        self.wait_until(lambda: self.saved_settings(self.filter).get("readout_status") == status,
+                        30, "the settings to reach OBS")
+        return {"seconds": time.perf_counter() - t0, "frames_pushed": i, "shown": shown,
+                "settings": self.saved_settings(self.filter), "params": vars(inst._params())}
+
     def step_second_filter(self, step: dict) -> dict:
         """Another feed with the same device and a new filter on it: with "settings":
         "saved" it gets the first filter's saved settings (a scene collection loaded
@@ -377,7 +403,7 @@ class Harness:
         o.obs_properties_destroy(o.obs_source_properties(flt))
         if step.get("expect_calibrated"):   # the first filter's calibration, in use
             want = self.inst.settings["calibrated_readout"]
-            self.wait_until(lambda: abs(inst._params().readout - want) < 1e-6 and not inst._params().auto_readout,
+            self.wait_until(lambda: abs(inst._params().readout - want) < 1e-6 and inst._params().prior_high > 0,
                             30, "the stored readout")
         result = {"params": vars(inst._params()), "settings": self.saved_settings(flt)}
         o.obs_source_filter_remove(feed, flt)
@@ -391,7 +417,8 @@ class Harness:
         frames = [self.make_frame(meta, raw) for raw in raw_frames]   # no copying while streaming
         fps = float(step.get("fps", 30))
         st = self.inst.stats
-        before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated")}
+        before = {k: getattr(st, k) for k in ("frames", "corrected", "passthrough", "repeated", "pass_no_worker",
+                                              "pass_lock_busy", "pass_no_result", "pass_stale")}
         n_cb, n_lat = len(st.callback_s), len(st.latency)
         n_cpu = len(st.callback_cpu_s)
         lagged0, total0 = self.obs.obs_get_lagged_frames(), self.obs.obs_get_total_frames()

@@ -3,6 +3,7 @@ while a shaking rolling-shutter camera streams in real time, with the real worke
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -26,6 +27,8 @@ def calibrated(obs_tools, tmp_path_factory):
     steps = [{"op": "wait_live", "timeout": 300},
              {"op": "calibrate", "tag": "cancelled", "dir": str(d), "cancel_after_s": 1.0, "timeout": 120},
              {"op": "calibrate", "tag": "calibrated", "dir": str(d), "timeout": 300},
+             # normal use after the calibration: the background estimate takes over once as certain
+             {"op": "watch_readout", "tag": "refining", "dir": str(d), "until": "estimated", "seconds": 60},
              {"op": "second_filter", "tag": "reloaded", "settings": "saved", "expect_calibrated": True},
              {"op": "second_filter", "tag": "same_camera", "settings": "default", "expect_calibrated": True}]
     plan = {"fps": 30, "canvas": [W, H], "probe": False, "feed_settings": {"device_id": DEVICE},
@@ -51,11 +54,43 @@ def test_calibrate_measures_the_readout_and_uses_it(calibrated):
     # progress was shown while measuring, then the value
     assert any(s.startswith("measuring:") for s in st["statuses"]), st["statuses"]
     saved = st["settings"]   # what OBS saves in the scene collection
-    assert saved["readout"] == pytest.approx(cal["readout"], abs=1e-4) and saved["auto_readout"] is False
+    assert saved["readout"] == pytest.approx(cal["readout"], abs=1e-4)
     assert saved["calibrated_camera"] == f"priorfx_test_feed:{DEVICE}"
     assert f"{saved['readout']:.3f}" in saved["calibration_status"]
-    # and the worker corrects with it from then on
-    assert st["params"]["readout"] == pytest.approx(saved["readout"]) and st["params"]["auto_readout"] is False
+    # and the worker corrects with it from then on, automatic readout on, starting from it
+    _starts_from_calibration(st["params"], saved)
+
+
+def _starts_from_calibration(params: dict, saved: dict) -> None:
+    assert saved["auto_readout"] is True and params["auto_readout"] is True
+    assert params["readout"] == pytest.approx(saved["calibrated_readout"])
+    assert (params["prior_low"], params["prior_high"]) == pytest.approx(
+        (saved["calibrated_low"], saved["calibrated_high"]))
+
+
+def test_background_estimate_refines_the_calibration_and_the_properties_show_it(calibrated):
+    """Normal use after a calibration: the properties show the readout in use with its
+    interval ("calibrated; refining", with the evidence gathered so far), and the stream's
+    own estimate replaces it once it is as certain (on a quiet machine within seconds; on
+    a loaded one the worker may gather too few neighbouring frames in the minute watched)."""
+    result, _, H_ = calibrated
+    cal = H_.step(result, "calibrated")["settings"]
+    st = H_.step(result, "refining")
+    shown = [s for s in st["shown"] if s]
+    assert shown and shown[0].startswith(f"{cal['calibrated_readout']:.3f} of the frame time (95 % interval "
+                                         f"{cal['calibrated_low']:.2f}-{cal['calibrated_high']:.2f}), calibrated"), shown
+    final = st["settings"]["readout_status"]
+    m = re.match(r"(\d\.\d+) of the frame time \(95 % interval (\d\.\d+)-(\d\.\d+)\), (?:estimated from (\d+) "
+                 r"frame pairs|calibrated; refining from the video \((\d+) frame pairs so far)", final)
+    assert m, shown
+    g, low, high = float(m[1]), float(m[2]), float(m[3])
+    pairs = int(m[4] or m[5])
+    assert pairs >= 15, final   # the background estimate gathers evidence all along
+    if m[4]:   # it took over: near the truth, and only as certain as the calibration
+        assert abs(g - TRUTH) <= 0.1 and low <= TRUTH <= high, final
+        assert high - low <= cal["calibrated_high"] - cal["calibrated_low"] + 0.01, (final, cal)
+    else:
+        assert g == pytest.approx(cal["calibrated_readout"], abs=1e-3), final
 
 
 def test_calibration_is_stored_per_camera(calibrated):
@@ -66,7 +101,8 @@ def test_calibration_is_stored_per_camera(calibrated):
     assert entry["readout"] == pytest.approx(g, abs=1e-4) and entry["low"] <= entry["readout"] <= entry["high"]
     # a new filter on another source of the same camera takes it when its properties open
     same = H_.step(result, "same_camera")
-    assert same["params"]["readout"] == pytest.approx(g) and same["params"]["auto_readout"] is False
+    assert same["params"]["readout"] == pytest.approx(g) and same["params"]["auto_readout"] is True
+    assert same["params"]["prior_high"] == pytest.approx(entry["high"], abs=1e-4)
     assert same["settings"]["calibrated_camera"] == f"priorfx_test_feed:{DEVICE}"
 
 
@@ -74,7 +110,8 @@ def test_calibration_comes_back_with_the_scene_collection(calibrated):
     result, _, H_ = calibrated
     g = H_.step(result, "calibrated")["settings"]["calibrated_readout"]
     again = H_.step(result, "reloaded")
-    assert again["params"]["readout"] == pytest.approx(g) and again["params"]["auto_readout"] is False
+    assert again["params"]["readout"] == pytest.approx(g) and again["params"]["auto_readout"] is True
+    assert again["params"]["prior_high"] > again["params"]["prior_low"] > 0
     assert again["settings"]["calibrated_readout"] == pytest.approx(g)
 
 

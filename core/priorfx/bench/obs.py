@@ -161,6 +161,8 @@ def run_libobs(frames_dir: Path, size: tuple[int, int], seconds: float, fps: flo
     lat = step["latency_frames"]
     return {"frames": step["frames"], "pushed": step["pushed"], "corrected": step["corrected"],
             "passthrough": step["passthrough"], "repeated": step["repeated"], "lagged": step["lagged"],
+            # why frames passed through (see Stats in the OBS script)
+            **{k: step.get(k) for k in ("pass_no_worker", "pass_lock_busy", "pass_no_result", "pass_stale")},
             "rendered": step["rendered"],
             "callback_p50_ms": _pct(cb, 50), "callback_p99_ms": _pct(cb, 99), "callback_max_ms": cb[-1] if cb else None,
             "callback_cpu_p50_ms": _pct(cpu, 50), "callback_cpu_p99_ms": _pct(cpu, 99),

@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit when this process is gone (the OBS process)")
     s.add_argument("--nice", type=int, default=None, metavar="N",
                    help="run N steps below the host's priority (Unix nice, 0-19; default 2; "
-                        "higher keeps OBS smoother on a busy machine, lower corrects more frames)")
+                        "higher keeps OBS smoother on a busy machine, lower corrects more frames). "
+                        "On Linux only the calibration runs N below; the frame path keeps the host's "
+                        "priority and the motion estimate runs max(N, 10) below it")
     add_engine_options(s)
     s.set_defaults(func=_run_shutter)
     pt = wsub.add_parser("portrait", help="selfie undistortion requests for the GIMP dialog (Preview)",

@@ -14,6 +14,8 @@ motion history would be wrong for the new picture.
 """
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Sequence
 
@@ -47,12 +49,20 @@ class _ReadoutTracker:
     runs it costs nothing.
     """
 
-    def __init__(self, corr: FrameCorrector, window: int = 60, every: int = 300, keep: int = 1800):
+    def __init__(self, corr: FrameCorrector, window: int = 60, every: int = 300, keep: int = 1800,
+                 prior: tuple[float, float, float] | None = None):
         self.corr = corr
         self.window, self.every, self.keep = window, every, keep
         self.evidence: list = []
         self.index: list[int] = []
+        # the value in use, its 95 % interval and where it came from: a calibration
+        # (`prior`: g, low, high) until this stream's own estimate is as certain
         self.value = DEFAULT_READOUT
+        self.low = self.high = DEFAULT_READOUT
+        self.source = "default"
+        if prior is not None:
+            self.value, self.low, self.high = (float(v) for v in prior)
+            self.source = "calibrated"
         self.confidence = 0.0
         self.estimate = None
         self._count = 0
@@ -84,8 +94,9 @@ class _ReadoutTracker:
             est = estimate_readout(self.evidence, self.corr.full[1], p.scan, 0.5 if p.mode == "rsgr" else 1.0,
                                    frame_index=self.index)
             self.estimate = est
-            if est.informative:
+            if est.informative and (self.source != "calibrated" or est.high - est.low <= self.high - self.low):
                 self.value, self.confidence = est.g, est.confidence
+                self.low, self.high, self.source = est.low, est.high, "estimated"
 
 
 class BackgroundMotion:
@@ -107,8 +118,9 @@ class BackgroundMotion:
 
     MAX_EXTRAPOLATE = 2
 
-    def __init__(self, corr: FrameCorrector, readout, fmt: str | None = None) -> None:
+    def __init__(self, corr: FrameCorrector, readout, fmt: str | None = None, nice: int = 0) -> None:
         self.corr = corr
+        self.nice = nice
         self._specs = FrameCorrector.plane_maps(fmt, corr.full) if fmt else None
         self._readout = readout
         self._cv = threading.Condition()
@@ -138,6 +150,8 @@ class BackgroundMotion:
             self._cv.notify()
 
     def _run(self) -> None:
+        if self.nice:
+            lower_thread_priority(self.nice)
         prev: tuple[np.ndarray, int] | None = None
         while True:
             with self._cv:
@@ -255,6 +269,18 @@ class BackgroundMotion:
             self._thread.join(timeout)
 
 
+def lower_thread_priority(increment: int) -> None:
+    """Lower the calling thread's CPU priority by `increment` (Linux, where nice is per
+    thread; threads it starts inherit it); elsewhere the thread keeps its process's."""
+    if increment <= 0 or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+    except OSError:
+        pass
+
+
 class ShutterSession:
     """Live rolling-shutter correction of one stream.
 
@@ -281,6 +307,13 @@ class ShutterSession:
         # (`BackgroundMotion`); not with lookahead, which waits for the next frame anyway.
         self.background_motion = bool(background_motion) and not self.params.lookahead
         self.motion_wait_s = MOTION_WAIT_S
+        # Background motion: how much lower the motion thread's CPU priority is than the
+        # frame path's (Linux), so on a busy CPU the warps come first and motion is
+        # estimated at whatever rate is left.
+        self.motion_nice = 0
+        # Auto readout: a calibrated (g, low, high) to start from; the stream's own
+        # estimate replaces it once its interval is as narrow (see readout_status).
+        self.readout_prior: tuple[float, float, float] | None = None
         self._bg: BackgroundMotion | None = None
         self._corr: FrameCorrector | None = None
         self._fmt: str | None = None
@@ -300,6 +333,19 @@ class ShutterSession:
     @property
     def readout_estimated(self) -> bool:
         return self.params.readout is None
+
+    def readout_status(self) -> dict:
+        """The readout in use, its 95 % interval, where it came from ('given',
+        'default', 'calibrated', 'estimated') and the frame pairs behind the estimate."""
+        if self.params.readout is not None:
+            g = self.params.readout
+            return {"readout": g, "low": g, "high": g, "source": "given", "pairs": 0}
+        t = self._tracker
+        if t is None:
+            g, low, high = self.readout_prior or (DEFAULT_READOUT,) * 3
+            return {"readout": g, "low": low, "high": high,
+                    "source": "calibrated" if self.readout_prior else "default", "pairs": 0}
+        return {"readout": t.value, "low": t.low, "high": t.high, "source": t.source, "pairs": len(t.evidence)}
 
     def close(self) -> None:
         """Drop the stream's state (held frame, motion history). Safe to call twice."""
@@ -323,9 +369,9 @@ class ShutterSession:
             self._corr = FrameCorrector(self.params, width, height)
             self._fmt = fmt
             if self.params.readout is None:
-                self._tracker = _ReadoutTracker(self._corr)
+                self._tracker = _ReadoutTracker(self._corr, prior=self.readout_prior)
             if self.background_motion and fmt != "rgb" and self.params.mode == "rs":
-                self._bg = BackgroundMotion(self._corr, lambda: self.readout, fmt)
+                self._bg = BackgroundMotion(self._corr, lambda: self.readout, fmt, nice=self.motion_nice)
                 self._bg.tracker = self._tracker
         elif self._corr.full != (width, height):
             ow, oh = self._corr.full

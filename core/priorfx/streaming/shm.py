@@ -39,7 +39,7 @@ import tempfile
 from dataclasses import dataclass
 
 MAGIC = b"PFXSHM01"
-VERSION = 2   # 2: calibration fields in the control block
+VERSION = 3   # 2: calibration fields in the control block; 3: readout prior and readout in use
 CONTROL_SIZE = 512
 SLOT_HEADER_SIZE = 128
 ALIGN = 64
@@ -64,6 +64,8 @@ MODES = ("rs", "rsgr")   # priorfx.shutter.ShutterParams.mode
 CALIB_IDLE, CALIB_RUNNING, CALIB_DONE, CALIB_FAILED, CALIB_CANCELLED = 0, 1, 2, 3, 4
 CALIB_STATE_NAMES = {CALIB_IDLE: "idle", CALIB_RUNNING: "running", CALIB_DONE: "done",
                      CALIB_FAILED: "failed", CALIB_CANCELLED: "cancelled"}
+# Where the readout in use comes from (the worker's session).
+READOUT_SOURCES = ("none", "given", "default", "calibrated", "estimated")
 
 # The control block: (name, struct code) in order.
 _CONTROL_FIELDS = [("magic", "8s"), ("version", "I"), ("n_in", "I"), ("n_out", "I"),
@@ -74,7 +76,12 @@ _CONTROL_FIELDS = [("magic", "8s"), ("version", "I"), ("n_in", "I"), ("n_out", "
                    # request seq to stop), the worker answers about request `calib_seq`
                    ("calib_request", "I"), ("calib_cancel", "I"), ("calib_seconds", "d"),
                    ("calib_seq", "I"), ("calib_state", "I"), ("calib_progress", "d"), ("calib_g", "d"),
-                   ("calib_low", "d"), ("calib_high", "d"), ("calib_informative", "I"), ("calib_pairs", "I")]
+                   ("calib_low", "d"), ("calib_high", "d"), ("calib_informative", "I"), ("calib_pairs", "I"),
+                   # the host's calibrated interval around `readout` (0, 0: none), and the
+                   # worker's readout in use with its 95 % interval and where it came from
+                   ("prior_low", "d"), ("prior_high", "d"),
+                   ("use_g", "d"), ("use_low", "d"), ("use_high", "d"), ("use_pairs", "I"),
+                   ("use_source", "I"), ("use_seq", "I")]
 _CONTROL = struct.Struct("<" + "".join(code for _, code in _CONTROL_FIELDS))
 _FIELD = {name: (struct.calcsize("<" + "".join(c for _, c in _CONTROL_FIELDS[:i])), "<" + code)
           for i, (name, code) in enumerate(_CONTROL_FIELDS)}
@@ -170,6 +177,8 @@ class Params:
     mode: str = "rs"
     strength: float = 1.0
     lookahead: bool = False
+    prior_low: float = 0.0        # auto readout after a calibration: its 95 % interval
+    prior_high: float = 0.0       # around `readout` (0, 0: no calibration)
 
 
 class Channel:
@@ -198,7 +207,8 @@ class Channel:
             os.close(fd)
         ch = cls(path, mm, n_in, n_out, capacity, owner=True)
         _CONTROL.pack_into(mm, 0, MAGIC, VERSION, n_in, n_out, capacity, STARTING, 0, 0,
-                           0, 0.6, 1, 0, 1.0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0)
+                           0, 0.6, 1, 0, 1.0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0,
+                           0.0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0)
         return ch
 
     @classmethod
@@ -295,6 +305,8 @@ class Channel:
         self._set("mode", MODES.index(p.mode) if p.mode in MODES else 0)
         self._set("strength", float(p.strength))
         self._set("lookahead", int(bool(p.lookahead)))
+        self._set("prior_low", float(p.prior_low))
+        self._set("prior_high", float(p.prior_high))
         # bumped last: the worker rereads the values when it sees a new seq
         self._set("params_seq", (self._get("params_seq") + 1) & 0xFFFFFFFF)
 
@@ -303,7 +315,24 @@ class Channel:
         mode = self._get("mode")
         return seq, Params(readout=self._get("readout"), auto_readout=bool(self._get("auto_readout")),
                            mode=MODES[mode] if mode < len(MODES) else MODES[0],
-                           strength=self._get("strength"), lookahead=bool(self._get("lookahead")))
+                           strength=self._get("strength"), lookahead=bool(self._get("lookahead")),
+                           prior_low=self._get("prior_low"), prior_high=self._get("prior_high"))
+
+    # -- the readout in use ---------------------------------------------------
+    def set_readout_in_use(self, g: float, low: float, high: float, source: str, pairs: int = 0) -> None:
+        """Worker side: the readout the correction uses now (use_seq bumped last)."""
+        for name, value in (("use_g", float(g)), ("use_low", float(low)), ("use_high", float(high)),
+                            ("use_pairs", int(pairs)),
+                            ("use_source", READOUT_SOURCES.index(source) if source in READOUT_SOURCES else 0)):
+            self._set(name, value)
+        self._set("use_seq", (self._get("use_seq") + 1) & 0xFFFFFFFF)
+
+    def readout_in_use(self) -> dict:
+        """Host side: what the worker said last (source 'none': nothing yet)."""
+        src = self._get("use_source")
+        return {"seq": self._get("use_seq"), "readout": self._get("use_g"), "low": self._get("use_low"),
+                "high": self._get("use_high"), "pairs": self._get("use_pairs"),
+                "source": READOUT_SOURCES[src] if src < len(READOUT_SOURCES) else "none"}
 
     # -- calibration ------------------------------------------------------
     def request_calibration(self, seconds: float) -> int:

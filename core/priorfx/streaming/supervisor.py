@@ -43,7 +43,8 @@ class WorkerSupervisor:
     def __init__(self, shm, command: List[str], env: dict, name: str,
                  params: Callable[[], object], worker_args: Callable[[], List[str]],
                  log: Callable[[str], None] = print, on_start: Optional[Callable[[], None]] = None,
-                 on_calibration: Optional[Callable[[dict], None]] = None):
+                 on_calibration: Optional[Callable[[dict], None]] = None,
+                 on_readout: Optional[Callable[[dict], None]] = None):
         self.shm = shm
         self.command = list(command)
         self.env = dict(env)
@@ -53,6 +54,8 @@ class WorkerSupervisor:
         self._log = log
         self._on_start = on_start
         self._on_calibration = on_calibration
+        self._on_readout = on_readout      # the worker's readout in use changed (see _poll_readout)
+        self._readout_seq = 0
         self.calibration = {"state": "idle"}   # the last calibration status (see calibrate())
         self._calib_wanted = None              # seconds asked for, until a worker took the request
         self._calib_seq = 0
@@ -124,6 +127,16 @@ class WorkerSupervisor:
             if status["state"] != "done":
                 status = {k: status[k] for k in ("state", "progress")}
             self._calibration_changed(status)
+
+    def _poll_readout(self, ch) -> None:
+        """Pass on the readout the worker uses now (value, interval, source), when it changed."""
+        status = ch.readout_in_use()
+        seq = status.pop("seq")
+        if seq == self._readout_seq or status["source"] == "none":
+            return
+        self._readout_seq = seq
+        if self._on_readout is not None:
+            self._on_readout(status)
 
     def request_restart(self) -> None:
         """Start a new worker (the engine or its arguments changed)."""
@@ -199,6 +212,7 @@ class WorkerSupervisor:
         state = ch.state
         if state == shm.READY:
             self._poll_calibration(ch)
+            self._poll_readout(ch)
         if state == shm.READY and not self.live:
             if os.name != "nt":
                 ch.unlink()   # both sides have it mapped: nothing can leak from now on
@@ -248,6 +262,7 @@ class WorkerSupervisor:
             os.set_blocking(proc.stdin.fileno(), False)
         with self.lock:
             self.channel, self.proc, self.live = ch, proc, False
+        self._readout_seq = 0
         self.started_at = time.monotonic()
         if self._on_start is not None:
             self._on_start()

@@ -11,6 +11,7 @@ its parent process is gone, so it cannot outlive OBS.
 from __future__ import annotations
 
 import os
+import select
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from priorfx.errors import InputError
+from priorfx.shutter.session import lower_thread_priority
 from priorfx.streaming import shm
 
 
@@ -33,17 +35,21 @@ class Session(Protocol):
 class StdinWaker:
     """Wakes the loop on each byte the host writes; notices when stdin closes.
 
-    A thread does the blocking read, so this works with pipes on every
-    platform (select() does not on Windows).
+    On Unix the loop's own thread waits in select() and drains the pipe: each
+    wake-up is one hop, and on a busy CPU every hop (a thread to schedule, the
+    GIL to take back from the motion thread) delays the frame. select() does not
+    take pipes on Windows, so there a thread does the blocking read and sets an event.
     """
 
     def __init__(self, fd: int | None = None):
         # The raw fd, not sys.stdin.buffer: a daemon thread blocked inside a
         # buffered reader aborts the interpreter at exit.
         self._fd = sys.stdin.fileno() if fd is None else fd
-        self._event = threading.Event()
         self.closed = False
-        threading.Thread(target=self._read, name="priorfx-waker", daemon=True).start()
+        self._event = None
+        if os.name == "nt":
+            self._event = threading.Event()
+            threading.Thread(target=self._read, name="priorfx-waker", daemon=True).start()
 
     def _read(self) -> None:
         try:
@@ -55,8 +61,16 @@ class StdinWaker:
         self._event.set()
 
     def wait(self, timeout: float) -> None:
-        self._event.wait(timeout)
-        self._event.clear()
+        if self._event is not None:
+            self._event.wait(timeout)
+            self._event.clear()
+            return
+        try:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            if ready and not os.read(self._fd, 4096):
+                self.closed = True   # end of file: the host closed our stdin
+        except OSError:
+            self.closed = True
 
 
 class CalibrationRunner:
@@ -99,6 +113,7 @@ class CalibrationRunner:
             run.wait(timeout)
 
     def _loop(self) -> None:
+        lower_thread_priority(background_nice)   # the Calibration's thread, started here, inherits it
         while not (self._closed() or self._stopped):
             try:
                 self.poll(self.channel.params()[1])
@@ -235,6 +250,9 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
         # (one remap) with the freshest motion instead of waiting for it.
         if hasattr(session, "background_motion"):
             session.background_motion = not session.params.lookahead
+            session.motion_nice = max(MOTION_NICE, background_nice)
+        if hasattr(session, "readout_prior") and p.auto_readout and 0 < p.prior_low <= p.readout <= p.prior_high:
+            session.readout_prior = (float(p.readout), float(p.prior_low), float(p.prior_high))
         return session
     return make
 
@@ -248,33 +266,60 @@ def shutter_params(p: shm.Params):
 
 
 WORKER_NICE = 2
-"""How far below the host the worker runs (Unix nice increment). Measured with
-`priorfx bench obs --quick` on 2 loaded cores (OBS rendering in software): at
-+10 the worker starved whenever anything else ran (corrected 0.27 / 0.40 / 0.02 of
-720p / 1080p / 720p-under-load frames); at +1 1.0 / 0.81 / 0.84 with 33 frames
-OBS lagged at 720p; at +4 0.94 / 0.18 / 0.34 with none. `--nice` changes it."""
+"""How far below the host the worker's work runs (Unix nice increment). Measured with
+`priorfx bench obs --quick` on 2 loaded cores (OBS rendering in software), the whole
+worker niced: at +10 it starved whenever anything else ran (corrected 0.27 / 0.40 / 0.02
+of 720p / 1080p / 720p-under-load frames); at +1 1.0 / 0.81 / 0.84 with 33 frames OBS
+lagged at 720p; at +4 0.94 / 0.18 / 0.34 with none. `--nice` changes it. On Linux
+(nice is per thread) it applies to the calibration's threads only: the frame path
+keeps the host's priority and the motion thread runs MOTION_NICE below it."""
+
+MOTION_NICE = 10
+"""How far below the frame path the motion thread runs (Linux; at least `--nice`).
+Measured on 2 cores kept busy (two spinning processes at normal priority, load 7-12),
+720p NV12 at 30 fps, the session alone: frame path and motion thread at +2, frames over
+33 ms: 115 / 142 of 180; motion at +10: 104 / 148; frame path at 0 and motion at +10:
+10 / 95 (the motion then ran on 27-31 of the 180 frames; every frame is still warped,
+with the freshest motion updated by the camera's velocity now)."""
+
+GIL_SWITCH_S = 0.0005
+"""Python's thread switch interval in the worker (see yield_to_host)."""
+
+background_nice = 0
+"""Set by yield_to_host: how far the worker's background threads lower themselves (Linux)."""
 
 
 def yield_to_host(threads: int | None = None, nice: int = WORKER_NICE) -> None:
-    """Run a little below the host, and leave a core free for its video thread.
+    """Run below the host, and leave a core free for its video thread.
 
     OBS's video thread must never wait for us; on a small machine the worker
     would otherwise compete with it (and with OBS's renderer) for every core.
-    Only a little below: an encoder or any other busy process at normal priority
-    would otherwise take all the CPU the correction needs.
+    On Linux, where priority is per thread, the frame path (a few remaps, due
+    every frame) keeps the host's priority, so an encoder or any other busy
+    process at normal priority cannot starve it, and the heavy work (motion,
+    calibration) runs below it, at whatever rate the CPU leaves. Elsewhere the
+    whole process runs `nice` below the host.
     """
+    global background_nice
     try:
         if os.name == "nt":
             import ctypes
             k32 = ctypes.windll.kernel32
             if nice > 0:
                 k32.SetPriorityClass(k32.GetCurrentProcess(), 0x4000)   # BELOW_NORMAL_PRIORITY_CLASS
+        elif sys.platform.startswith("linux"):
+            background_nice = nice
         else:
             os.nice(nice)
     except (OSError, AttributeError):
         pass
     import cv2
     cv2.setNumThreads(threads if threads else max(1, (os.cpu_count() or 2) - 1))
+    # The frame path takes the GIL back after each OpenCV call; while the motion
+    # thread runs Python code it waits up to the switch interval for it (5 ms by
+    # default, several times per frame). Measured on 2 loaded cores, 720p NV12 at
+    # 30 fps: frames over 33 ms 33 / 6 of 180 at 5 ms, 0 / 0 at 0.5 ms.
+    sys.setswitchinterval(GIL_SWITCH_S)
 
 
 def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
@@ -292,6 +337,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     bad_key = None
     pending: deque = deque()   # (seq, timestamp) of frames pushed whose result is not out yet
     calibration = CalibrationRunner(channel, log, closed=lambda: waker.closed)
+    reported = None
     while not waker.closed:
         waker.wait(0.25)
         channel.beat()
@@ -342,6 +388,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
         channel.end_write("out", out_index, source_seq)
         channel.publish_output(source_seq)
         out_index = (out_index + 1) % channel.n_out
+        reported = _report_readout(channel, session, reported)
     # Every thread that runs OpenCV ends before the interpreter does (see
     # BackgroundMotion.close): the calibration's, and the session's motion thread.
     calibration.stop()
@@ -349,6 +396,18 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
         session.close()
     channel.set_state(shm.EXITED)
     return 0
+
+
+def _report_readout(channel: shm.Channel, session: Session, reported):
+    """Tell the host the readout in use when it changed (a few times a minute at most)."""
+    status_of = getattr(session, "readout_status", None)
+    if status_of is None:
+        return reported
+    st = status_of()
+    key = (round(st["readout"], 3), round(st["low"], 3), round(st["high"], 3), st["source"], st["pairs"] // 15)
+    if key != reported:
+        channel.set_readout_in_use(st["readout"], st["low"], st["high"], st["source"], st["pairs"])
+    return key
 
 
 def _alive(pid: int) -> bool:
