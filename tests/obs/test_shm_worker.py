@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,22 @@ def test_attach_refuses_a_file_that_is_not_a_slot_file(tmp_path):
     bad.write_bytes(b"\0" * 4096)
     with pytest.raises(ValueError, match="not a priorfx slot file"):
         shm.Channel.attach(str(bad))
+
+
+def test_attach_names_the_fix_when_the_obs_copy_is_older_than_the_worker(tmp_path):
+    # an upgrade of priorfx without `priorfx install obs`: the copy beside OBS makes
+    # slot files of the old version, which the new worker must refuse, naming the fix
+    ch = shm.Channel.create(1000)
+    try:
+        old = tmp_path / "old.shm"
+        data = bytearray(open(ch.path, "rb").read())
+        data[8:12] = struct.pack("<I", shm.VERSION - 1)   # the field after the 8-byte magic
+        old.write_bytes(bytes(data))
+        with pytest.raises(ValueError, match=r"version %d, .*`priorfx install obs` again"
+                           % (shm.VERSION - 1)):
+            shm.Channel.attach(str(old))
+    finally:
+        ch.close()
 
 
 def _start_worker(ch, *extra, invert=False):

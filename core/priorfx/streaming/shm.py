@@ -223,9 +223,16 @@ class Channel:
         finally:
             os.close(fd)
         magic, version, n_in, n_out, capacity = _CONTROL.unpack_from(mm, 0)[:5]
-        if magic != MAGIC or version != VERSION:
+        if magic != MAGIC:
             mm.close()
-            raise ValueError(f"{path} is not a priorfx slot file of version {VERSION}")
+            raise ValueError(f"{path} is not a priorfx slot file")
+        if version != VERSION:
+            # The OBS side is a copy installed beside OBS: after an upgrade of priorfx
+            # the worker is new and the copy old until `priorfx install obs` runs again.
+            mm.close()
+            raise ValueError(f"{path} is a priorfx slot file of version {version}, this worker speaks "
+                             f"version {VERSION}: the OBS script and priorfx differ; run "
+                             "`priorfx install obs` again and restart OBS")
         # The control block is data from another process: its slots must lie in the file.
         if (not (1 <= n_in <= MAX_SLOTS and 1 <= n_out <= MAX_SLOTS) or capacity < 1
                 or CONTROL_SIZE + (n_in + n_out) * (SLOT_HEADER_SIZE + _round_up(capacity)) > size):
