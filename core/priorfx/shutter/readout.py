@@ -95,15 +95,20 @@ class ReadoutEstimate:
                 "frame_pairs": self.pairs}
 
 
-def _robust_slope(x: np.ndarray, y: np.ndarray, iters: int = 4) -> float:
-    """Slope of a line through (x, y), Cauchy-reweighted so a run of outlying points does not tilt it."""
-    w = np.ones_like(y)
+def _robust_slope(x: np.ndarray, y: np.ndarray, iters: int = 5) -> float:
+    """Slope of a line through (x, y), Cauchy-reweighted so a run of outlying points does not tilt it.
+
+    The weights start from the residuals about the median, not from a
+    least-squares line that the outliers have already tilted.
+    """
+    r = y - np.median(y)
+    slope = 0.0
     for _ in range(iters):
+        width = 2.0 * max(ROLL_NOISE_PX, 1.4826 * float(np.median(np.abs(r))))
+        w = 1.0 / (1.0 + (r / width) ** 2)
         mx, my = np.average(x, weights=w), np.average(y, weights=w)
         slope = float((w * (x - mx) * (y - my)).sum() / max((w * (x - mx) ** 2).sum(), 1e-12))
         r = y - my - slope * (x - mx)
-        width = 2.0 * max(ROLL_NOISE_PX, 1.4826 * float(np.median(np.abs(r))))
-        w = 1.0 / (1.0 + (r / width) ** 2)
     return slope
 
 
