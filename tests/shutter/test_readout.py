@@ -48,6 +48,38 @@ def test_readout_fit_handles_a_long_shot():
     assert abs(est - 0.5) < 0.03 and conf > 0.5
 
 
+
+def test_readout_at_the_limit_has_an_honest_interval():
+    """g = 1 (the most a video camera can have) is found as a minimum with two sides,
+    and footage that fits only an impossible g > 1 (a misfit) gets an interval
+    reaching below the limit by as much, not a narrow one pinned at 1."""
+    at_limit = estimate_readout(_band_flows(1.0, 40), HEIGHT)
+    assert at_limit.g == pytest.approx(1.0, abs=0.02) and at_limit.high == pytest.approx(1.0)
+    assert at_limit.low <= 0.95 and at_limit.informative, at_limit
+    beyond = estimate_readout(_band_flows(1.15, 40), HEIGHT)
+    assert beyond.g == pytest.approx(1.0) and beyond.high == pytest.approx(1.0), beyond
+    assert beyond.low <= 1.0 - 0.15, beyond
+
+
+@pytest.mark.parametrize("roll", [0.0, 0.004])
+def test_an_object_moving_up_and_down_is_no_camera_roll(roll):
+    """A still (or rolling) camera with an object moving up/down over a quarter of the
+    columns: the roll is read from the other columns, so the camera's band flows hold
+    no x-flow growing with the row (which would pass for rolling shutter), and the
+    object is the moving layer. A least-squares roll read 0.004 rad here and gave the
+    bands +-1.4 px."""
+    from priorfx.shutter.readout import band_flows
+    h, w = 288, 448
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    flow = np.dstack([-roll * (yy - (h - 1) / 2), roll * (xx - (w - 1) / 2)]).astype(np.float32)
+    hand = (xx >= 40) & (xx < 150) & (yy >= 20) & (yy < 270)
+    flow[hand] = (25.0, 7.0)
+    bands = band_flows(flow, 12, layers=True)
+    assert np.abs(bands[:, 0]).max() < 0.02, bands[:, 0]
+    inside = np.isfinite(bands[:, 2])
+    assert inside[1:11].all() and np.allclose(bands[inside, 2], 25.0 + roll * ((np.arange(12)[inside] + 0.5) * h / 12 - (h - 1) / 2), atol=0.6)
+
+
 # --------------------------------------------------------------------------- images, exact forward model
 
 def _moving_camera_clip(sample_media, kind: str, g: float, scan: str = "down", n: int = 16, seed: int = 3):

@@ -38,6 +38,9 @@ _SUBSAMPLES = 12
 MIN_CONFIDENCE = 0.15
 """Below this the interval spans most of the range (steady or no motion): the default is used."""
 CANDIDATES = np.arange(0.05, 1.0001, 0.025)
+"""The readouts reported: a video camera reads its rows out within one frame (g <= 1)."""
+SEARCH_PAST = 0.25
+"""How far past the largest candidate the cost curve is searched (see `_interval`)."""
 BOOTSTRAP = 300
 BLOCK = 4
 """Frame pairs per bootstrap block: shake and pans stay correlated over a few frames."""
@@ -51,6 +54,10 @@ FULL_WIDTH = 0.6
 """An interval this wide (or wider) means confidence 0."""
 MOVING_PX = 2.0
 MOVING_SHARE = 0.04
+NOISE_FLOOR_PX = 0.06
+"""Flow accuracy (px): the noise level is never taken below it."""
+ROLL_NOISE_PX = 0.125
+"""Noise (px) of a column's median y-flow, for the robust roll fit."""
 
 
 @dataclass
@@ -88,6 +95,23 @@ class ReadoutEstimate:
                 "frame_pairs": self.pairs}
 
 
+def _robust_slope(x: np.ndarray, y: np.ndarray, iters: int = 5) -> float:
+    """Slope of a line through (x, y), Cauchy-reweighted so a run of outlying points does not tilt it.
+
+    The weights start from the residuals about the median, not from a
+    least-squares line that the outliers have already tilted.
+    """
+    r = y - np.median(y)
+    slope = 0.0
+    for _ in range(iters):
+        width = 2.0 * max(ROLL_NOISE_PX, 1.4826 * float(np.median(np.abs(r))))
+        w = 1.0 / (1.0 + (r / width) ** 2)
+        mx, my = np.average(x, weights=w), np.average(y, weights=w)
+        slope = float((w * (x - mx) * (y - my)).sum() / max((w * (x - mx) ** 2).sum(), 1e-12))
+        r = y - my - slope * (x - mx)
+    return slope
+
+
 def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.ndarray:
     """Robust translation of `bands` equal row bands: bands x 2 (bands x 4 with `layers`).
 
@@ -95,13 +119,18 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
     would pass for rolling shutter; it also makes the y-flow change linearly
     along the row, which rolling shutter does not. So the roll rate of each
     band is measured from the x-slope of its y-flow and its x-flow share
-    removed before the medians.
+    removed before the medians. The slope is fitted robustly: a hand moving
+    up or down in a few columns made a least-squares slope read a roll the
+    camera did not make, and that roll's x-flow, growing with the row, passed
+    for rolling shutter (measured: a still camera behind a waving hand read
+    g 1.0 for 0.85).
 
     With `layers`, columns 2-3 hold the median flow of the band's *moving
     layer*: the pixels that move more than MOVING_PX against the band's
     median (a hand waved in front of a still camera), NaN where fewer than
     MOVING_SHARE of the band's pixels do. That layer's own changing motion
-    tells g when the camera is still.
+    tells g when the camera is still. The camera's median (columns 0-1) is
+    then taken over the other pixels, so the hand does not drag it.
     """
     h, w = flow.shape[:2]
     edges = np.linspace(0, h, bands + 1).round().astype(int)
@@ -111,7 +140,7 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
     for i in range(bands):
         part = flow[edges[i]:max(edges[i + 1], edges[i] + 1)].astype(np.float64)
         fy_col = np.median(part[..., 1], axis=0)               # per column, robust to objects
-        omega = float(np.polyfit(xs, fy_col, 1)[0]) if w > 2 else 0.0
+        omega = _robust_slope(xs, fy_col) if w > 2 else 0.0
         fx = part[..., 0] + omega * ys[edges[i]:edges[i] + len(part), None]
         out[i, :2] = (np.median(fx), np.median(part[..., 1]))
         if layers:
@@ -119,6 +148,8 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
             moving = np.hypot(fx - out[i, 0], fy - np.median(fy)) > MOVING_PX
             if moving.mean() >= MOVING_SHARE:
                 out[i, 2:] = (np.median(fx[moving]), np.median(part[..., 1][moving]))
+                if moving.mean() < 0.5:                        # the camera: what does not move
+                    out[i, :2] = (np.median(fx[~moving]), np.median(part[..., 1][~moving]))
     return out
 
 
@@ -224,11 +255,13 @@ def _motion_costs(per: list[np.ndarray], ks: np.ndarray, height: int, scan: str,
     reg = sparse.block_diag([one] * n_layers).tocsr()
     # One robust scale for every g, so costs compare across g: the middle of plain
     # fits at three g across the range (one at the truth alone would call noise-free
-    # data infinitely precise, and every other g an outlier).
+    # data infinitely precise, and every other g an outlier). The flow's own
+    # accuracy is a floor: a camera that barely moves must not call a few
+    # hundredths of a pixel of bias strong evidence.
     med = np.median([np.median(_fit_residuals(_design(k_obs, r0, r1, g0 * rate, n_knots, lay), d, reg, None)[0])
                      for g0 in (0.25, 0.6, 0.95)])
-    scale = max(float(med) * 4.0, 1e-4)
-    sigma2 = max(float(med) / 1.386, 1e-5)                      # 2-D residual: chi2(2) median 1.386 sigma^2
+    sigma2 = max(float(med) / 1.386, NOISE_FLOOR_PX ** 2)      # 2-D residual: chi2(2) median 1.386 sigma^2
+    scale = max(float(med) * 4.0, 4.0 * 1.386 * NOISE_FLOOR_PX ** 2)
     costs = np.empty((len(per), len(cand)))
     pen = np.empty(len(cand))
     for j, g in enumerate(cand):
@@ -256,10 +289,19 @@ def _best(total: np.ndarray, cand: np.ndarray) -> np.ndarray:
 
 
 def _interval(per_pair: np.ndarray, penalty: np.ndarray, cand: np.ndarray,
-              seed: int) -> tuple[float, float, float, bool]:
-    """(g, low, high, informative) from per-pair cost curves (see the module docstring)."""
+              seed: int, g_max: float | None = None) -> tuple[float, float, float, bool]:
+    """(g, low, high, informative) from per-pair cost curves (see the module docstring).
+
+    `cand` may run past `g_max`, the largest readout a camera can have: the
+    curve is searched there too, so a best g at the limit is a real minimum
+    with two sides, not the edge of the search. The reported g and interval
+    are then cut to the limit; a best fit beyond it by d (the footage fits
+    no possible g well) widens the interval down by d below the limit.
+    """
+    g_max = float(cand[-1]) if g_max is None else g_max
     total = per_pair.sum(0) + penalty
-    g = float(_best(total, cand))
+    g_fit = float(_best(total, cand))
+    g = min(g_fit, g_max)
     # Block bootstrap over frame pairs.
     rng = np.random.default_rng(seed)
     n = len(per_pair)
@@ -279,8 +321,8 @@ def _interval(per_pair: np.ndarray, penalty: np.ndarray, cand: np.ndarray,
     inside = cand[total - total.min() <= 3.84 * PROFILE_INFLATION]
     low, high = min(low, float(inside.min())), max(high, float(inside.max()))
     step = float(cand[1] - cand[0])
-    low = float(max(cand[0], min(low, g) - BIAS_FLOOR - step / 2))
-    high = float(min(cand[-1], max(high, g) + BIAS_FLOOR + step / 2))
+    low = float(max(cand[0], min(low, g, g_max - (g_fit - g_max)) - BIAS_FLOOR - step / 2))
+    high = float(min(g_max, max(high, g) + BIAS_FLOOR + step / 2))
     informative = 1.0 - (high - low) / FULL_WIDTH >= MIN_CONFIDENCE
     if not informative:
         g = DEFAULT_READOUT
@@ -318,9 +360,13 @@ def estimate_readout(evidence: list, height: int, scan: str = "down", rate: floa
     ReadoutEstimate
     """
     cand = CANDIDATES if candidates is None else np.asarray(candidates, float)
+    g_max = float(cand[-1])
+    if len(cand) > 1:                       # search past the limit (see `_interval`)
+        step = float(cand[1] - cand[0])
+        cand = np.concatenate([cand, g_max + step * np.arange(1, int(round(SEARCH_PAST / step)) + 1)])
     ev = [e if isinstance(e, PairEvidence) else PairEvidence(np.asarray(e, float)) for e in evidence]
     if len(ev) < 3:
-        return ReadoutEstimate(DEFAULT_READOUT, float(cand[0]), float(cand[-1]), 0.0, False, len(ev))
+        return ReadoutEstimate(DEFAULT_READOUT, float(cand[0]), g_max, 0.0, False, len(ev))
     ks = np.arange(len(ev)) if frame_index is None else np.asarray(frame_index, int)
     # Long gaps (a live stream that did not sample) shrink to three frames: nothing is known there.
     gaps = np.diff(ks, prepend=ks[0])
@@ -329,9 +375,9 @@ def estimate_readout(evidence: list, height: int, scan: str = "down", rate: floa
     # The camera's timeline first; the moving layer's only when the camera tells
     # too little (a still camera): objects moving their own ways (cars in traffic)
     # fit one timeline badly and would only blur a camera that does tell.
-    est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=1), cand, seed)
+    est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=1), cand, seed, g_max)
     if not est[3] and any(b.shape[1] == 4 and np.isfinite(b[:, 2:]).any() for b in bands):
-        est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=2), cand, seed)
+        est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=2), cand, seed, g_max)
     g, low, high, informative = est
     confidence = float(np.clip(1.0 - (high - low) / FULL_WIDTH, 0.0, 1.0))
-    return ReadoutEstimate(float(np.clip(g, cand[0], cand[-1])), low, high, confidence, informative, len(ev))
+    return ReadoutEstimate(float(np.clip(g, cand[0], g_max)), low, high, confidence, informative, len(ev))
