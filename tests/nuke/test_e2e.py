@@ -259,6 +259,7 @@ def test_remote_engine_on_a_real_server_matches_local(plates, models_home, tmp_p
         local_layout = logic.cache_layout(str(tmp_path / "local-cache"), "n1")
         lr = jobs.process_range(_local(), local_layout, {"plate": plates["srgb"]}, FIRST, LAST,
                                 MatteSettings(quality="fast"))
+        assert lr.identity.engine == "local" and lr.made == 3
         for f in range(FIRST, LAST + 1):
             rem = _check_matte(logic.frame_path(layout.out_pattern(), f))
             loc, _ = _read(logic.frame_path(local_layout.out_pattern(), f))
