@@ -207,7 +207,9 @@ def _bind(lib: ctypes.CDLL) -> types.SimpleNamespace:
 DEFAULTS = {"readout": 0.6, "auto_readout": True, "mode": "rs", "strength": 1.0,
             "lookahead": False, "engine": "local", "remote_url": "",
             "calibrate_seconds": int(CALIBRATION_SECONDS), "calibrated_readout": 0.0,
-            "calibrated_low": 0.0, "calibrated_high": 0.0, "calibrated_camera": "", "calibration_status": "",
+            "calibrated_low": 0.0, "calibrated_high": 0.0, "calibrated_camera": "",
+            # what the status line says before the first calibration (never an empty line)
+            "calibration_status": "not calibrated yet: click Calibrate and shake the camera",
             "readout_status": ""}
 
 
@@ -237,6 +239,7 @@ def _get_defaults(api, settings) -> None:
     api.default_string(settings, b"engine", DEFAULTS["engine"].encode())
     api.default_string(settings, b"remote_url", b"")
     api.default_int(settings, b"calibrate_seconds", DEFAULTS["calibrate_seconds"])
+    api.default_string(settings, b"calibration_status", DEFAULTS["calibration_status"].encode())
 
 
 def _get_properties(api, buttons) -> int:
