@@ -25,24 +25,24 @@ def scene(photo):
     # a pan with a light handheld shake (1-2 px) and roll, 320x192. (With the scene's
     # full 3-6 px shake at 0.13-0.16 cycles/frame, a velocity measured over two frames
     # is too stale to keep up: measured 8.1 dB gain without drops, 3.0 dB with drops and
-    # stamps, -1.8 dB without stamps.)
+    # stamps, -1.8 dB without stamps, in an earlier version of this test.)
     scene = PhotoScene(photo, (320, 192), seed=3, speed=5.0)
     scene.shake_amp *= 0.3
     return scene
 
 
 def test_frame_clock_numbers_frames_through_jitter_and_drops():
-    ks = [0, 1, 2, 4, 5, 7, 9, 10, 13, 14, 15, 16, 18, 20, 21, 23, 25, 26, 27, 30]
+    ks = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 15, 16, 19, 20, 21, 22, 24, 26, 27, 29, 31, 32, 33, 36]
     clock = FrameClock()
     numbers = [clock.advance(t) for t in stamps(ks, seed=5)]
     assert numbers == ks
     assert clock.period == pytest.approx(PERIOD_NS, rel=0.03)
     # behind for longer than the window of recent steps: every other frame, period kept
-    later = list(range(32, 132, 2))
+    later = list(range(38, 138, 2))
     assert [clock.advance(t) for t in stamps(later, seed=6)] == later
     assert clock.period == pytest.approx(PERIOD_NS, rel=0.03)
     # no usable timestamp: each frame follows the last (the behaviour without stamps)
-    assert [clock.advance(t) for t in (None, 0, stamps([29])[0])] == [131, 132, 133]
+    assert [clock.advance(t) for t in (None, 0, stamps([29])[0])] == [137, 138, 139]
 
 
 def _gain(scene, helpers, ks, with_stamps: bool, background: bool, scored) -> float:
@@ -73,24 +73,25 @@ def test_every_other_frame_dropped_is_corrected_as_without_drops(scene, helpers,
     camera frame: with timestamps the correction's gain over the input stays near the
     no-drop case and well above the old behaviour (each frame taken for the next:
     twice the motion per frame, corrected twice too far)."""
-    dropped = [0, 1, 2, 3] + list(range(5, 24, 2))
-    scored = set(dropped[6:])     # after the drops began: the frames both runs correct
-    no_drop = _gain(scene, helpers, list(range(24)), True, background, scored)
+    # a third of a second kept up (the clock learns the period), then every other frame
+    dropped = list(range(10)) + list(range(11, 34, 2))
+    scored = set(dropped[12:])     # after the drops began: the frames both runs correct
+    no_drop = _gain(scene, helpers, list(range(34)), True, background, scored)
     with_stamps = _gain(scene, helpers, dropped, True, background, scored)
     old = _gain(scene, helpers, dropped, False, background, scored)
     print(f"gain dB: no drop {no_drop:.2f}, dropped + stamps {with_stamps:.2f}, dropped, no stamps {old:.2f}")
     assert no_drop > 3, no_drop
-    assert with_stamps >= no_drop - 2, (no_drop, with_stamps)
+    assert with_stamps >= 0.7 * no_drop, (no_drop, with_stamps)
     assert with_stamps >= old + 4, (with_stamps, old)
 
 
 def test_auto_readout_with_dropped_frames_stays_within_its_interval(scene):
     """A third of the frames dropped at random (a busy worker): the pairs either side
     of a gap are not taken for neighbours, and the truth lies in the reported interval.
-    (Before: each pushed frame was taken for the next camera frame, measured 0.21
-    [0.08, 0.29] for the true 0.85.)"""
+    (Before: each pushed frame was taken for the next camera frame, measured 0.23
+    [0.07, 0.36] for the true 0.85.)"""
     rng = np.random.default_rng(1)
-    ks = [k for k in range(60) if k < 2 or rng.random() > 1 / 3]
+    ks = [k for k in range(70) if k < 10 or rng.random() > 1 / 3]
     frames, _ = render_rs(scene, ks, 0.85)
     h, w = frames[0].shape[:2]
     sess = ShutterSession(ShutterParams(readout=None))
@@ -101,3 +102,12 @@ def test_auto_readout_with_dropped_frames_stays_within_its_interval(scene):
     assert st["source"] == "estimated", st
     assert st["low"] <= 0.85 <= st["high"], st
     assert abs(st["readout"] - 0.85) <= 0.1, st
+
+
+def test_frame_clock_takes_irregular_stamps_for_consecutive_frames():
+    """Stamps of when frames arrived (not a camera's clock: steps anywhere between 20
+    and 80 ms) tell no gaps: every frame follows the last, as without stamps."""
+    rng = np.random.default_rng(2)
+    ts = 10**12 + np.cumsum(rng.uniform(20e6, 80e6, 40)).astype(np.int64)
+    clock = FrameClock()
+    assert [clock.advance(int(t)) for t in ts] == list(range(40))

@@ -49,11 +49,14 @@ class FrameClock:
     frames: a stream whose every other frame is dropped from its very first
     frame on looks like one at half the rate (nothing in the stamps tells them
     apart). A missing (None or 0), repeated or backward timestamp counts as the
-    next frame (gap 1, as without timestamps).
+    next frame (gap 1, as without timestamps), and so do all while the recent
+    steps are not near whole periods: stamps taken when a frame arrived rather
+    than when it was exposed (some network and media sources) tell no gaps.
     """
 
     KEEP = 31          # recent steps the period is estimated from
     MIN_STEP_NS = 2_000_000   # 2 ms: no camera runs faster; shorter steps are glitches
+    MIN_STEPS = 8      # steps seen before they are trusted to be a camera's clock
 
     def __init__(self) -> None:
         self.number = -1            # the last frame's camera frame number (from 0)
@@ -71,12 +74,14 @@ class FrameClock:
             self._last_ts = ts
             if step > self.MIN_STEP_NS:
                 self._steps.append(step)
-                self.period = self._estimate_period()
-                gap = max(1, int(round(step / self.period)))
+                self.period, regular = self._estimate_period()
+                if regular:
+                    gap = max(1, int(round(step / self.period)))
         self.number += gap
         return self.number
 
-    def _estimate_period(self) -> float:
+    def _estimate_period(self) -> tuple[float, bool]:
+        """(period, whether the recent steps are whole periods give or take jitter)."""
         steps = np.fromiter(self._steps, np.float64, len(self._steps))
         guess = float(np.percentile(steps, 10))   # the shortest steps: consecutive frames
         if self.period is not None:
@@ -88,7 +93,9 @@ class FrameClock:
                 guess = self.period
         for _ in range(2):   # refine: every step over its whole number of periods
             guess = float(np.median(steps / np.maximum(1.0, np.round(steps / guess))))
-        return guess
+        periods = steps / guess
+        off = np.abs(periods - np.round(periods))
+        return guess, len(steps) >= self.MIN_STEPS and float(np.mean(off < 0.15)) >= 0.8
 
 
 class _ReadoutTracker:
