@@ -63,6 +63,8 @@ class FrameClock:
         self.period: float | None = None
         self._last_ts: int | None = None
         self._steps: deque = deque(maxlen=self.KEEP)
+        self._regular = False
+        self._since = 0
 
     def advance(self, timestamp_ns: int | None) -> int:
         """Frame number of the frame stamped `timestamp_ns` (ns); the gap is the
@@ -74,8 +76,13 @@ class FrameClock:
             self._last_ts = ts
             if step > self.MIN_STEP_NS:
                 self._steps.append(step)
-                self.period, regular = self._estimate_period()
-                if regular:
+                self._since += 1
+                # the period moves slowly: once the window is full, refitted every 8th step
+                # (the fit is ~0.1 ms, the frame path's remaps a few)
+                if self.period is None or len(self._steps) < self.KEEP or self._since >= 8:
+                    self.period, self._regular = self._estimate_period()
+                    self._since = 0
+                if self._regular:
                     gap = max(1, int(round(step / self.period)))
         self.number += gap
         return self.number
