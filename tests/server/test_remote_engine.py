@@ -145,6 +145,24 @@ def _stream_frames(clip):
     return [np.ascontiguousarray(f[:128, :320]) for f in clip]
 
 
+def test_stream_timestamps_reach_the_server(server, clip):
+    """Camera timestamps with dropped frames travel with each push: the remote session
+    numbers frames as the local one does (and differently from without stamps)."""
+    from priorfx.shutter import ShutterParams, ShutterSession
+    params = ShutterParams(readout=0.8)
+    frames = _stream_frames(clip) * 3
+    ks = list(range(10)) + list(range(11, 11 + 2 * (len(frames) - 10), 2))
+    stamps = [10**12 + k * 33_366_667 for k in ks]
+    local, plain = ShutterSession(params), ShutterSession(params)
+    differs = False
+    with server.engine().shutter_stream(params) as remote:
+        for f, ts in zip(frames, stamps):
+            want = local.push(f, timestamp_ns=ts)
+            _same(remote.push(f, timestamp_ns=ts), want)
+            differs |= not np.array_equal(want, plain.push(f))
+    assert differs, "the stamps' gaps changed nothing: the test would not see them lost"
+
+
 @pytest.mark.parametrize("lookahead", [False, True])
 def test_stream_push_remote_equals_local(server, clip, lookahead):
     from priorfx.shutter import ShutterParams, ShutterSession

@@ -297,7 +297,7 @@ class InvertSession:
     """255 - every byte: a session with no correction and no models, so a run
     measures the frame path alone (and every output byte is predictable)."""
 
-    def push_buffer(self, buf, fmt, width, height, strides, out=None):
+    def push_buffer(self, buf, fmt, width, height, strides, out=None, timestamp_ns=None):
         if out is None:
             return 255 - buf
         np.subtract(255, buf, out=out)

@@ -471,6 +471,12 @@ def _read_into_bytearray(resp: requests.Response) -> bytearray:
     return buf
 
 
+def _stamped(timestamp_ns: int | None) -> dict:
+    """The frame's timestamp as a keyword, sent only when there is one (older servers
+    do not take it)."""
+    return {"timestamp_ns": int(timestamp_ns)} if timestamp_ns else {}
+
+
 class RemoteShutterSession:
     """ShutterSession's calls, run by a session on the server over a WebSocket.
 
@@ -554,12 +560,13 @@ class RemoteShutterSession:
     def frames_in(self) -> int:
         return self._state.get("frames_in", 0)
 
-    def push(self, frame: np.ndarray):
+    def push(self, frame: np.ndarray, timestamp_ns: int | None = None):
         """Same as ShutterSession.push: an RGB frame (float32 or uint8) in, the
         corrected frame of the same type out (None first with lookahead)."""
-        return self._call("push", frame)
+        return self._call("push", frame, **_stamped(timestamp_ns))
 
-    def push_buffer(self, buf, fmt: str, width: int, height: int, strides=None, out=None):
+    def push_buffer(self, buf, fmt: str, width: int, height: int, strides=None, out=None,
+                    timestamp_ns: int | None = None):
         """Same as ShutterSession.push_buffer: a camera buffer (NV12, I420, I422,
         YUY2, BGRA, RGBA) in, its corrected planes out (None first with lookahead).
 
@@ -570,7 +577,7 @@ class RemoteShutterSession:
             buf = [np.asarray(p) if isinstance(p, np.ndarray) else bytes(p) for p in buf]
         elif not isinstance(buf, (bytes, np.ndarray)):
             buf = memoryview(buf)
-        planes = self._call("push_buffer", buf, fmt, width, height, strides)
+        planes = self._call("push_buffer", buf, fmt, width, height, strides, **_stamped(timestamp_ns))
         if planes is None or out is None:
             return planes
         from priorfx.io import camera  # the same plane layout the local session writes

@@ -80,22 +80,25 @@ class FrameCorrector:
         return a, b, b
 
     def velocity(self, cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None,
-                 readout: float, gap: int = 1) -> np.ndarray | None:
+                 readout: float, gap: int = 1, gap_next: int = 1) -> np.ndarray | None:
         """Smoothed velocity field of the frame `cur` (small grey); advances the motion
         state. None without neighbours. All a warm-up frame needs (see `correct_clip`).
         `gap`: frames between `prev` and `cur` (a live stream's motion thread skips
-        frames when the CPU is behind)."""
+        frames when the CPU is behind, a busy host drops them), `gap_next` to `nxt`."""
         if prev is None and nxt is None:
             return None
         _, _, b_vel = self.coefficients(readout)
-        v_next = rs.velocity_from_flow(self.flow(cur, nxt), b_vel, +1) if nxt is not None else None
+        v_next = rs.velocity_from_flow(self.flow(cur, nxt), b_vel, +gap_next) if nxt is not None else None
         v_prev = rs.velocity_from_flow(self.flow(cur, prev), b_vel, -gap) if prev is not None else None
         acc = None
         if v_next is None and EXTRAPOLATE:
             med = rs.dominant_velocity(v_prev)
             acc = self._global_acceleration(med)
             if acc is not None and gap > 1:
+                # v_prev is the velocity mid-gap, gap/2 frames ago: carried the extra
+                # (gap - 1)/2 frames here, the last half frame by combine_velocities
                 acc = acc / gap
+                v_prev = v_prev + acc * np.float32(0.5 * (gap - 1))
         motion = rs.combine_velocities(v_next, v_prev, acc)
         v = rs.smooth_velocity(motion, self._v_before, self.params.smoothing)
         self._v_before = v
@@ -103,9 +106,9 @@ class FrameCorrector:
         return v
 
     def displacement(self, cur: np.ndarray, prev: np.ndarray | None, nxt: np.ndarray | None,
-                     readout: float, gap: int = 1) -> np.ndarray | None:
+                     readout: float, gap: int = 1, gap_next: int = 1) -> np.ndarray | None:
         """Small displacement field for the frame `cur` (small grey), None without neighbours."""
-        v = self.velocity(cur, prev, nxt, readout, gap)
+        v = self.velocity(cur, prev, nxt, readout, gap, gap_next)
         if v is None:
             return None
         a, b, _ = self.coefficients(readout)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import deque
 from typing import Sequence
 
 import cv2
@@ -38,6 +39,72 @@ with the freshest, updated by the camera's velocity now (`BackgroundMotion.lates
 below waiting, 5 dB above the input); raise it where latency allows."""
 
 
+class FrameClock:
+    """Camera frame numbers from frame timestamps, so frames dropped before the
+    session (a busy worker skips to the newest camera frame) count as gaps.
+
+    The period is estimated from the recent steps robustly against both jitter
+    and drops: a first guess from the shortest steps, then the median of each
+    step divided by its whole number of periods. It is learnt from consecutive
+    frames: a stream whose every other frame is dropped from its very first
+    frame on looks like one at half the rate (nothing in the stamps tells them
+    apart). A missing (None or 0), repeated or backward timestamp counts as the
+    next frame (gap 1, as without timestamps), and so do all while the recent
+    steps are not near whole periods: stamps taken when a frame arrived rather
+    than when it was exposed (some network and media sources) tell no gaps.
+    """
+
+    KEEP = 31          # recent steps the period is estimated from
+    MIN_STEP_NS = 2_000_000   # 2 ms: no camera runs faster; shorter steps are glitches
+    MIN_STEPS = 8      # steps seen before they are trusted to be a camera's clock
+
+    def __init__(self) -> None:
+        self.number = -1            # the last frame's camera frame number (from 0)
+        self.period: float | None = None
+        self._last_ts: int | None = None
+        self._steps: deque = deque(maxlen=self.KEEP)
+        self._regular = False
+        self._since = 0
+
+    def advance(self, timestamp_ns: int | None) -> int:
+        """Frame number of the frame stamped `timestamp_ns` (ns); the gap is the
+        difference to the previous call's (1 without a usable timestamp)."""
+        gap = 1
+        if timestamp_ns:
+            ts = int(timestamp_ns)
+            step = ts - self._last_ts if self._last_ts is not None else 0
+            self._last_ts = ts
+            if step > self.MIN_STEP_NS:
+                self._steps.append(step)
+                self._since += 1
+                # the period moves slowly: once the window is full, refitted every 8th step
+                # (the fit is ~0.1 ms, the frame path's remaps a few)
+                if self.period is None or len(self._steps) < self.KEEP or self._since >= 8:
+                    self.period, self._regular = self._estimate_period()
+                    self._since = 0
+                if self._regular:
+                    gap = max(1, int(round(step / self.period)))
+        self.number += gap
+        return self.number
+
+    def _estimate_period(self) -> tuple[float, bool]:
+        """(period, whether the recent steps are whole periods give or take jitter)."""
+        steps = np.fromiter(self._steps, np.float64, len(self._steps))
+        guess = float(np.percentile(steps, 10))   # the shortest steps: consecutive frames
+        if self.period is not None:
+            # Steps all whole multiples of the period known (a worker that has fallen
+            # behind for a while takes every other frame): the period stays, else the
+            # window of recent steps would forget it and take two frames for one.
+            n = guess / self.period
+            if round(n) >= 2 and abs(n - round(n)) < 0.2:
+                guess = self.period
+        for _ in range(2):   # refine: every step over its whole number of periods
+            guess = float(np.median(steps / np.maximum(1.0, np.round(steps / guess))))
+        periods = steps / guess
+        off = np.abs(periods - np.round(periods))
+        return guess, len(steps) >= self.MIN_STEPS and float(np.mean(off < 0.15)) >= 0.8
+
+
 class _ReadoutTracker:
     """Running readout estimate for a live stream ('auto' readout).
 
@@ -47,6 +114,11 @@ class _ReadoutTracker:
     estimate is refitted on all of it, so a long stream keeps refining the
     value; gaps between runs are known to the fit (`frame_index`). Between
     runs it costs nothing.
+
+    Frames are numbered by the camera (`FrameClock`): a pair with a dropped
+    frame between is not evidence, since the fit's model has each pair's
+    samples one frame period apart (`readout._design`); it is skipped and the
+    run goes on from the frame after the gap.
     """
 
     def __init__(self, corr: FrameCorrector, window: int = 60, every: int = 300, keep: int = 1800,
@@ -72,15 +144,17 @@ class _ReadoutTracker:
         """Whether frame number `n` (from 0) is sampled (only then is its estimation grey made)."""
         return n % self.every < self.window
 
-    def add(self, frame: np.ndarray) -> None:
-        """Feed a full-size image (RGB, BGRA or luma plane)."""
-        gray = self.corr.estimation_gray(frame) if self.samples(self._count) else None
-        self.add_gray(gray)
+    def add(self, frame: np.ndarray, index: int | None = None) -> None:
+        """Feed a full-size image (RGB, BGRA or luma plane), camera frame `index`
+        (default: the one after the last)."""
+        k = self._count if index is None else index
+        gray = self.corr.estimation_gray(frame) if self.samples(k) else None
+        self.add_gray(gray, k)
 
-    def add_gray(self, cur: np.ndarray | None) -> None:
-        """Feed the next frame's `estimation_gray` (None when `wants` said no)."""
-        k = self._count
-        self._count += 1
+    def add_gray(self, cur: np.ndarray | None, index: int | None = None) -> None:
+        """Feed frame `index`'s `estimation_gray` (None when `samples` said no)."""
+        k = self._count if index is None else index
+        self._count = k + 1
         if cur is None:
             self._prev = None
             return
@@ -140,12 +214,16 @@ class BackgroundMotion:
         self._thread.start()
 
     def submit(self, small: np.ndarray, index: int, est_gray: np.ndarray | None = None) -> None:
-        """Hand over frame `index` (small grey; `est_gray` for the readout tracker, if sampled)."""
+        """Hand over frame `index` (small grey; `est_gray` for the readout tracker, if sampled).
+
+        `index` is the camera's frame number counted from 1 (`FrameClock`): frames
+        dropped before the session are gaps, like those skipped here, so the motion
+        is per frame period and is carried forward by the real time since."""
         with self._cv:
             if self._job is not None:
                 self.skipped += 1
                 self._gray_queue.append(self._job[2:])
-            self._job = (small, index, est_gray, self.tracked)
+            self._job = (small, index, est_gray, index - 1)
             self.tracked += 1
             self._cv.notify()
 
@@ -164,9 +242,9 @@ class BackgroundMotion:
                 queued, self._gray_queue = self._gray_queue, []
             if self.tracker is not None:
                 # the readout evidence wants consecutive frames: none is skipped for it
-                for g_img, _ in queued:
-                    self.tracker.add_gray(g_img)
-                self.tracker.add_gray(est_gray)
+                for g_img, track_k in queued:
+                    self.tracker.add_gray(g_img, track_k)
+                self.tracker.add_gray(est_gray, track_i)
             disp = None
             if prev is not None:
                 disp = self.corr.displacement(small, prev[0], None, self._readout(), gap=index - prev[1])
@@ -320,6 +398,8 @@ class ShutterSession:
         self._prev_small: np.ndarray | None = None
         self._pending: tuple | None = None   # lookahead: (frame or planes, small, prev_small)
         self._tracker: _ReadoutTracker | None = None
+        self._clock = FrameClock()
+        self._gap = 1             # camera frames between the last two frames pushed
         self.frames_in = 0
 
     # ------------------------------------------------------------------ state
@@ -357,6 +437,7 @@ class ShutterSession:
         self._prev_small = None
         self._float_small = None
         self._tracker = None
+        self._clock, self._gap = FrameClock(), 1
 
     def __enter__(self) -> "ShutterSession":
         return self
@@ -383,13 +464,22 @@ class ShutterSession:
         return self._corr
 
     def _motion(self, corr: FrameCorrector, small: np.ndarray, prev: np.ndarray | None,
-                nxt: np.ndarray | None) -> np.ndarray | None:
-        return corr.displacement(small, prev, nxt, self.readout)
+                nxt: np.ndarray | None, gap: int = 1, gap_next: int = 1) -> np.ndarray | None:
+        return corr.displacement(small, prev, nxt, self.readout, gap, gap_next)
 
-    def _global_velocity(self, prev: np.ndarray | None, cur: np.ndarray) -> np.ndarray | None:
+    def _count_frame(self, timestamp_ns: int | None) -> int:
+        """Number the frame by the camera (`FrameClock`); remembers the gap to the last."""
+        before = self._clock.number
+        number = self._clock.advance(timestamp_ns)
+        self._gap = number - before if before >= 0 else 1
+        self.frames_in += 1
+        return number
+
+    def _global_velocity(self, prev: np.ndarray | None, cur: np.ndarray, gap: int = 1) -> np.ndarray | None:
         """The camera's velocity at `cur` (full-resolution px per frame) from a phase
-        correlation of the small grey frames (about a millisecond): the flow since `prev`,
-        carried half a frame forward by its change since the last call."""
+        correlation of the small grey frames (about a millisecond): the flow since `prev`
+        (`gap` frames before) per frame, carried half the gap forward by its change since
+        the last call."""
         if prev is None or prev.shape != cur.shape:
             return None
         if getattr(self, "_hann", None) is None or self._hann.shape != cur.shape:
@@ -402,13 +492,20 @@ class ShutterSession:
         (dx, dy), response = cv2.phaseCorrelate(prev_f, cur_f, self._hann)
         if response < 0.05:
             return None   # no clear global motion (a cut, a busy foreground): keep the stale field
-        flow = np.array([dx, dy], np.float32) * self._corr.flow.scale
-        before, self._global_before = getattr(self, "_global_before", None), flow
-        return flow if before is None else flow + 0.5 * (flow - before)
+        flow = np.array([dx, dy], np.float32) * (self._corr.flow.scale / gap)
+        before, self._global_before = getattr(self, "_global_before", None), (flow, gap)
+        if before is None:
+            return flow
+        # the two measures are mid-interval: (gap + gap before) / 2 frames apart
+        return flow + (flow - before[0]) * np.float32(gap / (gap + before[1]))
 
     # ------------------------------------------------------------------ RGB frames
-    def push(self, frame: np.ndarray) -> np.ndarray | None:
+    def push(self, frame: np.ndarray, timestamp_ns: int | None = None) -> np.ndarray | None:
         """Correct one RGB frame (float32 [0, 1] or uint8, H x W x 3/4); same type back.
+
+        `timestamp_ns`: the camera's timestamp of the frame (ns, any origin): frames
+        dropped before this call then count as gaps, so motion and readout stay per
+        frame period. None or 0: each frame follows the last.
 
         Returns the corrected frame, or None for the first frame with lookahead
         (each later call returns the previous frame).
@@ -422,9 +519,9 @@ class ShutterSession:
         h, w = frame.shape[:2]
         corr = self._bind(w, h, "rgb")
         small = corr.gray(frame)
-        self.frames_in += 1
+        number = self._count_frame(timestamp_ns)
         if self._tracker is not None:
-            self._tracker.add(frame)
+            self._tracker.add(frame, number)
         apply = lambda f, d: corr.correct_rgb(f, d, self.readout)  # noqa: E731
         return self._step(frame, small, apply, apply, copy=True)
 
@@ -432,30 +529,32 @@ class ShutterSession:
         """Zero latency: correct `item` now. Lookahead: correct the held frame with
         `apply` (this call's output target) and hold `item` until the next one."""
         corr = self._corr
-        prev = self._prev_small
+        prev, gap = self._prev_small, self._gap
         self._prev_small = small
         if self._bg is not None:   # submitted by the caller (with the readout sample)
-            return apply(item, self._bg.motion_for(self.frames_in, self.motion_wait_s,
-                                                   lambda: self._global_velocity(prev, small)))
+            return apply(item, self._bg.motion_for(self._clock.number + 1, self.motion_wait_s,
+                                                   lambda: self._global_velocity(prev, small, gap)))
         if not self.params.lookahead:
-            return apply(item, self._motion(corr, small, prev, None))
-        pending, self._pending = self._pending, (item.copy() if copy else item, small, prev, flush_apply)
+            return apply(item, self._motion(corr, small, prev, None, gap))
+        pending = self._pending
+        self._pending = (item.copy() if copy else item, small, prev, flush_apply, gap)
         if pending is None:
             return None
-        p_item, p_small, p_prev, _ = pending
-        return apply(p_item, self._motion(corr, p_small, p_prev, small))
+        p_item, p_small, p_prev, _, p_gap = pending
+        return apply(p_item, self._motion(corr, p_small, p_prev, small, p_gap, gap))
 
     def flush(self) -> list:
         """Frames still held back (lookahead: the last one, corrected from its past only)."""
         if self._pending is None:
             return []
-        p_item, p_small, p_prev, p_apply = self._pending
+        p_item, p_small, p_prev, p_apply, p_gap = self._pending
         self._pending = None
-        return [p_apply(p_item, self._corr.displacement(p_small, p_prev, None, self.readout))]
+        return [p_apply(p_item, self._corr.displacement(p_small, p_prev, None, self.readout, p_gap))]
 
     # ------------------------------------------------------------------ camera buffers
     def push_buffer(self, buf, fmt: str, width: int, height: int,
-                    strides: Sequence[int] | int | None = None, out=None):
+                    strides: Sequence[int] | int | None = None, out=None,
+                    timestamp_ns: int | None = None):
         """Correct one camera frame in its own pixel format.
 
         Parameters
@@ -469,6 +568,8 @@ class ShutterSession:
         out : writable buffer, optional
             Laid out like `buf` (same strides): the result is written into it and
             its plane views are returned. Default: new tightly packed planes.
+        timestamp_ns : int, optional
+            The camera's timestamp (as `push`): dropped frames count as gaps.
 
         Returns
         -------
@@ -487,11 +588,11 @@ class ShutterSession:
         key = camera.normalise_format(fmt)
         planes = camera.planes(buf, key, int(width), int(height), strides)
         corr = self._bind(int(width), int(height), key)
-        self.frames_in += 1
+        number = self._count_frame(timestamp_ns)
         if self.params.mode == "rsgr":
             rgb = camera.to_rgb(planes, key, width, height)
             if self._tracker is not None:
-                self._tracker.add(rgb)
+                self._tracker.add(rgb, number)
             to_fmt = lambda f, d: camera.from_rgb(corr.correct_rgb(f, d, self.readout), key)  # noqa: E731
             res = self._step(rgb, corr.gray(rgb), to_fmt, to_fmt, copy=False)
             if res is None or out is None:
@@ -513,11 +614,11 @@ class ShutterSession:
             luma_full = (planes[0].reshape(height, width, 4) if key in ("bgra", "rgba")
                          else luma if key == "yuy2" else planes[0])
             if self._bg is None:
-                self._tracker.add(luma_full)
-            elif self._tracker.samples(self._bg.tracked):
+                self._tracker.add(luma_full, number)
+            elif self._tracker.samples(number):
                 est_gray = self._corr.estimation_gray(luma_full)
         if self._bg is not None:
-            self._bg.submit(small, self.frames_in, est_gray)
+            self._bg.submit(small, number + 1, est_gray)
 
         def apply(pl, disp):
             dst = None if out is None else camera.planes(out, key, int(width), int(height), strides)

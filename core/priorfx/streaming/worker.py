@@ -29,7 +29,7 @@ class Session(Protocol):
     """priorfx.shutter.ShutterSession's buffer call: result written into `out`."""
 
     def push_buffer(self, buf: np.ndarray, fmt: str, width: int, height: int,
-                    strides, out=None): ...
+                    strides, out=None, timestamp_ns: int | None = None): ...
 
 
 class StdinWaker:
@@ -374,7 +374,10 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
             height=h.height, linesizes=h.linesizes, size=h.size))
         dst = np.frombuffer(channel.mm, np.uint8, h.size, dst_off)
         try:
-            result = session.push_buffer(buf, h.fmt, h.width, h.height, list(h.linesizes), out=dst)
+            # the camera's timestamp: frames skipped here (behind the camera) are gaps in
+            # the session's motion and readout estimates, not neighbours
+            result = session.push_buffer(buf, h.fmt, h.width, h.height, list(h.linesizes), out=dst,
+                                         timestamp_ns=h.timestamp)
         except InputError as err:
             # e.g. an odd frame size: this stream cannot be corrected; the host passes it through
             if bad_key != frame_key:
