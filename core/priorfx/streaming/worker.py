@@ -21,7 +21,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.shutter.session import lower_thread_priority
+from priorfx.shutter.session import FrameClock, lower_thread_priority
 from priorfx.streaming import shm
 
 
@@ -197,7 +197,7 @@ class CalibrationRunner:
         if step <= 0:
             return None   # a repeated or reordered frame
         self.last_ts = timestamp_ns
-        if step > 2_000_000:   # 2 ms: no camera runs faster
+        if step > FrameClock.MIN_STEP_NS:   # shorter steps are glitches, as for the live session
             self.period = step if self.period is None else min(self.period, step)
         return int(round((timestamp_ns - self.first_ts) / self.period)) if self.period else None
 
