@@ -97,7 +97,7 @@ class CalibrationRunner:
         self.waiting = False          # asked, no frame yet
         self.reported = None
         self.last_input = 0
-        self.first_ts = self.last_ts = self.period = None
+        self.clock, self.last_ts = FrameClock(), None
         self.requested_at = 0.0
         self._stopped = False
         self._thread.start()
@@ -139,7 +139,7 @@ class CalibrationRunner:
             if self.run is not None:
                 self.run.cancel()
             self.seq, self.seconds, self.run, self.waiting = req, seconds, None, True
-            self.first_ts = self.last_ts = self.period = None
+            self.clock, self.last_ts = FrameClock(), None
             # Only frames after the click: one left in a slot from before (another
             # calibration, a pause) would pair with the first new one as neighbours.
             self.last_input = self.channel.in_latest
@@ -186,20 +186,15 @@ class CalibrationRunner:
             self.last_input = seq
 
     def frame_number(self, timestamp_ns: int) -> int | None:
-        """The camera's frame number from its timestamp: the host may drop frames
-        before the filter sees them (OBS shows the newest at each tick), and a pair
-        two frames apart taken for neighbours would mislead the estimate. The frame
-        period is the shortest step between timestamps seen (a camera's is steady)."""
-        if self.first_ts is None:
-            self.first_ts, self.last_ts = timestamp_ns, timestamp_ns
-            return 0
-        step = timestamp_ns - self.last_ts
-        if step <= 0:
-            return None   # a repeated or reordered frame
+        """The camera's frame number from its timestamp (`FrameClock`, as the live
+        session numbers them): the host may drop frames before the filter sees them
+        (OBS shows the newest at each tick), and a pair two frames apart taken for
+        neighbours would mislead the estimate. A repeated or reordered frame is None
+        (it is no new instant)."""
+        if self.last_ts is not None and timestamp_ns <= self.last_ts:
+            return None
         self.last_ts = timestamp_ns
-        if step > FrameClock.MIN_STEP_NS:   # shorter steps are glitches, as for the live session
-            self.period = step if self.period is None else min(self.period, step)
-        return int(round((timestamp_ns - self.first_ts) / self.period)) if self.period else None
+        return self.clock.advance(timestamp_ns)
 
     def _report(self) -> None:
         if not self.seq:
