@@ -76,3 +76,20 @@ def test_auto_readout_is_estimated_in_the_motion_process(pan_clip):
     assert sess._bg._child is not None
     assert st["pairs"] == len(bufs) - 1, st
     sess.close()
+
+
+def test_a_prestarted_process_serves_the_first_session(pan_clip, helpers):
+    """The worker starts the motion process before the first frame; the session takes it."""
+    from priorfx.shutter.session import prestart_background_motion
+
+    motion_process.close_idle()
+    prestart_background_motion()
+    (child,) = motion_process._idle
+    rs, gt = pan_clip(0.8, speed=8.0, n=6)
+    h, w = rs[0].shape[:2]
+    bufs = [camera.from_rgb(f, "nv12", as_bytes=True) for f in rs]
+    sess = ShutterSession(ShutterParams(readout=0.8), background_motion=True)
+    gains = _corrected_after_motion(sess, bufs, w, h, helpers, gt, 0)
+    assert sess._bg._child is child and min(gains) > 2, gains
+    sess.close()
+    motion_process.close_idle()

@@ -34,7 +34,8 @@ _lock = threading.Lock()
 class ChildStepper:
     """`step(msg)` runs `factory(*args).step(msg)` in a child process: send, then wait
     for the answer (the GIL is free meanwhile). Raises OSError or EOFError if the child
-    died (or an exception of the step itself, re-raised here)."""
+    died (or an exception of the step itself, re-raised here). `args` None: the stepper
+    is made by the first `reset`."""
 
     def __init__(self, factory: Callable[..., Any], args: tuple, nice: int = 0) -> None:
         import cv2
@@ -66,11 +67,14 @@ class ChildStepper:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Close its stdin (it exits); wait up to `timeout` (None: not at all), then kill."""
         try:
             self.process.stdin.close()
         except OSError:
             pass
+        if timeout is None:
+            return
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -94,6 +98,15 @@ def acquire(factory: Callable[..., Any], args: tuple, nice: int = 0) -> ChildSte
     return ChildStepper(factory, args, nice)
 
 
+def prestart(factory: Callable[..., Any], nice: int = 0) -> None:
+    """Start an idle child now, unless one is idle: its interpreter start (about a
+    second) is then over before a session needs it."""
+    with _lock:
+        if any(c.factory is factory and c.nice == nice and c.alive for c in _idle):
+            return
+    release(ChildStepper(factory, None, nice))
+
+
 def release(child: ChildStepper) -> None:
     """Keep a healthy child for the next session (one; more are closed)."""
     with _lock:
@@ -103,12 +116,13 @@ def release(child: ChildStepper) -> None:
     child.close()
 
 
-def close_idle() -> None:
-    """End the idle children now (a process about to exit, tests)."""
+def close_idle(wait: bool = True) -> None:
+    """End the idle children now (a process about to exit, tests); without `wait`
+    they are only told to (a starved child may take a while to get the CPU to exit)."""
     with _lock:
         children, _idle[:] = list(_idle), []
     for child in children:
-        child.close()
+        child.close(5.0 if wait else None)
 
 
 def _serve(stdin, stdout) -> None:
@@ -119,7 +133,7 @@ def _serve(stdin, stdout) -> None:
         os.nice(nice)
     import cv2
     cv2.setNumThreads(cv_threads)
-    obj = factory(*args)
+    obj = factory(*args) if args is not None else None   # None: started ahead, reset later
     while True:
         try:
             msg = pickle.load(stdin)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import deque
 from typing import Sequence
 
@@ -31,7 +32,7 @@ from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams
 from priorfx.shutter.readout import estimate_readout, pair_evidence
 
 STARTUP_WAIT_S = 0.5
-"""Background motion: how long the first frames wait for the motion thread's first result."""
+"""Background motion: how long, in all, the first frames of a stream wait for the first motion."""
 MOTION_WAIT_S = 0.0
 """Background motion: how long a frame waits for its own motion before it is warped
 with the freshest, updated by the camera's velocity now (`BackgroundMotion.latest`).
@@ -259,6 +260,8 @@ class BackgroundMotion:
         self.skipped = 0
         self._state_args = (corr.params, corr.full, tracker is not None, prior)
         self._child = None
+        self._in_step = False     # a step asked of the child, its answer not back yet
+        self._startup_left = STARTUP_WAIT_S
         self.start_error: str | None = None   # why no motion process started (then: a thread)
         self._thread = threading.Thread(target=self._run, name="priorfx-motion", daemon=True)
         self._thread.start()
@@ -290,6 +293,16 @@ class BackgroundMotion:
 
     def _run(self) -> None:
         step = self._start()
+        try:
+            self._loop(step)
+        finally:
+            # between steps (no answer pending): the child can serve the next session
+            child, self._child = self._child, None
+            if child is not None:
+                from priorfx.shutter import motion_process
+                motion_process.release(child)
+
+    def _loop(self, step) -> None:
         while True:
             with self._cv:
                 while self._job is None and not self._closed:
@@ -299,6 +312,7 @@ class BackgroundMotion:
                 small, index, est_gray, track_i = self._job
                 self._job = None
                 queued, self._gray_queue = self._gray_queue, []
+                self._in_step = True
             tracked = queued + [(est_gray, track_i)] if self.tracker is not None else []
             job = (small, index, self._readout(), tracked)
             try:
@@ -315,6 +329,7 @@ class BackgroundMotion:
                 self._done = (self._done + [(index, disp, dom)])[-2:]
                 self._maps_out = maps
                 self.processed += 1
+                self._in_step = False
                 self._cv.notify_all()
 
     def _maps(self, index: int, disp: np.ndarray | None) -> tuple | None:
@@ -336,10 +351,13 @@ class BackgroundMotion:
         else the freshest displacement carried forward (None: no motion yet).
         `global_velocity()`, if given, measures the camera's velocity now (cheaply)."""
         self.wait_s = wait_s
-        if self.processed < 2 and index >= 2:
-            # Starting: no motion to carry forward yet, so this frame waits for its own
-            # (at most STARTUP_WAIT_S, once per stream) rather than leave uncorrected.
-            self.wait_for(index, STARTUP_WAIT_S)
+        if self.processed < 2 and index >= 2 and self._startup_left > 0:
+            # Starting: no motion to carry forward yet, so frames wait for their own, at
+            # most STARTUP_WAIT_S in all per stream (not per frame: while the motion
+            # process starts, a wait per frame would hold the frame path back for seconds).
+            t0 = time.monotonic()
+            self.wait_for(index, self._startup_left)
+            self._startup_left -= time.monotonic() - t0
         elif wait_s > 0:
             self.wait_for(index, wait_s)
         maps = self.maps_for(index)
@@ -396,18 +414,25 @@ class BackgroundMotion:
         return cached[1]
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the motion thread and wait for it: a thread still inside OpenCV when
-        the interpreter exits is ended by pthread_exit, whose unwinding through
-        OpenCV's C++ frames aborts the process (the worker dumped core on exit)."""
+        """Stop the motion thread. Running the motion itself (no process), it is waited
+        for: a thread still inside OpenCV when the interpreter exits is ended by
+        pthread_exit, whose unwinding through OpenCV's C++ frames aborts the process
+        (the worker dumped core on exit). With a process it is not: it only waits for
+        the child's answer (seconds on a starved CPU, and a worker asked to exit has 2),
+        then hands the child back for the next session and ends."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
-        if self._thread is not threading.current_thread():
+            waiting_for_child = self._child is not None and self._in_step
+        if self._thread is not threading.current_thread() and not waiting_for_child:
             self._thread.join(timeout)
-        if self._child is not None and not self._thread.is_alive():
-            from priorfx.shutter import motion_process
-            motion_process.release(self._child)   # kept for the next session
-            self._child = None
+
+
+def prestart_background_motion(nice: int = 0) -> None:
+    """Start a motion process for the next live session now (an interpreter start, about
+    a second), so that its first frames need not wait for it (`BackgroundMotion`)."""
+    from priorfx.shutter import motion_process
+    motion_process.prestart(_MotionState, nice)
 
 
 def lower_thread_priority(increment: int) -> None:

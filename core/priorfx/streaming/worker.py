@@ -246,6 +246,9 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
         if hasattr(session, "background_motion"):
             session.background_motion = not session.params.lookahead
             session.motion_nice = max(MOTION_NICE, background_nice)
+            if session.background_motion:
+                from priorfx.shutter.session import prestart_background_motion
+                prestart_background_motion(session.motion_nice)   # started before the first frame
         if hasattr(session, "readout_prior") and p.auto_readout and 0 < p.prior_low <= p.readout <= p.prior_high:
             session.readout_prior = (float(p.readout), float(p.prior_low), float(p.prior_high))
         return session
@@ -397,7 +400,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     if hasattr(session, "close"):
         session.close()
     from priorfx.shutter import motion_process
-    motion_process.close_idle()   # the session's motion process, kept for a next session
+    motion_process.close_idle(wait=False)   # the motion process kept for a next session: told to end
     channel.set_state(shm.EXITED)
     return 0
 
