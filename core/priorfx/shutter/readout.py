@@ -54,6 +54,10 @@ FULL_WIDTH = 0.6
 """An interval this wide (or wider) means confidence 0."""
 MOVING_PX = 2.0
 MOVING_SHARE = 0.04
+LAYER_EDGE_SHARE = 0.5
+"""The moving layer is read only in bands where at least this share of its fullest band's
+pixels move: in its edge bands it is a thin sliver among pixels the flow smears across
+its border (and ones it uncovers), whose flow is neither the layer's nor the camera's."""
 NOISE_FLOOR_PX = 0.06
 """Flow accuracy (px): the noise level is never taken below it."""
 ROLL_NOISE_PX = 0.125
@@ -143,6 +147,7 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
     xs = np.arange(w, dtype=np.float64) - (w - 1) / 2
     ys = np.arange(h, dtype=np.float64) - (h - 1) / 2
     out = np.full((bands, 5 if layers else 2), np.nan)
+    share = np.zeros(bands)
     for i in range(bands):
         part = flow[edges[i]:max(edges[i + 1], edges[i] + 1)].astype(np.float64)
         fy_col = np.median(part[..., 1], axis=0)               # per column, robust to objects
@@ -152,11 +157,14 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
         if layers:
             fy = part[..., 1] - omega * xs                     # the roll's share of the y-flow too
             moving = np.hypot(fx - out[i, 0], fy - np.median(fy)) > MOVING_PX
-            if moving.mean() >= MOVING_SHARE:
+            share[i] = moving.mean()
+            if share[i] >= MOVING_SHARE:
                 rows = np.nonzero(moving)[0] + edges[i] + 0.5
                 out[i, 2:] = (np.median(fx[moving]), np.median(part[..., 1][moving]), np.median(rows) / h)
                 if moving.mean() < 0.5:                        # the camera: what does not move
                     out[i, :2] = (np.median(fx[~moving]), np.median(part[..., 1][~moving]))
+    if layers:
+        out[share < LAYER_EDGE_SHARE * share.max(), 2:] = np.nan
     return out
 
 
