@@ -322,3 +322,32 @@ def test_worker_calibrates_from_a_shaking_camera_and_can_be_cancelled():
         proc.stdin.close()
         proc.wait(EVENT_DEADLINE_S)
         ch.close()
+
+
+def test_calibration_numbers_jittered_frames_without_drift():
+    """The calibration numbers frames as the live session does (`FrameClock`): a
+    camera whose stamps jitter by a few ms, with frames dropped, keeps its numbers
+    over a long calibration (the shortest step taken for the period drifted a frame
+    every ~10), and a repeated stamp is no new frame."""
+    import numpy as np
+
+    from priorfx.streaming.worker import CalibrationRunner
+
+    ch = shm.Channel.create(64)
+    runner = CalibrationRunner(ch, log=lambda msg: None, closed=lambda: True)
+    try:
+        runner.stop()
+        rng = np.random.default_rng(3)
+        period = 33_366_700
+        kept = [k for k in range(300) if k % 7 != 5]
+        numbers = []
+        for k in kept:
+            ts = 10 ** 12 + k * period + int(rng.uniform(-3e6, 3e6))
+            numbers.append(runner.frame_number(ts))
+            if k == 100:
+                assert runner.frame_number(ts) is None
+        # trusted after the clock's first steps: every number from then on is the camera's
+        settled = [(n - numbers[20], k - kept[20]) for n, k in zip(numbers[20:], kept[20:])]
+        assert all(a == b for a, b in settled), [s for s in settled if s[0] != s[1]][:5]
+    finally:
+        ch.close()

@@ -27,7 +27,9 @@ Speed: median ms per frame of `ShutterSession.push_buffer` (NV12, the usual
 webcam format in OBS: the live path, motion on its own thread, 90 frames
 delivered at 30 fps, with the fraction that left corrected; BGRA) and `push`
 (float RGB) at 720p and 1080p, with the median time of one cv2.remap of the
-same frame (the floor every warp pays). `ms_720p_ratio` / `ms_1080p_ratio`
+same frame (the floor every warp pays; for NV12 one remap per plane, timed after
+each live frame so that frame path and floor see the same moments of load, with
+the worker's thread switch interval). `ms_720p_ratio` / `ms_1080p_ratio`
 divide the NV12 figure by that floor; `cpu_720p_ratio` / `cpu_1080p_ratio` do the
 same with the CPU time of the calling thread (frame path and floor alike), which
 a loaded machine does not inflate (the motion thread's own work is not in it).
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from typing import Callable
 
@@ -325,17 +328,20 @@ def _speed(sizes: list[tuple[int, int]], frames: int, log) -> dict:
         # The live path (OBS worker): NV12 at a camera's 30 fps, motion on its own thread.
         # Three seconds (the clip back and forth), so the motion thread's start is a small share.
         live = (nv12 + nv12[-2:0:-1]) * (1 + 90 // max(1, 2 * len(nv12) - 2))
-        res["ms_nv12"], res["corrected_fraction_nv12"], res["cpu_ms_nv12"] = _live_nv12(live[:90], w, h)
         gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         m = np.dstack([gx + 0.3, gy + 0.7])
-        y = np.frombuffer(nv12[0], np.uint8)[:w * h].reshape(h, w)
-        uv = np.frombuffer(nv12[0], np.uint8)[w * h:].reshape(h // 2, w // 2, 2)
         mc = np.ascontiguousarray(m[::2, ::2] / 2)
+
+        def remap_nv12(d: bytes) -> None:
+            y = np.frombuffer(d, np.uint8)[:w * h].reshape(h, w)
+            uv = np.frombuffer(d, np.uint8)[w * h:].reshape(h // 2, w // 2, 2)
+            cv2.remap(y, m, None, cv2.INTER_LINEAR)
+            cv2.remap(uv, mc, None, cv2.INTER_LINEAR)
+
+        live_res = _live_nv12(live[:90], w, h, remap_nv12)
+        res.update(zip(("ms_nv12", "corrected_fraction_nv12", "cpu_ms_nv12", "remap_ms_nv12",
+                        "remap_cpu_ms_nv12"), live_res))
         px = np.frombuffer(bgra[0], np.uint8).reshape(h, w, 4)
-        remap_nv12 = lambda: (cv2.remap(y, m, None, cv2.INTER_LINEAR),  # noqa: E731
-                              cv2.remap(uv, mc, None, cv2.INTER_LINEAR))
-        res["remap_ms_nv12"] = median_ms(remap_nv12, repeat=15)
-        res["remap_cpu_ms_nv12"] = median_ms(remap_nv12, repeat=15, clock=time.thread_time)
         res["remap_ms_bgra"] = median_ms(lambda: cv2.remap(px, m, None, cv2.INTER_LINEAR), repeat=15)
         res["remap_ms_rgb_float"] = median_ms(lambda: cv2.remap(clip[0], m, None, cv2.INTER_LINEAR), repeat=15)
         out[f"{h}p"] = res
@@ -343,23 +349,39 @@ def _speed(sizes: list[tuple[int, int]], frames: int, log) -> dict:
     return out
 
 
-def _live_nv12(frames: list[bytes], w: int, h: int, fps: float = 30.0) -> tuple[float, float, float]:
-    """Median ms of `push_buffer` per NV12 frame in a live session (background motion),
-    frames arriving at `fps` like a camera's, the fraction of frames that left corrected,
-    and the median CPU ms of the calling thread (the frame path's own work)."""
+def _live_nv12(frames: list[bytes], w: int, h: int, floor: Callable[[bytes], object],
+               fps: float = 30.0) -> tuple[float, float, float, float, float]:
+    """A live session (background motion) fed NV12 frames at `fps` like a camera:
+    median ms of `push_buffer` per frame, the fraction of frames that left corrected,
+    the median CPU ms of the calling thread (the frame path's own work), and the
+    median wall and CPU ms of `floor(frame)` (one remap of each plane) timed right
+    after each frame, in the time left before the next: the floor sees the same
+    moments of the machine's load and of the motion thread as the frame path.
+    Python's thread switch interval is the worker's (`GIL_SWITCH_S`), as in OBS."""
+    from priorfx.streaming.worker import GIL_SWITCH_S
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_S)
     sess = ShutterSession(ShutterParams(readout=0.8), background_motion=True)
-    times, cpu, corrected = [], [], 0
+    times, cpu, floor_ms, floor_cpu, corrected = [], [], [], [], 0
     due = time.perf_counter()
-    for d in frames:
-        due += 1.0 / fps
-        time.sleep(max(0.0, due - time.perf_counter()))   # a camera delivers at its frame rate
-        t0, c0 = time.perf_counter(), time.thread_time()
-        out = sess.push_buffer(d, "NV12", w, h)
-        times.append((time.perf_counter() - t0) * 1000)
-        cpu.append((time.thread_time() - c0) * 1000)
-        corrected += int(not np.array_equal(out[0].ravel(), np.frombuffer(d, np.uint8)[:w * h]))
-    sess.close()
-    return statistics.median(times[1:]), corrected / len(frames), statistics.median(cpu[1:])
+    try:
+        for d in frames:
+            due += 1.0 / fps
+            time.sleep(max(0.0, due - time.perf_counter()))   # a camera delivers at its frame rate
+            t0, c0 = time.perf_counter(), time.thread_time()
+            out = sess.push_buffer(d, "NV12", w, h)
+            t1, c1 = time.perf_counter(), time.thread_time()
+            floor(d)
+            floor_ms.append((time.perf_counter() - t1) * 1000)
+            floor_cpu.append((time.thread_time() - c1) * 1000)
+            times.append((t1 - t0) * 1000)
+            cpu.append((c1 - c0) * 1000)
+            corrected += int(not np.array_equal(out[0].ravel(), np.frombuffer(d, np.uint8)[:w * h]))
+    finally:
+        sess.close()
+        sys.setswitchinterval(switch)
+    med = lambda x: statistics.median(x[1:])  # noqa: E731  (the first frame binds the session)
+    return med(times), corrected / len(frames), med(cpu), med(floor_ms), med(floor_cpu)
 
 
 # --------------------------------------------------------------------------- entry points

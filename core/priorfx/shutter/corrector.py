@@ -132,15 +132,19 @@ class FrameCorrector:
             return None
         return np.clip(median_velocity - before, -8.0, 8.0)  # px / frame^2; guards cuts and glitches
 
-    def estimation_gray(self, image: np.ndarray) -> np.ndarray:
-        """Grey image at the readout-estimation resolution (from a full-size image)."""
+    def _estimation(self) -> DisFlow:
         if getattr(self, "_est", None) is None:
             self._est = DisFlow(self.full, small_size(*self.full, ESTIMATION_WIDTH), ESTIMATION_PRESET)
-        return gray_small(image, self._est.small)
+        return self._est
+
+    def estimation_gray(self, image: np.ndarray) -> np.ndarray:
+        """Grey image at the readout-estimation resolution (from a full-size image)."""
+        return gray_small(image, self._estimation().small)
 
     def estimation_flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Fine flow between two `estimation_gray` images, for the readout estimate."""
-        return self._est(a, b)
+        """Fine flow between two `estimation_gray` images, for the readout estimate
+        (made by this or another corrector of the same size: the motion process's)."""
+        return self._estimation()(a, b)
 
     # ------------------------------------------------------------------ apply
     def correct_rgb(self, frame: np.ndarray, disp: np.ndarray | None, readout: float) -> np.ndarray:

@@ -137,6 +137,7 @@ class _ReadoutTracker:
             self.source = "calibrated"
         self.confidence = 0.0
         self.estimate = None
+        self.pairs = 0            # frame pairs behind the estimate
         self._count = 0
         self._prev: tuple[np.ndarray, int] | None = None
 
@@ -162,6 +163,7 @@ class _ReadoutTracker:
             self.evidence.append(pair_evidence(self.corr.estimation_flow(self._prev[0], cur)))
             self.index.append(k - 1)
             del self.evidence[:-self.keep], self.index[:-self.keep]
+            self.pairs = len(self.evidence)
         self._prev = (cur, k)
         if len(self.evidence) >= 15 and (len(self.evidence) % 15 == 0 or k % self.every == self.window - 1):
             p = self.corr.params
@@ -172,27 +174,72 @@ class _ReadoutTracker:
                 self.value, self.confidence = est.g, est.confidence
                 self.low, self.high, self.source = est.low, est.high, "estimated"
 
+    STATE = ("value", "low", "high", "source", "confidence", "estimate", "pairs")
+
+    def state(self) -> dict:
+        """What the session reports (small: a motion process sends it back each frame)."""
+        return {k: getattr(self, k) for k in self.STATE}
+
+    def adopt(self, state: dict) -> None:
+        """Take over the state of the tracker that runs elsewhere (the motion process)."""
+        for k in self.STATE:
+            setattr(self, k, state[k])
+
+
+class _MotionState:
+    """The motion estimation of one live stream, fed frame by frame (`step`): in the
+    motion process (`motion_process`), or in-process where a process cannot start.
+    It keeps its own `FrameCorrector` (flow, smoothed velocity) and, for 'auto'
+    readout, the readout tracker; the frame path keeps the session's."""
+
+    def __init__(self, params: ShutterParams, full: tuple[int, int], track: bool,
+                 prior: tuple[float, float, float] | None) -> None:
+        self.corr = FrameCorrector(params, *full)
+        self.tracker = _ReadoutTracker(self.corr, prior=prior) if track else None
+        self.prev: tuple[np.ndarray, int] | None = None
+
+    def step(self, job: tuple) -> tuple:
+        """job (small, index, readout, tracked) -> (index, disp, dom, tracker state);
+        `tracked`: (estimation grey or None, frame number) of every frame since the last
+        job, skipped ones included (the readout evidence wants consecutive frames)."""
+        small, index, readout, tracked = job
+        if self.tracker is not None:
+            for g_img, k in tracked:
+                self.tracker.add_gray(g_img, k)
+        disp = dom = None
+        if self.prev is not None:
+            disp = self.corr.displacement(small, self.prev[0], None, readout, gap=index - self.prev[1])
+            v = self.corr.last_velocity
+            dom = rs.dominant_velocity(v) if disp is not None and v is not None else None
+        self.prev = (small, index)
+        return index, disp, dom, self.tracker.state() if self.tracker is not None else None
+
 
 class BackgroundMotion:
-    """Motion estimation on its own thread, decoupled from the warp.
+    """Motion estimation off the frame path, decoupled from the warp.
 
     The warp of every frame needs only full-size maps; estimating the motion
-    (flow, velocity, splat, maps) costs several remaps. Here it runs on a
-    thread at whatever rate the CPU allows: `submit` hands over the newest
-    small frame (an older one still waiting is dropped: skipped frames), the
-    thread builds that frame's maps, and the session waits for them up to a
-    budget (`ShutterSession.motion_wait_s`). Past the budget the frame is
-    warped with the freshest motion, carried forward linearly by a frame or
-    two (extrapolated motion): on a busy CPU frames stay corrected, if less
-    exactly (one frame stale loses most of the gain on fast handheld shake,
-    measured, so the current frame's motion is waited for when it can be).
-    OpenCV and most numpy work release the GIL, so the thread's work overlaps
-    the frame path's remaps on two cores.
+    (flow, velocity, splat, maps) costs several remaps. Here it runs at
+    whatever rate the CPU allows: `submit` hands over the newest small frame
+    (an older one still waiting is dropped: skipped frames), a thread passes
+    it to the motion process (`_MotionState` in `motion_process`, `nice`
+    below the frame path), which returns that frame's displacement, and the
+    session waits for it up to a budget (`ShutterSession.motion_wait_s`).
+    Past the budget the frame is warped with the freshest motion, carried
+    forward linearly by a frame or two (extrapolated motion): on a busy CPU
+    frames stay corrected, if less exactly (one frame stale loses most of the
+    gain on fast handheld shake, measured, so the current frame's motion is
+    waited for when it can be). The motion is a process, not a thread at low
+    priority, because such a thread, descheduled while it holds the GIL,
+    stalls the frame path (see `motion_process`). Where no process can start,
+    it runs on the thread itself, `nice` lower.
     """
 
     MAX_EXTRAPOLATE = 2
 
-    def __init__(self, corr: FrameCorrector, readout, fmt: str | None = None, nice: int = 0) -> None:
+    def __init__(self, corr: FrameCorrector, readout, fmt: str | None = None, nice: int = 0,
+                 tracker: _ReadoutTracker | None = None,
+                 prior: tuple[float, float, float] | None = None) -> None:
         self.corr = corr
         self.nice = nice
         self._specs = FrameCorrector.plane_maps(fmt, corr.full) if fmt else None
@@ -206,10 +253,13 @@ class BackgroundMotion:
         self.wait_s = MOTION_WAIT_S
         self.current = 0          # frames warped with their own motion
         self.stale = 0            # frames warped with carried-forward motion (or passed through)
-        self.tracker: _ReadoutTracker | None = None
+        self.tracker = tracker    # the session's: shows the motion process's tracker's state
         self.tracked = 0
         self.processed = 0
         self.skipped = 0
+        self._state_args = (corr.params, corr.full, tracker is not None, prior)
+        self._child = None
+        self.start_error: str | None = None   # why no motion process started (then: a thread)
         self._thread = threading.Thread(target=self._run, name="priorfx-motion", daemon=True)
         self._thread.start()
 
@@ -227,10 +277,19 @@ class BackgroundMotion:
             self.tracked += 1
             self._cv.notify()
 
-    def _run(self) -> None:
-        if self.nice:
+    def _start(self):
+        """The stepper: a motion process, or (none can start) the state in this thread."""
+        from priorfx.shutter import motion_process
+        try:
+            self._child = motion_process.acquire(_MotionState, self._state_args, self.nice)
+            return self._child.step
+        except (OSError, RuntimeError, ValueError) as exc:   # e.g. no process may be started here
+            self.start_error = f"{type(exc).__name__}: {exc}"
             lower_thread_priority(self.nice)
-        prev: tuple[np.ndarray, int] | None = None
+            return _MotionState(*self._state_args).step
+
+    def _run(self) -> None:
+        step = self._start()
         while True:
             with self._cv:
                 while self._job is None and not self._closed:
@@ -240,18 +299,18 @@ class BackgroundMotion:
                 small, index, est_gray, track_i = self._job
                 self._job = None
                 queued, self._gray_queue = self._gray_queue, []
-            if self.tracker is not None:
-                # the readout evidence wants consecutive frames: none is skipped for it
-                for g_img, track_k in queued:
-                    self.tracker.add_gray(g_img, track_k)
-                self.tracker.add_gray(est_gray, track_i)
-            disp = None
-            if prev is not None:
-                disp = self.corr.displacement(small, prev[0], None, self._readout(), gap=index - prev[1])
-            prev = (small, index)
+            tracked = queued + [(est_gray, track_i)] if self.tracker is not None else []
+            job = (small, index, self._readout(), tracked)
+            try:
+                index, disp, dom, tracker_state = step(job)
+            except (EOFError, OSError):   # the motion process died: go on in this thread
+                self._child = None
+                lower_thread_priority(self.nice)
+                step = _MotionState(*self._state_args).step
+                index, disp, dom, tracker_state = step(job)
+            if tracker_state is not None and self.tracker is not None:
+                self.tracker.adopt(tracker_state)
             maps = self._maps(index, disp)
-            v = self.corr.last_velocity
-            dom = rs.dominant_velocity(v) if disp is not None and v is not None else None
             with self._cv:
                 self._done = (self._done + [(index, disp, dom)])[-2:]
                 self._maps_out = maps
@@ -345,6 +404,10 @@ class BackgroundMotion:
             self._cv.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
+        if self._child is not None and not self._thread.is_alive():
+            from priorfx.shutter import motion_process
+            motion_process.release(self._child)   # kept for the next session
+            self._child = None
 
 
 def lower_thread_priority(increment: int) -> None:
@@ -425,7 +488,7 @@ class ShutterSession:
             g, low, high = self.readout_prior or (DEFAULT_READOUT,) * 3
             return {"readout": g, "low": low, "high": high,
                     "source": "calibrated" if self.readout_prior else "default", "pairs": 0}
-        return {"readout": t.value, "low": t.low, "high": t.high, "source": t.source, "pairs": len(t.evidence)}
+        return {"readout": t.value, "low": t.low, "high": t.high, "source": t.source, "pairs": t.pairs}
 
     def close(self) -> None:
         """Drop the stream's state (held frame, motion history). Safe to call twice."""
@@ -452,8 +515,8 @@ class ShutterSession:
             if self.params.readout is None:
                 self._tracker = _ReadoutTracker(self._corr, prior=self.readout_prior)
             if self.background_motion and fmt != "rgb" and self.params.mode == "rs":
-                self._bg = BackgroundMotion(self._corr, lambda: self.readout, fmt, nice=self.motion_nice)
-                self._bg.tracker = self._tracker
+                self._bg = BackgroundMotion(self._corr, lambda: self.readout, fmt, nice=self.motion_nice,
+                                            tracker=self._tracker, prior=self.readout_prior)
         elif self._corr.full != (width, height):
             ow, oh = self._corr.full
             raise InputError(f"frame size changed from {ow}x{oh} to {width}x{height} mid-stream",

@@ -97,7 +97,7 @@ class CalibrationRunner:
         self.waiting = False          # asked, no frame yet
         self.reported = None
         self.last_input = 0
-        self.first_ts = self.last_ts = self.period = None
+        self.clock, self.last_ts = FrameClock(), None
         self.requested_at = 0.0
         self._stopped = False
         self._thread.start()
@@ -139,7 +139,7 @@ class CalibrationRunner:
             if self.run is not None:
                 self.run.cancel()
             self.seq, self.seconds, self.run, self.waiting = req, seconds, None, True
-            self.first_ts = self.last_ts = self.period = None
+            self.clock, self.last_ts = FrameClock(), None
             # Only frames after the click: one left in a slot from before (another
             # calibration, a pause) would pair with the first new one as neighbours.
             self.last_input = self.channel.in_latest
@@ -186,20 +186,15 @@ class CalibrationRunner:
             self.last_input = seq
 
     def frame_number(self, timestamp_ns: int) -> int | None:
-        """The camera's frame number from its timestamp: the host may drop frames
-        before the filter sees them (OBS shows the newest at each tick), and a pair
-        two frames apart taken for neighbours would mislead the estimate. The frame
-        period is the shortest step between timestamps seen (a camera's is steady)."""
-        if self.first_ts is None:
-            self.first_ts, self.last_ts = timestamp_ns, timestamp_ns
-            return 0
-        step = timestamp_ns - self.last_ts
-        if step <= 0:
-            return None   # a repeated or reordered frame
+        """The camera's frame number from its timestamp (`FrameClock`, as the live
+        session numbers them): the host may drop frames before the filter sees them
+        (OBS shows the newest at each tick), and a pair two frames apart taken for
+        neighbours would mislead the estimate. A repeated or reordered frame is None
+        (it is no new instant)."""
+        if self.last_ts is not None and timestamp_ns <= self.last_ts:
+            return None
         self.last_ts = timestamp_ns
-        if step > FrameClock.MIN_STEP_NS:   # shorter steps are glitches, as for the live session
-            self.period = step if self.period is None else min(self.period, step)
-        return int(round((timestamp_ns - self.first_ts) / self.period)) if self.period else None
+        return self.clock.advance(timestamp_ns)
 
     def _report(self) -> None:
         if not self.seq:
@@ -272,10 +267,14 @@ worker niced: at +10 it starved whenever anything else ran (corrected 0.27 / 0.4
 of 720p / 1080p / 720p-under-load frames); at +1 1.0 / 0.81 / 0.84 with 33 frames OBS
 lagged at 720p; at +4 0.94 / 0.18 / 0.34 with none. `--nice` changes it. On Linux
 (nice is per thread) it applies to the calibration's threads only: the frame path
-keeps the host's priority and the motion thread runs MOTION_NICE below it."""
+keeps the host's priority and the motion process runs MOTION_NICE below it."""
 
 MOTION_NICE = 10
-"""How far below the frame path the motion thread runs (Linux; at least `--nice`).
+"""How far below the frame path the motion process runs (Unix; at least `--nice`; a
+process since 2026-12-06, see `priorfx.shutter.motion_process`: as a thread it held the
+GIL when descheduled, and the frame path waited. Real libobs, 720p30, two spinning
+processes, 3 rounds each in the same minutes: corrected 0.927 / 0.941 / 0.988 as a thread,
+1.000 / 1.000 / 1.000 as a process). The first measurement, as a thread:
 Measured on 2 cores kept busy (two spinning processes at normal priority, load 7-12),
 720p NV12 at 30 fps, the session alone: frame path and motion thread at +2, frames over
 33 ms: 115 / 142 of 180; motion at +10: 104 / 148; frame path at 0 and motion at +10:
@@ -397,6 +396,8 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     calibration.stop()
     if hasattr(session, "close"):
         session.close()
+    from priorfx.shutter import motion_process
+    motion_process.close_idle()   # the session's motion process, kept for a next session
     channel.set_state(shm.EXITED)
     return 0
 

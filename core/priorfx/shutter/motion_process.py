@@ -1,0 +1,148 @@
+"""A child process that runs one stepper object: the live session's motion estimation.
+
+Why a process and not a thread: the motion runs below the frame path's CPU priority, so
+that on a busy CPU the warps come first and the motion takes what is left. A
+lower-priority *thread* shares the frame path's GIL, and the OS deschedules it at any
+point, also while it holds the GIL (its Python between OpenCV calls): the frame path
+then waits until the low thread runs again. Measured on 2 cores with two spinning
+processes (30 fps, 4 remaps per frame in the nice-0 thread): a nice-10 thread running
+Python put 15-20 % of the frames over 66 ms (the longest 150-300 ms); the same thread in
+OpenCV calls (no GIL held), or at nice 0, put none. A process has its own interpreter,
+so the frame path never waits for it.
+
+The child is `python -m priorfx.shutter.motion_process` with pickled messages on its
+stdin and answers on its stdout (not multiprocessing's spawn, which re-runs the parent's
+main script in the child: a host's or a ``python -`` main breaks it). `acquire` hands
+out an idle child (the worker restarts its session on every settings change: a child
+is reused, so a slider drag costs no interpreter start) or starts one; `release`
+returns it. A child exits when its stdin closes: when the parent asks, exits or dies.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+_idle: list["ChildStepper"] = []
+_lock = threading.Lock()
+
+
+class ChildStepper:
+    """`step(msg)` runs `factory(*args).step(msg)` in a child process: send, then wait
+    for the answer (the GIL is free meanwhile). Raises OSError or EOFError if the child
+    died (or an exception of the step itself, re-raised here)."""
+
+    def __init__(self, factory: Callable[..., Any], args: tuple, nice: int = 0) -> None:
+        import cv2
+
+        import priorfx
+        env = dict(os.environ)
+        root = str(Path(priorfx.__file__).resolve().parents[1])   # where priorfx imports from
+        env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.process = subprocess.Popen([sys.executable, "-m", "priorfx.shutter.motion_process"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.factory, self.nice = factory, nice
+        self._send((factory, args, nice, cv2.getNumThreads()))
+
+    def _send(self, msg) -> None:
+        pickle.dump(msg, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        self.process.stdin.flush()
+
+    def step(self, msg):
+        self._send(msg)
+        kind, value = pickle.load(self.process.stdout)
+        if kind == "error":
+            raise value
+        return value
+
+    def reset(self, args: tuple) -> None:
+        self._send(("reset", args))
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+        self.process.stdout.close()
+
+
+def acquire(factory: Callable[..., Any], args: tuple, nice: int = 0) -> ChildStepper:
+    """An idle child of the same factory and priority, reset to `args`, or a new one."""
+    with _lock:
+        while _idle:
+            child = _idle.pop()
+            if child.alive and child.factory is factory and child.nice == nice:
+                try:
+                    child.reset(args)
+                    return child
+                except OSError:
+                    pass
+            child.close(1.0)
+    return ChildStepper(factory, args, nice)
+
+
+def release(child: ChildStepper) -> None:
+    """Keep a healthy child for the next session (one; more are closed)."""
+    with _lock:
+        if child.alive and not _idle:
+            _idle.append(child)
+            return
+    child.close()
+
+
+def close_idle() -> None:
+    """End the idle children now (a process about to exit, tests)."""
+    with _lock:
+        children, _idle[:] = list(_idle), []
+    for child in children:
+        child.close()
+
+
+def _serve(stdin, stdout) -> None:
+    """The child: build the stepper from the first message, answer each message with
+    ("ok", its step) or ("error", the exception); ("reset", args) builds a new one."""
+    factory, args, nice, cv_threads = pickle.load(stdin)
+    if nice > 0 and hasattr(os, "nice"):
+        os.nice(nice)
+    import cv2
+    cv2.setNumThreads(cv_threads)
+    obj = factory(*args)
+    while True:
+        try:
+            msg = pickle.load(stdin)
+        except (EOFError, OSError):
+            return   # the parent closed our stdin, or is gone
+        if isinstance(msg, tuple) and len(msg) == 2 and msg[0] == "reset":
+            obj = factory(*msg[1])
+            continue
+        try:
+            answer = ("ok", obj.step(msg))
+        except Exception as exc:   # the parent re-raises it where the step was asked for
+            answer = ("error", exc)
+        try:
+            pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)
+            stdout.flush()
+        except OSError:
+            return   # the parent is gone
+
+
+if __name__ == "__main__":
+    # The answers get their own copy of stdout; whatever a library prints to stdout
+    # (Python or C) goes to stderr instead of into the stream.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    _serve(sys.stdin.buffer, answers)
