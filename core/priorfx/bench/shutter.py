@@ -492,6 +492,9 @@ def run(args: argparse.Namespace) -> dict:
         "readout_est_abs_err_max_footage_behind_hand": float(np.max(
             [abs(r["readout_estimate"] - r["readout"]) for r in real_as_first_defined])),
         "interval_coverage_footage_behind_hand": float(np.mean([r["covered"] for r in real_as_first_defined])),
+        "psnr_gain_auto_ratio_footage_behind_hand": (
+            sum(r["psnr_auto_readout"] - r["psnr_input"] for r in real_as_first_defined)
+            / sum(r["psnr_true_readout"] - r["psnr_input"] for r in real_as_first_defined)),
         "ms_720p_ratio": speed["720p"]["ms_nv12"] / speed["720p"]["remap_ms_nv12"],
         "ms_1080p_ratio": speed["1080p"]["ms_nv12"] / speed["1080p"]["remap_ms_nv12"],
         # the same in CPU time of the frame path's thread: what other processes on a
