@@ -6,7 +6,9 @@ while a hand waves in front of it. The rolling-shutter frame takes row y from
 the instant ``k + tau(y)`` of the exact pose (and hand position) at that
 instant; the ground truth is the frame at instant k. The clip's own content
 changes too (bikes ride by): content rows are taken at their rows' instants
-from the flow-interpolated footage (`VideoScene`).
+from the flow-interpolated footage (`VideoScene`), unless the content is one
+still picture (`bench shutter` freezes the clip behind a waved hand: the
+clip's own rolling shutter would blur that case's truth).
 
 The estimator never sees these parameters: it gets the frames and the scan
 direction (a setting of the camera's mount the user knows), nothing else.

@@ -54,6 +54,10 @@ FULL_WIDTH = 0.6
 """An interval this wide (or wider) means confidence 0."""
 MOVING_PX = 2.0
 MOVING_SHARE = 0.04
+LAYER_EDGE_SHARE = 0.5
+"""The moving layer is read only in bands where at least this share of its fullest band's
+pixels move: in its edge bands it is a thin sliver among pixels the flow smears across
+its border (and ones it uncovers), whose flow is neither the layer's nor the camera's."""
 NOISE_FLOOR_PX = 0.06
 """Flow accuracy (px): the noise level is never taken below it."""
 ROLL_NOISE_PX = 0.125
@@ -66,9 +70,10 @@ class PairEvidence:
 
     Attributes
     ----------
-    bands : bands x 2 or bands x 4
+    bands : bands x 2, bands x 4 or bands x 5
         `band_flows` of the flow k -> k+1 (full-resolution pixels), with the
-        moving layer's in columns 2-3 when measured.
+        moving layer's in columns 2-3 when measured and, in column 4, the row
+        its pixels sit at (fraction of the height).
     """
 
     bands: np.ndarray
@@ -113,7 +118,7 @@ def _robust_slope(x: np.ndarray, y: np.ndarray, iters: int = 5) -> float:
 
 
 def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.ndarray:
-    """Robust translation of `bands` equal row bands: bands x 2 (bands x 4 with `layers`).
+    """Robust translation of `bands` equal row bands: bands x 2 (bands x 5 with `layers`).
 
     Camera roll adds an x-flow that changes linearly with the row, which
     would pass for rolling shutter; it also makes the y-flow change linearly
@@ -130,13 +135,19 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
     median (a hand waved in front of a still camera), NaN where fewer than
     MOVING_SHARE of the band's pixels do. That layer's own changing motion
     tells g when the camera is still. The camera's median (columns 0-1) is
-    then taken over the other pixels, so the hand does not drag it.
+    then taken over the other pixels, so the hand does not drag it. Column 4
+    holds the median row of the layer's pixels (fraction of the height): a
+    hand covers only part of its top and bottom bands, and its flow there was
+    read out at its own rows, not at the band's centre (taken as the centre,
+    the hand's rows sat further apart than they are, and g read low: 0.35 for
+    0.5 on a still camera).
     """
     h, w = flow.shape[:2]
     edges = np.linspace(0, h, bands + 1).round().astype(int)
     xs = np.arange(w, dtype=np.float64) - (w - 1) / 2
     ys = np.arange(h, dtype=np.float64) - (h - 1) / 2
-    out = np.full((bands, 4 if layers else 2), np.nan)
+    out = np.full((bands, 5 if layers else 2), np.nan)
+    share = np.zeros(bands)
     for i in range(bands):
         part = flow[edges[i]:max(edges[i + 1], edges[i] + 1)].astype(np.float64)
         fy_col = np.median(part[..., 1], axis=0)               # per column, robust to objects
@@ -146,10 +157,14 @@ def band_flows(flow: np.ndarray, bands: int = 12, layers: bool = False) -> np.nd
         if layers:
             fy = part[..., 1] - omega * xs                     # the roll's share of the y-flow too
             moving = np.hypot(fx - out[i, 0], fy - np.median(fy)) > MOVING_PX
-            if moving.mean() >= MOVING_SHARE:
-                out[i, 2:] = (np.median(fx[moving]), np.median(part[..., 1][moving]))
+            share[i] = moving.mean()
+            if share[i] >= MOVING_SHARE:
+                rows = np.nonzero(moving)[0] + edges[i] + 0.5
+                out[i, 2:] = (np.median(fx[moving]), np.median(part[..., 1][moving]), np.median(rows) / h)
                 if moving.mean() < 0.5:                        # the camera: what does not move
                     out[i, :2] = (np.median(fx[~moving]), np.median(part[..., 1][~moving]))
+    if layers:
+        out[share < LAYER_EDGE_SHARE * share.max(), 2:] = np.nan
     return out
 
 
@@ -220,16 +235,21 @@ def _motion_costs(per: list[np.ndarray], ks: np.ndarray, height: int, scan: str,
     (where measured); each observation belongs to one.
     """
     bands = len(per[0])
-    stack = np.stack([p if p.shape[1] == 4 else np.hstack([p, np.full_like(p, np.nan)]) for p in per])
-    layer_data = [stack[..., :2], stack[..., 2:]]
-    yc = (np.arange(bands) + 0.5) * height / bands
+    centre = (np.arange(bands) + 0.5) / bands
+    stack = np.stack([np.hstack([p, np.full((bands, 4 - p.shape[1]), np.nan)]) if p.shape[1] < 4 else p
+                      for p in per])
+    if stack.shape[-1] < 5:                                     # evidence without the layer's rows
+        stack = np.concatenate([stack, np.broadcast_to(centre[None, :, None], stack.shape[:2] + (1,))], -1)
+    layer_data = [stack[..., :2], stack[..., 2:4]]
+    layer_rows = [np.broadcast_to(centre * height, stack.shape[:2]),
+                  np.where(np.isfinite(stack[..., 4]), stack[..., 4], centre) * height]
     d, k_obs, r0, r1, lay, pair = [], [], [], [], [], []
     for li, data in enumerate(layer_data[:layers]):
         ok = np.isfinite(data).all(-1)                          # pairs x bands
         if li == 1 and ok.sum() < 3 * bands:
             break                                               # too little of a moving layer to fit
-        y1 = np.clip(yc[None, :] + np.nan_to_num(data[..., 1]), 0, height - 1)
-        y0 = np.broadcast_to(yc, y1.shape)
+        y0 = layer_rows[li]
+        y1 = np.clip(y0 + np.nan_to_num(data[..., 1]), 0, height - 1)
         rr0 = (y0 if scan == "down" else height - 1 - y0) / height
         rr1 = (y1 if scan == "down" else height - 1 - y1) / height
         pi, bi = np.nonzero(ok)
@@ -376,7 +396,7 @@ def estimate_readout(evidence: list, height: int, scan: str = "down", rate: floa
     # too little (a still camera): objects moving their own ways (cars in traffic)
     # fit one timeline badly and would only blur a camera that does tell.
     est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=1), cand, seed, g_max)
-    if not est[3] and any(b.shape[1] == 4 and np.isfinite(b[:, 2:]).any() for b in bands):
+    if not est[3] and any(b.shape[1] >= 4 and np.isfinite(b[:, 2:4]).any() for b in bands):
         est = _interval(*_motion_costs(bands, ks, height, scan, rate, smooth, cand, layers=2), cand, seed, g_max)
     g, low, high, informative = est
     confidence = float(np.clip(1.0 - (high - low) / FULL_WIDTH, 0.0, 1.0))
