@@ -182,6 +182,22 @@ def test_interval_widens_when_the_motion_cannot_tell(pan_clip):
     assert shaky.low <= 0.8 <= shaky.high
 
 
+def test_a_still_camera_on_straight_lines_does_not_tell(sample_media):
+    """A still camera on a scene of straight edges (a building's lines and a drawn grid),
+    sensor noise only: every g leaves straight lines straight and nothing moves, so
+    nothing tells g. The estimate says so (the default, an interval over most of the
+    range) instead of reading one from the lines."""
+    from priorfx.io import read_image
+    img = read_image(sample_media / "china.jpg")[..., :3].astype(np.float32)
+    img = np.ascontiguousarray(img[:320, :448])
+    img[::40, :] = img[:, ::56] = 1.0                      # white grid lines, exactly straight
+    rng = np.random.default_rng(7)
+    frames = [np.clip(img + rng.normal(0, 0.01, img.shape), 0, 1).astype(np.float32) for _ in range(16)]
+    est = _clip_estimate(frames)
+    assert not est.informative and est.high - est.low > 0.5, est
+    assert est.g == pytest.approx(0.6)
+
+
 def test_hand_waved_before_a_still_camera_still_tells(sample_media):
     """The camera is still; only a hand (a patch) swings across: its own timeline reveals g."""
     est = _clip_estimate(_moving_camera_clip(sample_media, "hand_wave", 0.5, n=20))
