@@ -322,6 +322,8 @@ class BackgroundMotion:
                 lower_thread_priority(self.nice)
                 step = _MotionState(*self._state_args).step
                 index, disp, dom, tracker_state = step(job)
+            with self._cv:
+                self._in_step = False   # from here on this thread may run OpenCV (maps): close waits
             if tracker_state is not None and self.tracker is not None:
                 self.tracker.adopt(tracker_state)
             maps = self._maps(index, disp)
@@ -329,7 +331,6 @@ class BackgroundMotion:
                 self._done = (self._done + [(index, disp, dom)])[-2:]
                 self._maps_out = maps
                 self.processed += 1
-                self._in_step = False
                 self._cv.notify_all()
 
     def _maps(self, index: int, disp: np.ndarray | None) -> tuple | None:
