@@ -44,8 +44,11 @@ class ChildStepper:
         env = dict(os.environ)
         root = str(Path(priorfx.__file__).resolve().parents[1])   # where priorfx imports from
         env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        # Windows: no console window of its own (its parent, OBS's worker, has none either)
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
         self.process = subprocess.Popen([sys.executable, "-m", "priorfx.shutter.motion_process"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                        creationflags=flags)
         self.factory, self.nice = factory, nice
         self._send((factory, args, nice, cv2.getNumThreads()))
 
