@@ -591,7 +591,8 @@ class RemoteShutterSession:
         """Same as ShutterSession.flush: frames held back for lookahead."""
         return self._call("flush")
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Same as ShutterSession.close (`wait` has no meaning here: nothing runs locally)."""
         self._cm.__exit__(None, None, None)
 
     def __enter__(self) -> "RemoteShutterSession":

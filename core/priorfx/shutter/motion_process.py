@@ -50,13 +50,22 @@ class ChildStepper:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                         creationflags=flags)
         self.factory, self.nice = factory, nice
+        self._ready = False   # its ("ready", None) after the imports not read yet
         self._send((factory, args, nice, cv2.getNumThreads()))
+
+    def wait_ready(self) -> None:
+        """Block until the child has imported and built its stepper (about a second;
+        raises EOFError if it died meanwhile)."""
+        if not self._ready:
+            kind, _ = pickle.load(self.process.stdout)
+            self._ready = kind == "ready"
 
     def _send(self, msg) -> None:
         pickle.dump(msg, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.process.stdin.flush()
 
     def step(self, msg):
+        self.wait_ready()
         self._send(msg)
         kind, value = pickle.load(self.process.stdout)
         if kind == "error":
@@ -110,6 +119,22 @@ def prestart(factory: Callable[..., Any], nice: int = 0) -> None:
     release(ChildStepper(factory, None, nice))
 
 
+def await_idle() -> None:
+    """Wait until the idle children have started (a worker does, before it says it is
+    ready: its first frames then find the motion process running). One that died is
+    dropped."""
+    with _lock:
+        children = list(_idle)
+    for child in children:
+        try:
+            child.wait_ready()
+        except (EOFError, OSError, pickle.UnpicklingError):
+            with _lock:
+                if child in _idle:
+                    _idle.remove(child)
+            child.close(1.0)
+
+
 def release(child: ChildStepper) -> None:
     """Keep a healthy child for the next session (one; more are closed)."""
     with _lock:
@@ -137,6 +162,8 @@ def _serve(stdin, stdout) -> None:
     import cv2
     cv2.setNumThreads(cv_threads)
     obj = factory(*args) if args is not None else None   # None: started ahead, reset later
+    pickle.dump(("ready", None), stdout)
+    stdout.flush()
     while True:
         try:
             msg = pickle.load(stdin)

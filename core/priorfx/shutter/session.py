@@ -420,18 +420,19 @@ class BackgroundMotion:
             cached = self._tau = (key, (a + b * py[:, :1]).astype(np.float32)[..., None])
         return cached[1]
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the motion thread. Running the motion itself (no process), it is waited
-        for: a thread still inside OpenCV when the interpreter exits is ended by
-        pthread_exit, whose unwinding through OpenCV's C++ frames aborts the process
-        (the worker dumped core on exit). With a process it is not: it only waits for
-        the child's answer (seconds on a starved CPU, and a worker asked to exit has 2),
-        then hands the child back for the next session and ends."""
+    def close(self, timeout: float = 5.0, wait_child: bool = True) -> None:
+        """Stop the motion thread and wait for it: a thread still inside OpenCV when the
+        interpreter exits is ended by pthread_exit, whose unwinding through OpenCV's C++
+        frames aborts the process (the worker dumped core on exit); and a session
+        restarted (new settings) then finds the child handed back, started and warm.
+        With `wait_child` False, a thread only waiting for the child's answer is not
+        waited for (seconds on a starved CPU, and a worker asked to exit has 2): it hands
+        the child back when the answer comes, and ends."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
             waiting_for_child = self._child is not None and self._in_step
-        if self._thread is not threading.current_thread() and not waiting_for_child:
+        if self._thread is not threading.current_thread() and (wait_child or not waiting_for_child):
             self._thread.join(timeout)
 
 
@@ -522,10 +523,11 @@ class ShutterSession:
                     "source": "calibrated" if self.readout_prior else "default", "pairs": 0}
         return {"readout": t.value, "low": t.low, "high": t.high, "source": t.source, "pairs": t.pairs}
 
-    def close(self) -> None:
-        """Drop the stream's state (held frame, motion history). Safe to call twice."""
+    def close(self, wait: bool = True) -> None:
+        """Drop the stream's state (held frame, motion history). Safe to call twice.
+        `wait` False: do not wait for a motion step in flight (a process about to exit)."""
         if self._bg is not None:
-            self._bg.close()
+            self._bg.close(wait_child=wait)
             self._bg = None
         self._corr = None
         self._pending = None

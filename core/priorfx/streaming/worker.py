@@ -331,6 +331,8 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     channel.set_state(shm.STARTING, pid=os.getpid())
     params_seq, params = channel.params()
     session = make_session(params)
+    from priorfx.shutter import motion_process
+    motion_process.await_idle()   # a prestarted motion process: running before the first frame
     channel.set_state(shm.READY)
     log(f"ready on {channel.path} (pid {os.getpid()})")
     key = None
@@ -398,7 +400,7 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     # BackgroundMotion.close): the calibration's, and the session's motion thread.
     calibration.stop()
     if hasattr(session, "close"):
-        session.close()
+        session.close(wait=False)   # the host gives a worker asked to exit 2 s
     from priorfx.shutter import motion_process
     motion_process.close_idle(wait=False)   # the motion process kept for a next session: told to end
     channel.set_state(shm.EXITED)
