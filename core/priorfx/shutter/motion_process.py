@@ -10,8 +10,8 @@ Python put 15-20 % of the frames over 66 ms (the longest 150-300 ms); the same t
 OpenCV calls (no GIL held), or at nice 0, put none. A process has its own interpreter,
 so the frame path never waits for it.
 
-The child is `python -m priorfx.shutter.motion_process` with pickled messages on its
-stdin and answers on its stdout (not multiprocessing's spawn, which re-runs the parent's
+The child is a `python` running `main` with pickled messages on its stdin and
+answers on its stdout (not multiprocessing's spawn, which re-runs the parent's
 main script in the child: a host's or a ``python -`` main breaks it). `acquire` hands
 out an idle child (the worker restarts its session on every settings change: a child
 is reused, so a slider drag costs no interpreter start) or starts one; `release`
@@ -26,6 +26,10 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
+
+CHILD_COMMAND = "from priorfx.shutter import motion_process; motion_process.main()"
+"""What the child runs (`python -c`): not `-m`, which would load this module a second time
+as __main__ beside the copy the package's own imports load."""
 
 _idle: list["ChildStepper"] = []
 _lock = threading.Lock()
@@ -46,7 +50,7 @@ class ChildStepper:
         env["PYTHONPATH"] = os.pathsep.join([root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         # Windows: no console window of its own (its parent, OBS's worker, has none either)
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) if os.name == "nt" else 0
-        self.process = subprocess.Popen([sys.executable, "-m", "priorfx.shutter.motion_process"],
+        self.process = subprocess.Popen([sys.executable, "-c", CHILD_COMMAND],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                         creationflags=flags)
         self.factory, self.nice = factory, nice
@@ -79,6 +83,10 @@ class ChildStepper:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def serves(self, factory: Callable[..., Any], nice: int) -> bool:
+        """Alive, and runs `factory`'s steppers at this priority."""
+        return self.alive and self.factory is factory and self.nice == nice
+
     def close(self, timeout: float | None = 5.0) -> None:
         """Close its stdin (it exits); wait up to `timeout` (None: not at all), then kill."""
         try:
@@ -100,7 +108,7 @@ def acquire(factory: Callable[..., Any], args: tuple, nice: int = 0) -> ChildSte
     with _lock:
         while _idle:
             child = _idle.pop()
-            if child.alive and child.factory is factory and child.nice == nice:
+            if child.serves(factory, nice):
                 try:
                     child.reset(args)
                     return child
@@ -114,7 +122,7 @@ def prestart(factory: Callable[..., Any], nice: int = 0) -> None:
     """Start an idle child now, unless one is idle: its interpreter start (about a
     second) is then over before a session needs it."""
     with _lock:
-        if any(c.factory is factory and c.nice == nice and c.alive for c in _idle):
+        if any(c.serves(factory, nice) for c in _idle):
             return
     release(ChildStepper(factory, None, nice))
 
@@ -183,7 +191,8 @@ def _serve(stdin, stdout) -> None:
             return   # the parent is gone
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The child's entry (`CHILD_COMMAND`)."""
     # The answers get their own copy of stdout; whatever a library prints to stdout
     # (Python or C) goes to stderr instead of into the stream.
     answers = os.fdopen(os.dup(1), "wb")

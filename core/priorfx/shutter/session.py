@@ -26,7 +26,7 @@ import numpy as np
 
 from priorfx.errors import InputError
 from priorfx.priors.motion import grid_positions
-from priorfx.shutter import rs
+from priorfx.shutter import motion_process, rs
 from priorfx.shutter.corrector import FrameCorrector, check_frame
 from priorfx.shutter.params import DEFAULT_READOUT, ShutterParams
 from priorfx.shutter.readout import estimate_readout, pair_evidence
@@ -288,14 +288,18 @@ class BackgroundMotion:
 
     def _start(self):
         """The stepper: a motion process, or (none can start) the state in this thread."""
-        from priorfx.shutter import motion_process
         try:
             self._child = motion_process.acquire(_MotionState, self._state_args, self.nice)
             return self._child.step
         except (OSError, RuntimeError, ValueError) as exc:   # e.g. no process may be started here
             self.start_error = f"{type(exc).__name__}: {exc}"
-            lower_thread_priority(self.nice)
-            return _MotionState(*self._state_args).step
+            return self._in_this_thread()
+
+    def _in_this_thread(self):
+        """The stepper run by this thread itself, at the motion's lower priority."""
+        self._child = None
+        lower_thread_priority(self.nice)
+        return _MotionState(*self._state_args).step
 
     def _run(self) -> None:
         step = self._start()
@@ -305,7 +309,6 @@ class BackgroundMotion:
             # between steps (no answer pending): the child can serve the next session
             child, self._child = self._child, None
             if child is not None:
-                from priorfx.shutter import motion_process
                 motion_process.release(child)
 
     def _loop(self, step) -> None:
@@ -324,9 +327,7 @@ class BackgroundMotion:
             try:
                 index, disp, dom, tracker_state = step(job)
             except (EOFError, OSError):   # the motion process died: go on in this thread
-                self._child = None
-                lower_thread_priority(self.nice)
-                step = _MotionState(*self._state_args).step
+                step = self._in_this_thread()
                 index, disp, dom, tracker_state = step(job)
             with self._cv:
                 self._in_step = False   # from here on this thread may run OpenCV (maps): close waits
@@ -439,7 +440,6 @@ class BackgroundMotion:
 def prestart_background_motion(nice: int = 0) -> None:
     """Start a motion process for the next live session now (an interpreter start, about
     a second), so that its first frames need not wait for it (`BackgroundMotion`)."""
-    from priorfx.shutter import motion_process
     motion_process.prestart(_MotionState, nice)
 
 

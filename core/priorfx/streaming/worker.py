@@ -21,7 +21,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from priorfx.errors import InputError
-from priorfx.shutter.session import FrameClock, lower_thread_priority
+from priorfx.shutter import motion_process
+from priorfx.shutter.session import FrameClock, lower_thread_priority, prestart_background_motion
 from priorfx.streaming import shm
 
 
@@ -247,7 +248,6 @@ def shutter_session_factory(remote: str | None = None, token: str | None = None,
             session.background_motion = not session.params.lookahead
             session.motion_nice = max(MOTION_NICE, background_nice)
             if session.background_motion:
-                from priorfx.shutter.session import prestart_background_motion
                 prestart_background_motion(session.motion_nice)   # started before the first frame
         if hasattr(session, "readout_prior") and p.auto_readout and 0 < p.prior_low <= p.readout <= p.prior_high:
             session.readout_prior = (float(p.readout), float(p.prior_low), float(p.prior_high))
@@ -331,7 +331,6 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     channel.set_state(shm.STARTING, pid=os.getpid())
     params_seq, params = channel.params()
     session = make_session(params)
-    from priorfx.shutter import motion_process
     motion_process.await_idle()   # a prestarted motion process: running before the first frame
     channel.set_state(shm.READY)
     log(f"ready on {channel.path} (pid {os.getpid()})")
@@ -401,7 +400,6 @@ def serve(channel: shm.Channel, make_session: Callable[[shm.Params], Session],
     calibration.stop()
     if hasattr(session, "close"):
         session.close(wait=False)   # the host gives a worker asked to exit 2 s
-    from priorfx.shutter import motion_process
     motion_process.close_idle(wait=False)   # the motion process kept for a next session: told to end
     channel.set_state(shm.EXITED)
     return 0
